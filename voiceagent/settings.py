@@ -1,0 +1,129 @@
+"""Typed settings with defaults that work offline; environment variables override.
+
+Each stage owns a small settings model; ``Settings`` composes them. ``Settings.from_env()``
+reads ``VOICEAGENT_<SECTION>__<FIELD>`` (e.g. ``VOICEAGENT_SERVER__PORT=9000``) plus the
+well-known provider variables (``TWILIO_AUTH_TOKEN``, ``DEEPGRAM_API_KEY``, ``OPENAI_API_KEY``,
+``OPENAI_BASE_URL``, ``PUBLIC_HOST``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+PIPELINE_SAMPLE_RATE = 16000
+
+
+class ServerSettings(BaseModel):
+    """HTTP/WebSocket server."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_host: str | None = None
+    twilio_auth_token: str | None = None
+    insecure: bool = False
+    shutdown_grace_s: float = Field(30.0, ge=0)
+    max_message_bytes: int = 64 * 1024
+    max_messages_per_s: int = 200
+
+
+class TransportSettings(BaseModel):
+    """Twilio transport."""
+
+    sample_rate: int = PIPELINE_SAMPLE_RATE
+    lead_ms: int = Field(200, ge=20, le=2000)
+    """How far ahead of real time audio may be sent to Twilio's buffer."""
+
+
+class LocalModelSettings(BaseModel):
+    """Offline embedded stack (all paths optional: resolved from registry packages)."""
+
+    cache_dir: Path = Path(os.path.expanduser("~/.cache/voiceagent"))
+    whisper_model: Literal["tiny.en", "base"] = "tiny.en"
+    whisper_model_path: Path | None = None
+    whisper_threads: int = 2
+    whisper_beam_size: int = 1
+    partial_interval_s: float = 0.35
+    llm_model: Literal["qwen2.5-0.5b", "qwen2.5-1.5b"] = "qwen2.5-0.5b"
+    llm_model_path: Path | None = None
+    llm_port: int = 0
+    llm_threads: int = 2
+    llm_ctx: int = 2048
+    piper_model_path: Path | None = None
+    piper_config_path: Path | None = None
+
+
+class CloudSettings(BaseModel):
+    """Cloud providers: chosen per stage when their keys are present."""
+
+    deepgram_api_key: str | None = None
+    deepgram_stt_model: str = "nova-3"
+    deepgram_tts_voice: str = "aura-2-thalia-en"
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+
+
+class AgentSettings(BaseModel):
+    """What the bundled agent says and does."""
+
+    system_prompt: str = (
+        "You are a friendly, concise receptionist for Bright Smile Dental on a phone call. "
+        "Answer in one or two short spoken sentences. No lists, no markdown, no emojis."
+    )
+    greeting: str = "Hello, thanks for calling Bright Smile Dental. How can I help you today?"
+    max_tokens: int = 80
+    temperature: float = 0.3
+
+
+class Settings(BaseModel):
+    """All of voiceagent's configuration."""
+
+    server: ServerSettings = ServerSettings()
+    transport: TransportSettings = TransportSettings()
+    local: LocalModelSettings = LocalModelSettings()
+    cloud: CloudSettings = CloudSettings()
+    agent: AgentSettings = AgentSettings()
+    stt: Literal["auto", "local", "deepgram"] = "auto"
+    llm: Literal["auto", "local", "openai"] = "auto"
+    tts: Literal["auto", "local", "deepgram"] = "auto"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from environment variables, then keyword overrides.
+
+        Raises:
+            ValueError: with every invalid field named, on wrong configuration.
+        """
+        env = dict(os.environ if environ is None else environ)
+        data: dict[str, Any] = {}
+        for key, value in env.items():
+            if not key.startswith("VOICEAGENT_"):
+                continue
+            path = key[len("VOICEAGENT_") :].lower().split("__")
+            node = data
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = value
+        well_known = {
+            "TWILIO_AUTH_TOKEN": ("server", "twilio_auth_token"),
+            "PUBLIC_HOST": ("server", "public_host"),
+            "DEEPGRAM_API_KEY": ("cloud", "deepgram_api_key"),
+            "OPENAI_API_KEY": ("cloud", "openai_api_key"),
+            "OPENAI_BASE_URL": ("cloud", "openai_base_url"),
+        }
+        for key, (section, name) in well_known.items():
+            if env.get(key):
+                data.setdefault(section, {}).setdefault(name, env[key])
+        for key, value in overrides.items():
+            if isinstance(value, dict):
+                data.setdefault(key, {}).update(value)
+            elif value is not None:
+                data[key] = value
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise ValueError(f"invalid voiceagent configuration: {e}") from e
