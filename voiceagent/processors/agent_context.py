@@ -1,0 +1,67 @@
+"""The conversation as the caller experienced it: user utterances and only the agent text heard.
+
+One ``CallContext`` per call, shared by the StabilityCommitRouter (adds committed user
+turns, builds LLM requests) and whatever receives ``AgentHeardFrame`` (adds the heard part
+of each agent turn). It wraps pipecat's ``LLMContext`` so pipecat LLM services consume it.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from pipecat.processors.aggregators.llm_context import LLMContext
+
+INTERRUPTED_SUFFIX = "..."
+
+
+class CallContext:
+    """Messages of one call: system prompt, committed user turns, heard agent turns."""
+
+    def __init__(self, system_prompt: str, *, tools: list[dict] | None = None) -> None:
+        self._messages: list[dict] = [{"role": "system", "content": system_prompt}]
+        self._tools = tools
+
+    @property
+    def messages(self) -> list[dict]:
+        """The messages so far (do not mutate)."""
+        return self._messages
+
+    def add_user(self, text: str) -> None:
+        """Append a committed caller utterance (merged with a directly preceding user message)."""
+        text = text.strip()
+        if not text:
+            return
+        last = self._messages[-1]
+        if last["role"] == "user":
+            last["content"] = f"{last['content']} {text}"
+        else:
+            self._messages.append({"role": "user", "content": text})
+
+    def add_agent_heard(self, text: str, *, interrupted: bool = False) -> None:
+        """Append what the caller heard of an agent turn; an interrupted turn is marked as cut off."""
+        text = text.strip()
+        if not text:
+            return
+        if interrupted:
+            text = f"{text}{INTERRUPTED_SUFFIX}"
+        last = self._messages[-1]
+        if last["role"] == "assistant":
+            last["content"] = f"{last['content']} {text}"
+        else:
+            self._messages.append({"role": "assistant", "content": text})
+
+    def snapshot(self) -> tuple:
+        """A hashable fingerprint of the messages, to check a speculation is still valid."""
+        return tuple((m["role"], m["content"]) for m in self._messages)
+
+    def llm_context(self, pending_user_text: str | None = None) -> LLMContext:
+        """A pipecat ``LLMContext`` for one request (a copy; optionally with a pending user text)."""
+        messages = copy.deepcopy(self._messages)
+        if pending_user_text:
+            if messages[-1]["role"] == "user":
+                messages[-1]["content"] = f"{messages[-1]['content']} {pending_user_text.strip()}"
+            else:
+                messages.append({"role": "user", "content": pending_user_text.strip()})
+        if self._tools:
+            return LLMContext(messages=messages, tools=self._tools)
+        return LLMContext(messages=messages)
