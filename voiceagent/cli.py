@@ -1,0 +1,99 @@
+"""Command line: ``voiceagent serve | call | demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from loguru import logger
+
+from voiceagent import __version__
+
+
+def _configure_logging(verbose: int) -> None:
+    logger.remove()
+    level = "DEBUG" if verbose > 1 else "INFO" if verbose == 1 else "WARNING"
+    logger.add(sys.stderr, level=level, format="{time:HH:mm:ss.SSS} {level: <7} {name}: {message}")
+
+
+def _settings(args: argparse.Namespace):
+    from voiceagent.settings import Settings
+
+    server: dict = {}
+    for name in ("host", "port", "public_host", "insecure"):
+        value = getattr(args, name, None)
+        if value not in (None, False):
+            server[name] = value
+    return Settings.from_env(server=server or None)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from voiceagent.pipelines.receptionist import ReceptionistBot
+    from voiceagent.server.app import run_server
+
+    settings = _settings(args)
+    bot = ReceptionistBot(settings)
+    try:
+        await bot.start(progress=lambda msg: print(f"… {msg}", flush=True))
+
+        def started(port: int) -> None:
+            print(
+                f"voiceagent listening on http://{settings.server.host}:{port} "
+                f"(POST /twiml, ws /media, /healthz, /metrics)",
+                flush=True,
+            )
+
+        await run_server(settings, bot, on_started=started)
+    finally:
+        await bot.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``voiceagent`` console script."""
+    parser = argparse.ArgumentParser(prog="voiceagent", description="Real-time phone voice agent.")
+    parser.add_argument("--version", action="version", version=f"voiceagent {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the Twilio webhook + Media Streams server")
+    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8080)")
+    serve.add_argument("--public-host", default=None, help="host name Twilio reaches (for TwiML)")
+    serve.add_argument(
+        "--insecure", action="store_true", help="allow a public bind without TWILIO_AUTH_TOKEN"
+    )
+
+    from voiceagent.emulator.cli import add_call_parser
+
+    add_call_parser(sub)
+
+    demo = sub.add_parser("demo", help="offline demo: server + emulated caller, multi-turn call")
+    demo.add_argument("--out", default="demo-heard.wav", help="WAV of what the caller heard")
+    demo.add_argument("--port", type=int, default=0, help="server port (default: any free)")
+
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        if args.command == "serve":
+            return asyncio.run(_serve(args))
+        if args.command == "call":
+            from voiceagent.emulator.cli import run_call_command
+
+            return asyncio.run(run_call_command(args))
+        if args.command == "demo":
+            from voiceagent.demo import run_demo
+
+            return asyncio.run(run_demo(args))
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, RuntimeError) as e:
+        logger.error(str(e))
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Assemble the card's chain for one call from settings.
+
+    TwilioSerializer → VAD → STT → BargeInGate → StabilityCommitRouter → SilenceWatchdog
+    → LLM → SpeculationHold → SentenceAggregator → [greeting] → TTS → TwilioOutput
+
+``build_call_processors`` returns the middle of that chain (the server adds the serializer and
+the output of the call's transport). Users swap a stage by passing ``overrides`` — any stage name
+mapped to a processor factory — or insert their own with ``extra``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from loguru import logger
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import Frame, TTSSpeakFrame
+from pipecat.processors.audio.vad_processor import VADProcessor
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from voiceagent.clock import DEFAULT_CLOCK, Clock
+from voiceagent.frames import CallStartedFrame
+from voiceagent.pipelines.resources import AgentResources
+from voiceagent.processors.agent_context import CallContext
+from voiceagent.processors.barge_in import BargeInGate
+from voiceagent.processors.sentence_aggregator import SentenceAggregator
+from voiceagent.processors.speculation_hold import SpeculationHold
+from voiceagent.processors.stability_router import StabilityCommitRouter
+from voiceagent.processors.watchdog import SilenceWatchdog
+from voiceagent.services.llm import create_llm_service
+from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
+
+STAGES = ("vad", "stt", "barge_in", "router", "watchdog", "llm", "hold", "aggregator", "greeter", "tts")
+
+StageFactory = Callable[["CallParts"], FrameProcessor]
+
+
+class AgentGreeter(FrameProcessor):
+    """Speaks the greeting when the call starts (its heard part joins the context like any turn)."""
+
+    def __init__(self, greeting: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._greeting = greeting
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Forward everything; after ``CallStartedFrame`` queue the greeting."""
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, CallStartedFrame) and self._greeting:
+            await self.push_frame(TTSSpeakFrame(self._greeting))
+
+
+@dataclass
+class CallParts:
+    """What a stage factory may use to build its processor for one call."""
+
+    settings: Settings
+    resources: AgentResources
+    context: CallContext
+    clock: Clock
+    processors: dict[str, FrameProcessor] = field(default_factory=dict)
+
+
+def _vad(parts: CallParts) -> FrameProcessor:
+    return VADProcessor(
+        vad_analyzer=SileroVADAnalyzer(params=VADParams(start_secs=0.15, stop_secs=0.2)),
+    )
+
+
+def _stt(parts: CallParts) -> FrameProcessor:
+    res = parts.resources
+    if res.choice.stt == "deepgram":
+        from pipecat.services.deepgram.stt import DeepgramSTTService
+
+        return DeepgramSTTService(
+            api_key=res.settings.cloud.deepgram_api_key or "",
+            settings=DeepgramSTTService.Settings(
+                model=res.settings.cloud.deepgram_stt_model,
+                interim_results=True,
+                smart_format=True,
+                punctuate=True,
+            ),
+        )
+    from voiceagent.services.local.whisper_stt import WhisperStreamingSTT
+
+    return WhisperStreamingSTT(
+        transcriber=res.whisper, settings=parts.settings.local, clock=parts.clock
+    )
+
+
+def _llm(parts: CallParts) -> FrameProcessor:
+    res = parts.resources
+    agent = parts.settings.agent
+    return create_llm_service(
+        base_url=res.llm_base_url,
+        api_key=res.llm_api_key,
+        model=res.llm_model,
+        max_tokens=agent.max_tokens,
+        temperature=agent.temperature,
+    )
+
+
+def _tts(parts: CallParts) -> FrameProcessor:
+    res = parts.resources
+    if res.choice.tts == "deepgram":
+        from pipecat.services.deepgram.tts import DeepgramTTSService
+
+        return DeepgramTTSService(
+            api_key=res.settings.cloud.deepgram_api_key or "",
+            voice=res.settings.cloud.deepgram_tts_voice,
+            sample_rate=PIPELINE_SAMPLE_RATE,
+        )
+    from voiceagent.services.local.piper_tts import LocalPiperTTSService
+
+    assert res.piper_paths is not None
+    model, config = res.piper_paths
+    return LocalPiperTTSService(model_path=model, config_path=config, voice=res.piper_voice)
+
+
+DEFAULT_STAGES: dict[str, StageFactory] = {
+    "vad": _vad,
+    "stt": _stt,
+    "barge_in": lambda p: BargeInGate(clock=p.clock),
+    "router": lambda p: StabilityCommitRouter(p.context, clock=p.clock),
+    "watchdog": lambda p: SilenceWatchdog(p.context, clock=p.clock),
+    "llm": _llm,
+    "hold": lambda p: SpeculationHold(),
+    "aggregator": lambda p: SentenceAggregator(),
+    "greeter": lambda p: AgentGreeter(p.settings.agent.greeting),
+    "tts": _tts,
+}
+
+
+def build_call_processors(
+    settings: Settings,
+    resources: AgentResources,
+    *,
+    clock: Clock = DEFAULT_CLOCK,
+    overrides: dict[str, StageFactory] | None = None,
+    extra: dict[str, list[FrameProcessor]] | None = None,
+) -> tuple[list[FrameProcessor], CallParts]:
+    """Build one call's processors (between the transport's serializer and output).
+
+    Args:
+        settings: The configuration.
+        resources: Shared loaded models/servers.
+        clock: Time source for turn logic.
+        overrides: Replace a stage by name (see ``STAGES``); a factory returning ``None``-like
+            is not allowed: to drop a stage, map it to ``lambda parts: None`` is rejected.
+        extra: Processors to insert AFTER the named stage.
+    """
+    overrides = overrides or {}
+    unknown = set(overrides) - set(STAGES) | set(extra or {}) - set(STAGES)
+    if unknown:
+        raise ValueError(f"unknown pipeline stage(s) {sorted(unknown)}; stages are {STAGES}")
+    parts = CallParts(
+        settings=settings,
+        resources=resources,
+        context=CallContext(settings.agent.system_prompt),
+        clock=clock,
+    )
+    chain: list[FrameProcessor] = []
+    for name in STAGES:
+        factory = overrides.get(name, DEFAULT_STAGES[name])
+        processor = factory(parts)
+        parts.processors[name] = processor
+        chain.append(processor)
+        chain.extend((extra or {}).get(name, []))
+    logger.debug(f"call pipeline: {' → '.join(type(p).__name__ for p in chain)}")
+    return chain, parts

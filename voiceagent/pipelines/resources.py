@@ -1,0 +1,133 @@
+"""Per-process model resources shared by every call: loaded once, started and stopped with the server.
+
+The offline stack is heavy to load (Whisper weights, a llama.cpp server, a Piper voice), so one
+``AgentResources`` holds them for all calls; each call builds its own light processors around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from voiceagent.settings import Settings
+
+
+@dataclass
+class StageChoice:
+    """Which provider serves each stage, and why."""
+
+    stt: str
+    llm: str
+    tts: str
+    reasons: list[str] = field(default_factory=list)
+
+
+def choose_stages(settings: Settings) -> StageChoice:
+    """Pick local or cloud per stage: explicit settings win; with ``auto`` a present key means cloud."""
+    cloud = settings.cloud
+    reasons: list[str] = []
+
+    def pick(stage: str, wanted: str, cloud_name: str, has_key: bool, key_name: str) -> str:
+        if wanted != "auto":
+            if wanted == cloud_name and not has_key:
+                raise ValueError(f"{stage}={cloud_name} needs {key_name}; set it or use {stage}=local")
+            reasons.append(f"{stage}: {wanted} (configured)")
+            return wanted
+        choice = cloud_name if has_key else "local"
+        why = f"{key_name} is set" if has_key else f"no {key_name}: offline default"
+        reasons.append(f"{stage}: {choice} ({why})")
+        return choice
+
+    stt = pick("stt", settings.stt, "deepgram", bool(cloud.deepgram_api_key), "DEEPGRAM_API_KEY")
+    llm = pick(
+        "llm",
+        settings.llm,
+        "openai",
+        bool(cloud.openai_api_key or cloud.openai_base_url),
+        "OPENAI_API_KEY/OPENAI_BASE_URL",
+    )
+    tts = pick("tts", settings.tts, "deepgram", bool(cloud.deepgram_api_key), "DEEPGRAM_API_KEY")
+    return StageChoice(stt=stt, llm=llm, tts=tts, reasons=reasons)
+
+
+class AgentResources:
+    """Models and servers shared by all calls of one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.choice = choose_stages(settings)
+        self.whisper: Any = None
+        self.llama: Any = None
+        self.llm_base_url: str | None = settings.cloud.openai_base_url
+        self.llm_api_key: str | None = settings.cloud.openai_api_key
+        self.llm_model: str = settings.cloud.openai_model
+        self.piper_paths: tuple[Path, Path] | None = None
+        self.piper_voice: Any = None
+
+    async def start(self, progress: Any = None) -> None:
+        """Load what the chosen stages need; ``progress(msg)`` is told about slow steps."""
+        say = progress or (lambda msg: logger.info(msg))
+        for reason in self.choice.reasons:
+            logger.info(f"pipeline stage {reason}")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        local = self.settings.local
+        tasks = []
+        if self.choice.stt == "local":
+            tasks.append(self._load_whisper(say))
+        if self.choice.tts == "local":
+            tasks.append(self._load_piper(say))
+        if self.choice.llm == "local":
+            tasks.append(self._start_llama(say))
+        await asyncio.gather(*tasks)
+        if self.llama is not None:
+            say("warming the language model with the system prompt")
+            await self.llama.warm_up(self.settings.agent.system_prompt)
+        del local
+
+    async def _load_whisper(self, say: Any) -> None:
+        from voiceagent.services.local.weights import resolve_whisper_model
+        from voiceagent.services.local.whisper_stt import WhisperTranscriber
+
+        local = self.settings.local
+        model_dir = await asyncio.to_thread(resolve_whisper_model, local)
+        say(f"loading Whisper {local.whisper_model} from {model_dir}")
+        self.whisper = await asyncio.to_thread(
+            WhisperTranscriber, model_dir, threads=local.whisper_threads, beam_size=local.whisper_beam_size
+        )
+
+    async def _load_piper(self, say: Any) -> None:
+        from voiceagent.services.local.weights import resolve_piper_voice
+
+        self.piper_paths = await asyncio.to_thread(resolve_piper_voice, self.settings.local)
+        say(f"loading Piper voice {self.piper_paths[0].name}")
+        from piper import PiperVoice
+
+        model, config = self.piper_paths
+        self.piper_voice = await asyncio.to_thread(
+            PiperVoice.load, str(model), config_path=str(config)
+        )
+
+    async def _start_llama(self, say: Any) -> None:
+        from voiceagent.services.local.llama_server import LlamaServer
+        from voiceagent.services.local.weights import resolve_llm_gguf
+
+        local = self.settings.local
+        say("preparing the local language model weights (assembled once, SHA-256 checked)")
+        gguf = await asyncio.to_thread(resolve_llm_gguf, local)
+        say(f"starting the llama.cpp server for {gguf.name}")
+        self.llama = LlamaServer(gguf, port=local.llm_port, threads=local.llm_threads, n_ctx=local.llm_ctx)
+        await self.llama.start()
+        self.llm_base_url = self.llama.base_url
+        self.llm_api_key = "local"
+        self.llm_model = gguf.stem
+
+    async def stop(self) -> None:
+        """Stop child processes."""
+        if self.llama is not None:
+            await self.llama.stop()
+            self.llama = None
