@@ -11,8 +11,17 @@ from dataclasses import dataclass, field
 
 _PREFIX = "voiceagent_"
 PROTOCOL_ERROR_KINDS = (
-    "non_json", "binary", "unknown_event", "missing_field", "wrong_stream_sid",
-    "media_before_start", "bad_base64", "bad_payload_size", "too_large", "flood", "bad_value",
+    "non_json",
+    "binary",
+    "unknown_event",
+    "missing_field",
+    "wrong_stream_sid",
+    "media_before_start",
+    "bad_base64",
+    "bad_payload_size",
+    "too_large",
+    "flood",
+    "bad_value",
 )
 """Kinds reported by the Twilio transport; exported as zeros from the start."""
 
@@ -82,28 +91,68 @@ class ServerMetrics:
         def labelled(label: str, counts: dict[str, int]) -> list[tuple[str, float]]:
             return [(f'{{{label}="{_escape(k)}"}}', v) for k, v in sorted(counts.items())]
 
-        metric("up", "gauge", "1 while the server accepts new calls, 0 while draining.",
-               [("", 1 if accepting else 0)])
-        metric("uptime_seconds", "gauge", "Seconds since the server started.",
-               [("", round(self.uptime_s(), 3))])
-        metric("active_calls", "gauge", "Calls with an open media stream.",
-               [("", live.active_calls)])
+        metric(
+            "up",
+            "gauge",
+            "1 while the server accepts new calls, 0 while draining.",
+            [("", 1 if accepting else 0)],
+        )
+        metric(
+            "uptime_seconds",
+            "gauge",
+            "Seconds since the server started.",
+            [("", round(self.uptime_s(), 3))],
+        )
+        metric(
+            "active_calls", "gauge", "Calls with an open media stream.", [("", live.active_calls)]
+        )
         metric("calls_total", "counter", "Media stream calls accepted.", [("", self.calls_total)])
-        metric("call_failures_total", "counter",
-               "Calls that ended on an unexpected error (pipeline build or crash).",
-               [("", self.calls_failed_total)])
-        metric("calls_ended_total", "counter", "Finished calls by what ended them.",
-               labelled("reason", self.calls_ended))
-        metric("call_duration_seconds_sum", "counter", "Total duration of finished calls.",
-               [("", round(self.call_seconds_sum, 3))])
-        metric("frames_in_total", "counter", "Media messages received from Twilio.",
-               [("", self.frames_in_finished + live.frames_in)])
-        metric("frames_out_total", "counter", "Media messages sent to Twilio.",
-               [("", self.frames_out_finished + live.frames_out)])
-        metric("protocol_errors_total", "counter", "Bad messages on media streams by kind.",
-               labelled("kind", self.protocol_errors))
-        metric("pipeline_errors_total", "counter", "Errors reported by call pipelines.",
-               [("", self.pipeline_errors_total)])
-        metric("requests_rejected_total", "counter", "Refused webhook/stream requests by reason.",
-               labelled("reason", self.rejected))
+        metric(
+            "call_failures_total",
+            "counter",
+            "Calls that ended on an unexpected error (pipeline build or crash).",
+            [("", self.calls_failed_total)],
+        )
+        metric(
+            "calls_ended_total",
+            "counter",
+            "Finished calls by what ended them.",
+            labelled("reason", self.calls_ended),
+        )
+        metric(
+            "call_duration_seconds_sum",
+            "counter",
+            "Total duration of finished calls.",
+            [("", round(self.call_seconds_sum, 3))],
+        )
+        metric(
+            "frames_in_total",
+            "counter",
+            "Media messages received from Twilio.",
+            [("", self.frames_in_finished + live.frames_in)],
+        )
+        metric(
+            "frames_out_total",
+            "counter",
+            "Media messages sent to Twilio.",
+            [("", self.frames_out_finished + live.frames_out)],
+        )
+        metric(
+            "protocol_errors_total",
+            "counter",
+            "Bad messages on media streams by kind.",
+            labelled("kind", self.protocol_errors),
+        )
+        metric(
+            "pipeline_errors_total",
+            "counter",
+            "Errors reported by call pipelines.",
+            [("", self.pipeline_errors_total)],
+        )
+        metric(
+            "requests_rejected_total",
+            "counter",
+            "Refused webhook/stream requests by reason.",
+            labelled("reason", self.rejected),
+        )
         return "\n".join(out) + "\n"

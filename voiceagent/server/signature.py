@@ -66,10 +66,9 @@ def public_url(request: web.Request, configured_host: str | None, *, websocket: 
     """
     scheme = (_first(request.headers.get("X-Forwarded-Proto")) or request.scheme).lower()
     secure = scheme in ("https", "wss")
-    if websocket:
-        scheme = "wss" if secure else "ws"
-    else:
-        scheme = "https" if secure else "http"
+    scheme = {(True, True): "wss", (True, False): "ws", (False, True): "https"}.get(
+        (websocket, secure), "http"
+    )
     return f"{scheme}://{public_host(request, configured_host)}{request.raw_path}"
 
 

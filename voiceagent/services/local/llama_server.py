@@ -8,9 +8,12 @@ re-warms the system prompt afterwards.
 
 Notes on llama-cpp-python's server (0.3.36) that shape this module:
 
-- Every request, ``GET /v1/models`` included, takes the model lock, and a request waiting on that
-  lock interrupts a running stream (``interrupt_requests``). So health is checked over HTTP only
-  at start; afterwards the watchdog watches the process, never polls the API.
+- Every request, ``GET /v1/models`` included, takes the one model lock. By default a request
+  waiting on that lock cuts a running stream short (``interrupt_requests``), which would silently
+  truncate one call's reply when another call (or a health probe) sends a request; it is turned
+  off, so requests queue instead. A cancelled reply still stops at once: the server checks for a
+  closed client connection after every token. Health is checked over HTTP only at start;
+  afterwards the watchdog watches the process, never polls the API.
 - Llama reuses the KV cache for the longest common token prefix with the previous prompt, so one
   tiny completion with the call's system prompt (and tools, which Qwen's template renders into
   the system block) makes the first real turn skip the prompt's prefill.
@@ -99,8 +102,10 @@ class LlamaServer:
             n_ctx: Context window in tokens.
             python: Interpreter that has ``llama-cpp-python[server]`` installed.
             startup_timeout_s: How long the model may take to load and answer its first request.
-            chat_format: llama-cpp-python ``--chat_format``; None uses the GGUF's own template
-                (right for Qwen2.5: plain streaming and forced ``tool_choice`` both work).
+            chat_format: llama-cpp-python ``--chat_format``; None uses the GGUF's own template.
+                For Qwen2.5 that is right: replies stream, and a forced ``tool_choice`` yields
+                proper ``tool_calls``; with ``"auto"`` the model writes its call as plain text
+                (``chatml-function-calling`` is no better: it cannot stream auto tool choice).
             model_alias: Model name the server reports.
             max_restarts: Consecutive failed lives (each shorter than a minute) after which the
                 watchdog gives up.
@@ -122,6 +127,7 @@ class LlamaServer:
         self._stopping = False
         self._warm_payload: dict[str, Any] | None = None
         self._started_at = 0.0
+        self._ready = asyncio.Event()
 
     @property
     def port(self) -> int:
@@ -141,9 +147,26 @@ class LlamaServer:
         return self._proc.pid if self._proc and self._proc.returncode is None else None
 
     @property
+    def ready(self) -> bool:
+        """Whether the server is up and answered its health check (false while restarting)."""
+        return self._ready.is_set() and self.running
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait until the server is ready (e.g. after a watchdog restart).
+
+        Raises:
+            TimeoutError: Not ready within ``timeout`` seconds.
+        """
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    @property
     def running(self) -> bool:
         """Whether the server process is alive."""
         return self._proc is not None and self._proc.returncode is None
+
+    def recent_output(self) -> list[str]:
+        """The server's last output lines (also logged at debug level)."""
+        return list(self._log_tail)
 
     async def __aenter__(self) -> LlamaServer:
         await self.start()
@@ -170,6 +193,7 @@ class LlamaServer:
             self._port = _free_port()
         began = time.monotonic()
         await self._spawn_and_wait()
+        self._ready.set()
         logger.info(
             f"local LLM server up at {self.base_url} (pid {self.pid}, "
             f"{self.model_path.name}, {time.monotonic() - began:.1f} s)"
@@ -179,6 +203,7 @@ class LlamaServer:
     async def stop(self) -> None:
         """Stop the watchdog and the server: SIGTERM, then SIGKILL after a timeout. Idempotent."""
         self._stopping = True
+        self._ready.clear()
         watchdog, self._watchdog = self._watchdog, None
         if watchdog is not None and watchdog is not asyncio.current_task():
             watchdog.cancel()
@@ -252,6 +277,8 @@ class LlamaServer:
             str(self.threads),
             "--n_threads_batch",
             str(self.threads),
+            "--interrupt_requests",
+            "false",
         ]
         if self.chat_format:
             args += ["--chat_format", self.chat_format]
@@ -308,16 +335,26 @@ class LlamaServer:
                 await asyncio.sleep(_HEALTH_POLL_S)
 
     async def _pump_logs(self, proc: asyncio.subprocess.Process) -> None:
-        """Forward the server's output to loguru at debug level."""
+        """Forward the server's output to loguru at debug level (never let the pipe fill up)."""
         assert proc.stdout is not None
+        pending = b""
         while True:
-            raw = await proc.stdout.readline()
-            if not raw:
+            data = await proc.stdout.read(65536)
+            if not data:
+                self._log_line(pending)
                 return
-            line = raw.decode(errors="replace").rstrip()
-            if line:
-                self._log_tail.append(line)
-                logger.debug("llama-server: {}", line)
+            *lines, pending = (pending + data).split(b"\n")
+            for line in lines:
+                self._log_line(line)
+            if len(pending) > 65536:  # an endless line: log what we have
+                self._log_line(pending)
+                pending = b""
+
+    def _log_line(self, raw: bytes) -> None:
+        line = raw.decode(errors="replace").rstrip()
+        if line:
+            self._log_tail.append(line)
+            logger.debug("llama-server: {}", line)
 
     async def _drain_logs(self) -> None:
         if self._log_task is not None:
@@ -358,6 +395,7 @@ class LlamaServer:
             if proc is None:
                 return
             code = await proc.wait()
+            self._ready.clear()
             if self._stopping:
                 return
             await self._drain_logs()
@@ -385,5 +423,6 @@ class LlamaServer:
                     logger.error(f"local LLM server restart failed: {e}")
                     await self._terminate()
                     continue
+                self._ready.set()
                 logger.info(f"local LLM server restarted at {self.base_url} (pid {self.pid})")
                 break

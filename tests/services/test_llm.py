@@ -1,0 +1,247 @@
+"""VoiceLLMService against a fake OpenAI-compatible SSE server (and, marked, the real local one).
+
+Call scripts: the router hands the LLM a committed caller turn; the agent's reply streams out
+token by token; when the router withdraws a speculative turn (LLMCancelFrame), the HTTP stream
+must close at once and nothing more of that reply may come out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pipecat.frames.frames import (
+    ErrorFrame,
+    InterruptionFrame,
+    LLMContextFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+)
+from pipecat.processors.aggregators.llm_context import LLMContext
+
+from voiceagent.frames import LLMCancelFrame
+from voiceagent.services.llm import VoiceLLMService, create_llm_service
+from voiceagent.settings import AgentSettings, LocalModelSettings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/services: shared fakes
+from fakes.fake_openai import FakeOpenAIServer, FakeReply  # noqa: E402
+from fakes.harness import LivePipeline  # noqa: E402
+
+SYSTEM = AgentSettings().system_prompt
+
+
+def caller_turn(text: str) -> LLMContextFrame:
+    return LLMContextFrame(context=LLMContext(messages=[{"role": "user", "content": text}]))
+
+
+def llm_for(base_url: str, **kwargs) -> VoiceLLMService:
+    return create_llm_service(
+        base_url=base_url,
+        api_key=None,
+        model="local",
+        max_tokens=80,
+        temperature=0.3,
+        system_instruction=SYSTEM,
+        **kwargs,
+    )
+
+
+def reply_text(p: LivePipeline) -> str:
+    return "".join(f.text for f in p.down_of(LLMTextFrame))
+
+
+def ended(p: LivePipeline, count: int = 1):
+    return lambda: len(p.down_of(LLMFullResponseEndFrame)) >= count
+
+
+async def test_agent_reply_streams_start_tokens_end_in_order():
+    tokens = ["Sure", ",", " we", " open", " at", " nine", "."]
+    async with (
+        FakeOpenAIServer(FakeReply(tokens=tokens)) as fake,
+        LivePipeline(llm_for(fake.base_url)) as p,
+    ):
+        await p.push(caller_turn("When do you open tomorrow?"))
+        await p.wait_for(ended(p), timeout=10)
+
+        kinds = [
+            type(f)
+            for f in p.down_of(LLMFullResponseStartFrame, LLMTextFrame, LLMFullResponseEndFrame)
+        ]
+        assert kinds == [LLMFullResponseStartFrame] + [LLMTextFrame] * 7 + [LLMFullResponseEndFrame]
+        assert reply_text(p) == "Sure, we open at nine."
+        assert not p.up_of(ErrorFrame)
+
+    request = fake.requests[0]
+    assert request["stream"] is True
+    assert request["model"] == "local"
+    assert request["max_tokens"] == 80
+    assert request["temperature"] == 0.3
+    assert request["messages"] == [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "When do you open tomorrow?"},
+    ]
+    assert fake.completed_streams == 1
+
+
+async def test_cancel_mid_reply_closes_the_http_stream_and_stops_tokens():
+    # The agent starts a long reply slowly (50 ms per token); after three tokens the router
+    # withdraws the turn. The server must see the client hang up, and no token may follow.
+    tokens = [f" word{i}" for i in range(60)]
+    async with FakeOpenAIServer(FakeReply(tokens=tokens, token_delay_s=0.05)) as fake:
+        llm = llm_for(fake.base_url)
+        async with LivePipeline(llm) as p:
+            await p.push(caller_turn("Tell me everything about your clinic."))
+            await p.wait_for(lambda: len(p.down_of(LLMTextFrame)) >= 3, timeout=10)
+
+            cancelled_at = time.monotonic()
+            await p.push(LLMCancelFrame(turn_id=7, reason="speculation mismatch"))
+            await asyncio.wait_for(fake.client_gone.wait(), timeout=2.0)
+            assert fake.client_gone_at is not None
+            assert fake.client_gone_at - cancelled_at < 0.5
+
+            await p.wait_for(ended(p), timeout=2.0)
+            texts_at_end = len(p.down_of(LLMTextFrame))
+            await asyncio.sleep(0.3)  # six more token periods of the fake server
+            assert len(p.down_of(LLMTextFrame)) == texts_at_end
+            assert texts_at_end < 10
+            assert fake.tokens_sent < len(tokens)
+            assert fake.completed_streams == 0
+
+            # End comes after the last text; the cancel is forwarded, no interruption anywhere.
+            end_index = p.down.frames.index(p.down_of(LLMFullResponseEndFrame)[0])
+            last_text_index = p.down.frames.index(p.down_of(LLMTextFrame)[-1])
+            assert last_text_index < end_index
+            assert [f.turn_id for f in p.down_of(LLMCancelFrame)] == [7]
+            assert not p.down_of(InterruptionFrame) and not p.up_of(InterruptionFrame)
+            assert not p.up_of(ErrorFrame)
+            assert llm.cancelled_generations == 1
+
+            # The next committed turn is answered in full.
+            fake.reply = FakeReply(tokens=["Yes", "."])
+            await p.push(caller_turn("Are you open on Saturday?"))
+            await p.wait_for(ended(p, 2), timeout=10)
+            assert reply_text(p).endswith("Yes.")
+            assert fake.completed_streams == 1
+
+
+async def test_cancel_also_drops_a_queued_turn():
+    # Two turns are queued behind each other; a cancel during the first drops both.
+    async with (
+        FakeOpenAIServer(FakeReply(tokens=["a"] * 40, token_delay_s=0.05)) as fake,
+        LivePipeline(llm_for(fake.base_url)) as p,
+    ):
+        await p.push(caller_turn("First question?"))
+        await p.push(caller_turn("Second question?"))
+        await p.wait_for(lambda: len(p.down_of(LLMTextFrame)) >= 2, timeout=10)
+        await p.push(LLMCancelFrame(turn_id=1, reason="caller kept talking"))
+        await asyncio.wait_for(fake.client_gone.wait(), timeout=2.0)
+        await asyncio.sleep(0.3)
+        assert len(fake.requests) == 1
+        assert len(p.down_of(LLMFullResponseStartFrame)) == 1
+
+
+async def test_cancel_with_nothing_running_is_harmless():
+    async with (
+        FakeOpenAIServer(FakeReply(tokens=["Hi", "."])) as fake,
+        LivePipeline(llm_for(fake.base_url)) as p,
+    ):
+        await p.push(LLMCancelFrame(turn_id=3, reason="nothing to cancel"))
+        await p.push(caller_turn("Hello?"))
+        await p.wait_for(ended(p), timeout=10)
+        assert reply_text(p) == "Hi."
+        assert not p.up_of(ErrorFrame)
+
+
+async def test_provider_http_500_yields_error_frame_and_pipeline_goes_on():
+    async with (
+        FakeOpenAIServer(FakeReply(status=500)) as fake,
+        LivePipeline(llm_for(fake.base_url, max_retries=0)) as p,
+    ):
+        await p.push(caller_turn("Can I book a cleaning?"))
+        await p.wait_for(lambda: bool(p.up_of(ErrorFrame)), timeout=10, recorder=p.up)
+        await p.wait_for(ended(p), timeout=5)
+        error = p.up_of(ErrorFrame)[0]
+        assert "500" in error.error or "fake provider failure" in error.error
+        assert not p.down_of(LLMTextFrame)
+
+        fake.reply = FakeReply(tokens=["Of", " course", "."])
+        await p.push(caller_turn("Can I book a cleaning?"))
+        await p.wait_for(ended(p, 2), timeout=10)
+        assert reply_text(p) == "Of course."
+
+
+async def test_provider_unreachable_yields_error_frame():
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with LivePipeline(llm_for(f"http://127.0.0.1:{port}/v1", max_retries=0)) as p:
+        await p.push(caller_turn("Hello?"))
+        await p.wait_for(lambda: bool(p.up_of(ErrorFrame)), timeout=10, recorder=p.up)
+        await p.wait_for(ended(p), timeout=5)
+        assert "connection" in p.up_of(ErrorFrame)[0].error.lower()
+
+
+def test_cloud_openai_without_key_is_a_clear_error():
+    with pytest.raises(ValueError, match="API key"):
+        create_llm_service(
+            base_url=None, api_key=None, model="gpt-4o-mini", max_tokens=80, temperature=0.3
+        )
+
+
+def test_cloud_openai_gets_max_completion_tokens():
+    llm = create_llm_service(
+        base_url=None, api_key="sk-test", model="gpt-4o-mini", max_tokens=64, temperature=0.2
+    )
+    assert llm._settings.max_completion_tokens == 64
+    assert llm._settings.model == "gpt-4o-mini"
+
+
+@pytest.fixture(scope="module")
+def gguf() -> Path:
+    from voiceagent.services.local.weights import resolve_llm_gguf
+
+    return resolve_llm_gguf(LocalModelSettings())
+
+
+@pytest.mark.models
+async def test_real_local_server_cancel_mid_reply_then_serves_next_turn(gguf: Path):
+    from voiceagent.services.local.llama_server import LlamaServer
+
+    async with LlamaServer(gguf) as server:
+        await server.warm_up(SYSTEM)
+        llm = create_llm_service(
+            base_url=server.base_url,
+            api_key=None,
+            model=server.model_alias,
+            max_tokens=200,
+            temperature=0.3,
+            system_instruction=SYSTEM,
+        )
+        async with LivePipeline(llm) as p:
+            await p.push(caller_turn("Please describe, in detail, every service you offer."))
+            await p.wait_for(lambda: len(p.down_of(LLMTextFrame)) >= 4, timeout=30)
+            await p.push(LLMCancelFrame(turn_id=1, reason="test"))
+            await p.wait_for(ended(p), timeout=5)
+            # llama.cpp's server notices the closed stream and stops generating.
+            deadline = time.monotonic() + 3.0
+            while not any("Disconnected from client" in line for line in server.recent_output()):
+                assert time.monotonic() < deadline, "server never saw the client disconnect"
+                await asyncio.sleep(0.05)
+            texts = len(p.down_of(LLMTextFrame))
+            await asyncio.sleep(0.5)  # ~20 token periods of the local model
+            assert len(p.down_of(LLMTextFrame)) == texts
+
+            started = time.monotonic()
+            await p.push(caller_turn("What time do you open?"))
+            await p.wait_for(lambda: len(p.down_of(LLMTextFrame)) > texts, timeout=30)
+            ttft = time.monotonic() - started
+            await p.wait_for(ended(p, 2), timeout=60)
+            answer = "".join(f.text for f in p.down_of(LLMTextFrame)[texts:])
+            assert answer.strip()
+            assert not p.up_of(ErrorFrame)
+            print(f"next-turn TTFT after cancel: {ttft:.3f} s; answer: {answer!r}")

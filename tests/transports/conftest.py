@@ -1,0 +1,253 @@
+"""Test rig for the Twilio transport: a scripted Twilio side and a running pipeline.
+
+``TwilioScript`` writes what Twilio would send; ``Wire`` records what we send back;
+``CallRig`` runs ``call.serializer → Probe → call.output`` in a real PipelineWorker with a
+ManualClock that the test advances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from pipecat.frames.frames import Frame, StartFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.workers.runner import WorkerRunner
+
+from voiceagent.clock import ManualClock
+from voiceagent.transports.twilio.call import TwilioCall
+from voiceagent.transports.twilio.codec import pcm16_to_ulaw
+
+
+def tone_pcm(ms: int, rate: int, freq: float = 440.0, amplitude: int = 8000) -> bytes:
+    """A sine tone, int16 mono PCM."""
+    n = rate * ms // 1000
+    t = np.arange(n) / rate
+    return (np.sin(2 * math.pi * freq * t) * amplitude).astype(np.int16).tobytes()
+
+
+def tone_ulaw(ms: int, freq: float = 440.0) -> bytes:
+    """A sine tone as Twilio would send it: 8 kHz μ-law."""
+    return pcm16_to_ulaw(tone_pcm(ms, 8000, freq))
+
+
+class TwilioScript:
+    """Builds the messages Twilio sends, with real sequence numbers, chunks and timestamps."""
+
+    def __init__(self, stream_sid: str = "MZ0001", call_sid: str = "CA0001") -> None:
+        self.stream_sid = stream_sid
+        self.call_sid = call_sid
+        self.seq = 0
+        self.chunk = 0
+
+    def _next(self) -> str:
+        self.seq += 1
+        return str(self.seq)
+
+    def connected(self) -> str:
+        return json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+
+    def start(self, media_format: dict[str, Any] | None = None, **params: str) -> str:
+        fmt = media_format or {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+        return json.dumps(
+            {
+                "event": "start",
+                "sequenceNumber": self._next(),
+                "streamSid": self.stream_sid,
+                "start": {
+                    "accountSid": "AC0001",
+                    "streamSid": self.stream_sid,
+                    "callSid": self.call_sid,
+                    "tracks": ["inbound"],
+                    "mediaFormat": fmt,
+                    "customParameters": params,
+                },
+            }
+        )
+
+    def media(self, ulaw: bytes, *, stream_sid: str | None = None) -> str:
+        self.chunk += 1
+        return json.dumps(
+            {
+                "event": "media",
+                "sequenceNumber": self._next(),
+                "streamSid": stream_sid or self.stream_sid,
+                "media": {
+                    "track": "inbound",
+                    "chunk": str(self.chunk),
+                    "timestamp": str(20 * (self.chunk - 1)),
+                    "payload": base64.b64encode(ulaw).decode(),
+                },
+            }
+        )
+
+    def dtmf(self, digit: str) -> str:
+        return json.dumps(
+            {
+                "event": "dtmf",
+                "streamSid": self.stream_sid,
+                "sequenceNumber": self._next(),
+                "dtmf": {"track": "inbound_track", "digit": digit},
+            }
+        )
+
+    def mark(self, name: str) -> str:
+        return json.dumps(
+            {
+                "event": "mark",
+                "sequenceNumber": self._next(),
+                "streamSid": self.stream_sid,
+                "mark": {"name": name},
+            }
+        )
+
+    def stop(self) -> str:
+        return json.dumps(
+            {
+                "event": "stop",
+                "sequenceNumber": self._next(),
+                "streamSid": self.stream_sid,
+                "stop": {"accountSid": "AC0001", "callSid": self.call_sid},
+            }
+        )
+
+
+class Wire:
+    """The server → Twilio direction of the socket, recorded."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self.fail = False
+
+    async def send(self, text: str) -> None:
+        if self.fail:
+            raise ConnectionResetError("socket closed")
+        self.raw.append(text)
+        self.sent.append(json.loads(text))
+
+    def events(self) -> list[str]:
+        return [m["event"] for m in self.sent]
+
+    def marks(self) -> list[str]:
+        return [m["mark"]["name"] for m in self.sent if m["event"] == "mark"]
+
+    def media_count(self) -> int:
+        return sum(1 for m in self.sent if m["event"] == "media")
+
+    def outstanding_marks(self) -> list[str]:
+        """Marks sent after the last clear (what Twilio would still echo)."""
+        names: list[str] = []
+        for m in self.sent:
+            if m["event"] == "clear":
+                names = []
+            elif m["event"] == "mark":
+                names.append(m["mark"]["name"])
+        return names
+
+
+class Probe(FrameProcessor):
+    """Records every frame passing between the serializer and the output, both ways."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down: list[Frame] = []
+        self.up: list[Frame] = []
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if direction is FrameDirection.DOWNSTREAM:
+            if not isinstance(frame, StartFrame):
+                self.down.append(frame)
+        else:
+            self.up.append(frame)
+        await self.push_frame(frame, direction)
+
+    def downstream(self, cls: type) -> list[Any]:
+        return [f for f in self.down if isinstance(f, cls)]
+
+    def upstream(self, cls: type) -> list[Any]:
+        return [f for f in self.up if isinstance(f, cls)]
+
+
+class CallRig:
+    """A TwilioCall inside a running pipeline, driven by a ManualClock."""
+
+    def __init__(self, **call_kwargs: Any) -> None:
+        self.clock = ManualClock()
+        self.wire = Wire()
+        self.twilio = TwilioScript()
+        self.errors: list[str] = []
+        self.call = TwilioCall(
+            self.wire.send, clock=self.clock, on_protocol_error=self.errors.append, **call_kwargs
+        )
+        self.probe = Probe()
+        self.pipeline = Pipeline([self.call.serializer, self.probe, self.call.output])
+        self.worker = PipelineWorker(self.pipeline, cancel_on_idle_timeout=False)
+        self._run: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        started = asyncio.Event()
+
+        @self.worker.event_handler("on_pipeline_started")
+        async def _started(worker: Any, frame: Frame) -> None:
+            started.set()
+
+        runner = WorkerRunner(handle_sigint=False)
+        await runner.add_workers(self.worker)
+        self._run = asyncio.create_task(runner.run())
+        await asyncio.wait_for(started.wait(), timeout=5)
+
+    async def settle(self, rounds: int = 30) -> None:
+        """Let every task run until the pipeline is quiet (no time passes on the clock)."""
+        for _ in range(rounds):
+            await asyncio.sleep(0)
+
+    async def advance(self, seconds: float, step: float = 0.01) -> None:
+        """Let ``seconds`` of call time pass, in small steps."""
+        steps = round(seconds / step)
+        for _ in range(steps):
+            self.clock.advance(step)
+            await self.settle(5)
+        await self.settle()
+
+    async def feed(self, *messages: str) -> None:
+        for message in messages:
+            await self.call.feed_text(message)
+        await self.settle()
+
+    async def queue(self, *frames: Frame) -> None:
+        for frame in frames:
+            await self.worker.queue_frame(frame)
+        await self.settle()
+
+    async def finished(self, timeout: float = 5.0) -> None:
+        """Wait for the worker to end by itself (bounded)."""
+        assert self._run is not None
+        await asyncio.wait_for(asyncio.shield(self._run), timeout=timeout)
+
+    async def shutdown(self) -> None:
+        if self._run is not None and not self._run.done():
+            await self.worker.cancel()
+            try:
+                await asyncio.wait_for(self._run, timeout=5)
+            except (TimeoutError, asyncio.CancelledError):
+                self._run.cancel()
+
+
+@pytest.fixture
+async def rig():
+    """A started CallRig, shut down after the test."""
+    r = CallRig()
+    await r.start()
+    try:
+        yield r
+    finally:
+        await r.shutdown()

@@ -1,0 +1,386 @@
+"""The Twilio side of a Media Streams call: a caller that speaks, listens and reports.
+
+``CallerEmulator`` connects to a Media Streams WebSocket exactly as Twilio does (``connected``,
+``start``, a 20 ms μ-law ``media`` message at real-time pace for the whole call, ``dtmf``,
+mark echoes, ``stop``), plays the agent's audio through a Twilio-like buffer and reports what
+the caller heard and how fast each reply came.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from loguru import logger
+
+from voiceagent.clock import MonotonicClock
+from voiceagent.emulator.playback import PlaybackTimeline
+from voiceagent.emulator.script import CHUNK_S, CallerLine, CallScript
+
+CONNECT_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 5.0
+_LOUD_MALFORMED = 20  # log this many malformed server messages at warning level, then debug
+
+EventCallback = Callable[[str, dict], None]
+
+
+@dataclass
+class TurnReport:
+    """One caller line and the agent's reply to it (times in seconds since stream start).
+
+    ``index`` is the line's 0-based position in the script. ``caller_end_s`` is when the
+    caller finished the line (its audio, then its keypad digits). The reply window runs to
+    the end of the next line; ``first_agent_audio_s`` is the first agent utterance that
+    started playing in it, ``agent_audio_s`` the agent audio played in it.
+    """
+
+    index: int
+    caller_text: str
+    caller_end_s: float
+    first_agent_audio_s: float | None
+    latency_ms: float | None
+    agent_audio_s: float
+    caller_start_s: float = 0.0
+
+
+@dataclass
+class CallReport:
+    """Everything the caller observed during one call."""
+
+    heard_pcm8k: bytes
+    turns: list[TurnReport]
+    marks_received: int
+    marks_echoed: int
+    clears: int
+    media_received: int
+    duration_s: float
+    closed_by_server: bool
+    malformed_messages: int = 0
+    agent_glitches: int = 0  # playback ran dry and resumed within the same utterance
+    dtmf_sent: int = 0
+    agent_utterances_s: list[float] = field(default_factory=list)
+    stream_sid: str = ""
+    call_sid: str = ""
+
+
+def _sid(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex
+
+
+class CallerEmulator:
+    """Calls a Media Streams endpoint the way Twilio would."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        custom_parameters: dict[str, str] | None = None,
+        call_sid: str | None = None,
+        stream_sid: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Describe the call.
+
+        Args:
+            url: the ``ws://`` or ``wss://`` Media Streams endpoint.
+            custom_parameters: TwiML ``<Parameter>`` values, sent in ``start.customParameters``.
+            call_sid: Twilio call SID (random ``CA…`` by default).
+            stream_sid: Twilio stream SID (random ``MZ…`` by default).
+            headers: extra HTTP headers for the upgrade request (e.g. X-Twilio-Signature).
+        """
+        self.url = url
+        self.custom_parameters = dict(custom_parameters or {})
+        self.call_sid = call_sid or _sid("CA")
+        self.stream_sid = stream_sid or _sid("MZ")
+        self.account_sid = _sid("AC")
+        self.headers = dict(headers or {})
+
+    async def run(
+        self,
+        script: list[CallerLine],
+        *,
+        lead_in_s: float = 0.5,
+        tail_s: float = 4.0,
+        max_wait_reply_s: float = 15.0,
+        on_event: EventCallback | None = None,
+    ) -> CallReport:
+        """Place the call, follow the script, hang up and report.
+
+        Args:
+            script: the caller's lines in order.
+            lead_in_s: silence before the first line (a greeting is let finish first).
+            tail_s: time on the line after the last reply before hanging up.
+            max_wait_reply_s: how long to wait for a reply to start before speaking again.
+            on_event: live events: ``caller_line``, ``caller_line_end``, ``dtmf``, ``no_reply``,
+                ``agent_audio_start``, ``agent_audio_end``, ``mark``, ``clear``, ``hangup``.
+
+        Raises:
+            RuntimeError: the WebSocket could not be opened.
+        """
+        plan = CallScript(
+            script, lead_in_s=lead_in_s, tail_s=tail_s, max_wait_reply_s=max_wait_reply_s
+        )
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    ws = await session.ws_connect(self.url, headers=self.headers, autoping=True)
+            except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                logger.error(f"caller emulator: cannot connect to {self.url}: {e!r}")
+                raise RuntimeError(f"cannot connect to {self.url}: {e}") from e
+            logger.info(f"caller emulator: connected to {self.url} (stream {self.stream_sid})")
+            return await _Call(self, ws, plan, on_event).run()
+
+
+class _Call:
+    """One connected call: a paced sender, a reader, a writer and the playback timeline."""
+
+    def __init__(
+        self,
+        emulator: CallerEmulator,
+        ws: aiohttp.ClientWebSocketResponse,
+        plan: CallScript,
+        on_event: EventCallback | None,
+    ) -> None:
+        self._em = emulator
+        self._ws = ws
+        self._plan = plan
+        self._on_event = on_event
+        self._clock = MonotonicClock()
+        self._timeline = PlaybackTimeline(
+            self._clock, on_mark=self._echo_mark, on_event=self._emit
+        )
+        self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._seq = 1
+        self._closed = asyncio.Event()  # the line is dead: server closed or sending failed
+        self._stopping = False  # we sent (or gave up sending) stop; ignore the server now
+        self._end_s = 0.0
+        self.closed_by_server = False
+        self.marks_echoed = 0
+        self.malformed = 0
+
+    async def run(self) -> CallReport:
+        em = self._em
+        self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        self._send(
+            {
+                "event": "start",
+                "sequenceNumber": None,
+                "streamSid": em.stream_sid,
+                "start": {
+                    "accountSid": em.account_sid,
+                    "streamSid": em.stream_sid,
+                    "callSid": em.call_sid,
+                    "tracks": ["inbound"],
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                    "customParameters": dict(em.custom_parameters),
+                },
+            }
+        )
+        self._timeline.start()
+        writer = asyncio.create_task(self._writer(), name="caller-writer")
+        reader = asyncio.create_task(self._reader(), name="caller-reader")
+        try:
+            await self._stream()
+        finally:
+            self._end_s = self._timeline.now_s()
+            heard = self._timeline.finish()
+            await self._hang_up(writer, reader)
+        return self._report(heard)
+
+    # ----- sending --------------------------------------------------------------------------
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        """Queue a message for the writer, numbering it (every event but ``connected``)."""
+        if self._stopping or self._closed.is_set():
+            return
+        if msg["event"] != "connected":
+            msg["sequenceNumber"] = str(self._seq)
+            self._seq += 1
+        self._outbox.put_nowait(msg)
+
+    async def _writer(self) -> None:
+        while (msg := await self._outbox.get()) is not None:
+            try:
+                await self._ws.send_str(json.dumps(msg))
+            except (ConnectionError, aiohttp.ClientError, RuntimeError) as e:
+                logger.info(f"caller emulator: cannot send ({e!r}); the line is dead")
+                self._closed.set()
+                return
+
+    async def _stream(self) -> None:
+        """Send one 20 ms media message per tick at real-time pace until the script is done."""
+        t0 = self._clock.now() - self._timeline.now_s()
+        sid = self._em.stream_sid
+        chunk = 0
+        while not self._closed.is_set():
+            delay = t0 + (chunk + 1) * CHUNK_S - self._clock.now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self._closed.is_set():
+                break
+            step = self._plan.step((chunk + 1) * CHUNK_S, self._timeline.agent_state())
+            for kind, data in step.events:
+                self._emit(kind, data)
+            if step.done:
+                break
+            payload = base64.b64encode(step.chunk).decode("ascii")
+            media = {"track": "inbound", "chunk": str(chunk + 1), "timestamp": str(chunk * 20),
+                     "payload": payload}
+            self._send({"event": "media", "sequenceNumber": None, "streamSid": sid,
+                        "media": media})
+            for digit in step.digits:
+                self._send({"event": "dtmf", "streamSid": sid, "sequenceNumber": None,
+                            "dtmf": {"track": "inbound_track", "digit": digit}})
+            chunk += 1
+
+    async def _hang_up(self, writer: asyncio.Task, reader: asyncio.Task) -> None:
+        em = self._em
+        if not self._closed.is_set():
+            self._send({"event": "stop", "sequenceNumber": None, "streamSid": em.stream_sid,
+                        "stop": {"accountSid": em.account_sid, "callSid": em.call_sid}})
+        self._stopping = True
+        self._outbox.put_nowait(None)
+        try:
+            await asyncio.wait([writer], timeout=CLOSE_TIMEOUT_S)
+            try:
+                await asyncio.wait_for(self._ws.close(), CLOSE_TIMEOUT_S)
+            except (TimeoutError, ConnectionError, aiohttp.ClientError) as e:
+                logger.debug(f"caller emulator: close: {e!r}")
+            await asyncio.wait([reader], timeout=CLOSE_TIMEOUT_S)
+        finally:
+            for task in (writer, reader):
+                if not task.done():
+                    task.cancel()
+        who = "server" if self.closed_by_server else "caller"
+        self._emit("hangup", {"t": self._end_s, "by": who})
+        logger.info(f"caller emulator: call ended by the {who} after {self._end_s:.1f} s")
+
+    def _echo_mark(self, name: str) -> None:
+        if self._stopping or self._closed.is_set():
+            return
+        self.marks_echoed += 1
+        self._send({"event": "mark", "sequenceNumber": None, "streamSid": self._em.stream_sid,
+                    "mark": {"name": name}})
+
+    # ----- receiving ------------------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        try:
+            async for msg in self._ws:
+                if self._stopping:
+                    continue
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self._handle_text(msg.data)
+                elif msg.type == aiohttp.WSMsgType.BINARY:
+                    self._malformed("binary frame (Twilio error 31950)", repr(msg.data[:16]))
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    logger.warning(f"caller emulator: WebSocket error: {self._ws.exception()!r}")
+                    break
+        except (ConnectionError, aiohttp.ClientError) as e:
+            logger.info(f"caller emulator: connection lost: {e!r}")
+        finally:
+            if not self._stopping:
+                self.closed_by_server = True
+                self._closed.set()
+
+    def _handle_text(self, data: str) -> None:
+        try:
+            msg = json.loads(data)
+        except ValueError:
+            self._malformed("not JSON (Twilio error 31951)", data[:80])
+            return
+        if not isinstance(msg, dict):
+            self._malformed("not a JSON object", data[:80])
+            return
+        event = msg.get("event")
+        if msg.get("streamSid") != self._em.stream_sid:
+            self._malformed(f"{event!r} with wrong streamSid (Twilio error 31951)", data[:120])
+            return
+        try:
+            if event == "media":
+                self._on_media(msg, data)
+            elif event == "mark":
+                mark = msg.get("mark")
+                name = mark.get("name") if isinstance(mark, dict) else None
+                if not isinstance(name, str):
+                    self._malformed("mark without a name", data[:120])
+                    return
+                self._timeline.receive_mark(name)
+            elif event == "clear":
+                self._timeline.clear()
+            else:
+                self._malformed(f"unknown event {event!r} (Twilio error 31951)", data[:120])
+        except Exception:  # a bug here must not end the call
+            logger.exception(f"caller emulator: failed to handle {data[:120]!r}")
+            self.malformed += 1
+
+    def _on_media(self, msg: dict, data: str) -> None:
+        media = msg.get("media")
+        payload = media.get("payload") if isinstance(media, dict) else None
+        if not isinstance(payload, str):
+            self._malformed("media without a payload", data[:120])
+            return
+        try:
+            audio = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            self._malformed("media payload is not base64", data[:120])
+            return
+        self._timeline.receive_media(audio)
+
+    def _malformed(self, what: str, excerpt: str) -> None:
+        self.malformed += 1
+        log = logger.warning if self.malformed <= _LOUD_MALFORMED else logger.debug
+        log(f"caller emulator: malformed server message: {what}: {excerpt!r}")
+
+    # ----- reporting ------------------------------------------------------------------------
+
+    def _emit(self, kind: str, data: dict) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(kind, data)
+        except Exception:
+            logger.exception(f"caller emulator: on_event({kind!r}) raised")
+
+    def _report(self, heard: bytes) -> CallReport:
+        timeline, plan = self._timeline, self._plan
+        starts = timeline.utterance_starts_s()
+        done = [(i, end) for i, end in enumerate(plan.line_ends) if end is not None]
+        turns = []
+        for n, (i, end) in enumerate(done):
+            until = done[n + 1][1] if n + 1 < len(done) else self._end_s
+            first = next((s for s in starts if end - 1e-6 <= s < until), None)
+            turns.append(
+                TurnReport(
+                    index=i,
+                    caller_text=plan.lines[i].text,
+                    caller_end_s=end,
+                    first_agent_audio_s=first,
+                    latency_ms=None if first is None else (first - end) * 1000.0,
+                    agent_audio_s=timeline.played_s_between(end, until),
+                    caller_start_s=plan.line_starts[i] or end,
+                )
+            )
+        return CallReport(
+            heard_pcm8k=heard,
+            turns=turns,
+            marks_received=timeline.marks_received,
+            marks_echoed=self.marks_echoed,
+            clears=timeline.clears,
+            media_received=timeline.media_received,
+            duration_s=self._end_s,
+            closed_by_server=self.closed_by_server,
+            malformed_messages=self.malformed,
+            agent_glitches=timeline.glitches,
+            dtmf_sent=plan.digits_sent,
+            agent_utterances_s=starts,
+            stream_sid=self._em.stream_sid,
+            call_sid=self._em.call_sid,
+        )

@@ -1,0 +1,148 @@
+"""Caller-text helpers for turn-taking: comparable normal forms and incomplete-ending cues.
+
+Partials are re-decoded hypotheses of the same audio, so they differ in case, punctuation
+and filler words ("um", "uh") without the caller having said anything new. ``normalize``
+removes those differences so the StabilityCommitRouter can tell "the STT changed its mind"
+from "the STT is just re-punctuating". ``ends_incomplete`` spots utterances that sound
+unfinished ("and", "my number is", a phone number being dictated) so the router waits longer
+before committing them.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+FILLERS = _word_set("um umm uh uhh uhm er erm ah eh hmm hm mm")
+"""Hesitation sounds that carry no content (``uh-huh``/``mm-hmm`` are answers, not fillers)."""
+
+_CONTINUATION_WORDS = _word_set(
+    # conjunctions and connectives
+    "and or but so because cause cuz then than if whether although though unless while plus "
+    "also which whose "
+    # articles, possessives, prepositions: a noun must follow
+    "the a an my your our their his her its to of for with at from about into as per via "
+    # copulas and contractions left hanging
+    "is are was were it's that's there's i'm we're you're they're he's she's i we i'd i'll "
+    "i've wanna gonna maybe actually basically"
+)
+"""Words that rarely end a complete spoken utterance."""
+
+_NUMBER_WORDS = _word_set(
+    "zero oh o one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty "
+    "seventy eighty ninety hundred thousand double triple dash"
+)
+
+_DICTATION_CUES = _word_set(
+    "is number phone zip code extension ext account card id pin reference confirmation "
+    "address unit apartment suite"
+)
+"""Words after which a single trailing number is likely the start of a dictated string."""
+
+_WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_HYPHEN_JOIN_RE = re.compile(r"(?<=[a-z])-(?=[a-z])")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of ``text`` with punctuation removed (fillers kept).
+
+    Hyphenated words are joined ("uh-huh" → "uhhuh") so answers are not mistaken for
+    fillers; digit groups split on punctuation ("555-123" → "555", "123").
+    """
+    lowered = _HYPHEN_JOIN_RE.sub("", text.lower().replace("\u2019", "'"))
+    return _WORD_RE.findall(lowered)
+
+
+def normalize(text: str) -> str:
+    """The comparable form of a caller hypothesis: lower case, no punctuation, no fillers."""
+    return " ".join(w for w in words(text) if w not in FILLERS)
+
+
+def _is_number_token(word: str) -> bool:
+    return word.isdigit() or word in _NUMBER_WORDS
+
+
+def _dictating(ws: list[str]) -> bool:
+    """Whether the utterance ends in a digit/number group that is likely still being dictated."""
+    run = 0
+    digits = 0
+    for word in reversed(ws):
+        if not _is_number_token(word):
+            break
+        run += 1
+        digits += len(word) if word.isdigit() else 1
+    if run == 0:
+        return False
+    if run >= 2 or digits >= 3:
+        return True
+    before = ws[-run - 1] if len(ws) > run else ""
+    return before in _DICTATION_CUES
+
+
+def ends_incomplete(text: str) -> bool:
+    """Whether ``text`` sounds unfinished: a hanging word, a filler, or a number being dictated.
+
+    Examples that are incomplete: "I'd like to book and", "so um", "my number is",
+    "it's", "five five five", "555-12". Complete: "I need to book a cleaning",
+    "a table for two", "yes".
+    """
+    ws = words(text)
+    if not ws:
+        return False
+    last = ws[-1]
+    if last in FILLERS or last in _CONTINUATION_WORDS:
+        return True
+    # A trailing unfinished digit group ("555-12", "555 123") or a dictated number string.
+    return _dictating(ws)
+
+
+def word_count(text: str) -> int:
+    """Number of whitespace-separated words in ``text``."""
+    return len(text.split())
+
+
+class UtteranceText:
+    """The caller's words since the last commit, from partials and finals of any STT.
+
+    Finals close STT segments (Deepgram sends several per utterance); a partial is the
+    hypothesis of the open segment. A commit can happen before the STT closes its segment,
+    so the words of that segment already committed are skipped in later hypotheses.
+    """
+
+    __slots__ = ("finals", "interim", "skip_words")
+
+    def __init__(self) -> None:
+        self.finals: list[str] = []
+        self.interim = ""
+        self.skip_words = 0
+
+    def _new_part(self, text: str) -> str:
+        ws = text.split()
+        return " ".join(ws[self.skip_words :]) if len(ws) > self.skip_words else ""
+
+    def partial(self, text: str) -> None:
+        """A new hypothesis of the open segment."""
+        self.interim = self._new_part(text)
+
+    def final(self, text: str) -> None:
+        """The final text of the open segment (the next hypothesis starts a new one)."""
+        part = self._new_part(text)
+        if part:
+            self.finals.append(part)
+        self.interim = ""
+        self.skip_words = 0
+
+    def text(self) -> str:
+        """The uncommitted words."""
+        return " ".join(p for p in (*self.finals, self.interim) if p)
+
+    def commit(self) -> None:
+        """The current words were committed: forget them (and skip them if re-decoded)."""
+        self.skip_words += len(self.interim.split())
+        self.finals.clear()
+        self.interim = ""

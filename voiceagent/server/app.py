@@ -1,0 +1,238 @@
+"""The aiohttp application: Twilio voice webhook, Media Streams socket, health and metrics.
+
+Routes: ``POST /twiml`` (TwiML connecting the call to ``wss://PUBLIC_HOST/media``),
+``GET /media`` (one pipeline per call, see :mod:`voiceagent.server.media`), ``GET /healthz``
+and ``GET /metrics`` (Prometheus text). :func:`run_server` binds the socket, refuses an
+unauthenticated public bind, and drains calls gracefully on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+from collections.abc import Callable
+
+from aiohttp import web
+from loguru import logger
+
+from voiceagent.server.media import MediaStreamHandler, PipelineFactory
+from voiceagent.server.metrics import ServerMetrics
+from voiceagent.server.registry import CallRegistry
+from voiceagent.server.signature import BadHostError, SignatureVerifier, public_host
+from voiceagent.server.twiml import (
+    MEDIA_PATH,
+    connect_stream_twiml,
+    media_stream_url,
+    stream_parameters,
+)
+from voiceagent.settings import Settings
+
+__all__ = ["PipelineFactory", "create_app", "is_loopback_host", "run_server"]
+
+REGISTRY_KEY = web.AppKey("voiceagent_registry", CallRegistry)
+METRICS_KEY = web.AppKey("voiceagent_metrics", ServerMetrics)
+SETTINGS_KEY = web.AppKey("voiceagent_settings", Settings)
+_PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_WEBHOOK_MAX_BYTES = 64 * 1024
+
+
+class _WebhookHandler:
+    """``POST /twiml``: verify the signature, answer with ``<Connect><Stream>`` TwiML."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: CallRegistry,
+        metrics: ServerMetrics,
+        verifier: SignatureVerifier | None,
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._metrics = metrics
+        self._verifier = verifier
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        if not self._registry.accepting:
+            self._metrics.reject("shutdown")
+            logger.warning(f"refused a call webhook from {request.remote}: shutting down")
+            return web.Response(status=503, text="shutting down\n")
+        form = await request.post() if request.method == "POST" else request.query
+        if self._verifier is not None:
+            params = form if request.method == "POST" else {}
+            if not self._verifier.verify_request(
+                request, params, configured_host=self._settings.server.public_host, websocket=False
+            ):
+                self._metrics.reject("signature")
+                return web.Response(status=403, text="invalid signature\n")
+        try:
+            host = public_host(request, self._settings.server.public_host)
+        except BadHostError as e:
+            self._metrics.reject("bad_host")
+            logger.warning(f"call webhook from {request.remote}: {e}")
+            return web.Response(status=400, text="no usable Host header\n")
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        parameters = stream_parameters(fields)
+        logger.info(
+            f"call webhook: {parameters.get('CallSid', '?')} from {parameters.get('From', '?')} "
+            f"to {parameters.get('To', '?')} → {media_stream_url(host)}"
+        )
+        body = connect_stream_twiml(media_stream_url(host, MEDIA_PATH), parameters)
+        return web.Response(text=body, content_type="text/xml")
+
+
+def create_app(
+    settings: Settings,
+    pipeline_factory: PipelineFactory,
+    *,
+    registry: CallRegistry | None = None,
+) -> web.Application:
+    """Build the aiohttp application (routes, call registry, metrics).
+
+    Args:
+        settings: All configuration; ``settings.server`` drives this module.
+        pipeline_factory: Builds each call's processors between serializer and output.
+        registry: Call bookkeeping to share (a new one by default); ``app[REGISTRY_KEY]``.
+    """
+    registry = registry if registry is not None else CallRegistry()
+    metrics = ServerMetrics()
+    token = settings.server.twilio_auth_token
+    verifier = SignatureVerifier(token) if token else None
+    app = web.Application(client_max_size=_WEBHOOK_MAX_BYTES)
+    app[REGISTRY_KEY] = registry
+    app[METRICS_KEY] = metrics
+    app[SETTINGS_KEY] = settings
+
+    webhook = _WebhookHandler(settings, registry, metrics, verifier)
+    media = MediaStreamHandler(
+        settings, pipeline_factory, registry=registry, metrics=metrics, verifier=verifier
+    )
+
+    async def healthz(_request: web.Request) -> web.Response:
+        accepting = registry.accepting
+        return web.json_response(
+            {
+                "status": "ok" if accepting else "draining",
+                "active_calls": registry.active_count,
+                "accepting_calls": accepting,
+                "calls_total": metrics.calls_total,
+                "signatures_checked": verifier is not None,
+                "uptime_s": round(metrics.uptime_s(), 3),
+            },
+            status=200 if accepting else 503,
+        )
+
+    async def metrics_view(_request: web.Request) -> web.Response:
+        text = metrics.render(registry.live_counts(), accepting=registry.accepting)
+        return web.Response(body=text.encode(), headers={"Content-Type": _PROMETHEUS_CONTENT_TYPE})
+
+    app.router.add_post("/twiml", webhook)
+    app.router.add_get("/twiml", webhook)
+    app.router.add_get(MEDIA_PATH, media)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
+    return app
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost`` (the only binds safe without signatures)."""
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_security(settings: Settings) -> None:
+    """Refuse a public bind without signature checks unless explicitly insecure."""
+    server = settings.server
+    if server.twilio_auth_token:
+        return
+    if not is_loopback_host(server.host) and not server.insecure:
+        raise ValueError(
+            f"refusing to listen on {server.host} without TWILIO_AUTH_TOKEN: anyone could "
+            "place calls into the agent. Set TWILIO_AUTH_TOKEN, bind 127.0.0.1, or pass "
+            "--insecure (VOICEAGENT_SERVER__INSECURE=1) to accept the risk."
+        )
+    logger.warning(
+        "*** TWILIO_AUTH_TOKEN is not set: X-Twilio-Signature is NOT checked on /twiml and "
+        f"/media (listening on {server.host}). Do not expose this server publicly. ***"
+    )
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> list[signal.Signals]:
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            logger.debug(f"cannot handle {sig.name} here (not the main thread?)")
+    return installed
+
+
+async def run_server(
+    settings: Settings,
+    pipeline_factory: PipelineFactory,
+    *,
+    ready: asyncio.Event | None = None,
+    on_started: Callable[[int], None] | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or cancellation), then drain calls and return.
+
+    On a signal: new calls are refused (503), active calls get
+    ``settings.server.shutdown_grace_s`` to finish, the rest are ended (EndFrame, close 1001).
+    When the task running this is cancelled, calls are ended at once.
+
+    Args:
+        settings: Configuration; binds ``settings.server.host``/``port`` (port 0: any free).
+        pipeline_factory: Builds each call's processors between serializer and output.
+        ready: Set once the socket is bound.
+        on_started: Called with the bound port once listening.
+
+    Raises:
+        ValueError: on a non-loopback bind without an auth token and without ``insecure``.
+        OSError: when the address cannot be bound.
+    """
+    _check_security(settings)
+    registry = CallRegistry()
+    app = create_app(settings, pipeline_factory, registry=registry)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    stop = asyncio.Event()
+    installed: list[signal.Signals] = []
+    cancelled = False
+    try:
+        site = web.TCPSite(runner, settings.server.host, settings.server.port)
+        await site.start()
+        port = int(runner.addresses[0][1])
+        logger.info(f"voiceagent server listening on {settings.server.host}:{port}")
+        installed = _install_signal_handlers(stop)
+        if on_started is not None:
+            on_started(port)
+        if ready is not None:
+            ready.set()
+        try:
+            await stop.wait()
+            logger.info(
+                f"shutdown requested: refusing new calls, {registry.active_count} active, "
+                f"grace {settings.server.shutdown_grace_s:.1f} s"
+            )
+        except asyncio.CancelledError:
+            cancelled = True
+    finally:
+        loop = asyncio.get_running_loop()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        grace = 0.0 if cancelled else settings.server.shutdown_grace_s
+        drain = asyncio.ensure_future(registry.end_all(grace))
+        try:
+            await asyncio.shield(drain)
+        except asyncio.CancelledError:
+            await drain
+        await runner.cleanup()
+        logger.info("voiceagent server stopped")
+    if cancelled:
+        raise asyncio.CancelledError

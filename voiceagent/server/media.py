@@ -1,0 +1,437 @@
+"""The Media Streams WebSocket: one isolated pipecat pipeline per phone call.
+
+``GET /media`` is refused before the upgrade while draining (503) or when the upgrade's
+X-Twilio-Signature is wrong (403). After the upgrade, one :class:`MediaCall` owns the socket,
+a :class:`TwilioCall` and a ``PipelineWorker`` running
+``[call.serializer, *factory(call, settings), call.output]``. Incoming messages are fed only once
+the pipeline has started (processors drop frames before ``StartFrame``); until then they wait,
+in order, in aiohttp's bounded reader buffer. Whatever goes wrong inside one call is logged with
+its call sid, counted, and ends that call only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.http_websocket import WebSocketError
+from loguru import logger
+from pipecat.frames.frames import EndFrame, ErrorFrame, Frame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.workers.runner import WorkerRunner
+
+from voiceagent.server.metrics import ServerMetrics
+from voiceagent.server.registry import CallRegistry
+from voiceagent.server.signature import SignatureVerifier
+from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
+from voiceagent.transports.twilio.call import TwilioCall
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+    from typing import Any
+
+PipelineFactory = Callable[[TwilioCall, Settings], Awaitable[list[FrameProcessor]]]
+"""Builds the processors between ``call.serializer`` and ``call.output`` for one call."""
+
+PIPELINE_END_TIMEOUT_S = 3.0
+"""How long an ended pipeline may take to flush before it is cancelled."""
+PIPELINE_CANCEL_TIMEOUT_S = 2.0
+WS_CLOSE_TIMEOUT_S = 2.0
+MIN_HARD_CAP_BYTES = 1 << 20
+_LOGGED_PIPELINE_ERRORS = 3
+MAX_DROPPED_MESSAGES = 20
+"""Oversized or undecodable messages a call may send before it is closed (1008)."""
+
+_call_ids = itertools.count(1)
+
+
+def ws_hard_cap(max_message_bytes: int) -> int:
+    """The limit given to aiohttp: above ours, so an oversized message is only dropped.
+
+    Only a message above this cap makes aiohttp close the socket (1009).
+    """
+    return max(4 * max_message_bytes, MIN_HARD_CAP_BYTES)
+
+
+class MediaCall:
+    """One phone call: its socket, its ``TwilioCall`` and its pipeline worker."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        settings: Settings,
+        factory: PipelineFactory,
+        metrics: ServerMetrics,
+    ) -> None:
+        self._ws = ws
+        self._settings = settings
+        self._factory = factory
+        self._metrics = metrics
+        self._id = next(_call_ids)
+        self._max_bytes = settings.server.max_message_bytes
+        self._call: TwilioCall | None = None
+        self._worker: PipelineWorker | None = None
+        self._runner: WorkerRunner | None = None
+        self._runner_task: asyncio.Task[None] | None = None
+        self._reader_task: asyncio.Task[str] | None = None
+        self._started = asyncio.Event()
+        self._end_requested = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._ended_by = "unknown"
+        self._protocol_errors = 0
+        self._dropped = 0
+        self._abuse: str | None = None
+        self._pipeline_errors = 0
+        self._t0 = time.monotonic()
+
+    # --- ActiveCall (registry) -------------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        """The call sid once Twilio sent ``start``, else a local number."""
+        sid = self._call.call_sid if self._call is not None else None
+        return sid or f"#{self._id}"
+
+    @property
+    def frames_in(self) -> int:
+        """Media messages received so far."""
+        return self._call.frames_in if self._call is not None else 0
+
+    @property
+    def frames_out(self) -> int:
+        """Media messages sent so far."""
+        return self._call.frames_out if self._call is not None else 0
+
+    @property
+    def finished(self) -> asyncio.Event:
+        """Set once the pipeline is done and the socket closed."""
+        return self._finished
+
+    @property
+    def twilio_call(self) -> TwilioCall | None:
+        """The transport of this call (None until the call began)."""
+        return self._call
+
+    async def end(self, reason: str) -> None:
+        """Ask the call to end now: EndFrame to its pipeline, then close the socket 1001."""
+        logger.info(f"call {self.label}: ending ({reason})")
+        self._end_requested.set()
+        await self._finished.wait()
+
+    # --- the call ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run the call until the caller hangs up, Twilio stops it, the agent ends or we do."""
+        self._metrics.calls_total += 1
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            self._ended_by = "cancelled"
+            raise
+        except Exception as e:
+            self._ended_by = "error"
+            self._metrics.calls_failed_total += 1
+            logger.opt(exception=e).error(f"call {self.label}: failed: {e!r}")
+            await self._close(WSCloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            await self._teardown()
+            seconds = time.monotonic() - self._t0
+            self._metrics.call_finished(
+                frames_in=self.frames_in,
+                frames_out=self.frames_out,
+                seconds=seconds,
+                ended_by=self._ended_by,
+            )
+            logger.info(
+                f"call {self.label}: ended by {self._ended_by} after {seconds:.1f} s "
+                f"(frames in {self.frames_in}, out {self.frames_out}, protocol errors "
+                f"{self._protocol_errors}, pipeline errors {self._pipeline_errors})"
+            )
+            self._finished.set()
+
+    async def _run(self) -> None:
+        server = self._settings.server
+        call = TwilioCall(
+            self._send_text,
+            settings=self._settings.transport,
+            on_protocol_error=self._on_protocol_error,
+            max_message_bytes=server.max_message_bytes,
+            max_messages_per_s=server.max_messages_per_s,
+        )
+        self._call = call
+        processors = await self._factory(call, self._settings)
+        worker = PipelineWorker(
+            Pipeline([call.serializer, *processors, call.output]),
+            params=PipelineParams(
+                audio_in_sample_rate=PIPELINE_SAMPLE_RATE,
+                audio_out_sample_rate=PIPELINE_SAMPLE_RATE,
+            ),
+            cancel_on_idle_timeout=False,
+            idle_timeout_secs=None,
+            enable_rtvi=False,
+            cancel_timeout_secs=PIPELINE_CANCEL_TIMEOUT_S,
+            name=f"call-{self._id}",
+        )
+        worker.add_event_handler("on_pipeline_started", self._on_pipeline_started)
+        worker.add_event_handler("on_pipeline_error", self._on_pipeline_error)
+        self._worker = worker
+        self._runner = WorkerRunner(name=f"call-runner-{self._id}", handle_sigint=False)
+        await self._runner.add_workers(worker)
+        self._runner_task = asyncio.create_task(self._runner.run(), name=f"call-{self._id}-run")
+        self._reader_task = asyncio.create_task(self._read(), name=f"call-{self._id}-read")
+
+        end_wait = asyncio.create_task(self._end_requested.wait())
+        try:
+            await asyncio.wait(
+                {self._runner_task, self._reader_task, end_wait},
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            end_wait.cancel()
+
+        if self._reader_task.done():
+            await self._after_reader(self._reader_task.result())
+        elif self._end_requested.is_set():
+            self._ended_by = "shutdown"
+            await self._cancel_reader()
+            await self._end_pipeline("server_shutdown")
+            await self._close(WSCloseCode.GOING_AWAY, "server shutting down")
+        else:
+            await self._cancel_reader()
+            if not self._started.is_set():
+                raise RuntimeError("the call's pipeline did not start")
+            self._ended_by = "agent"
+            await self._close(WSCloseCode.OK, "call ended")
+
+    async def _after_reader(self, outcome: str) -> None:
+        """Finish the call the way the socket's reader ended."""
+        self._ended_by = outcome
+        if outcome == "pipeline_failed":
+            raise RuntimeError("the call's pipeline did not start")
+        if outcome == "abuse":
+            reason = self._abuse or (self._call.should_close if self._call is not None else None)
+            logger.warning(f"call {self.label}: closing for abuse: {reason}")
+            await self._close(WSCloseCode.POLICY_VIOLATION, reason or "policy violation")
+            await self._end_pipeline("protocol_errors")
+            return
+        # "stop" (Twilio ended the stream), "hangup" (socket closed without stop), "ws_error".
+        await self._end_pipeline("socket_closed" if outcome != "stop" else "stop")
+        await self._close(WSCloseCode.OK, "stream stopped")
+
+    async def _read(self) -> str:
+        """Feed the socket's messages to the call; return why reading ended."""
+        assert self._call is not None and self._runner_task is not None
+        call = self._call
+        started = asyncio.create_task(self._started.wait())
+        try:
+            await asyncio.wait({started, self._runner_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            started.cancel()
+        if not self._started.is_set():
+            return "pipeline_failed"
+        ws = self._ws
+        limit = self._max_bytes
+        while True:
+            msg = await ws.receive()
+            kind = msg.type
+            if kind is WSMsgType.TEXT:
+                data = msg.data
+                if len(data) > limit:
+                    if self._drop("too_large"):
+                        return "abuse"
+                    continue
+                try:
+                    text = data.decode("utf-8") if isinstance(data, bytes) else data
+                except UnicodeDecodeError:
+                    if self._drop("non_json"):
+                        return "abuse"
+                    continue
+                await call.feed_text(text)
+            elif kind is WSMsgType.BINARY:
+                if len(msg.data) > limit:
+                    if self._drop("too_large"):
+                        return "abuse"
+                    continue
+                await call.feed_binary(msg.data)
+            elif kind in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return "stop" if call.ended.is_set() else "hangup"
+            elif kind is WSMsgType.ERROR:
+                error = msg.data
+                if isinstance(error, WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG:
+                    self._on_protocol_error("too_large")
+                logger.warning(f"call {self.label}: websocket error: {error!r}")
+                return "ws_error"
+            if call.should_close:
+                return "abuse"
+            if call.ended.is_set():
+                return "stop"
+
+    async def _end_pipeline(self, reason: str) -> None:
+        """End the call's pipeline cleanly; cancel it when it does not finish in time.
+
+        ``TwilioCall.close`` pushes ``CallEndedFrame`` and has the worker send ``EndFrame``
+        (it also tells the output the socket is gone, so no queued audio is waited for); an
+        ``EndFrame`` is queued directly too (a second one is never consumed, so it is harmless).
+        """
+        task = self._runner_task
+        if task is None or task.done():
+            return
+        if self._call is None or not self._started.is_set():
+            await self._stop_runner()
+            return
+        await self._call.close(reason)  # CallEndedFrame, then the worker queues EndFrame
+        if self._worker is not None:
+            await self._worker.queue_frame(EndFrame(reason=reason))  # in case it did not
+        done, _ = await asyncio.wait({task}, timeout=PIPELINE_END_TIMEOUT_S)
+        if not done:
+            logger.warning(
+                f"call {self.label}: pipeline did not end within {PIPELINE_END_TIMEOUT_S} s; "
+                "cancelling it"
+            )
+            await self._stop_runner()
+
+    async def _stop_runner(self) -> None:
+        """Cancel the pipeline (pipecat's way first, then the asyncio task)."""
+        task = self._runner_task
+        if task is None or task.done():
+            return
+        assert self._runner is not None
+        await self._runner.cancel(reason="call ended")
+        done, _ = await asyncio.wait({task}, timeout=PIPELINE_CANCEL_TIMEOUT_S + 1.0)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+
+    async def _cancel_reader(self) -> None:
+        task = self._reader_task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+
+    async def _teardown(self) -> None:
+        """Make sure nothing of this call outlives it (runs on every way out)."""
+        await _shielded(self._cancel_reader())
+        await _shielded(self._stop_runner())
+        runner_task = self._runner_task
+        if runner_task is not None and runner_task.done() and not runner_task.cancelled():
+            error = runner_task.exception()
+            if error is not None:
+                logger.opt(exception=error).error(f"call {self.label}: pipeline crashed")
+        await self._close(WSCloseCode.GOING_AWAY, "call over")
+
+    async def _close(self, code: int, message: str) -> None:
+        if self._ws.closed:
+            return
+        try:
+            await asyncio.wait_for(
+                self._ws.close(code=code, message=message.encode()[:120]), WS_CLOSE_TIMEOUT_S
+            )
+        except (TimeoutError, ConnectionError, RuntimeError) as e:
+            logger.debug(f"call {self.label}: closing the socket: {e!r}")
+
+    # --- callbacks -------------------------------------------------------------------------
+
+    async def _send_text(self, text: str) -> None:
+        """Send one message to Twilio.
+
+        Raises:
+            ConnectionResetError: once the socket is closed (the output then stops sending).
+        """
+        if self._ws.closed:
+            raise ConnectionResetError("the media socket is closed")
+        await self._ws.send_str(text)
+
+    def _drop(self, kind: str) -> bool:
+        """Count a message the server dropped itself; True once that is abuse."""
+        self._on_protocol_error(kind)
+        self._dropped += 1
+        if self._dropped == 1:
+            logger.warning(f"call {self.label}: dropped an inbound message [{kind}]")
+        if self._dropped > MAX_DROPPED_MESSAGES:
+            self._abuse = f"too many dropped messages ({self._dropped}, last {kind})"
+            return True
+        return False
+
+    def _on_protocol_error(self, kind: str) -> None:
+        self._protocol_errors += 1
+        self._metrics.protocol_error(kind)
+
+    async def _on_pipeline_started(self, _worker: PipelineWorker, _frame: Frame) -> None:
+        self._started.set()
+
+    async def _on_pipeline_error(self, _worker: PipelineWorker, frame: ErrorFrame) -> None:
+        self._pipeline_errors += 1
+        self._metrics.pipeline_errors_total += 1
+        if self._pipeline_errors <= _LOGGED_PIPELINE_ERRORS:
+            more = (
+                " (further errors of this call are only counted)"
+                if (self._pipeline_errors == _LOGGED_PIPELINE_ERRORS)
+                else ""
+            )
+            logger.warning(f"call {self.label}: pipeline error: {frame.error}{more}")
+
+
+async def _shielded(coro: Coroutine[Any, Any, None]) -> None:
+    """Run cleanup to completion even when the surrounding task is being cancelled."""
+    task = asyncio.ensure_future(coro)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
+
+
+class MediaStreamHandler:
+    """``GET /media``: checks, upgrade, then one :class:`MediaCall` per connection."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        factory: PipelineFactory,
+        *,
+        registry: CallRegistry,
+        metrics: ServerMetrics,
+        verifier: SignatureVerifier | None,
+    ) -> None:
+        self._settings = settings
+        self._factory = factory
+        self._registry = registry
+        self._metrics = metrics
+        self._verifier = verifier
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        """Handle one Media Streams connection from upgrade to close."""
+        if not self._registry.accepting:
+            self._metrics.reject("shutdown")
+            logger.warning(f"refused a media stream from {request.remote}: shutting down")
+            return web.Response(status=503, text="shutting down\n")
+        if self._verifier is not None and not self._verifier.verify_request(
+            request, {}, configured_host=self._settings.server.public_host, websocket=True
+        ):
+            self._metrics.reject("signature")
+            return web.Response(status=403, text="invalid signature\n")
+        ws = web.WebSocketResponse(
+            max_msg_size=ws_hard_cap(self._settings.server.max_message_bytes),
+            compress=False,
+            decode_text=False,
+            timeout=WS_CLOSE_TIMEOUT_S,
+        )
+        if not ws.can_prepare(request).ok:
+            return web.Response(status=426, text="expected a WebSocket upgrade\n")
+        await ws.prepare(request)
+        media_call = MediaCall(ws, self._settings, self._factory, self._metrics)
+        if not self._registry.register(media_call):
+            self._metrics.reject("shutdown")
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
+            return ws
+        try:
+            await media_call.run()
+        finally:
+            self._registry.unregister(media_call)
+        return ws

@@ -1,0 +1,130 @@
+"""Bookkeeping of the calls in progress, and the drain used by graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from loguru import logger
+
+from voiceagent.server.metrics import LiveCounts
+
+
+class ActiveCall(Protocol):
+    """What the registry needs from one call in progress."""
+
+    @property
+    def label(self) -> str:
+        """Short name for logs (the call sid once known)."""
+
+    @property
+    def frames_in(self) -> int:
+        """Media messages received so far."""
+
+    @property
+    def frames_out(self) -> int:
+        """Media messages sent so far."""
+
+    @property
+    def finished(self) -> asyncio.Event:
+        """Set once the call is over (pipeline done, socket closed)."""
+
+    async def end(self, reason: str) -> None:
+        """Ask the call to end cleanly now (EndFrame to the pipeline, close 1001)."""
+
+
+class CallRegistry:
+    """The calls in progress and whether new ones are accepted."""
+
+    def __init__(self) -> None:
+        self._calls: set[ActiveCall] = set()
+        self._accepting = True
+
+    @property
+    def accepting(self) -> bool:
+        """False once shutdown began: new calls are refused."""
+        return self._accepting
+
+    @property
+    def active_count(self) -> int:
+        """Number of calls in progress."""
+        return len(self._calls)
+
+    @property
+    def calls(self) -> tuple[ActiveCall, ...]:
+        """Snapshot of the calls in progress."""
+        return tuple(self._calls)
+
+    def register(self, call: ActiveCall) -> bool:
+        """Add a call; False (not added) when shutdown began."""
+        if not self._accepting:
+            return False
+        self._calls.add(call)
+        return True
+
+    def unregister(self, call: ActiveCall) -> None:
+        """Remove a finished call (no-op when unknown)."""
+        self._calls.discard(call)
+
+    def live_counts(self) -> LiveCounts:
+        """Counters of the active calls, summed now (for /metrics)."""
+        live = LiveCounts(active_calls=len(self._calls))
+        for call in self._calls:
+            live.frames_in += call.frames_in
+            live.frames_out += call.frames_out
+        return live
+
+    def stop_accepting(self) -> None:
+        """Refuse new calls from now on."""
+        self._accepting = False
+
+    async def end_all(self, grace_s: float, *, end_timeout_s: float = 5.0) -> int:
+        """Stop accepting; let calls finish within ``grace_s``, then end the rest cleanly.
+
+        Args:
+            grace_s: How long active calls may continue on their own.
+            end_timeout_s: How long each ended call gets to wind down afterwards.
+
+        Returns:
+            How many calls had to be ended by the server.
+        """
+        self.stop_accepting()
+        calls = self.calls
+        if not calls:
+            return 0
+        logger.info(f"draining {len(calls)} active call(s), grace {grace_s:.1f} s")
+        pending = await self._wait_finished(calls, grace_s)
+        if not pending:
+            return 0
+        logger.warning(
+            f"grace of {grace_s:.1f} s over: ending {len(pending)} call(s) "
+            f"({', '.join(sorted(c.label for c in pending))})"
+        )
+        results = await asyncio.gather(
+            *(call.end("server shutdown") for call in pending), return_exceptions=True
+        )
+        for call, result in zip(pending, results, strict=True):
+            if isinstance(result, BaseException):
+                logger.error(f"call {call.label}: ending it failed: {result!r}")
+        still = await self._wait_finished(pending, end_timeout_s)
+        if still:
+            logger.error(f"{len(still)} call(s) did not finish after being ended")
+        return len(pending)
+
+    @staticmethod
+    async def _wait_finished(
+        calls: tuple[ActiveCall, ...], timeout: float
+    ) -> tuple[ActiveCall, ...]:
+        """Wait up to ``timeout`` for ``calls`` to finish; return those still running."""
+        waiters = [
+            asyncio.ensure_future(c.finished.wait()) for c in calls if not c.finished.is_set()
+        ]
+        if not waiters:
+            return ()
+        try:
+            if timeout > 0:
+                await asyncio.wait(waiters, timeout=timeout)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        return tuple(c for c in calls if not c.finished.is_set())

@@ -1,0 +1,143 @@
+"""One OpenAI-compatible streaming LLM service for the cloud and for the local llama.cpp server.
+
+pipecat's ``OpenAILLMService`` already streams a completion per ``LLMContextFrame`` and, when its
+processing task is cancelled, closes the HTTP response stream in a ``finally`` (the server sees the
+client go away; llama.cpp stops generating at its next token). This subclass adds
+``LLMCancelFrame``: the StabilityCommitRouter's way to withdraw a speculative generation without
+an interruption reaching the rest of the pipeline (TTS, transport and context are untouched).
+
+Order contract for the sender: push ``LLMCancelFrame`` *before* the ``LLMContextFrame`` that
+replaces the cancelled one; queued context frames that are not yet running are dropped too.
+"""
+
+from __future__ import annotations
+
+from loguru import logger
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient, Timeout
+from pipecat.frames.frames import Frame
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.services.openai.llm import OpenAILLMService
+from pipecat.utils.http import connection_limits
+
+from voiceagent.frames import LLMCancelFrame
+
+# No key is needed by the local server; a placeholder keeps the OpenAI client from picking up
+# OPENAI_API_KEY from the environment and sending a cloud key to a third-party endpoint.
+_NO_KEY = "not-needed"
+
+
+class VoiceLLMService(OpenAILLMService):
+    """OpenAI-compatible streaming LLM (cloud or the local llama.cpp server): one code path.
+
+    Frames in: ``LLMContextFrame`` (starts a generation), ``LLMCancelFrame`` (cancels it), and
+    everything pipecat's LLM services handle. Frames out per generation:
+    ``LLMFullResponseStartFrame``, ``LLMTextFrame``*, ``LLMFullResponseEndFrame`` (always, also
+    after a cancel or a provider error; errors add an upstream ``ErrorFrame``).
+
+    ``LLMCancelFrame`` cancels the running generation at once, closing its HTTP stream, and drops
+    queued ``LLMContextFrame`` s, like an interruption does inside this processor, but pushes no
+    ``InterruptionFrame``. The cancel frame itself is forwarded downstream afterwards.
+    """
+
+    def __init__(self, *, max_retries: int = 1, timeout_s: float = 30.0, **kwargs) -> None:
+        """Create the service.
+
+        Args:
+            max_retries: Retries of a failed request (connection error, 5xx, 429) by the OpenAI
+                client before an ``ErrorFrame`` is pushed. Kept low: a caller is waiting.
+            timeout_s: Read timeout of a request (connect timeout is 5 s).
+            **kwargs: ``OpenAILLMService`` arguments (``api_key``, ``base_url``, ``settings``...).
+        """
+        self._max_retries = max_retries
+        self._timeout_s = timeout_s
+        super().__init__(**kwargs)
+        self.cancelled_generations = 0
+
+    def create_client(
+        self,
+        api_key=None,
+        base_url=None,
+        organization=None,
+        project=None,
+        default_headers=None,
+        **kwargs,
+    ) -> AsyncOpenAI:
+        """An ``AsyncOpenAI`` client with voice-friendly retries and timeouts."""
+        return AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            organization=organization,
+            project=project,
+            max_retries=self._max_retries,
+            timeout=Timeout(self._timeout_s, connect=5.0),
+            http_client=DefaultAsyncHttpxClient(
+                limits=connection_limits(
+                    max_keepalive_connections=10, max_connections=100, keepalive_expiry=None
+                )
+            ),
+            default_headers=default_headers,
+        )
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Cancel the in-flight generation on ``LLMCancelFrame``; everything else as pipecat."""
+        if isinstance(frame, LLMCancelFrame):
+            await self._cancel_generation(frame)
+        await super().process_frame(frame, direction)
+
+    async def _cancel_generation(self, frame: LLMCancelFrame) -> None:
+        """Cancel and recreate the processing task, as pipecat's interruption does locally.
+
+        Cancelling the task raises ``CancelledError`` inside the streaming loop; pipecat's
+        ``finally`` blocks close the response stream and push ``LLMFullResponseEndFrame``.
+        """
+        logger.debug(f"{self}: cancelling generation of turn {frame.turn_id} ({frame.reason})")
+        self.cancelled_generations += 1
+        await self._start_interruption()
+        await self.stop_all_metrics()
+
+
+def create_llm_service(
+    *,
+    base_url: str | None,
+    api_key: str | None,
+    model: str,
+    max_tokens: int,
+    temperature: float,
+    system_instruction: str | None = None,
+    max_retries: int = 1,
+) -> VoiceLLMService:
+    """Build the LLM service for OpenAI itself (``base_url=None``) or any compatible server.
+
+    Args:
+        base_url: An OpenAI-compatible ``.../v1`` URL (e.g. ``LlamaServer.base_url``), or None for
+            api.openai.com.
+        api_key: The provider's key; optional for a ``base_url`` (the local server needs none).
+        model: Model name (any name is accepted by the local server).
+        max_tokens: Reply length cap (sent as ``max_completion_tokens`` to OpenAI itself, as
+            ``max_tokens`` to compatible servers, which may not know the newer field).
+        temperature: Sampling temperature.
+        system_instruction: System prompt applied by the service (pipecat 1.14 prefers this to a
+            system message in the context; both render the same prompt prefix).
+        max_retries: Client retries of a failed request before an ``ErrorFrame``.
+
+    Raises:
+        ValueError: Cloud OpenAI without an API key, or non-positive ``max_tokens``.
+    """
+    if max_tokens <= 0:
+        raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+    if base_url is None and not api_key:
+        logger.error("OpenAI LLM selected but no OPENAI_API_KEY is configured")
+        raise ValueError("an OpenAI API key is required when no base_url is given")
+    if base_url is None:
+        settings = VoiceLLMService.Settings(
+            model=model, temperature=temperature, max_completion_tokens=max_tokens
+        )
+    else:
+        settings = VoiceLLMService.Settings(
+            model=model, temperature=temperature, max_tokens=max_tokens
+        )
+    if system_instruction is not None:
+        settings.system_instruction = system_instruction
+    return VoiceLLMService(
+        api_key=api_key or _NO_KEY, base_url=base_url, settings=settings, max_retries=max_retries
+    )

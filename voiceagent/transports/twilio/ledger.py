@@ -1,0 +1,238 @@
+"""What the caller actually heard of each agent turn, from Twilio mark echoes.
+
+An agent turn is a sequence of *segments* (the audio of one ``TTSTextFrame`` and its
+text). After each segment's audio the output sends a ``mark``; Twilio echoes it once
+that audio has played. A ``clear`` (barge-in) makes Twilio echo every outstanding mark at
+once, so echoes after a clear prove nothing: :meth:`PlaybackLedger.on_clear` invalidates
+them and estimates how far into the segment being played the caller got, from when that
+segment started playing (the previous mark's echo, or its first send) and elapsed time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from voiceagent.clock import DEFAULT_CLOCK, Clock
+
+_WORD = re.compile(r"\S+")
+
+
+def cut_at_word(text: str, fraction: float) -> str:
+    """The prefix of ``text`` made of the words that end within ``fraction`` of its length."""
+    if fraction <= 0.0 or not text:
+        return ""
+    if fraction >= 1.0:
+        return text
+    limit = fraction * len(text)
+    end = 0
+    for match in _WORD.finditer(text):
+        if match.end() > limit:
+            break
+        end = match.end()
+    return text[:end]
+
+
+@dataclass(slots=True)
+class Segment:
+    """One TTS segment of an agent turn."""
+
+    index: int
+    mark: str
+    text: str
+    duration: float
+    first_sent: float | None = None
+    echoed_at: float | None = None
+
+
+@dataclass(slots=True)
+class HeardReport:
+    """The heard / unheard split of one agent turn."""
+
+    turn_id: int
+    text: str
+    full_text: str
+    interrupted: bool
+    unheard_text: str
+
+
+@dataclass(slots=True)
+class _Turn:
+    turn_id: int
+    segments: list[Segment] = field(default_factory=list)
+    first_sent: list[float] = field(default_factory=list)
+    pending_text: str = ""
+    complete: bool = False
+    cut_chars: int | None = None  # heard prefix length of the joined text, fixed at a clear
+
+
+class PlaybackLedger:
+    """Segments per agent turn and which of them the caller heard. Pure; clock-injected."""
+
+    def __init__(self, clock: Clock = DEFAULT_CLOCK) -> None:
+        self._clock = clock
+        self._turns: dict[int, _Turn] = {}
+        self._outstanding: dict[str, tuple[_Turn, Segment]] = {}
+
+    # -- building turns -------------------------------------------------------------------
+
+    def start_turn(self, turn_id: int) -> None:
+        """Open a turn (idempotent)."""
+        self._turns.setdefault(turn_id, _Turn(turn_id))
+
+    def add_segment(self, turn_id: int, mark: str, text: str, duration: float) -> Segment:
+        """Record a segment whose audio (``duration`` s) is followed by mark ``mark``."""
+        turn = self._turns.setdefault(turn_id, _Turn(turn_id))
+        if turn.pending_text:
+            text = f"{turn.pending_text} {text}"
+            turn.pending_text = ""
+        index = len(turn.segments)
+        first = turn.first_sent[index] if index < len(turn.first_sent) else None
+        segment = Segment(index, mark, " ".join(text.split()), duration, first)
+        turn.segments.append(segment)
+        self._outstanding[mark] = (turn, segment)
+        return segment
+
+    def add_text(self, turn_id: int, text: str) -> None:
+        """Text that came without new audio: it belongs to the last segment (or the next one)."""
+        turn = self._turns.setdefault(turn_id, _Turn(turn_id))
+        text = " ".join(text.split())
+        if not text:
+            return
+        if turn.segments:
+            last = turn.segments[-1]
+            last.text = f"{last.text} {text}" if last.text else text
+        else:
+            turn.pending_text = f"{turn.pending_text} {text}" if turn.pending_text else text
+
+    def complete_turn(self, turn_id: int) -> None:
+        """No more segments will be added to this turn (TTS stopped)."""
+        turn = self._turns.get(turn_id)
+        if turn is not None:
+            turn.complete = True
+
+    def on_audio_sent(self, turn_id: int, segment_index: int, now: float) -> None:
+        """The first audio of segment ``segment_index`` went to Twilio at ``now``."""
+        turn = self._turns.get(turn_id)
+        if turn is None:
+            return
+        while len(turn.first_sent) <= segment_index:
+            turn.first_sent.append(now)
+        if segment_index < len(turn.segments) and turn.segments[segment_index].first_sent is None:
+            turn.segments[segment_index].first_sent = now
+
+    # -- playback evidence ----------------------------------------------------------------
+
+    def on_mark(self, name: str, now: float | None = None) -> int | None:
+        """A mark echo: the turn it proves heard audio of, or ``None`` if it proves nothing."""
+        entry = self._outstanding.pop(name, None)
+        if entry is None:
+            return None
+        turn, segment = entry
+        segment.echoed_at = self._clock.now() if now is None else now
+        return turn.turn_id
+
+    def on_clear(self, now: float | None = None) -> None:
+        """A ``clear`` was sent: fix each open turn's heard prefix; later echoes prove nothing."""
+        at = self._clock.now() if now is None else now
+        for turn in self._turns.values():
+            if turn.cut_chars is None and not self._all_echoed(turn):
+                turn.cut_chars = self._heard_chars(turn, at)
+        self._outstanding.clear()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def has_turn(self, turn_id: int) -> bool:
+        """Whether the turn is open in the ledger."""
+        return turn_id in self._turns
+
+    def is_fully_played(self, turn_id: int) -> bool:
+        """Whether the turn is complete and every segment's mark was echoed before any clear."""
+        turn = self._turns.get(turn_id)
+        return (
+            turn is not None and turn.complete and turn.cut_chars is None and self._all_echoed(turn)
+        )
+
+    def full_text(self, turn_id: int) -> str:
+        """Everything the agent meant to say in this turn (segments so far)."""
+        turn = self._turns.get(turn_id)
+        return self._joined(turn)[0] if turn else ""
+
+    def heard_text(self, turn_id: int, now: float | None = None) -> str:
+        """Acknowledged segments plus the played fraction of the segment being played."""
+        turn = self._turns.get(turn_id)
+        if turn is None:
+            return ""
+        full = self._joined(turn)[0]
+        chars = turn.cut_chars
+        if chars is None:
+            chars = self._heard_chars(turn, self._clock.now() if now is None else now)
+        return full[:chars].rstrip()
+
+    def close_turn(
+        self, turn_id: int, *, interrupted: bool, now: float | None = None
+    ) -> HeardReport:
+        """Forget the turn and report what was heard.
+
+        A turn closed without interruption played to the end (its marks echoed, or its
+        estimated play-out ended), so all of it counts as heard.
+        """
+        turn = self._turns.pop(turn_id, None)
+        if turn is None:
+            return HeardReport(turn_id, "", "", interrupted, "")
+        for segment in turn.segments:
+            self._outstanding.pop(segment.mark, None)
+        full = self._joined(turn)[0]
+        if interrupted:
+            chars = turn.cut_chars
+            if chars is None:
+                chars = self._heard_chars(turn, self._clock.now() if now is None else now)
+        else:
+            chars = len(full)
+        heard = full[:chars].rstrip()
+        return HeardReport(turn_id, heard, full, interrupted, full[chars:].strip())
+
+    # -- internals --------------------------------------------------------------------------
+
+    @staticmethod
+    def _all_echoed(turn: _Turn) -> bool:
+        return all(segment.echoed_at is not None for segment in turn.segments)
+
+    @staticmethod
+    def _joined(turn: _Turn | None) -> tuple[str, list[int]]:
+        """The turn's text and the start offset of each segment in it."""
+        if turn is None:
+            return "", []
+        parts: list[str] = []
+        starts: list[int] = []
+        length = 0
+        for segment in turn.segments:
+            if parts and segment.text:
+                length += 1  # the joining space
+            starts.append(length)
+            if segment.text:
+                parts.append(segment.text)
+                length += len(segment.text)
+        return " ".join(parts), starts
+
+    def _heard_chars(self, turn: _Turn, now: float) -> int:
+        full, starts = self._joined(turn)
+        heard = 0
+        previous_echo: float | None = None
+        for segment, start in zip(turn.segments, starts, strict=True):
+            if segment.echoed_at is not None:
+                heard = start + len(segment.text)
+                previous_echo = segment.echoed_at
+                continue
+            if segment.first_sent is None:
+                break  # none of its audio reached Twilio
+            began = segment.first_sent
+            if previous_echo is not None and previous_echo > began:
+                began = previous_echo
+            duration = segment.duration
+            fraction = (now - began) / duration if duration > 0.0 else 1.0
+            part = cut_at_word(segment.text, fraction)
+            if part:
+                heard = start + len(part)
+            break
+        return min(heard, len(full))

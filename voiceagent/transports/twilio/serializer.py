@@ -1,0 +1,286 @@
+"""TwilioSerializer: the pipeline source fed with Twilio Media Streams websocket messages.
+
+The server hands every websocket message to :meth:`TwilioSerializer.receive_text` (or
+``receive_binary``). Valid messages become pipecat frames pushed downstream: caller audio
+(μ-law 8 kHz → PCM16 at the pipeline rate through a stateful resampler), DTMF, call start
+and end, mark echoes. Bad input is dropped, counted, and logged at most once per kind
+every few seconds; a flood of errors asks the server to close the socket
+(:attr:`TwilioSerializer.should_close`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+from pipecat.audio.dtmf.types import KeypadEntry
+from pipecat.frames.frames import (
+    EndWorkerFrame,
+    Frame,
+    InputAudioRawFrame,
+    InputDTMFFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from voiceagent.clock import DEFAULT_CLOCK, Clock
+from voiceagent.frames import CallEndedFrame, CallStartedFrame, PlaybackMarkFrame
+from voiceagent.settings import TransportSettings
+from voiceagent.transports.twilio.codec import StreamResampler, ulaw_to_pcm16
+from voiceagent.transports.twilio.protocol import (
+    ULAW_RATE,
+    Connected,
+    Dtmf,
+    Mark,
+    Media,
+    ProtocolError,
+    Start,
+    Stop,
+    check_media_format,
+    parse_inbound,
+)
+
+if TYPE_CHECKING:
+    from voiceagent.transports.twilio.output import TwilioOutput
+
+INBOUND_TRACKS = frozenset(("inbound", "inbound_track"))
+
+
+class InboundGuard:
+    """Flood control and error accounting for one call's inbound messages. Clock-injected.
+
+    A token bucket admits ``rate`` messages per second with bursts of ``burst``. Errors are
+    counted per kind; a warning per kind is logged at most every ``warn_every_s`` (with the
+    number suppressed meanwhile); more than ``error_limit`` errors within
+    ``error_window_s`` means the call should be closed.
+    """
+
+    def __init__(
+        self,
+        clock: Clock = DEFAULT_CLOCK,
+        *,
+        rate: float = 200.0,
+        burst: float = 100.0,
+        error_limit: int = 50,
+        error_window_s: float = 10.0,
+        warn_every_s: float = 5.0,
+        label: str = "twilio",
+    ) -> None:
+        self._clock = clock
+        self._rate = rate
+        self._burst = burst
+        self._tokens = burst
+        self._refilled_at = clock.now()
+        self._error_limit = error_limit
+        self.error_window_s = error_window_s
+        self._warn_every_s = warn_every_s
+        self._recent: deque[float] = deque()
+        self._warned: dict[str, tuple[float, int]] = {}
+        self.label = label
+        self.counts: dict[str, int] = {}
+
+    def admit(self) -> bool:
+        """Take one token for a message; ``False`` when the caller is flooding."""
+        now = self._clock.now()
+        tokens = self._tokens + (now - self._refilled_at) * self._rate
+        self._refilled_at = now
+        if tokens > self._burst:
+            tokens = self._burst
+        if tokens < 1.0:
+            self._tokens = tokens
+            return False
+        self._tokens = tokens - 1.0
+        return True
+
+    def record(self, kind: str, reason: str) -> bool:
+        """Count an error (rate-limited warning). Returns ``True`` once there are too many."""
+        now = self._clock.now()
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        last, suppressed = self._warned.get(kind, (float("-inf"), 0))
+        if now - last >= self._warn_every_s:
+            more = f" (+{suppressed} more since last warning)" if suppressed else ""
+            logger.warning(f"{self.label}: dropped inbound message [{kind}] {reason}{more}")
+            self._warned[kind] = (now, 0)
+        else:
+            self._warned[kind] = (last, suppressed + 1)
+        recent = self._recent
+        recent.append(now)
+        while recent and now - recent[0] > self.error_window_s:
+            recent.popleft()
+        return len(recent) > self._error_limit
+
+    def recent_errors(self) -> int:
+        """Errors within the current window."""
+        return len(self._recent)
+
+
+class TwilioSerializer(FrameProcessor):
+    """Pipeline source: Twilio Media Streams messages in, pipecat frames out."""
+
+    def __init__(
+        self,
+        *,
+        settings: TransportSettings | None = None,
+        clock: Clock = DEFAULT_CLOCK,
+        output: TwilioOutput | None = None,
+        on_protocol_error: Callable[[str], None] | None = None,
+        max_message_bytes: int = 65536,
+        max_messages_per_s: float = 200.0,
+        burst: float = 100.0,
+        error_limit: int = 50,
+        error_window_s: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        settings = settings or TransportSettings()
+        self.sample_rate = settings.sample_rate
+        self.output = output
+        self.guard = InboundGuard(
+            clock,
+            rate=max_messages_per_s,
+            burst=burst,
+            error_limit=error_limit,
+            error_window_s=error_window_s,
+            label=str(self),
+        )
+        self._on_protocol_error = on_protocol_error
+        self._max_message_bytes = max_message_bytes
+        self._resampler = StreamResampler(ULAW_RATE, self.sample_rate)
+        self.stream_sid: str | None = None
+        self.call_sid: str | None = None
+        self.account_sid: str | None = None
+        self.custom_parameters: dict[str, str] = {}
+        self.tracks: list[str] = []
+        self.frames_in = 0
+        self.should_close: str | None = None
+        self.started = asyncio.Event()
+        self.ended = asyncio.Event()
+
+    # -- inbound messages (called from the websocket reader) ---------------------------------
+
+    async def receive_text(self, text: str) -> None:
+        """Handle one websocket text message. Never raises for bad input."""
+        if self.should_close is not None or self.ended.is_set():
+            return
+        try:
+            if not self.guard.admit():
+                await self._error("flood", "more messages than the per-second limit allows")
+                return
+            limit = self._max_message_bytes
+            if len(text) > limit or (not text.isascii() and len(text.encode()) > limit):
+                await self._error("too_large", f"message over {limit} bytes")
+                return
+            try:
+                message = parse_inbound(text, stream_sid=self.stream_sid)
+            except ProtocolError as e:
+                await self._error(e.kind, e.reason)
+                return
+            if type(message) is Media:
+                await self._on_media(message)
+            else:
+                await self._on_event(message)
+        except Exception:
+            logger.opt(exception=True).error(f"{self}: failed handling an inbound message")
+
+    async def receive_binary(self, data: bytes) -> None:
+        """Twilio never sends binary frames: count and drop."""
+        if self.should_close is not None or self.ended.is_set():
+            return
+        if not self.guard.admit():
+            await self._error("flood", "more messages than the per-second limit allows")
+            return
+        await self._error("binary", f"binary frame of {len(data)} bytes")
+
+    async def _on_media(self, media: Media) -> None:
+        if media.track not in INBOUND_TRACKS:
+            return
+        self.frames_in += 1
+        pcm = self._resampler.resample(ulaw_to_pcm16(media.ulaw))
+        if pcm:
+            await self.queue_frame(InputAudioRawFrame(pcm, self.sample_rate, 1))
+
+    async def _on_event(self, message: Connected | Start | Dtmf | Mark | Stop) -> None:
+        if isinstance(message, Mark):
+            if self.output is not None:
+                await self.output.on_mark_echo(message.name)
+            await self.queue_frame(PlaybackMarkFrame(mark_name=message.name))
+        elif isinstance(message, Dtmf):
+            await self.queue_frame(InputDTMFFrame(KeypadEntry(message.digit)))
+        elif isinstance(message, Start):
+            await self._on_start(message)
+        elif isinstance(message, Stop):
+            logger.info(f"{self}: Twilio stopped stream {self.stream_sid} (call {self.call_sid})")
+            await self.end_call("stop")
+        else:
+            logger.debug(f"{self}: Twilio connected ({message.protocol} {message.version})")
+
+    async def _on_start(self, start: Start) -> None:
+        problem = check_media_format(start.media_format)
+        if problem is not None:
+            logger.error(f"{self}: call {start.call_sid}: {problem}")
+            self._count("bad_value")
+            self.should_close = problem
+            await self.end_call("bad_media_format")
+            return
+        self.stream_sid = start.stream_sid
+        self.call_sid = start.call_sid
+        self.account_sid = start.account_sid
+        self.custom_parameters = start.custom_parameters
+        self.tracks = start.tracks
+        if self.output is not None:
+            self.output.attach_stream(start.stream_sid)
+        logger.info(f"{self}: call {start.call_sid} started on stream {start.stream_sid}")
+        await self.queue_frame(
+            CallStartedFrame(
+                stream_sid=start.stream_sid,
+                call_sid=start.call_sid,
+                account_sid=start.account_sid,
+                custom_parameters=dict(start.custom_parameters),
+                tracks=list(start.tracks),
+            )
+        )
+        self.started.set()
+
+    async def end_call(self, reason: str) -> None:
+        """The Twilio side is over: push ``CallEndedFrame`` and have the worker end the pipeline.
+
+        An ``EndFrame`` pushed from inside a pipeline does not finish a ``PipelineWorker``,
+        so this pushes ``EndWorkerFrame`` upstream and the worker sends the ``EndFrame``
+        downstream through every processor (after the ``CallEndedFrame``).
+        """
+        if self.ended.is_set():
+            return
+        self.ended.set()
+        if self.output is not None:
+            self.output.transport_closed()
+        await self.queue_frame(CallEndedFrame(reason=reason))
+        await self.push_frame(
+            EndWorkerFrame(reason=f"call ended: {reason}"), FrameDirection.UPSTREAM
+        )
+
+    def _count(self, kind: str) -> None:
+        if self._on_protocol_error is not None:
+            try:
+                self._on_protocol_error(kind)
+            except Exception:
+                logger.opt(exception=True).error(f"{self}: on_protocol_error callback failed")
+
+    async def _error(self, kind: str, reason: str) -> None:
+        too_many = self.guard.record(kind, reason)
+        self._count(kind)
+        if too_many and self.should_close is None:
+            self.should_close = (
+                f"too many protocol errors ({self.guard.recent_errors()} within "
+                f"{self.guard.error_window_s:g} s, last {kind}: {reason})"
+            )
+            logger.warning(f"{self}: closing call {self.call_sid}: {self.should_close}")
+            await self.end_call("protocol_errors")
+
+    # -- pipeline side ------------------------------------------------------------------------
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Forward everything: the frames this source creates travel through here too."""
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
