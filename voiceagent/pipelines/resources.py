@@ -75,7 +75,6 @@ class AgentResources:
         for reason in self.choice.reasons:
             logger.info(f"pipeline stage {reason}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        local = self.settings.local
         tasks = []
         if self.choice.stt == "local":
             tasks.append(self._load_whisper(say))
@@ -87,7 +86,6 @@ class AgentResources:
         if self.llama is not None:
             say("warming the language model with the system prompt")
             await self.llama.warm_up(self.settings.agent.system_prompt)
-        del local
 
     async def _load_whisper(self, say: Any) -> None:
         from voiceagent.services.local.weights import resolve_whisper_model
@@ -105,12 +103,10 @@ class AgentResources:
 
         self.piper_paths = await asyncio.to_thread(resolve_piper_voice, self.settings.local)
         say(f"loading Piper voice {self.piper_paths[0].name}")
-        from piper import PiperVoice
+        from voiceagent.services.local.piper_tts import load_piper_voice
 
         model, config = self.piper_paths
-        self.piper_voice = await asyncio.to_thread(
-            PiperVoice.load, str(model), config_path=str(config)
-        )
+        self.piper_voice = await asyncio.wrap_future(load_piper_voice(model, config))
 
     async def _start_llama(self, say: Any) -> None:
         from voiceagent.services.local.llama_server import LlamaServer
@@ -124,7 +120,7 @@ class AgentResources:
         await self.llama.start()
         self.llm_base_url = self.llama.base_url
         self.llm_api_key = "local"
-        self.llm_model = gguf.stem
+        self.llm_model = self.llama.model_alias
 
     async def stop(self) -> None:
         """Stop child processes."""

@@ -10,6 +10,7 @@ before committing them.
 
 from __future__ import annotations
 
+import math
 import re
 
 
@@ -78,6 +79,8 @@ def _dictating(ws: list[str]) -> bool:
         digits += len(word) if word.isdigit() else 1
     if run == 0:
         return False
+    if digits in (7, 10, 11) and run == sum(1 for w in ws[-run:] if w != "dash"):
+        return False  # a whole phone number
     if run >= 2 or digits >= 3:
         return True
     before = ws[-run - 1] if len(ws) > run else ""
@@ -110,39 +113,61 @@ class UtteranceText:
     """The caller's words since the last commit, from partials and finals of any STT.
 
     Finals close STT segments (Deepgram sends several per utterance); a partial is the
-    hypothesis of the open segment. A commit can happen before the STT closes its segment,
-    so the words of that segment already committed are skipped in later hypotheses.
+    hypothesis of the open segment. A commit can come before the STT closes its segment, so
+    later hypotheses of that segment repeat the committed words: they are stripped (also
+    when re-decoded slightly differently); a hypothesis that does not start with them is
+    taken as the STT starting over.
     """
 
-    __slots__ = ("finals", "interim", "skip_words")
+    __slots__ = ("finals", "interim", "_committed", "_base")
 
     def __init__(self) -> None:
         self.finals: list[str] = []
         self.interim = ""
-        self.skip_words = 0
+        self._committed: list[str] = []  # normalized words of the open segment, committed
+        self._base: list[str] = []  # the committed words the current interim follows
 
-    def _new_part(self, text: str) -> str:
-        ws = text.split()
-        return " ".join(ws[self.skip_words :]) if len(ws) > self.skip_words else ""
+    def _new_part(self, text: str) -> tuple[str, list[str]]:
+        committed = self._committed
+        if not committed:
+            return text.strip(), []
+        tokens = [(tok, normalize(tok).split()) for tok in text.split()]
+        hyp = [w for _, ws in tokens for w in ws]
+        overlap = 0
+        while overlap < min(len(committed), len(hyp)) and committed[overlap] == hyp[overlap]:
+            overlap += 1
+        if overlap == len(hyp):
+            return "", committed  # a (shorter) re-decoding of committed words
+        revised = overlap >= max(2, math.ceil(0.6 * len(committed)))
+        if overlap < len(committed) and not revised:
+            return text.strip(), []  # the STT started over
+        count = 0
+        for i, (_, ws) in enumerate(tokens):
+            count += len(ws)
+            if count >= len(committed):
+                return " ".join(tok for tok, _ in tokens[i + 1 :]), committed
+        return "", committed
 
     def partial(self, text: str) -> None:
         """A new hypothesis of the open segment."""
-        self.interim = self._new_part(text)
+        self.interim, self._base = self._new_part(text)
 
     def final(self, text: str) -> None:
         """The final text of the open segment (the next hypothesis starts a new one)."""
-        part = self._new_part(text)
+        part, _ = self._new_part(text)
         if part:
             self.finals.append(part)
         self.interim = ""
-        self.skip_words = 0
+        self._committed = []
+        self._base = []
 
     def text(self) -> str:
         """The uncommitted words."""
         return " ".join(p for p in (*self.finals, self.interim) if p)
 
     def commit(self) -> None:
-        """The current words were committed: forget them (and skip them if re-decoded)."""
-        self.skip_words += len(self.interim.split())
+        """The current words were committed: forget them (and strip them if re-decoded)."""
+        self._committed = [*self._base, *normalize(self.interim).split()]
+        self._base = []
         self.finals.clear()
         self.interim = ""

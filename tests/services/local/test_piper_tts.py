@@ -62,6 +62,20 @@ def test_missing_voice_file_is_a_clear_error(tmp_path: Path):
         LocalPiperTTSService(model_path=tmp_path / "x.onnx", config_path=tmp_path / "x.json")
 
 
+async def test_a_corrupt_voice_reports_an_error_and_the_call_goes_on(tmp_path: Path):
+    model, config = tmp_path / "bad.onnx", tmp_path / "bad.onnx.json"
+    model.write_bytes(b"not an onnx model")
+    config.write_text("{}")
+    async with LivePipeline(LocalPiperTTSService(model_path=model, config_path=config)) as p:
+        await p.wait_for(lambda: bool(p.up_of(ErrorFrame)), timeout=10, recorder=p.up)
+        assert "cannot load Piper voice" in p.up_of(ErrorFrame)[0].error
+        await p.push(LLMFullResponseStartFrame())
+        await p.push(TextFrame("Hello?"))
+        await p.push(LLMFullResponseEndFrame())
+        await p.wait_for(lambda: bool(p.down_of(LLMFullResponseEndFrame)), timeout=10)
+        assert not p.down_of(TTSAudioRawFrame)
+
+
 @pytest.mark.models
 async def test_agent_reply_of_two_chunks_is_spoken_in_order(voice_files):
     chunks = ["Sure, we open at nine tomorrow morning.", "See you then!"]
