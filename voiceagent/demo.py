@@ -141,7 +141,7 @@ async def run_demo(args: Any) -> int:
         if turn.latency_ms is not None:
             latencies.append(turn.latency_ms)
         shown = "no reply" if turn.latency_ms is None else f"{turn.latency_ms:7.0f} ms"
-        print(f"{turn.index:>4}  {shown}   {turn.caller_text}")
+        print(f"{turn.index + 1:>4}  {shown}   {turn.caller_text}")
     if latencies:
         print(
             f"latency p50 {statistics.median(latencies):.0f} ms, p90 "

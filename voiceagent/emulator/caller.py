@@ -153,9 +153,7 @@ class _Call:
         self._plan = plan
         self._on_event = on_event
         self._clock = MonotonicClock()
-        self._timeline = PlaybackTimeline(
-            self._clock, on_mark=self._echo_mark, on_event=self._emit
-        )
+        self._timeline = PlaybackTimeline(self._clock, on_mark=self._echo_mark, on_event=self._emit)
         self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._seq = 1
         self._closed = asyncio.Event()  # the line is dead: server closed or sending failed
@@ -168,21 +166,15 @@ class _Call:
     async def run(self) -> CallReport:
         em = self._em
         self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        self._send(
-            {
-                "event": "start",
-                "sequenceNumber": None,
-                "streamSid": em.stream_sid,
-                "start": {
-                    "accountSid": em.account_sid,
-                    "streamSid": em.stream_sid,
-                    "callSid": em.call_sid,
-                    "tracks": ["inbound"],
-                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                    "customParameters": dict(em.custom_parameters),
-                },
-            }
-        )
+        start = {
+            "accountSid": em.account_sid,
+            "streamSid": em.stream_sid,
+            "callSid": em.call_sid,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            "customParameters": dict(em.custom_parameters),
+        }
+        self._stream_event("start", start=start)
         self._timeline.start()
         writer = asyncio.create_task(self._writer(), name="caller-writer")
         reader = asyncio.create_task(self._reader(), name="caller-reader")
@@ -195,6 +187,12 @@ class _Call:
         return self._report(heard)
 
     # ----- sending --------------------------------------------------------------------------
+
+    def _stream_event(self, event: str, **body: Any) -> None:
+        """Queue ``{"event", "sequenceNumber", "streamSid", **body}``."""
+        self._send(
+            {"event": event, "sequenceNumber": None, "streamSid": self._em.stream_sid, **body}
+        )
 
     def _send(self, msg: dict[str, Any]) -> None:
         """Queue a message for the writer, numbering it (every event but ``connected``)."""
@@ -217,7 +215,6 @@ class _Call:
     async def _stream(self) -> None:
         """Send one 20 ms media message per tick at real-time pace until the script is done."""
         t0 = self._clock.now() - self._timeline.now_s()
-        sid = self._em.stream_sid
         chunk = 0
         while not self._closed.is_set():
             delay = t0 + (chunk + 1) * CHUNK_S - self._clock.now()
@@ -231,20 +228,21 @@ class _Call:
             if step.done:
                 break
             payload = base64.b64encode(step.chunk).decode("ascii")
-            media = {"track": "inbound", "chunk": str(chunk + 1), "timestamp": str(chunk * 20),
-                     "payload": payload}
-            self._send({"event": "media", "sequenceNumber": None, "streamSid": sid,
-                        "media": media})
+            media = {
+                "track": "inbound",
+                "chunk": str(chunk + 1),
+                "timestamp": str(chunk * 20),
+                "payload": payload,
+            }
+            self._stream_event("media", media=media)
             for digit in step.digits:
-                self._send({"event": "dtmf", "streamSid": sid, "sequenceNumber": None,
-                            "dtmf": {"track": "inbound_track", "digit": digit}})
+                self._stream_event("dtmf", dtmf={"track": "inbound_track", "digit": digit})
             chunk += 1
 
     async def _hang_up(self, writer: asyncio.Task, reader: asyncio.Task) -> None:
         em = self._em
         if not self._closed.is_set():
-            self._send({"event": "stop", "sequenceNumber": None, "streamSid": em.stream_sid,
-                        "stop": {"accountSid": em.account_sid, "callSid": em.call_sid}})
+            self._stream_event("stop", stop={"accountSid": em.account_sid, "callSid": em.call_sid})
         self._stopping = True
         self._outbox.put_nowait(None)
         try:
@@ -266,8 +264,7 @@ class _Call:
         if self._stopping or self._closed.is_set():
             return
         self.marks_echoed += 1
-        self._send({"event": "mark", "sequenceNumber": None, "streamSid": self._em.stream_sid,
-                    "mark": {"name": name}})
+        self._stream_event("mark", mark={"name": name})
 
     # ----- receiving ------------------------------------------------------------------------
 

@@ -42,15 +42,23 @@ def add_call_parser(subparsers: Any) -> None:
     )
     call.add_argument("--url", default=DEFAULT_URL, help=f"Media Streams URL ({DEFAULT_URL})")
     call.add_argument(
-        "--audio", dest="script", action=_ScriptItem, metavar="WAV",
+        "--audio",
+        dest="script",
+        action=_ScriptItem,
+        metavar="WAV",
         help="a 16-bit WAV the caller says (repeatable, in order)",
     )
     call.add_argument(
-        "--dtmf", dest="script", action=_ScriptItem, metavar="DIGITS",
+        "--dtmf",
+        dest="script",
+        action=_ScriptItem,
+        metavar="DIGITS",
         help="keypad digits pressed after the preceding --audio (repeatable)",
     )
     call.add_argument(
-        "--pause", type=float, default=1.5,
+        "--pause",
+        type=float,
+        default=1.5,
         help="agent silence (s) that ends its reply before the caller goes on (1.5)",
     )
     call.add_argument("--out", default=None, help="write what the caller heard to this WAV")
@@ -60,15 +68,24 @@ def add_call_parser(subparsers: Any) -> None:
         "--max-wait", type=float, default=15.0, help="seconds to wait for a reply to start (15)"
     )
     call.add_argument(
-        "--param", type=_pair, action="append", default=[], metavar="NAME=VALUE",
+        "--param",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="a start.customParameters entry (repeatable)",
     )
     call.add_argument(
-        "--header", type=_pair, action="append", default=[], metavar="NAME=VALUE",
+        "--header",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="an extra HTTP header on the WebSocket upgrade (repeatable)",
     )
     call.add_argument(
-        "--auth-token", default=None,
+        "--auth-token",
+        default=None,
         help="sign the upgrade with this Twilio auth token (X-Twilio-Signature over --url)",
     )
     call.set_defaults(script=[])
@@ -90,11 +107,15 @@ def build_script(items: list[tuple[str, str]], pause_s: float) -> list[CallerLin
                     pcm8k=previous.pcm8k, pause_after_s=pause_s, text=previous.text, dtmf=value
                 )
             else:
-                lines.append(CallerLine(pcm8k=b"", pause_after_s=pause_s, text=f"[{value}]",
-                                        dtmf=value))
+                lines.append(
+                    CallerLine(pcm8k=b"", pause_after_s=pause_s, text=f"[{value}]", dtmf=value)
+                )
         else:
-            lines.append(CallerLine(pcm8k=load_wav_pcm8k(value), pause_after_s=pause_s,
-                                    text=Path(value).name))
+            lines.append(
+                CallerLine(
+                    pcm8k=load_wav_pcm8k(value), pause_after_s=pause_s, text=Path(value).name
+                )
+            )
     return lines
 
 
@@ -166,7 +187,10 @@ async def run_call_command(args: argparse.Namespace) -> int:
     print(f"calling {args.url} (call {emulator.call_sid}, {len(script)} caller line(s))")
     try:
         report = await emulator.run(
-            script, lead_in_s=args.lead_in, tail_s=args.tail, max_wait_reply_s=args.max_wait,
+            script,
+            lead_in_s=args.lead_in,
+            tail_s=args.tail,
+            max_wait_reply_s=args.max_wait,
             on_event=_live,
         )
     except RuntimeError as e:

@@ -133,8 +133,11 @@ class PlaybackTimeline:
         names = [name for _, name, _ in self._marks]
         self._emit(
             "clear",
-            {"t": now / PHONE_SAMPLE_RATE, "discarded_s": discarded / PHONE_SAMPLE_RATE,
-             "marks": names},
+            {
+                "t": now / PHONE_SAMPLE_RATE,
+                "discarded_s": discarded / PHONE_SAMPLE_RATE,
+                "marks": names,
+            },
         )
         while self._marks:
             _, name, received = self._marks.popleft()
@@ -238,8 +241,12 @@ class PlaybackTimeline:
         self.marks_released += 1
         self._emit(
             "mark",
-            {"name": name, "t": at / PHONE_SAMPLE_RATE, "received_t": received / PHONE_SAMPLE_RATE,
-             "cleared": cleared},
+            {
+                "name": name,
+                "t": at / PHONE_SAMPLE_RATE,
+                "received_t": received / PHONE_SAMPLE_RATE,
+                "cleared": cleared,
+            },
         )
         if self._on_mark is not None:
             self._on_mark(name)

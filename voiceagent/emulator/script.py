@@ -19,7 +19,7 @@ CHUNK_S = 0.02
 CHUNK_BYTES = 160  # 20 ms of 8 kHz μ-law
 DTMF_GAP_S = 0.25  # between two key presses of one line
 MAX_REPLY_S = 120.0  # give up on a reply that keeps playing this long
-DTMF_DIGITS = frozenset("0123456789*#ABCD")
+DTMF_DIGITS = frozenset("0123456789*#")  # what Twilio reports
 SILENCE_CHUNK = bytes((ULAW_SILENCE,)) * CHUNK_BYTES
 
 
@@ -140,15 +140,20 @@ class CallScript:
     # ----- phases ---------------------------------------------------------------------------
 
     def _step_phase(self, now: float, agent: AgentState, out: ScriptStep) -> bool:
-        """Advance the current phase; True when ``out`` is final for this step."""
+        """Advance the current phase; True when ``out`` is final for this step.
+
+        ``now`` is the end of the chunk being produced (when it is sent); ``begin`` its start,
+        which is what waits compare against (a line starting here starts at ``begin``).
+        """
         phase = self._phase
+        begin = now - CHUNK_S + 1e-9
         if phase is _Phase.LEAD_IN:
             greeting = agent.playing or (
-                agent.last_audio_s is not None and now - agent.last_audio_s < self.lead_in_s
+                agent.last_audio_s is not None and begin - agent.last_audio_s < self.lead_in_s
             )
-            if now < self.lead_in_s or (greeting and now < MAX_REPLY_S):
+            if begin < self.lead_in_s or (greeting and begin < MAX_REPLY_S):
                 return True
-            self._next_line(now)
+            self._next_line(now - CHUNK_S)
             return False
         if phase is _Phase.WAIT_BARGE:
             return self._wait_barge(now, agent, out)
@@ -170,23 +175,23 @@ class CallScript:
         if phase is _Phase.WAIT_REPLY:
             return self._wait_reply(now, agent, out)
         if phase is _Phase.PAUSE:
-            if now + 1e-9 < self._until_s:
+            if begin < self._until_s:
                 return True
-            self._next_line(now)
+            self._next_line(now - CHUNK_S)
             return False
         if phase is _Phase.TAIL:
-            if now + 1e-9 < self._until_s:
+            if begin < self._until_s:
                 return True
             self._phase = _Phase.DONE
         out.done = True
         out.chunk = b""
         return True
 
-    def _next_line(self, now: float) -> None:
+    def _next_line(self, begin: float) -> None:
         """Start the next line (it cannot be a barge-in here), or the tail after the last."""
         if self._index >= len(self.lines):
             self._phase = _Phase.TAIL
-            self._until_s = now + self.tail_s
+            self._until_s = begin + self.tail_s
             return
         self._begin_speaking()
 
@@ -244,12 +249,14 @@ class CallScript:
 
     def _wait_reply(self, now: float, agent: AgentState, out: ScriptStep) -> bool:
         line = self.lines[self._index - 1]
-        waited = now - self._ref_s
+        begin = now - CHUNK_S + 1e-9
+        waited = begin - self._ref_s
         started = agent.playing or (
             agent.last_audio_s is not None and agent.last_audio_s > self._ref_s
         )
         if started:
-            quiet = not agent.playing and now - (agent.last_audio_s or now) >= line.pause_after_s
+            last = agent.last_audio_s if agent.last_audio_s is not None else begin
+            quiet = not agent.playing and begin - last >= line.pause_after_s
             if not quiet and waited < MAX_REPLY_S:
                 return True
             if not quiet:
@@ -259,21 +266,24 @@ class CallScript:
         else:
             out.events.append(("no_reply", {"index": self._index - 1, "t": now}))
             logger.info(f"no agent reply to caller line {self._index} within {waited:.1f} s")
-        self._next_line(now)
+        self._next_line(now - CHUNK_S)
         return False
 
     def _wait_barge(self, now: float, agent: AgentState, out: ScriptStep) -> bool:
         line = self.lines[self._index]
-        if self._anchor_s is None and agent.last_start_s is not None and (
-            agent.playing or agent.last_start_s >= self._ref_s
+        if (
+            self._anchor_s is None
+            and agent.last_start_s is not None
+            and (agent.playing or agent.last_start_s >= self._ref_s)
         ):
             self._anchor_s = agent.last_start_s
+        begin = now - CHUNK_S + 1e-9
         if self._anchor_s is None:
-            if now - self._ref_s < self.max_wait_reply_s:
+            if begin - self._ref_s < self.max_wait_reply_s:
                 return True
             out.events.append(("no_reply", {"index": self._index - 1, "t": now}))
             logger.info(f"no agent audio to barge in on before caller line {self._index + 1}")
-        elif now - CHUNK_S + 1e-9 < self._anchor_s + (line.start_after_agent_audio_s or 0.0):
+        elif begin < self._anchor_s + (line.start_after_agent_audio_s or 0.0):
             return True
         self._begin_speaking()
         return False

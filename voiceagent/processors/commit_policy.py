@@ -263,7 +263,8 @@ class CommitPolicy:
         self._regret_open = False
         heard_for = None if self._agent_started_at is None else now - self._agent_started_at
         if heard_for is not None and heard_for > self.params.regret_reaction_s:
-            return  # the caller is answering what the agent said: a barge-in, not a regret
+            out.append(RegretWindowClosed())  # answering what the agent said: not a regret
+            return
         if resumed_by_vad and self._commit_stop is not None:
             self._learn(now - self._commit_stop)
         self._cancel_armed = not self._agent_speaking

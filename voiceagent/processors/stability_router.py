@@ -70,6 +70,8 @@ from voiceagent.processors.speculation_hold import GenerationTagFrame
 
 __all__ = ["RouterParams", "RouterStats", "StabilityCommitRouter"]
 
+_TIMER_EARLY_S = 5e-7
+
 
 @dataclass
 class RouterStats:
@@ -334,7 +336,10 @@ class StabilityCommitRouter(FrameProcessor):
             self._timer = None
         self._timer_at = deadline
         if deadline is not None:
-            self._timer = self._clock.call_later(deadline - now, self._on_timer)
+            # A hair early: float sums of clock steps must not miss it (the policy's times
+            # have a microsecond tolerance).
+            delay = max(0.0, deadline - now - _TIMER_EARLY_S)
+            self._timer = self._clock.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
         """Clock callback: decide at the exact deadline time, push from a task."""

@@ -76,10 +76,10 @@ def _dictating(ws: list[str]) -> bool:
         if not _is_number_token(word):
             break
         run += 1
-        digits += len(word) if word.isdigit() else 1
+        digits += len(word) if word.isdigit() else int(word != "dash")
     if run == 0:
         return False
-    if digits in (7, 10, 11) and run == sum(1 for w in ws[-run:] if w != "dash"):
+    if digits in (7, 10, 11):
         return False  # a whole phone number
     if run >= 2 or digits >= 3:
         return True

@@ -297,7 +297,10 @@ class TwilioOutput(FrameProcessor):
                 if not queue:
                     self._drained.set()
                 self._wake.clear()
-                await self._wake.wait() if self.stream_sid else self._stream_ready.wait()
+                if self.stream_sid is None:
+                    await self._stream_ready.wait()
+                else:
+                    await self._wake.wait()
                 continue
             kind, gen, turn, payload, index = queue[0]
             if kind == _MEDIA:

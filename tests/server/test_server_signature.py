@@ -98,7 +98,7 @@ def test_plain_host_header_without_proxy() -> None:
     assert public_url(request, None, websocket=True) == "ws://127.0.0.1:9000/media"
 
 
-@pytest.mark.parametrize("host", ["evil.com/x", "a b", "host\"><x", ""])
+@pytest.mark.parametrize("host", ["evil.com/x", "a b", 'host"><x', ""])
 def test_malformed_host_is_refused(host: str) -> None:
     request = make_mocked_request("GET", "/media", headers={"Host": host})
     with pytest.raises(BadHostError):

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import pytest
 from aiohttp import WSMsgType, web
 
 from voiceagent.emulator.audio import ulaw_decode, ulaw_encode
@@ -85,7 +84,8 @@ class FakeAgentServer:
     async def _reply(self, ws: web.WebSocketResponse, sid: str, turn: int) -> None:
         for part in range(self.reply_parts):
             payload = base64.b64encode(ulaw_encode(tone_pcm8k(self.part_s))).decode()
-            await self._send(ws, {"event": "media", "streamSid": sid, "media": {"payload": payload}})
+            media = {"event": "media", "streamSid": sid, "media": {"payload": payload}}
+            await self._send(ws, media)
             await self._send(
                 ws, {"event": "mark", "streamSid": sid, "mark": {"name": f"t{turn}-p{part}"}}
             )
@@ -137,9 +137,3 @@ class FakeAgentServer:
         if closer is not None:
             closer.cancel()
         return ws
-
-
-@pytest.fixture
-def fake_agent_server():
-    """Factory: ``async with fake_agent_server(**options) as server: ...``."""
-    return FakeAgentServer

@@ -1,0 +1,236 @@
+"""CommitPolicy and its text helpers, with plain numbers for time (no processor, no clock)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from voiceagent.processors.commit_policy import (
+    CancelReply,
+    CancelSpeculation,
+    Commit,
+    CommitPolicy,
+    Regret,
+    RegretWindowClosed,
+    RouterParams,
+    Speculate,
+)
+from voiceagent.processors.text_normalize import UtteranceText, ends_incomplete, normalize
+
+
+def approx(value: float):
+    return pytest.approx(value, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("text", "norm"),
+    [
+        ("I need, um, to book.", "i need to book"),
+        ("I NEED to book!", "i need to book"),
+        ("Uh-huh.", "uhhuh"),
+        ("Mm-hmm", "mmhmm"),
+        ("555-123-4567", "555 123 4567"),
+        ("It\u2019s fine", "it's fine"),
+        ("Um... uh", ""),
+    ],
+)
+def test_normalize(text, norm):
+    assert normalize(text) == norm
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'd like to book and",
+        "so um",
+        "my number is",
+        "it's",
+        "I want the",
+        "five five five",
+        "555-12",
+        "my zip code is 9",
+        "my number is 555 123",
+        "uh",
+    ],
+)
+def test_unfinished_sounding_endings(text):
+    assert ends_incomplete(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I need to book a cleaning",
+        "a table for two",
+        "yes",
+        "my number is 555-123-4567",
+        "five five five one two three four",
+        "what time is it",
+        "",
+    ],
+)
+def test_complete_endings(text):
+    assert not ends_incomplete(text)
+
+
+def test_utterance_text_joins_stt_segments():
+    t = UtteranceText()
+    t.partial("I need")
+    t.final("I need to book")
+    t.partial("a clean")
+    t.partial("a cleaning")
+    assert t.text() == "I need to book a cleaning"
+
+
+def test_utterance_text_strips_committed_words_from_later_hypotheses():
+    t = UtteranceText()
+    t.partial("I need to book a cleaning")
+    t.commit()
+    assert t.text() == ""
+    t.partial("I need to book a clean")  # the STT re-decodes the committed audio: nothing new
+    assert t.text() == ""
+    t.partial("I need to book a cleaning for")
+    assert t.text() == "for"
+    t.commit()
+    t.partial("I need to book a cleaning for Tuesday")
+    assert t.text() == "Tuesday"
+    t.final("I need to book a cleaning for Tuesday.")
+    assert t.text() == "Tuesday."
+    t.commit()
+    t.partial("Also whitening")  # the STT closed its segment: everything is new
+    assert t.text() == "Also whitening"
+
+
+def test_utterance_text_revision_and_restart():
+    t = UtteranceText()
+    t.partial("I need a clean in")
+    t.commit()
+    t.final("I need a cleaning in")  # the same words, decoded better
+    assert t.text() == ""
+    t.partial("I need a clean in")
+    t.commit()
+    t.partial("I need a cleaning in the morning")
+    assert t.text() == "the morning"
+    t.commit()
+    t.partial("Whitening too")  # no final came, but the STT clearly started over
+    assert t.text() == "Whitening too"
+
+
+def _stable(policy: CommitPolicy, text: str, start: float, every: float = 0.35, n: int = 3):
+    out = []
+    for i in range(n):
+        out += policy.on_partial(text, start + i * every)
+    return out
+
+
+def test_commit_after_silence_and_deadline():
+    policy = CommitPolicy(RouterParams(speculate=False))
+    assert policy.on_caller_started(0.0) == []
+    assert _stable(policy, "I need to book a cleaning", 0.1) == []
+    assert policy.on_caller_stopped(1.0) == []
+    assert policy.next_deadline(1.0) == approx(1.25)
+    assert policy.on_tick(1.2) == []
+    [commit] = policy.on_tick(1.25)
+    assert isinstance(commit, Commit)
+    assert (commit.text, commit.reason, commit.hesitation) == (
+        "I need to book a cleaning",
+        "stable",
+        False,
+    )
+    assert commit.wait_s == approx(0.25) and commit.utterance_s == approx(1.25)
+    assert policy.next_deadline(1.25) == approx(2.25)  # the regret window
+    assert policy.on_tick(2.25) == [RegretWindowClosed()]
+    assert policy.next_deadline(2.25) is None
+
+
+def test_fast_partials_still_need_min_stable_time():
+    policy = CommitPolicy(RouterParams(speculate=False, min_stable_s=0.6))
+    policy.on_caller_started(0.0)
+    _stable(policy, "cancel it please", 0.0, every=0.1)
+    policy.on_caller_stopped(0.2)
+    assert policy.next_deadline(0.2) == approx(0.6)
+    assert policy.on_tick(0.45) == []
+    [commit] = policy.on_tick(0.6)
+    assert commit.reason == "stable"
+
+
+def test_hesitation_deadline_and_hard_bound():
+    policy = CommitPolicy(RouterParams(speculate=False))
+    policy.on_caller_started(0.0)
+    _stable(policy, "my number is", 0.0)
+    policy.on_caller_stopped(1.0)
+    assert policy.next_deadline(1.0) == approx(1.95)
+    unstable = CommitPolicy(RouterParams(speculate=False))
+    unstable.on_caller_started(0.0)
+    unstable.on_partial("I want", 0.5)
+    unstable.on_caller_stopped(1.0)
+    assert unstable.next_deadline(1.0) == approx(3.0)
+    [commit] = unstable.on_tick(3.0)
+    assert commit.reason == "max_wait"
+
+
+def test_speculation_lifecycle_and_churn_guard():
+    policy = CommitPolicy(RouterParams())
+    policy.on_caller_started(0.0)
+    out = _stable(policy, "book me for Tuesday", 0.0)
+    assert out == [Speculate("book me for Tuesday", "book me for tuesday")]
+    assert policy.on_caller_started(1.0) == [CancelSpeculation("caller_resumed")]
+    # The same words again while the caller talks: no new speculation (they are adding words).
+    assert policy.on_partial("book me for Tuesday", 1.1) == []
+    # ... the caller was only clearing their throat: silence, speculate again.
+    assert policy.on_caller_stopped(1.3) == [
+        Speculate("book me for Tuesday", "book me for tuesday")
+    ]
+    assert policy.on_partial("book me for Tuesday at", 1.4) == [CancelSpeculation("text_changed")]
+
+
+def test_silence_without_words_commits_nothing():
+    policy = CommitPolicy(RouterParams())
+    policy.on_caller_started(0.0)
+    policy.on_partial("um", 0.3)
+    assert policy.on_caller_stopped(0.5) == []
+    assert policy.next_deadline(0.5) is None
+    assert policy.on_tick(5.0) == []
+
+
+def test_regret_then_words_cancel_the_reply():
+    policy = CommitPolicy(RouterParams(speculate=False))
+    policy.on_caller_started(0.0)
+    _stable(policy, "I need a cleaning", 0.0)
+    policy.on_caller_stopped(1.0)
+    [commit] = policy.on_tick(1.25)
+    assert isinstance(commit, Commit)
+    assert policy.on_caller_started(1.6) == [Regret(after_s=pytest.approx(0.35))]
+    assert policy.learned_pause_s == approx(0.6)
+    assert policy.on_partial("um", 1.8) == []  # no words yet
+    assert policy.on_partial("for Tuesday", 2.1)[0] == CancelReply()
+
+
+def test_regret_window_zero_disables_regrets():
+    policy = CommitPolicy(RouterParams(speculate=False, regret_window_s=0.0))
+    policy.on_caller_started(0.0)
+    _stable(policy, "I need a cleaning", 0.0)
+    policy.on_caller_stopped(1.0)
+    policy.on_tick(1.25)
+    assert policy.on_caller_started(1.3) == []
+
+
+def test_learned_pause_is_clamped_and_ignores_long_gaps():
+    policy = CommitPolicy(RouterParams(speculate=False))
+    policy.on_caller_started(0.0)
+    policy.on_partial("so I was", 0.2)
+    policy.on_caller_stopped(0.5)
+    policy.on_caller_started(3.5)  # 3 s is no mid-sentence pause (longer than max_wait_s)
+    assert policy.learned_pause_s is None
+    policy.on_caller_stopped(4.0)
+    policy.on_caller_started(4.9)
+    assert policy.learned_pause_s == approx(0.9)
+    assert policy.required_wait(False) == approx(1.0)  # max_silence_s
+    assert policy.required_wait(True) == approx(1.7)
+
+
+def test_params_are_validated():
+    with pytest.raises(ValidationError):
+        RouterParams(min_silence_s=0.5, max_silence_s=0.2)
+    with pytest.raises(ValidationError):
+        RouterParams(stable_partials=0)

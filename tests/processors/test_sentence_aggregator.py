@@ -1,0 +1,242 @@
+"""SentenceAggregator: LLM tokens → speakable chunks (split_speakable tables + the processor)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pipecat.frames.frames import (
+    AggregatedTextFrame,
+    InterruptionFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    TextFrame,
+    TTSAudioRawFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.services.tts_service import TTSService
+from pipecat.tests.utils import run_test
+from pipecat.utils.text.base_text_aggregator import TextType
+
+from voiceagent.processors.sentence_aggregator import (
+    SentenceAggregator,
+    clean_for_speech,
+    split_speakable,
+)
+from voiceagent.processors.speculation_hold import ReplyDroppedFrame
+
+# (reply, chunks) — the whole reply, split as the caller will hear it.
+CASES = [
+    (
+        "Absolutely, I can book that, just one moment. What day works?",
+        ["Absolutely, I can book that,", "just one moment.", "What day works?"],
+    ),
+    ("Sure. I can do that for you, no problem.", ["Sure. I can do that for you,", "no problem."]),
+    (
+        "Dr. Smith and Mrs. Jones can see you then. Mr. Lee cannot.",
+        ["Dr. Smith and Mrs. Jones can see you then.", "Mr. Lee cannot."],
+    ),
+    (
+        "We can do 3:30 p.m. on Tuesday at our Main St. office. Does that work?",
+        ["We can do 3:30 p.m. on Tuesday at our Main St. office.", "Does that work?"],
+    ),
+    (
+        "We open at 9 a.m. Tomorrow we close early.",
+        ["We open at 9 a.m.", "Tomorrow we close early."],
+    ),
+    (
+        "Bring your card, e.g. a Visa, i.e. any credit card, etc. and your ID. Thanks!",
+        ["Bring your card, e.g. a Visa,", "i.e. any credit card, etc. and your ID.", "Thanks!"],
+    ),
+    (
+        "The fee is $3.50 today. It was 3.5 percent higher. Okay?",
+        ["The fee is $3.50 today.", "It was 3.5 percent higher.", "Okay?"],
+    ),
+    (
+        "Our number is 555-123-4567. Or call (555) 123 4567 after 5. Bye!",
+        ["Our number is 555-123-4567.", "Or call (555) 123 4567 after 5.", "Bye!"],
+    ),
+    (
+        "That comes to 1,250 dollars. We open 9\u20135 on weekdays.",
+        ["That comes to 1,250 dollars.", "We open 9\u20135 on weekdays."],
+    ),
+    (
+        "We offer three options:\n1. Cleaning\n2. Whitening\n3. Checkup",
+        ["We offer three options:", "1. Cleaning", "2. Whitening", "3. Checkup"],
+    ),
+    (
+        "Here's what I found:\n- **Cleaning** on `Tuesday`\n- _Whitening_ on Friday\n## Notes",
+        ["Here's what I found:", "Cleaning on Tuesday", "Whitening on Friday", "Notes"],
+    ),
+    (
+        "Well... let me check that for you. One moment.",
+        ["Well... let me check that for you.", "One moment."],
+    ),
+    (
+        "Sure \u2014 I can move it to Friday for you. Anything else?",
+        ["Sure \u2014 I can move it to Friday for you.", "Anything else?"],
+    ),
+    ("See [our site](https://example.com/book) for details.", ["See our site for details."]),
+    ("Okay.", ["Okay."]),
+]
+
+
+@pytest.mark.parametrize(("reply", "chunks"), CASES)
+def test_whole_reply_splits_into_speakable_chunks(reply, chunks):
+    assert split_speakable(reply, final=True) == (chunks, "")
+
+
+def _stream(reply: str, tokens: list[str]) -> list[str]:
+    buffer, first, out = "", True, []
+    for token in tokens:
+        buffer += token
+        chunks, buffer = split_speakable(buffer, first=first)
+        first = first and not chunks
+        out += chunks
+    chunks, _ = split_speakable(buffer, first=first, final=True)
+    return out + chunks
+
+
+@pytest.mark.parametrize(("reply", "chunks"), CASES)
+def test_streamed_char_by_char_gives_the_same_chunks(reply, chunks):
+    assert _stream(reply, list(reply)) == chunks
+
+
+@pytest.mark.parametrize(("reply", "chunks"), CASES)
+def test_streamed_in_llm_like_tokens_gives_the_same_chunks(reply, chunks):
+    tokens = re.findall(r"\s*\S{1,3}", reply) + re.findall(r"\s*$", reply)[:1]
+    assert "".join(tokens) == reply
+    assert _stream(reply, tokens) == chunks
+
+
+@pytest.mark.parametrize(
+    "partial",
+    [
+        "It costs 3.",
+        "It costs $3",
+        "Call 555-",
+        "Call (555) 123",
+        "at 3:",
+        "We have 1,",
+        "at 9 a.m.",
+    ],
+)
+def test_never_cuts_where_the_next_token_could_continue_a_number(partial):
+    assert split_speakable("Alright, so " + partial, first=False) == ([], "Alright, so " + partial)
+
+
+def test_first_chunk_needs_min_words_before_a_clause_cut():
+    assert split_speakable("Sure, let me check", first=True) == ([], "Sure, let me check")
+    assert split_speakable("Sure, let me check, ", first=True) == (["Sure, let me check,"], " ")
+    assert split_speakable("Sure, ok", first=True, first_chunk_min_words=1) == (["Sure,"], " ok")
+
+
+def test_later_chunks_cut_at_sentences_or_long_clauses():
+    text = "We have openings on Monday, Tuesday, and Friday. And"
+    assert split_speakable(text, first=False) == (
+        ["We have openings on Monday, Tuesday, and Friday."],
+        " And",
+    )
+    long = " ".join(["word"] * 21) + ", more"
+    assert split_speakable(long, first=False) == ([" ".join(["word"] * 21) + ","], " more")
+
+
+def test_run_on_text_is_cut_between_words_not_inside_a_number():
+    words = ["w"] * 38 + ["555", "123", "4567", "x", "y"]
+    chunks, rest = split_speakable(" ".join(words), first=False, max_chunk_words=40)
+    assert chunks == [" ".join(["w"] * 38)]
+    assert rest.split() == ["555", "123", "4567", "x", "y"]
+
+
+def test_clean_for_speech_strips_markdown():
+    assert clean_for_speech("**Bold** and *it* `code` ### head [link](http://x.y)") == (
+        "Bold and it code head link"
+    )
+    assert (
+        clean_for_speech("snake_case stays, _emphasis_ goes") == "snake_case stays, emphasis goes"
+    )
+
+
+async def test_processor_pushes_aggregated_chunks_and_keeps_brackets():
+    tokens = ["Absolutely", ", I", " can", " book", " that,", " just", " one", " moment", "."]
+    frames = [
+        LLMFullResponseStartFrame(),
+        *(LLMTextFrame(t) for t in tokens),
+        LLMFullResponseEndFrame(),
+    ]
+    down, _ = await run_test(
+        SentenceAggregator(),
+        frames_to_send=frames,
+        expected_down_frames=[
+            LLMFullResponseStartFrame,
+            AggregatedTextFrame,
+            AggregatedTextFrame,
+            LLMFullResponseEndFrame,
+        ],
+    )
+    texts = [f.text for f in down if isinstance(f, AggregatedTextFrame)]
+    assert texts == ["Absolutely, I can book that,", "just one moment."]
+    assert all(f.text_type == TextType.SENTENCE for f in down if isinstance(f, AggregatedTextFrame))
+
+
+async def test_interruption_and_dropped_reply_forget_the_buffer():
+    frames = [
+        LLMFullResponseStartFrame(),
+        LLMTextFrame("I was going to say"),
+        InterruptionFrame(),
+        LLMFullResponseStartFrame(),
+        LLMTextFrame("Sure thing"),
+        ReplyDroppedFrame(turn_id=2),
+        LLMFullResponseEndFrame(),
+        LLMFullResponseStartFrame(),
+        LLMTextFrame("Hello there"),
+        LLMFullResponseEndFrame(),
+    ]
+    down, _ = await run_test(SentenceAggregator(), frames_to_send=frames)
+    assert [f.text for f in down if isinstance(f, AggregatedTextFrame)] == ["Hello there"]
+
+
+async def test_skipped_and_other_text_passes_through_untouched():
+    skipped = LLMTextFrame("not for speech")
+    skipped.skip_tts = True
+    other = TextFrame("a plain text frame")
+    down, _ = await run_test(SentenceAggregator(), frames_to_send=[skipped, other])
+    assert down == [skipped, other]
+
+
+def test_bad_limits_are_rejected():
+    with pytest.raises(ValueError):
+        SentenceAggregator(first_chunk_min_words=0)
+
+
+class _RecordingTTS(TTSService):
+    """A TTS that records what it is asked to say (one silent audio frame per request)."""
+
+    def __init__(self) -> None:
+        super().__init__(sample_rate=16000, push_start_frame=True, push_stop_frames=True)
+        self.requests: list[str] = []
+
+    async def run_tts(self, text: str, context_id: str):
+        self.requests.append(text)
+        yield TTSAudioRawFrame(
+            audio=b"\x00" * 320, sample_rate=16000, num_channels=1, context_id=context_id
+        )
+
+
+async def test_pipecat_tts_speaks_each_chunk_as_is():
+    tts = _RecordingTTS()
+    reply = "Absolutely, I can book that, just one moment. What day works?"
+    tokens = re.findall(r"\s*\S+", reply)
+    frames = [
+        LLMFullResponseStartFrame(),
+        *(LLMTextFrame(t) for t in tokens),
+        LLMFullResponseEndFrame(),
+    ]
+    await run_test(Pipeline([SentenceAggregator(), tts]), frames_to_send=frames)
+    # Not re-aggregated into sentences: the early clause chunk is its own TTS request.
+    assert [t.strip() for t in tts.requests] == [
+        "Absolutely, I can book that,",
+        "just one moment.",
+        "What day works?",
+    ]
