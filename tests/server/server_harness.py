@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from pipecat.frames.frames import Frame, InputAudioRawFrame, TTSAudioRawFrame
+from pipecat.frames.frames import EndWorkerFrame, Frame, InputAudioRawFrame, TTSAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voiceagent.settings import Settings
@@ -28,31 +29,42 @@ class Factory:
     calls: list[Any] = field(default_factory=list)
     explode_for: set[str] = field(default_factory=set)
     fail_build: bool = False
+    hang_up_after: int | None = None
+    build_delay_s: float = 0.0
 
     async def __call__(self, call: Any, settings: Settings) -> list[FrameProcessor]:
         self.calls.append(call)
+        if self.build_delay_s:
+            await asyncio.sleep(self.build_delay_s)  # e.g. a slow model connection
         if self.fail_build:
             raise RuntimeError("cannot build this call's pipeline")
-        return [EchoAgent(call, self.explode_for)]
+        return [EchoAgent(call, self.explode_for, self.hang_up_after)]
 
 
 class EchoAgent(FrameProcessor):
     """Speaks the caller's audio back (InputAudioRawFrame → TTSAudioRawFrame → call.output).
 
     For callers listed in ``explode_for`` (their From parameter) it raises instead: a buggy
-    stage inside one call.
+    stage inside one call. After ``hang_up_after`` audio frames it ends the call itself.
     """
 
-    def __init__(self, call: Any, explode_for: set[str]) -> None:
+    def __init__(self, call: Any, explode_for: set[str], hang_up_after: int | None) -> None:
         super().__init__()
         self._call = call
         self._explode_for = explode_for
+        self._hang_up_after = hang_up_after
+        self._heard = 0
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, InputAudioRawFrame) and direction is FrameDirection.DOWNSTREAM:
             if self._call.custom_parameters.get("From") in self._explode_for:
                 raise RuntimeError("stage blew up on caller audio")
+            self._heard += 1
+            if self._heard == self._hang_up_after:  # the agent ends the call (like end_call)
+                await self.push_frame(
+                    EndWorkerFrame(reason="agent hung up"), FrameDirection.UPSTREAM
+                )
             await self.push_frame(
                 TTSAudioRawFrame(
                     audio=frame.audio,
@@ -71,12 +83,18 @@ def settings_for(**server: Any) -> Settings:
 
 @asynccontextmanager
 async def serving(
-    settings: Settings, factory: Callable[..., Awaitable[list[FrameProcessor]]], **kwargs: Any
+    settings: Settings,
+    factory: Callable[..., Awaitable[list[FrameProcessor]]],
+    *,
+    app_hook: Callable[[web.Application], None] | None = None,
+    **kwargs: Any,
 ) -> AsyncIterator[TestClient]:
     """An app on 127.0.0.1 with a client; everything closed afterwards."""
     from voiceagent.server.app import create_app
 
     app = create_app(settings, factory, **kwargs)
+    if app_hook is not None:
+        app_hook(app)
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await client.start_server()
     try:

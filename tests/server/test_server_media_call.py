@@ -60,6 +60,16 @@ async def test_caller_hangs_up_without_stop_and_the_pipeline_ends(factory: Facto
         assert await metric_value(client, 'voiceagent_calls_ended_total{reason="hangup"}') == 1
 
 
+async def test_the_agent_hangs_up_and_the_socket_closes_normally() -> None:
+    factory = Factory(hang_up_after=2)  # pipeline audio frames, not 20 ms messages
+    async with serving(settings_for(), factory) as client:
+        leg = await _open_leg(client, "+15550001", 1)
+        await leg.say(SPEECH)
+        assert await leg.wait_closed() == 1000
+        assert await eventually(lambda: _active_is(client, 0))
+        assert await metric_value(client, 'voiceagent_calls_ended_total{reason="agent"}') == 1
+
+
 async def test_bad_input_is_counted_and_the_call_carries_on(factory: Factory) -> None:
     async with serving(settings_for(max_message_bytes=4096), factory) as client:
         leg = await _open_leg(client, "+15550001", 1)
@@ -69,8 +79,12 @@ async def test_bad_input_is_counted_and_the_call_carries_on(factory: Factory) ->
         await leg.ws.send_str("x" * 10_000)  # over max_message_bytes, under aiohttp's cap
         await leg.ws.send_str(
             json.dumps(
-                {"event": "media", "sequenceNumber": "9", "streamSid": "MZother",
-                 "media": {"track": "inbound", "chunk": "1", "timestamp": "0", "payload": ""}}
+                {
+                    "event": "media",
+                    "sequenceNumber": "9",
+                    "streamSid": "MZother",
+                    "media": {"track": "inbound", "chunk": "1", "timestamp": "0", "payload": ""},
+                }
             )
         )
         await leg.say(SPEECH)
@@ -101,6 +115,7 @@ async def test_repeated_oversized_messages_close_the_call_for_abuse(factory: Fac
         for _ in range(25):
             await leg.ws.send_str("z" * 2000)
         assert await leg.wait_closed() == 1008
+        assert await eventually(lambda: _active_is(client, 0))
         assert await metric_value(client, 'voiceagent_calls_ended_total{reason="abuse"}') == 1
 
 

@@ -1,8 +1,8 @@
 """Test rig for the Twilio transport: a scripted Twilio side and a running pipeline.
 
 ``TwilioScript`` writes what Twilio would send; ``Wire`` records what we send back;
-``CallRig`` runs ``call.serializer → Probe → call.output`` in a real PipelineWorker with a
-ManualClock that the test advances.
+``CallRig`` runs ``call.serializer → Probe → call.output → Probe`` in a real PipelineWorker
+with a ManualClock that the test advances; ``TwilioPlayback`` echoes marks as Twilio would.
 """
 
 from __future__ import annotations
@@ -120,10 +120,12 @@ class TwilioScript:
 
 
 class Wire:
-    """The server → Twilio direction of the socket, recorded."""
+    """The server → Twilio direction of the socket, recorded with the (manual) send time."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: ManualClock | None = None) -> None:
+        self.clock = clock
         self.sent: list[dict[str, Any]] = []
+        self.times: list[float] = []
         self.raw: list[str] = []
         self.fail = False
 
@@ -132,6 +134,7 @@ class Wire:
             raise ConnectionResetError("socket closed")
         self.raw.append(text)
         self.sent.append(json.loads(text))
+        self.times.append(self.clock.now() if self.clock else 0.0)
 
     def events(self) -> list[str]:
         return [m["event"] for m in self.sent]
@@ -150,6 +153,35 @@ class Wire:
                 names = []
             elif m["event"] == "mark":
                 names.append(m["mark"]["name"])
+        return names
+
+
+class TwilioPlayback:
+    """Twilio's side of playback: plays media in order at real time, echoes marks when reached.
+
+    ``due(now)`` lists the marks whose preceding audio has finished playing by ``now`` and
+    that were not echoed yet. After a ``clear`` the test echoes the outstanding marks itself
+    (as Twilio does, all at once).
+    """
+
+    def __init__(self, wire: Wire) -> None:
+        self.wire = wire
+        self.echoed: set[str] = set()
+
+    def due(self, now: float) -> list[str]:
+        play_end = float("-inf")
+        names: list[str] = []
+        for message, at in zip(self.wire.sent, self.wire.times, strict=True):
+            event = message["event"]
+            if event == "clear":
+                play_end = at
+            elif event == "media":
+                seconds = len(base64.b64decode(message["media"]["payload"])) / 8000
+                play_end = max(play_end, at) + seconds
+            elif event == "mark":
+                name = message["mark"]["name"]
+                if name not in self.echoed and play_end <= now + 1e-9:
+                    names.append(name)
         return names
 
 
@@ -182,14 +214,17 @@ class CallRig:
 
     def __init__(self, **call_kwargs: Any) -> None:
         self.clock = ManualClock()
-        self.wire = Wire()
+        self.wire = Wire(self.clock)
         self.twilio = TwilioScript()
+        self.playback = TwilioPlayback(self.wire)
+        self.echo_marks = True
         self.errors: list[str] = []
         self.call = TwilioCall(
             self.wire.send, clock=self.clock, on_protocol_error=self.errors.append, **call_kwargs
         )
         self.probe = Probe()
-        self.pipeline = Pipeline([self.call.serializer, self.probe, self.call.output])
+        self.tail = Probe()  # sees what the output pushes downstream (into the pipeline sink)
+        self.pipeline = Pipeline([self.call.serializer, self.probe, self.call.output, self.tail])
         self.worker = PipelineWorker(self.pipeline, cancel_on_idle_timeout=False)
         self._run: asyncio.Task | None = None
 
@@ -211,12 +246,22 @@ class CallRig:
             await asyncio.sleep(0)
 
     async def advance(self, seconds: float, step: float = 0.01) -> None:
-        """Let ``seconds`` of call time pass, in small steps."""
+        """Let ``seconds`` of call time pass, in small steps; Twilio echoes marks as they play."""
         steps = round(seconds / step)
         for _ in range(steps):
             self.clock.advance(step)
             await self.settle(5)
+            if self.echo_marks:
+                await self.echo(*self.playback.due(self.clock.now()))
         await self.settle()
+
+    async def echo(self, *names: str) -> None:
+        """Twilio echoes these marks now."""
+        for name in names:
+            self.playback.echoed.add(name)
+            await self.call.feed_text(self.twilio.mark(name))
+        if names:
+            await self.settle()
 
     async def feed(self, *messages: str) -> None:
         for message in messages:

@@ -67,7 +67,8 @@ def _stream(resampler: StreamResampler, pcm: bytes, chunk_bytes: int) -> bytes:
 def test_chunked_resampling_equals_one_shot(in_rate: int, out_rate: int) -> None:
     # Caller audio arrives in 20 ms chunks; the result must equal resampling it all at once.
     pcm = tone_pcm(1000, in_rate, freq=300, amplitude=10000)
-    chunked = np.frombuffer(_stream(StreamResampler(in_rate, out_rate), pcm, in_rate // 50 * 2), "<i2")
+    chunk = in_rate // 50 * 2
+    chunked = np.frombuffer(_stream(StreamResampler(in_rate, out_rate), pcm, chunk), "<i2")
     whole = np.frombuffer(_stream(StreamResampler(in_rate, out_rate), pcm, len(pcm)), "<i2")
     assert abs(len(chunked) - len(whole)) <= 2
     n = min(len(chunked), len(whole))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from voiceagent.clock import ManualClock
-from voiceagent.transports.twilio.output import FRAME_S, PlayoutPacer
+from voiceagent.transports.twilio.ledger import FRAME_S, PlayoutPacer
 
 
 def send_until_blocked(pacer: PlayoutPacer, clock: ManualClock) -> int:

@@ -71,9 +71,7 @@ def test_custom_parameter_values_become_strings() -> None:
     assert parse_inbound(json.dumps(message), stream_sid=None).custom_parameters == {"n": "3"}
 
 
-@pytest.mark.parametrize(
-    "text", ["not json", "{", "", "\x00\x01", '{"event": "media", ']
-)
+@pytest.mark.parametrize("text", ["not json", "{", "", "\x00\x01", '{"event": "media", '])
 def test_garbage_is_non_json(text: str) -> None:
     expect_error("non_json", text)
 
@@ -162,7 +160,8 @@ def test_broken_dtmf_and_mark_messages() -> None:
 
 
 def test_media_format_check_names_the_problem() -> None:
-    assert check_media_format({"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}) is None
+    mulaw = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+    assert check_media_format(mulaw) is None
     problem = check_media_format({"encoding": "audio/x-l16", "sampleRate": 16000, "channels": 1})
     assert problem is not None and "audio/x-l16" in problem and "16000" in problem
 

@@ -1,7 +1,8 @@
 """The aiohttp application: Twilio voice webhook, Media Streams socket, health and metrics.
 
 Routes: ``POST /twiml`` (TwiML connecting the call to ``wss://PUBLIC_HOST/media``),
-``GET /media`` (one pipeline per call, see :mod:`voiceagent.server.media`), ``GET /healthz``
+``GET /media`` (refused before the upgrade while draining (503) or with a bad signature (403);
+then one pipeline per call, see :mod:`voiceagent.server.media`), ``GET /healthz``
 and ``GET /metrics`` (Prometheus text). :func:`run_server` binds the socket, refuses an
 unauthenticated public bind, and drains calls gracefully on SIGTERM/SIGINT.
 """
@@ -13,10 +14,16 @@ import ipaddress
 import signal
 from collections.abc import Callable
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from loguru import logger
 
-from voiceagent.server.media import MediaStreamHandler, PipelineFactory
+from voiceagent.server.media import (
+    CALL_WIND_DOWN_S,
+    WS_CLOSE_TIMEOUT_S,
+    MediaCall,
+    PipelineFactory,
+    ws_hard_cap,
+)
 from voiceagent.server.metrics import ServerMetrics
 from voiceagent.server.registry import CallRegistry
 from voiceagent.server.signature import BadHostError, SignatureVerifier, public_host
@@ -35,6 +42,8 @@ METRICS_KEY = web.AppKey("voiceagent_metrics", ServerMetrics)
 SETTINGS_KEY = web.AppKey("voiceagent_settings", Settings)
 _PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _WEBHOOK_MAX_BYTES = 64 * 1024
+_HANDLER_SHUTDOWN_S = 5.0
+"""After the drain, how long aiohttp waits for leftover handlers before cancelling them."""
 
 
 class _WebhookHandler:
@@ -79,6 +88,65 @@ class _WebhookHandler:
         )
         body = connect_stream_twiml(media_stream_url(host, MEDIA_PATH), parameters)
         return web.Response(text=body, content_type="text/xml")
+
+
+class MediaStreamHandler:
+    """``GET /media``: checks, upgrade, then one :class:`MediaCall` per connection."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        factory: PipelineFactory,
+        *,
+        registry: CallRegistry,
+        metrics: ServerMetrics,
+        verifier: SignatureVerifier | None,
+    ) -> None:
+        self._settings = settings
+        self._factory = factory
+        self._registry = registry
+        self._metrics = metrics
+        self._verifier = verifier
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        """Handle one Media Streams connection from upgrade to close."""
+        if not self._registry.accepting:
+            self._metrics.reject("shutdown")
+            logger.warning(f"refused a media stream from {request.remote}: shutting down")
+            return web.Response(status=503, text="shutting down\n")
+        if self._verifier is not None and not self._verifier.verify_request(
+            request, {}, configured_host=self._settings.server.public_host, websocket=True
+        ):
+            self._metrics.reject("signature")
+            return web.Response(status=403, text="invalid signature\n")
+        ws = web.WebSocketResponse(
+            max_msg_size=ws_hard_cap(self._settings.server.max_message_bytes),
+            compress=False,
+            decode_text=False,
+            timeout=WS_CLOSE_TIMEOUT_S,
+        )
+        if not ws.can_prepare(request).ok:
+            return web.Response(status=426, text="expected a WebSocket upgrade\n")
+        await ws.prepare(request)
+        media_call = MediaCall(ws, self._settings, self._factory, self._metrics)
+        if not self._registry.register(media_call):
+            self._metrics.reject("shutdown")
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
+            return ws
+        # The call runs in its own task: a dropped connection (aiohttp may cancel the handler)
+        # is a hang-up that the call finishes cleanly, not a cancellation halfway through.
+        run = asyncio.create_task(media_call.run(), name=f"media-call-{media_call.label}")
+        try:
+            await asyncio.shield(run)
+        except asyncio.CancelledError:
+            media_call.request_end("connection handler cancelled")
+            await asyncio.wait({run}, timeout=CALL_WIND_DOWN_S)
+            if not run.done():
+                run.cancel()
+            raise
+        finally:
+            self._registry.unregister(media_call)
+        return ws
 
 
 def create_app(
@@ -199,7 +267,9 @@ async def run_server(
     _check_security(settings)
     registry = CallRegistry()
     app = create_app(settings, pipeline_factory, registry=registry)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=_HANDLER_SHUTDOWN_S
+    )
     await runner.setup()
     stop = asyncio.Event()
     installed: list[signal.Signals] = []

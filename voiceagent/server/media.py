@@ -1,7 +1,6 @@
 """The Media Streams WebSocket: one isolated pipecat pipeline per phone call.
 
-``GET /media`` is refused before the upgrade while draining (503) or when the upgrade's
-X-Twilio-Signature is wrong (403). After the upgrade, one :class:`MediaCall` owns the socket,
+After the upgrade (checks: :mod:`voiceagent.server.app`), one :class:`MediaCall` owns the socket,
 a :class:`TwilioCall` and a ``PipelineWorker`` running
 ``[call.serializer, *factory(call, settings), call.output]``. Incoming messages are fed only once
 the pipeline has started (processors drop frames before ``StartFrame``); until then they wait,
@@ -27,8 +26,6 @@ from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
 from voiceagent.server.metrics import ServerMetrics
-from voiceagent.server.registry import CallRegistry
-from voiceagent.server.signature import SignatureVerifier
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
 from voiceagent.transports.twilio.call import TwilioCall
 
@@ -45,6 +42,8 @@ PIPELINE_CANCEL_TIMEOUT_S = 2.0
 WS_CLOSE_TIMEOUT_S = 2.0
 MIN_HARD_CAP_BYTES = 1 << 20
 _LOGGED_PIPELINE_ERRORS = 3
+CALL_WIND_DOWN_S = PIPELINE_END_TIMEOUT_S + PIPELINE_CANCEL_TIMEOUT_S + 2 * WS_CLOSE_TIMEOUT_S
+"""The longest a call takes to end once asked (pipeline end, cancel, socket close)."""
 MAX_DROPPED_MESSAGES = 20
 """Oversized or undecodable messages a call may send before it is closed (1008)."""
 
@@ -120,9 +119,14 @@ class MediaCall:
 
     async def end(self, reason: str) -> None:
         """Ask the call to end now: EndFrame to its pipeline, then close the socket 1001."""
-        logger.info(f"call {self.label}: ending ({reason})")
-        self._end_requested.set()
+        self.request_end(reason)
         await self._finished.wait()
+
+    def request_end(self, reason: str) -> None:
+        """Like :meth:`end`, without waiting."""
+        if not self._end_requested.is_set():
+            logger.info(f"call {self.label}: ending ({reason})")
+            self._end_requested.set()
 
     # --- the call ------------------------------------------------------------------------
 
@@ -132,7 +136,8 @@ class MediaCall:
         try:
             await self._run()
         except asyncio.CancelledError:
-            self._ended_by = "cancelled"
+            if self._ended_by == "unknown":
+                self._ended_by = "cancelled"
             raise
         except Exception as e:
             self._ended_by = "error"
@@ -165,7 +170,11 @@ class MediaCall:
             max_messages_per_s=server.max_messages_per_s,
         )
         self._call = call
-        processors = await self._factory(call, self._settings)
+        processors = await self._build(call)
+        if processors is None:
+            self._ended_by = "shutdown"
+            await self._close(WSCloseCode.GOING_AWAY, "server shutting down")
+            return
         worker = PipelineWorker(
             Pipeline([call.serializer, *processors, call.output]),
             params=PipelineParams(
@@ -208,6 +217,21 @@ class MediaCall:
                 raise RuntimeError("the call's pipeline did not start")
             self._ended_by = "agent"
             await self._close(WSCloseCode.OK, "call ended")
+
+    async def _build(self, call: TwilioCall) -> list[FrameProcessor] | None:
+        """The factory's processors, or None when the call was ended while building."""
+        build = asyncio.ensure_future(self._factory(call, self._settings))
+        end_wait = asyncio.ensure_future(self._end_requested.wait())
+        try:
+            await asyncio.wait({build, end_wait}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            end_wait.cancel()
+            if not build.done():
+                build.cancel()
+                await asyncio.wait({build})
+        if build.cancelled():
+            return None
+        return build.result()
 
     async def _after_reader(self, outcome: str) -> None:
         """Finish the call the way the socket's reader ended."""
@@ -385,53 +409,3 @@ async def _shielded(coro: Coroutine[Any, Any, None]) -> None:
     except asyncio.CancelledError:
         await task
         raise
-
-
-class MediaStreamHandler:
-    """``GET /media``: checks, upgrade, then one :class:`MediaCall` per connection."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        factory: PipelineFactory,
-        *,
-        registry: CallRegistry,
-        metrics: ServerMetrics,
-        verifier: SignatureVerifier | None,
-    ) -> None:
-        self._settings = settings
-        self._factory = factory
-        self._registry = registry
-        self._metrics = metrics
-        self._verifier = verifier
-
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
-        """Handle one Media Streams connection from upgrade to close."""
-        if not self._registry.accepting:
-            self._metrics.reject("shutdown")
-            logger.warning(f"refused a media stream from {request.remote}: shutting down")
-            return web.Response(status=503, text="shutting down\n")
-        if self._verifier is not None and not self._verifier.verify_request(
-            request, {}, configured_host=self._settings.server.public_host, websocket=True
-        ):
-            self._metrics.reject("signature")
-            return web.Response(status=403, text="invalid signature\n")
-        ws = web.WebSocketResponse(
-            max_msg_size=ws_hard_cap(self._settings.server.max_message_bytes),
-            compress=False,
-            decode_text=False,
-            timeout=WS_CLOSE_TIMEOUT_S,
-        )
-        if not ws.can_prepare(request).ok:
-            return web.Response(status=426, text="expected a WebSocket upgrade\n")
-        await ws.prepare(request)
-        media_call = MediaCall(ws, self._settings, self._factory, self._metrics)
-        if not self._registry.register(media_call):
-            self._metrics.reject("shutdown")
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
-            return ws
-        try:
-            await media_call.run()
-        finally:
-            self._registry.unregister(media_call)
-        return ws

@@ -78,7 +78,7 @@ class CallRegistry:
         """Refuse new calls from now on."""
         self._accepting = False
 
-    async def end_all(self, grace_s: float, *, end_timeout_s: float = 5.0) -> int:
+    async def end_all(self, grace_s: float, *, end_timeout_s: float = 10.0) -> int:
         """Stop accepting; let calls finish within ``grace_s``, then end the rest cleanly.
 
         Args:
@@ -100,15 +100,16 @@ class CallRegistry:
             f"grace of {grace_s:.1f} s over: ending {len(pending)} call(s) "
             f"({', '.join(sorted(c.label for c in pending))})"
         )
-        results = await asyncio.gather(
-            *(call.end("server shutdown") for call in pending), return_exceptions=True
-        )
-        for call, result in zip(pending, results, strict=True):
-            if isinstance(result, BaseException):
-                logger.error(f"call {call.label}: ending it failed: {result!r}")
-        still = await self._wait_finished(pending, end_timeout_s)
-        if still:
-            logger.error(f"{len(still)} call(s) did not finish after being ended")
+        enders = [asyncio.ensure_future(call.end("server shutdown")) for call in pending]
+        await asyncio.wait(enders, timeout=end_timeout_s)
+        for call, ender in zip(pending, enders, strict=True):
+            if not ender.done():
+                ender.cancel()
+                logger.error(
+                    f"call {call.label}: did not finish {end_timeout_s:.1f} s after ending"
+                )
+            elif not ender.cancelled() and ender.exception() is not None:
+                logger.error(f"call {call.label}: ending it failed: {ender.exception()!r}")
         return len(pending)
 
     @staticmethod

@@ -1,11 +1,15 @@
-"""What the caller actually heard of each agent turn, from Twilio mark echoes.
+"""Twilio-side playback, estimated: how much audio Twilio holds, and what the caller heard.
 
-An agent turn is a sequence of *segments* (the audio of one ``TTSTextFrame`` and its
-text). After each segment's audio the output sends a ``mark``; Twilio echoes it once
-that audio has played. A ``clear`` (barge-in) makes Twilio echo every outstanding mark at
-once, so echoes after a clear prove nothing: :meth:`PlaybackLedger.on_clear` invalidates
-them and estimates how far into the segment being played the caller got, from when that
-segment started playing (the previous mark's echo, or its first send) and elapsed time.
+:class:`PlayoutPacer` tracks when Twilio will have played everything sent so far, which
+decides when the next 20 ms frame may be sent.
+
+:class:`PlaybackLedger`: an agent turn is a sequence of *segments* (the audio of one
+``TTSTextFrame`` and its text). After each segment's audio the output sends a ``mark``;
+Twilio echoes it once that audio has played. A ``clear`` (barge-in) makes Twilio echo every
+outstanding mark at once, so echoes after a clear prove nothing: :meth:`PlaybackLedger.on_clear`
+invalidates them and estimates how far into the segment being played the caller got, from
+when that segment started playing (the previous mark's echo, or its first send) and elapsed
+time.
 """
 
 from __future__ import annotations
@@ -16,6 +20,43 @@ from dataclasses import dataclass, field
 from voiceagent.clock import DEFAULT_CLOCK, Clock
 
 _WORD = re.compile(r"\S+")
+FRAME_S = 0.02
+"""One Twilio media frame: 160 μ-law bytes at 8 kHz."""
+
+
+class PlayoutPacer:
+    """When the next 20 ms frame may go out so Twilio holds at most ``lead_s`` of audio.
+
+    ``play_end`` estimates when Twilio finishes playing everything sent so far; a frame
+    may be sent once ``play_end + frame_s - lead_s <= now`` (the next-send-time pattern).
+    """
+
+    __slots__ = ("lead_s", "frame_s", "play_end")
+
+    def __init__(self, lead_s: float, frame_s: float = FRAME_S) -> None:
+        self.lead_s = lead_s
+        self.frame_s = frame_s
+        self.play_end = float("-inf")
+
+    def next_send_time(self) -> float:
+        """Earliest time the next frame may be sent."""
+        return self.play_end + self.frame_s - self.lead_s
+
+    def send_delay(self, now: float) -> float:
+        """Seconds to wait before sending the next frame (0 if it may go now)."""
+        return max(0.0, self.next_send_time() - now)
+
+    def on_sent(self, now: float, duration: float | None = None) -> None:
+        """A frame of ``duration`` seconds (default one frame) was sent at ``now``."""
+        self.play_end = max(self.play_end, now) + (self.frame_s if duration is None else duration)
+
+    def on_clear(self, now: float) -> None:
+        """Twilio's buffer was flushed: nothing is left to play."""
+        self.play_end = min(self.play_end, now)
+
+    def buffered(self, now: float) -> float:
+        """Seconds of sent audio estimated still unplayed."""
+        return max(0.0, self.play_end - now)
 
 
 def cut_at_word(text: str, fraction: float) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from loguru import logger
@@ -38,7 +38,7 @@ from voiceagent.clock import DEFAULT_CLOCK, Clock, TimerHandle
 from voiceagent.frames import AgentHeardFrame
 from voiceagent.settings import TransportSettings
 from voiceagent.transports.twilio.codec import ULAW_SILENCE, StreamResampler, pcm16_to_ulaw
-from voiceagent.transports.twilio.ledger import PlaybackLedger
+from voiceagent.transports.twilio.ledger import FRAME_S, PlaybackLedger, PlayoutPacer
 from voiceagent.transports.twilio.protocol import (
     TWILIO_FRAME_BYTES,
     ULAW_RATE,
@@ -47,7 +47,6 @@ from voiceagent.transports.twilio.protocol import (
     media_message,
 )
 
-FRAME_S = TWILIO_FRAME_BYTES / ULAW_RATE
 STOP_SAFETY_S = 0.5
 """Without a mark echo, a turn counts as played this long after its estimated play-out end."""
 BOT_SPEAKING_EVERY = 10  # frames (200 ms) between BotSpeakingFrames
@@ -55,47 +54,16 @@ BOT_SPEAKING_EVERY = 10  # frames (200 ms) between BotSpeakingFrames
 _MEDIA, _MARK, _TURN_END = 0, 1, 2
 
 
-class PlayoutPacer:
-    """When the next 20 ms frame may go out so Twilio holds at most ``lead_s`` of audio.
-
-    ``play_end`` estimates when Twilio finishes playing everything sent so far; a frame
-    may be sent once ``play_end + frame_s - lead_s <= now`` (the next-send-time pattern).
-    """
-
-    __slots__ = ("lead_s", "frame_s", "play_end")
-
-    def __init__(self, lead_s: float, frame_s: float = FRAME_S) -> None:
-        self.lead_s = lead_s
-        self.frame_s = frame_s
-        self.play_end = float("-inf")
-
-    def next_send_time(self) -> float:
-        """Earliest time the next frame may be sent."""
-        return self.play_end + self.frame_s - self.lead_s
-
-    def send_delay(self, now: float) -> float:
-        """Seconds to wait before sending the next frame (0 if it may go now)."""
-        return max(0.0, self.next_send_time() - now)
-
-    def on_sent(self, now: float, duration: float | None = None) -> None:
-        """A frame of ``duration`` seconds (default one frame) was sent at ``now``."""
-        self.play_end = max(self.play_end, now) + (self.frame_s if duration is None else duration)
-
-    def on_clear(self, now: float) -> None:
-        """Twilio's buffer was flushed: nothing is left to play."""
-        self.play_end = min(self.play_end, now)
-
-    def buffered(self, now: float) -> float:
-        """Seconds of sent audio estimated still unplayed."""
-        return max(0.0, self.play_end - now)
-
-
 @dataclass(slots=True, eq=False)
 class _OutTurn:
+    """One agent turn on its way out. Positions are μ-law bytes (= 8 kHz samples) into the turn."""
+
     turn_id: int
-    segment_index: int = 0
-    produced: int = 0  # μ-law bytes produced for this turn (remainder included)
-    segment_start: int = 0
+    expected: float = 0.0  # output position implied by the TTS audio received so far
+    queued: int = 0  # bytes of whole frames queued
+    boundaries: list[int] = field(default_factory=list)  # where each closed segment ends
+    pending: deque[tuple[int, str, int]] = field(default_factory=deque)  # marks not yet queued
+    tag_index: int = 0  # segment of the next frame
     reported_segment: int = -1
     sent_any: bool = False
     all_sent: bool = False
@@ -176,7 +144,7 @@ class TwilioOutput(FrameProcessor):
             if isinstance(frame, TTSTextFrame):
                 self._on_segment_text(frame.text)
             elif isinstance(frame, TTSStartedFrame):
-                if self._turn is None or self._turn.produced:
+                if self._turn is None or self._turn.expected:
                     self._end_turn_audio()
                     self._open_turn()
             elif isinstance(frame, TTSStoppedFrame):
@@ -221,6 +189,7 @@ class TwilioOutput(FrameProcessor):
             pcm = samples[: len(samples) // frame.num_channels * frame.num_channels][
                 :: frame.num_channels
             ].tobytes()
+        turn.expected += len(pcm) / 2 * ULAW_RATE / frame.sample_rate
         resampler = self._resamplers.get(frame.sample_rate)
         if resampler is None:
             resampler = StreamResampler(frame.sample_rate, ULAW_RATE)
@@ -230,27 +199,44 @@ class TwilioOutput(FrameProcessor):
             self._enqueue_ulaw(turn, pcm16_to_ulaw(pcm8))
 
     def _enqueue_ulaw(self, turn: _OutTurn, ulaw: bytes) -> None:
-        turn.produced += len(ulaw)
         buf = self._remainder + ulaw if self._remainder else ulaw
         whole = len(buf) - len(buf) % TWILIO_FRAME_BYTES
-        gen, index, append = self._generation, turn.segment_index, self._queue.append
+        gen, append, boundaries = self._generation, self._queue.append, turn.boundaries
         for start in range(0, whole, TWILIO_FRAME_BYTES):
-            append((_MEDIA, gen, turn, buf[start : start + TWILIO_FRAME_BYTES], index))
+            while turn.tag_index < len(boundaries) and boundaries[turn.tag_index] <= turn.queued:
+                turn.tag_index += 1
+            append((_MEDIA, gen, turn, buf[start : start + TWILIO_FRAME_BYTES], turn.tag_index))
+            turn.queued += TWILIO_FRAME_BYTES
+            if turn.pending and turn.pending[0][0] <= turn.queued:
+                self._queue_due_marks(turn)
         self._remainder = buf[whole:]
         if whole:
             self._wake.set()
 
-    def _close_segment(self, turn: _OutTurn, text: str) -> None:
-        audio = turn.produced - turn.segment_start
-        if audio <= 0:
+    def _queue_due_marks(self, turn: _OutTurn, *, force: bool = False) -> None:
+        """Queue each pending mark once the frame holding its segment's last byte is queued.
+
+        The resampler holds back a few ms of audio, so a segment's text can arrive before
+        all of its audio came out; the mark waits for it (at most 20 ms late, never early).
+        """
+        pending = turn.pending
+        while pending and (force or pending[0][0] <= turn.queued):
+            _, mark, index = pending.popleft()
+            self._queue.append((_MARK, self._generation, turn, mark, index))
+        self._wake.set()
+
+    def _close_segment(self, turn: _OutTurn, text: str, end: int | None = None) -> None:
+        boundary = round(turn.expected) if end is None else end
+        start = turn.boundaries[-1] if turn.boundaries else 0
+        if boundary <= start:
             self.ledger.add_text(turn.turn_id, text)
             return
-        turn.segment_index += 1
-        mark = f"a{turn.turn_id}.{turn.segment_index}"
-        self.ledger.add_segment(turn.turn_id, mark, text, audio / ULAW_RATE)
-        turn.segment_start = turn.produced
-        self._queue.append((_MARK, self._generation, turn, mark, turn.segment_index - 1))
-        self._wake.set()
+        index = len(turn.boundaries)
+        mark = f"a{turn.turn_id}.{index + 1}"
+        self.ledger.add_segment(turn.turn_id, mark, text, (boundary - start) / ULAW_RATE)
+        turn.boundaries.append(boundary)
+        turn.pending.append((boundary, mark, index))
+        self._queue_due_marks(turn)
 
     def _on_segment_text(self, text: str) -> None:
         if self._turn is not None and text:
@@ -269,9 +255,14 @@ class TwilioOutput(FrameProcessor):
             if self._remainder:
                 pad = bytes([ULAW_SILENCE]) * (TWILIO_FRAME_BYTES - len(self._remainder))
                 self._enqueue_ulaw(turn, pad)
-        self._close_segment(turn, "")
+        self._queue_due_marks(turn, force=True)
+        # Frames after the last mark (audio without text, or no text at all) get their own.
+        last = turn.boundaries[-1] if turn.boundaries else 0
+        marked = -(-last // TWILIO_FRAME_BYTES) * TWILIO_FRAME_BYTES
+        if turn.queued > marked:
+            self._close_segment(turn, "", end=turn.queued)
         self.ledger.complete_turn(turn.turn_id)
-        if turn.produced == 0:
+        if turn.queued == 0:
             self._turns.pop(turn.turn_id, None)
             self.ledger.close_turn(turn.turn_id, interrupted=False)
             return

@@ -146,6 +146,7 @@ class TwilioSerializer(FrameProcessor):
             label=str(self),
         )
         self._on_protocol_error = on_protocol_error
+        self._callback_failed = False
         self._max_message_bytes = max_message_bytes
         self._resampler = StreamResampler(ULAW_RATE, self.sample_rate)
         self.stream_sid: str | None = None
@@ -265,7 +266,9 @@ class TwilioSerializer(FrameProcessor):
             try:
                 self._on_protocol_error(kind)
             except Exception:
-                logger.opt(exception=True).error(f"{self}: on_protocol_error callback failed")
+                if not self._callback_failed:  # once per call: it is our caller's bug
+                    self._callback_failed = True
+                    logger.opt(exception=True).error(f"{self}: on_protocol_error callback failed")
 
     async def _error(self, kind: str, reason: str) -> None:
         too_many = self.guard.record(kind, reason)

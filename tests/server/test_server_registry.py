@@ -1,0 +1,65 @@
+"""CallRegistry: bookkeeping and the drain of graceful shutdown (fake calls, short graces)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from voiceagent.server.registry import CallRegistry
+
+
+class FakeCall:
+    """A call that hangs up by itself after ``hangs_up_after`` s, or only when ended."""
+
+    def __init__(self, label: str, hangs_up_after: float | None = None) -> None:
+        self.label = label
+        self.frames_in = 5
+        self.frames_out = 3
+        self.finished = asyncio.Event()
+        self.ended_with: str | None = None
+        if hangs_up_after is not None:
+            asyncio.get_running_loop().call_later(hangs_up_after, self.finished.set)
+
+    async def end(self, reason: str) -> None:
+        self.ended_with = reason
+        self.finished.set()
+
+
+async def test_register_counts_and_refuses_after_shutdown_began() -> None:
+    registry = CallRegistry()
+    a, b = FakeCall("CA1"), FakeCall("CA2")
+    assert registry.register(a) and registry.register(b)
+    live = registry.live_counts()
+    assert (live.active_calls, live.frames_in, live.frames_out) == (2, 10, 6)
+    registry.unregister(a)
+    registry.unregister(a)  # twice is harmless
+    assert registry.active_count == 1
+    registry.stop_accepting()
+    assert not registry.register(FakeCall("CA3"))
+    assert registry.active_count == 1
+
+
+async def test_calls_that_finish_within_the_grace_are_not_ended() -> None:
+    registry = CallRegistry()
+    polite = FakeCall("CA1", hangs_up_after=0.05)
+    registry.register(polite)
+    assert await registry.end_all(grace_s=2.0) == 0
+    assert polite.ended_with is None
+    assert not registry.accepting
+
+
+async def test_calls_still_talking_after_the_grace_are_ended() -> None:
+    registry = CallRegistry()
+    polite, chatty = FakeCall("CA1", hangs_up_after=0.01), FakeCall("CA2")
+    registry.register(polite)
+    registry.register(chatty)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    assert await registry.end_all(grace_s=0.2) == 1
+    assert 0.15 <= loop.time() - t0 < 1.0
+    assert chatty.ended_with == "server shutdown"
+    assert polite.ended_with is None
+
+
+async def test_end_all_with_no_calls_returns_at_once() -> None:
+    registry = CallRegistry()
+    assert await asyncio.wait_for(registry.end_all(grace_s=30.0), 0.5) == 0
