@@ -46,6 +46,8 @@ class LocalModelSettings(BaseModel):
     whisper_model_path: Path | None = None
     whisper_threads: int = 2
     whisper_beam_size: int = 1
+    whisper_short_context: bool = True
+    """Encode only the utterance + padding instead of Whisper's 30 s window (≈3× faster)."""
     partial_interval_s: float = 0.35
     llm_model: Literal["qwen2.5-0.5b", "qwen2.5-1.5b"] = "qwen2.5-0.5b"
     llm_model_path: Path | None = None

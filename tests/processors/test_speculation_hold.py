@@ -15,6 +15,7 @@ from pipecat.clocks.system_clock import SystemClock
 from pipecat.frames.frames import (
     EndFrame,
     Frame,
+    InterimTranscriptionFrame,
     InterruptionFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
@@ -22,22 +23,31 @@ from pipecat.frames.frames import (
     StartFrame,
     SystemFrame,
     TTSSpeakFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
 from pipecat.tests.utils import run_test
 from pipecat.utils.asyncio.task_manager import TaskManager
+from pipecat.workers.runner import WorkerRunner
 
+from voiceagent.clock import ManualClock
 from voiceagent.frames import (
     ResumeSpeechFrame,
     SpeculationCommitFrame,
     SpeculationDiscardFrame,
     SpeculationStartFrame,
 )
+from voiceagent.processors.agent_context import CallContext
+from voiceagent.processors.sentence_aggregator import SentenceAggregator
 from voiceagent.processors.speculation_hold import (
     GenerationTagFrame,
     ReplyDroppedFrame,
     SpeculationHold,
 )
+from voiceagent.processors.stability_router import StabilityCommitRouter
 
 DOWN = FrameDirection.DOWNSTREAM
 
@@ -216,8 +226,6 @@ def _pipeline_reply(turn_id: int) -> list[Frame]:
 
 
 async def test_pipeline_commit_overtaking_the_tokens_still_releases_everything():
-    from pipecat.pipeline.pipeline import Pipeline
-
     frames = [SpeculationStartFrame(1, "x"), *_pipeline_reply(1), SpeculationCommitFrame(1)]
     down, _ = await run_test(Pipeline([_SlowData(), SpeculationHold()]), frames_to_send=frames)
     assert spoken(down) == ["<", "Sure, ", "what ", "day?", ">"]
@@ -227,8 +235,6 @@ async def test_pipeline_commit_overtaking_the_tokens_still_releases_everything()
 
 
 async def test_pipeline_discard_overtaking_the_tokens_still_drops_everything():
-    from pipecat.pipeline.pipeline import Pipeline
-
     frames = [
         SpeculationStartFrame(1, "x"),
         *_pipeline_reply(1),
@@ -238,3 +244,51 @@ async def test_pipeline_discard_overtaking_the_tokens_still_drops_everything():
     ]
     down, _ = await run_test(Pipeline([_SlowData(), SpeculationHold()]), frames_to_send=frames)
     assert spoken(down) == ["<", "For ", "Tuesday?", ">"]
+
+
+async def test_real_pipeline_caller_to_speakable_chunks(scripted_llm, recorder):
+    """Caller → router → LLM → hold → aggregator with pipecat's queues: held, then spoken."""
+    clock = ManualClock()
+    context = CallContext("You are a receptionist.")
+    router = StabilityCommitRouter(context, clock=clock)
+    booking = ["I need to book", "I need to book a cleaning", *["I need to book a cleaning."] * 2]
+    llm = scripted_llm(direct=False)
+    sink = recorder(DOWN)
+    worker = PipelineWorker(
+        Pipeline([router, llm, SpeculationHold(), SentenceAggregator(), sink]),
+        cancel_on_idle_timeout=False,
+        enable_rtvi=False,
+    )
+    runner = WorkerRunner()
+    await runner.add_workers(worker)
+    run = asyncio.create_task(runner.run())
+
+    async def settle() -> None:  # lets the queues drain; no timing depends on it
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+
+    async def send(frame: Frame) -> None:
+        await worker.queue_frame(frame)
+        await settle()
+
+    try:
+        await settle()
+        await send(VADUserStartedSpeakingFrame())
+        for text in booking:
+            await send(InterimTranscriptionFrame(text, "caller", ""))
+            clock.advance(0.35)
+        assert len(llm.requests) == 1
+        assert not [f for f in sink.frames if isinstance(f, LLMFullResponseStartFrame)]  # held
+        await send(VADUserStoppedSpeakingFrame())
+        clock.advance(0.25)
+        await settle()
+        texts = [f.text for f in sink.frames if type(f).__name__ == "AggregatedTextFrame"]
+        assert texts == ["Sure, what day works?"]
+        assert router.stats.speculative_hits == 1 and len(llm.requests) == 1
+    finally:
+        await worker.queue_frame(EndFrame())
+        try:
+            await asyncio.wait_for(run, 5.0)
+        except TimeoutError:
+            run.cancel()
+            raise

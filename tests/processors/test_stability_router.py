@@ -6,29 +6,19 @@ before ``send`` returns; time is a ManualClock, advanced explicitly (timers fire
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from pipecat.clocks.system_clock import SystemClock
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     EndFrame,
-    Frame,
     InterimTranscriptionFrame,
     InterruptionFrame,
     LLMContextFrame,
-    LLMFullResponseEndFrame,
-    LLMFullResponseStartFrame,
     LLMTextFrame,
-    StartFrame,
-    TranscriptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
-from pipecat.utils.asyncio.task_manager import TaskManager
+from pipecat.processors.frame_processor import FrameDirection
 
-from voiceagent.clock import ManualClock
 from voiceagent.frames import (
     AgentHeardFrame,
     LLMCancelFrame,
@@ -38,9 +28,7 @@ from voiceagent.frames import (
     TurnMetricsFrame,
     UserTurnCommittedFrame,
 )
-from voiceagent.processors.agent_context import CallContext
-from voiceagent.processors.speculation_hold import SpeculationHold
-from voiceagent.processors.stability_router import RouterParams, StabilityCommitRouter
+from voiceagent.processors.stability_router import RouterParams
 
 UP = FrameDirection.UPSTREAM
 DOWN = FrameDirection.DOWNSTREAM
@@ -49,121 +37,6 @@ SYSTEM = "You are the receptionist of a dental practice."
 
 def approx(value: float):
     return pytest.approx(value, abs=1e-5)
-
-
-class _Recorder(FrameProcessor):
-    """End of the chain: records what reaches it (in one direction) and stops it there."""
-
-    def __init__(self, direction: FrameDirection) -> None:
-        super().__init__(enable_direct_mode=True)
-        self._direction = direction
-        self.frames: list[Frame] = []
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if direction is self._direction and not isinstance(frame, StartFrame):
-            self.frames.append(frame)
-        elif direction is not self._direction:
-            await self.push_frame(frame, direction)
-
-
-class _ScriptedLLM(FrameProcessor):
-    """A fake LLM: answers every LLMContextFrame at once with a fixed reply, in three tokens."""
-
-    def __init__(self) -> None:
-        super().__init__(enable_direct_mode=True)
-        self.requests: list[list[dict]] = []
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if isinstance(frame, LLMContextFrame):
-            self.requests.append(list(frame.context.get_messages()))
-            await self.push_frame(LLMFullResponseStartFrame())
-            for token in ("Sure, ", "what day ", "works?"):
-                await self.push_frame(LLMTextFrame(token))
-            await self.push_frame(LLMFullResponseEndFrame())
-            return
-        await self.push_frame(frame, direction)
-
-
-class Call:
-    """One caller talking to the router: send frames, let time pass, read what came out."""
-
-    def __init__(self, params: RouterParams | None = None, *, with_llm: bool = False) -> None:
-        self.clock = ManualClock()
-        self.context = CallContext(SYSTEM)
-        self.router = StabilityCommitRouter(
-            self.context, params=params, clock=self.clock, enable_direct_mode=True
-        )
-        self.llm = _ScriptedLLM() if with_llm else None
-        self.hold = SpeculationHold(enable_direct_mode=True) if with_llm else None
-        self._up = _Recorder(UP)
-        self._down = _Recorder(DOWN)
-        middle = [p for p in (self.llm, self.hold) if p is not None]
-        self._chain: list[FrameProcessor] = [self._up, self.router, *middle, self._down]
-        for a, b in zip(self._chain, self._chain[1:], strict=False):
-            a.link(b)
-
-    async def start(self) -> None:
-        setup = FrameProcessorSetup(
-            clock=SystemClock(), task_manager=TaskManager(), pipeline_worker=None
-        )
-        for processor in self._chain:
-            await processor.setup(setup)
-        await self.router.queue_frame(StartFrame())
-
-    async def stop(self) -> None:
-        for processor in self._chain:
-            await processor.cleanup()
-
-    @property
-    def down(self) -> list[Frame]:
-        return self._down.frames
-
-    def of(self, cls: type) -> list:
-        return [f for f in self.down if isinstance(f, cls)]
-
-    async def send(self, frame: Frame, direction: FrameDirection = DOWN) -> None:
-        await self.router.queue_frame(frame, direction)
-
-    async def says(self, *partials: str, every: float = 0.35) -> None:
-        """Partials of one utterance, ``every`` seconds apart (the first one right away)."""
-        for i, text in enumerate(partials):
-            if i:
-                await self.wait(every)
-            await self.send(InterimTranscriptionFrame(text, "caller", ""))
-
-    async def final(self, text: str) -> None:
-        await self.send(TranscriptionFrame(text, "caller", "", finalized=True))
-
-    async def starts_talking(self) -> None:
-        await self.send(VADUserStartedSpeakingFrame(start_secs=0.15))
-
-    async def stops_talking(self) -> None:
-        await self.send(VADUserStoppedSpeakingFrame(stop_secs=0.2))
-
-    async def wait(self, seconds: float) -> None:
-        self.clock.advance(seconds)
-        for _ in range(5):  # let the timer's push task run (no time passes)
-            await asyncio.sleep(0)
-
-    def user_messages(self) -> list[str]:
-        return [m["content"] for m in self.context.messages if m["role"] == "user"]
-
-
-@pytest.fixture
-async def call_factory():
-    calls: list[Call] = []
-
-    async def make(params: RouterParams | None = None, **kwargs) -> Call:
-        call = Call(params, **kwargs)
-        await call.start()
-        calls.append(call)
-        return call
-
-    yield make
-    for call in calls:
-        await call.stop()
 
 
 BOOKING = (
@@ -492,6 +365,21 @@ async def test_interruption_kills_speculation_commit_sends_fresh_request(call_fa
     assert [f.turn_id for f in call.of(SpeculationCommitFrame)] == [again.turn_id]
 
 
+async def test_call_end_flushes_the_last_turn_metrics_and_stops_timers(call_factory):
+    call = await call_factory(RouterParams(speculate=False))
+    await call.starts_talking()
+    await call.says(*BOOKING)
+    await call.stops_talking()
+    await call.wait(0.25)
+    assert call.of(TurnMetricsFrame) == []  # the regret window is still open
+    await call.send(EndFrame())
+    [metrics] = call.of(TurnMetricsFrame)
+    assert metrics.data["reason"] == "stable"
+    count = len(call.down)
+    await call.wait(5.0)
+    assert len(call.down) == count
+
+
 async def test_agent_heard_text_joins_the_context(call_factory):
     call = await call_factory()
     await call.send(AgentHeardFrame(turn_id=3, text="We are open until", interrupted=True), UP)
@@ -509,55 +397,3 @@ async def test_every_frame_is_forwarded(call_factory):
     for frame in frames:
         await call.send(frame)
     assert [f for f in call.down if any(f is sent for sent in frames)] == frames
-
-
-async def test_real_pipeline_caller_to_speakable_chunks():
-    """Router → LLM → hold → aggregator with pipecat's queues (system frames overtake data)."""
-    from pipecat.pipeline.pipeline import Pipeline
-    from pipecat.pipeline.worker import PipelineWorker
-    from pipecat.workers.runner import WorkerRunner
-
-    from voiceagent.processors.sentence_aggregator import SentenceAggregator
-
-    class QueuedLLM(_ScriptedLLM):
-        def __init__(self) -> None:
-            FrameProcessor.__init__(self)  # queued, not direct
-            self.requests = []
-
-    clock = ManualClock()
-    context = CallContext(SYSTEM)
-    router = StabilityCommitRouter(context, clock=clock)
-    llm = QueuedLLM()
-    sink = _Recorder(DOWN)
-    worker = PipelineWorker(
-        Pipeline([router, llm, SpeculationHold(), SentenceAggregator(), sink]),
-        cancel_on_idle_timeout=False,
-        enable_rtvi=False,
-    )
-    runner = WorkerRunner()
-    await runner.add_workers(worker)
-    run = asyncio.create_task(runner.run())
-
-    async def settle() -> None:  # lets the queues drain; no timing depends on it
-        for _ in range(20):
-            await asyncio.sleep(0.005)
-
-    async def send(frame: Frame) -> None:
-        await worker.queue_frame(frame)
-        await settle()
-
-    await settle()
-    await send(VADUserStartedSpeakingFrame())
-    for text in BOOKING:
-        await send(InterimTranscriptionFrame(text, "caller", ""))
-        clock.advance(0.35)
-    assert len(llm.requests) == 1
-    assert not [f for f in sink.frames if isinstance(f, LLMFullResponseStartFrame)]  # held
-    await send(VADUserStoppedSpeakingFrame())
-    clock.advance(0.25)
-    await settle()
-    texts = [f.text for f in sink.frames if type(f).__name__ == "AggregatedTextFrame"]
-    assert texts == ["Sure, what day works?"]
-    assert router.stats.speculative_hits == 1 and len(llm.requests) == 1
-    await worker.queue_frame(EndFrame())
-    await asyncio.wait_for(run, 5.0)

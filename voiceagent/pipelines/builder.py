@@ -99,6 +99,7 @@ def _llm(parts: CallParts) -> FrameProcessor:
         model=res.llm_model,
         max_tokens=agent.max_tokens,
         temperature=agent.temperature,
+        system_instruction=agent.system_prompt,
     )
 
 
@@ -158,7 +159,7 @@ def build_call_processors(
     parts = CallParts(
         settings=settings,
         resources=resources,
-        context=CallContext(settings.agent.system_prompt),
+        context=CallContext(),
         clock=clock,
     )
     chain: list[FrameProcessor] = []

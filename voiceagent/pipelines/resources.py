@@ -14,7 +14,7 @@ from typing import Any
 
 from loguru import logger
 
-from voiceagent.settings import Settings
+from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
 
 
 @dataclass
@@ -88,15 +88,12 @@ class AgentResources:
             await self.llama.warm_up(self.settings.agent.system_prompt)
 
     async def _load_whisper(self, say: Any) -> None:
-        from voiceagent.services.local.weights import resolve_whisper_model
-        from voiceagent.services.local.whisper_stt import WhisperTranscriber
+        from voiceagent.services.local.whisper_stt import load_transcriber
 
-        local = self.settings.local
-        model_dir = await asyncio.to_thread(resolve_whisper_model, local)
-        say(f"loading Whisper {local.whisper_model} from {model_dir}")
-        self.whisper = await asyncio.to_thread(
-            WhisperTranscriber, model_dir, threads=local.whisper_threads, beam_size=local.whisper_beam_size
-        )
+        say(f"loading Whisper {self.settings.local.whisper_model}")
+        self.whisper = await asyncio.to_thread(load_transcriber, self.settings.local)
+        # The first decode of a process pays one-off allocations (≈0.3 s): not on a caller's turn.
+        await asyncio.to_thread(self.whisper.transcribe, bytes(PIPELINE_SAMPLE_RATE * 2))
 
     async def _load_piper(self, say: Any) -> None:
         from voiceagent.services.local.weights import resolve_piper_voice

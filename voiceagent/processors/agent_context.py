@@ -3,6 +3,8 @@
 One ``CallContext`` per call, shared by the StabilityCommitRouter (adds committed user
 turns, builds LLM requests) and whatever receives ``AgentHeardFrame`` (adds the heard part
 of each agent turn). It wraps pipecat's ``LLMContext`` so pipecat LLM services consume it.
+The system prompt normally lives on the LLM service (pipecat's ``system_instruction``); pass
+``system_prompt`` only for services that need it inside the messages.
 """
 
 from __future__ import annotations
@@ -17,9 +19,14 @@ INTERRUPTED_SUFFIX = "..."
 class CallContext:
     """Messages of one call: system prompt, committed user turns, heard agent turns."""
 
-    def __init__(self, system_prompt: str, *, tools: list[dict] | None = None) -> None:
-        self._messages: list[dict] = [{"role": "system", "content": system_prompt}]
+    def __init__(self, system_prompt: str | None = None, *, tools: list[dict] | None = None) -> None:
+        self._messages: list[dict] = []
+        if system_prompt:
+            self._messages.append({"role": "system", "content": system_prompt})
         self._tools = tools
+
+    def _last_role(self) -> str | None:
+        return self._messages[-1]["role"] if self._messages else None
 
     @property
     def messages(self) -> list[dict]:
@@ -31,8 +38,8 @@ class CallContext:
         text = text.strip()
         if not text:
             return
-        last = self._messages[-1]
-        if last["role"] == "user":
+        if self._last_role() == "user":
+            last = self._messages[-1]
             last["content"] = f"{last['content']} {text}"
         else:
             self._messages.append({"role": "user", "content": text})
@@ -44,8 +51,8 @@ class CallContext:
             return
         if interrupted:
             text = f"{text}{INTERRUPTED_SUFFIX}"
-        last = self._messages[-1]
-        if last["role"] == "assistant":
+        if self._last_role() == "assistant":
+            last = self._messages[-1]
             last["content"] = f"{last['content']} {text}"
         else:
             self._messages.append({"role": "assistant", "content": text})
@@ -58,7 +65,7 @@ class CallContext:
         """A pipecat ``LLMContext`` for one request (a copy; optionally with a pending user text)."""
         messages = copy.deepcopy(self._messages)
         if pending_user_text:
-            if messages[-1]["role"] == "user":
+            if messages and messages[-1]["role"] == "user":
                 messages[-1]["content"] = f"{messages[-1]['content']} {pending_user_text.strip()}"
             else:
                 messages.append({"role": "user", "content": pending_user_text.strip()})

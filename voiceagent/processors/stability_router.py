@@ -71,6 +71,16 @@ from voiceagent.processors.speculation_hold import GenerationTagFrame
 __all__ = ["RouterParams", "RouterStats", "StabilityCommitRouter"]
 
 _TIMER_EARLY_S = 5e-7
+_EVENT_FRAMES = (
+    InterimTranscriptionFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    AgentHeardFrame,
+    InterruptionFrame,
+)
 
 
 @dataclass
@@ -129,30 +139,33 @@ class StabilityCommitRouter(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Feed caller/agent events to the policy, forward the frame, emit the decisions."""
         await super().process_frame(frame, direction)
-        now = self._clock.now()
-        decisions: list[Decision] = []
+        if isinstance(frame, EndFrame | CancelFrame):
+            self._stop()  # the last turn's metrics go out before the end
+        self._outbox.append((frame, direction))
+        if isinstance(frame, _EVENT_FRAMES):
+            now = self._clock.now()
+            self._apply(self._on_event(frame, direction, now), now)
+            self._arm(now)
+        await self._drain()
+
+    def _on_event(self, frame: Frame, direction: FrameDirection, now: float) -> list[Decision]:
         if isinstance(frame, InterimTranscriptionFrame | TranscriptionFrame):
             if direction == FrameDirection.DOWNSTREAM:
-                decisions = self._on_transcript(frame, now)
+                return self._on_transcript(frame, now)
         elif isinstance(frame, VADUserStartedSpeakingFrame):
-            decisions = self._policy.on_caller_started(now)
+            return self._policy.on_caller_started(now)
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._stop_secs = frame.stop_secs
-            decisions = self._policy.on_caller_stopped(now)
+            return self._policy.on_caller_stopped(now)
         elif isinstance(frame, BotStartedSpeakingFrame):
-            decisions = self._policy.on_agent_started(now)
+            return self._policy.on_agent_started(now)
         elif isinstance(frame, BotStoppedSpeakingFrame):
-            decisions = self._policy.on_agent_stopped(now)
+            return self._policy.on_agent_stopped(now)
         elif isinstance(frame, AgentHeardFrame):
             self._context.add_agent_heard(frame.text, interrupted=frame.interrupted)
         elif isinstance(frame, InterruptionFrame):
             self._on_interruption()
-        elif isinstance(frame, EndFrame | CancelFrame):
-            self._stop()
-        self._outbox.append((frame, direction))
-        self._apply(decisions, now)
-        self._arm(now)
-        await self._drain()
+        return []
 
     def _on_transcript(
         self, frame: InterimTranscriptionFrame | TranscriptionFrame, now: float
