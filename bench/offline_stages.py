@@ -79,8 +79,10 @@ def bench_stt(settings: Settings, speech16: bytes) -> None:
         f"STT  partial decode p50 {statistics.median(decode_times) * 1000:.0f} ms → effective "
         f"cadence {cadence * 1000:.0f} ms (ticks skipped while a decode runs)"
     )
-    print(f"STT  final latency after end of speech p50 {statistics.median(finals) * 1000:.0f} ms "
-          f"(utterance {seconds:.1f} s): '{text}'")
+    print(
+        f"STT  final latency after end of speech p50 {statistics.median(finals) * 1000:.0f} ms "
+        f"(utterance {seconds:.1f} s): '{text}'"
+    )
 
 
 async def bench_llm(settings: Settings) -> None:
@@ -124,8 +126,10 @@ async def bench_llm(settings: Settings) -> None:
             ttft, total, tokens = await one()
             warm.append(ttft)
             rates.append(tokens / max(1e-6, total - ttft))
-        print(f"LLM  TTFT warm p50 {statistics.median(warm) * 1000:.0f} ms, "
-              f"{statistics.median(rates):.0f} tokens/s")
+        print(
+            f"LLM  TTFT warm p50 {statistics.median(warm) * 1000:.0f} ms, "
+            f"{statistics.median(rates):.0f} tokens/s"
+        )
     finally:
         await client.close()
         await server.stop()
@@ -146,8 +150,10 @@ def bench_tts(voice) -> None:
         total = time.perf_counter() - t
         times.append(first)
         rtfs.append(total / (samples / rate))
-    print(f"TTS  first audio p50 {statistics.median(times) * 1000:.0f} ms, "
-          f"RTF {statistics.median(rtfs):.3f}")
+    print(
+        f"TTS  first audio p50 {statistics.median(times) * 1000:.0f} ms, "
+        f"RTF {statistics.median(rtfs):.3f}"
+    )
 
 
 async def bench_demo() -> None:

@@ -27,8 +27,18 @@ from voiceagent.transports.twilio.codec import StreamResampler  # noqa: E402
 
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
 TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
-NUMBERS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
-           "six": "6", "seven": "7", "eight": "8", "nine": "9"}
+NUMBERS = {
+    "zero": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+}
 
 
 def words(text: str) -> list[str]:
@@ -46,12 +56,13 @@ def edits(ref: list[str], hyp: list[str]) -> int:
 
 def prompts(n: int) -> list[tuple[Path, str]]:
     table = {}
-    for line in gzip.open(TRANSCRIPTS, "rt", errors="replace"):
-        if ":" in line and not line.startswith(";"):
-            key, text = line.split(":", 1)
-            path = SOUNDS / f"{key.strip()}.wav"
-            if path.exists() and len(text.split()) >= 4:
-                table[path] = text.strip()
+    with gzip.open(TRANSCRIPTS, "rt", errors="replace") as lines:
+        for line in lines:
+            if ":" in line and not line.startswith(";"):
+                key, text = line.split(":", 1)
+                path = SOUNDS / f"{key.strip()}.wav"
+                if path.exists() and len(text.split()) >= 4:
+                    table[path] = text.strip()
     random.seed(1)
     return random.sample(sorted(table.items()), min(n, len(table)))
 
@@ -80,8 +91,10 @@ def main() -> None:
             errors += edits(ref, words(hyp))
             total += len(ref)
         label = "short-context" if short else "full 30 s   "
-        print(f"{label}  WER {100 * errors / total:4.1f} %  mean decode {elapsed / len(clips):.3f} s"
-              f"  ({len(clips)} prompts, {total} words)")
+        print(
+            f"{label}  WER {100 * errors / total:4.1f} %  mean decode {elapsed / len(clips):.3f} s"
+            f"  ({len(clips)} prompts, {total} words)"
+        )
 
 
 if __name__ == "__main__":

@@ -68,7 +68,9 @@ class ManualClock:
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
         """Schedule ``callback`` at ``now() + delay`` of manual time."""
         handle = _ManualTimer()
-        heapq.heappush(self._timers, (self._now + max(0.0, delay), next(self._seq), handle, callback))
+        heapq.heappush(
+            self._timers, (self._now + max(0.0, delay), next(self._seq), handle, callback)
+        )
         return handle
 
     def advance(self, seconds: float) -> None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from voiceagent.settings import Settings
 
 
@@ -55,6 +57,20 @@ def synthesize_caller_lines(voice: Any, lines: tuple[DemoLine, ...], cache_dir: 
             tmp.replace(path)
         paths.append(path)
     return paths
+
+
+def trim_silence(
+    pcm16: bytes, rate: int = 8000, *, threshold: int = 300, margin_s: float = 0.03
+) -> bytes:
+    """Cut leading/trailing near-silence, so a line's audio ends when the caller stops speaking."""
+    samples = np.frombuffer(pcm16, dtype=np.int16)
+    loud = np.flatnonzero(np.abs(samples) > threshold)
+    if loud.size == 0:
+        return pcm16
+    margin = int(margin_s * rate)
+    start = max(0, int(loud[0]) - margin)
+    end = min(samples.size, int(loud[-1]) + margin)
+    return samples[start:end].tobytes()
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -107,7 +123,7 @@ async def run_demo(args: Any) -> int:
     )
     script = [
         CallerLine(
-            pcm8k=load_wav_pcm8k(path),
+            pcm8k=trim_silence(load_wav_pcm8k(path)),
             pause_after_s=line.pause_after_s,
             text=line.text,
             wait_for_reply=line.wait_for_reply,

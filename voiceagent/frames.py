@@ -4,8 +4,10 @@ Pipecat frames used across voiceagent (for reference):
 - ``InputAudioRawFrame`` (caller PCM16 mono, pipeline rate), ``InputDTMFFrame``.
 - ``VADUserStartedSpeakingFrame`` / ``VADUserStoppedSpeakingFrame`` (from pipecat's VADProcessor).
 - ``InterimTranscriptionFrame`` (a partial) and ``TranscriptionFrame`` (a final).
-- ``LLMContextFrame`` → LLM → ``LLMFullResponseStartFrame``, ``LLMTextFrame``*, ``LLMFullResponseEndFrame``.
-- ``TTSSpeakFrame`` / ``TextFrame`` → TTS → ``TTSStartedFrame``, ``TTSAudioRawFrame``*, ``TTSTextFrame``
+- ``LLMContextFrame`` → LLM → ``LLMFullResponseStartFrame``, ``LLMTextFrame``*,
+  ``LLMFullResponseEndFrame``.
+- ``TTSSpeakFrame`` / ``AggregatedTextFrame`` → TTS → ``TTSStartedFrame``, ``TTSAudioRawFrame``*,
+  ``TTSTextFrame``
   (the text of the audio just before it: one *segment*), ``TTSStoppedFrame``.
 - ``InterruptionFrame`` (broadcast both ways on barge-in), ``BotStartedSpeakingFrame`` /
   ``BotStoppedSpeakingFrame`` (pushed both ways by TwilioOutput from real playback).
@@ -74,7 +76,7 @@ class UserTurnCommittedFrame(SystemFrame):
 
 @dataclass
 class LLMCancelFrame(SystemFrame):
-    """Cancel the in-flight LLM generation (closing its HTTP stream) without a global interruption."""
+    """Cancel the in-flight LLM generation (closing its HTTP stream); no global interruption."""
 
     turn_id: int = 0
     reason: str = ""

@@ -73,12 +73,34 @@ class AgentSettings(BaseModel):
     """What the bundled agent says and does."""
 
     system_prompt: str = (
-        "You are a friendly, concise receptionist for Bright Smile Dental on a phone call. "
-        "Answer in one or two short spoken sentences. No lists, no markdown, no emojis."
+        "You are the receptionist of Bright Smile Dental, speaking with a caller on the phone. "
+        "Reply in one or two short spoken sentences, plain words only: no lists, no markdown. "
+        "Begin every reply with a brief acknowledgement such as 'Sure,' or 'Of course,' or "
+        "'I see,' and then answer. Office facts: open Monday to Thursday 8 am to 5 pm and "
+        "Friday 8 am to 3 pm; a teeth cleaning costs 120 dollars without insurance; next "
+        "Tuesday we have openings at 2 pm and 4 pm; the office is at 42 Main Street. "
+        "Offer to book an appointment when it helps. If you do not know, say so briefly."
     )
     greeting: str = "Hello, thanks for calling Bright Smile Dental. How can I help you today?"
     max_tokens: int = 80
     temperature: float = 0.3
+
+
+class TurnSettings(BaseModel):
+    """Turn-taking: commit rule, barge-in gate, watchdog, first speakable chunk.
+
+    ``router``, ``barge_in`` and ``watchdog`` are passed as keyword overrides to
+    ``RouterParams``, ``BargeInParams`` and ``WatchdogParams`` (see voiceagent.processors).
+    """
+
+    router: dict[str, Any] = Field(default_factory=dict)
+    barge_in: dict[str, Any] = Field(default_factory=dict)
+    watchdog: dict[str, Any] = Field(default_factory=dict)
+    vad_start_s: float = 0.15
+    vad_stop_s: float = 0.2
+    first_chunk_min_words: int | None = None
+    """Words the first spoken chunk needs at a clause boundary; None: 1 for the local LLM
+    (slow tokens: start speaking at the first comma), 4 for cloud LLMs (better prosody)."""
 
 
 class Settings(BaseModel):
@@ -89,6 +111,7 @@ class Settings(BaseModel):
     local: LocalModelSettings = LocalModelSettings()
     cloud: CloudSettings = CloudSettings()
     agent: AgentSettings = AgentSettings()
+    turns: TurnSettings = TurnSettings()
     stt: Literal["auto", "local", "deepgram"] = "auto"
     llm: Literal["auto", "local", "openai"] = "auto"
     tts: Literal["auto", "local", "deepgram"] = "auto"

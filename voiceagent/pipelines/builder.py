@@ -25,14 +25,27 @@ from voiceagent.frames import CallStartedFrame
 from voiceagent.pipelines.resources import AgentResources
 from voiceagent.processors.agent_context import CallContext
 from voiceagent.processors.barge_in import BargeInGate
+from voiceagent.processors.commit_policy import RouterParams
+from voiceagent.processors.interruption_policy import BargeInParams
 from voiceagent.processors.sentence_aggregator import SentenceAggregator
 from voiceagent.processors.speculation_hold import SpeculationHold
 from voiceagent.processors.stability_router import StabilityCommitRouter
-from voiceagent.processors.watchdog import SilenceWatchdog
+from voiceagent.processors.watchdog import SilenceWatchdog, WatchdogParams
 from voiceagent.services.llm import create_llm_service
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
 
-STAGES = ("vad", "stt", "barge_in", "router", "watchdog", "llm", "hold", "aggregator", "greeter", "tts")
+STAGES = (
+    "vad",
+    "stt",
+    "barge_in",
+    "router",
+    "watchdog",
+    "llm",
+    "hold",
+    "aggregator",
+    "greeter",
+    "tts",
+)
 
 StageFactory = Callable[["CallParts"], FrameProcessor]
 
@@ -64,9 +77,19 @@ class CallParts:
 
 
 def _vad(parts: CallParts) -> FrameProcessor:
+    turns = parts.settings.turns
     return VADProcessor(
-        vad_analyzer=SileroVADAnalyzer(params=VADParams(start_secs=0.15, stop_secs=0.2)),
+        vad_analyzer=SileroVADAnalyzer(
+            params=VADParams(start_secs=turns.vad_start_s, stop_secs=turns.vad_stop_s)
+        ),
     )
+
+
+def _aggregator(parts: CallParts) -> FrameProcessor:
+    words = parts.settings.turns.first_chunk_min_words
+    if words is None:
+        words = 1 if parts.resources.choice.llm == "local" else 4
+    return SentenceAggregator(first_chunk_min_words=words)
 
 
 def _stt(parts: CallParts) -> FrameProcessor:
@@ -123,12 +146,18 @@ def _tts(parts: CallParts) -> FrameProcessor:
 DEFAULT_STAGES: dict[str, StageFactory] = {
     "vad": _vad,
     "stt": _stt,
-    "barge_in": lambda p: BargeInGate(clock=p.clock),
-    "router": lambda p: StabilityCommitRouter(p.context, clock=p.clock),
-    "watchdog": lambda p: SilenceWatchdog(p.context, clock=p.clock),
+    "barge_in": lambda p: BargeInGate(
+        params=BargeInParams(**p.settings.turns.barge_in), clock=p.clock
+    ),
+    "router": lambda p: StabilityCommitRouter(
+        p.context, params=RouterParams(**p.settings.turns.router), clock=p.clock
+    ),
+    "watchdog": lambda p: SilenceWatchdog(
+        p.context, params=WatchdogParams(**p.settings.turns.watchdog), clock=p.clock
+    ),
     "llm": _llm,
     "hold": lambda p: SpeculationHold(),
-    "aggregator": lambda p: SentenceAggregator(),
+    "aggregator": _aggregator,
     "greeter": lambda p: AgentGreeter(p.settings.agent.greeting),
     "tts": _tts,
 }
@@ -148,8 +177,7 @@ def build_call_processors(
         settings: The configuration.
         resources: Shared loaded models/servers.
         clock: Time source for turn logic.
-        overrides: Replace a stage by name (see ``STAGES``); a factory returning ``None``-like
-            is not allowed: to drop a stage, map it to ``lambda parts: None`` is rejected.
+        overrides: Replace a stage by name (see ``STAGES``) with a factory of ``CallParts``.
         extra: Processors to insert AFTER the named stage.
     """
     overrides = overrides or {}

@@ -38,15 +38,23 @@ class TranscriptTap(FrameProcessor):
             self._callback(
                 "caller",
                 frame.text,
-                {"call_sid": self._call_sid, "turn": frame.turn_id, "speculative_hit": frame.speculative_hit,
-                 "reason": frame.reason},
+                {
+                    "call_sid": self._call_sid,
+                    "turn": frame.turn_id,
+                    "speculative_hit": frame.speculative_hit,
+                    "reason": frame.reason,
+                },
             )
         elif isinstance(frame, AgentHeardFrame) and frame.full_text:
             self._callback(
                 "agent",
                 frame.text,
-                {"call_sid": self._call_sid, "turn": frame.turn_id, "interrupted": frame.interrupted,
-                 "full_text": frame.full_text},
+                {
+                    "call_sid": self._call_sid,
+                    "turn": frame.turn_id,
+                    "interrupted": frame.interrupted,
+                    "full_text": frame.full_text,
+                },
             )
         await self.push_frame(frame, direction)
 
@@ -54,7 +62,9 @@ class TranscriptTap(FrameProcessor):
 class ReceptionistBot:
     """Shared resources + one pipeline per call."""
 
-    def __init__(self, settings: Settings, *, on_transcript: TranscriptCallback | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, on_transcript: TranscriptCallback | None = None
+    ) -> None:
         self.settings = settings
         self.resources = AgentResources(settings)
         self._on_transcript = on_transcript

@@ -1,4 +1,4 @@
-"""Per-process model resources shared by every call: loaded once, started and stopped with the server.
+"""Per-process model resources shared by every call: loaded once, started/stopped with the server.
 
 The offline stack is heavy to load (Whisper weights, a llama.cpp server, a Piper voice), so one
 ``AgentResources`` holds them for all calls; each call builds its own light processors around them.
@@ -28,14 +28,16 @@ class StageChoice:
 
 
 def choose_stages(settings: Settings) -> StageChoice:
-    """Pick local or cloud per stage: explicit settings win; with ``auto`` a present key means cloud."""
+    """Pick local or cloud per stage: explicit settings win; with ``auto`` a key means cloud."""
     cloud = settings.cloud
     reasons: list[str] = []
 
     def pick(stage: str, wanted: str, cloud_name: str, has_key: bool, key_name: str) -> str:
         if wanted != "auto":
             if wanted == cloud_name and not has_key:
-                raise ValueError(f"{stage}={cloud_name} needs {key_name}; set it or use {stage}=local")
+                raise ValueError(
+                    f"{stage}={cloud_name} needs {key_name}; set it or use {stage}=local"
+                )
             reasons.append(f"{stage}: {wanted} (configured)")
             return wanted
         choice = cloud_name if has_key else "local"
@@ -113,7 +115,9 @@ class AgentResources:
         say("preparing the local language model weights (assembled once, SHA-256 checked)")
         gguf = await asyncio.to_thread(resolve_llm_gguf, local)
         say(f"starting the llama.cpp server for {gguf.name}")
-        self.llama = LlamaServer(gguf, port=local.llm_port, threads=local.llm_threads, n_ctx=local.llm_ctx)
+        self.llama = LlamaServer(
+            gguf, port=local.llm_port, threads=local.llm_threads, n_ctx=local.llm_ctx
+        )
         await self.llama.start()
         self.llm_base_url = self.llama.base_url
         self.llm_api_key = "local"

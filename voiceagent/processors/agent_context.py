@@ -19,7 +19,9 @@ INTERRUPTED_SUFFIX = "..."
 class CallContext:
     """Messages of one call: system prompt, committed user turns, heard agent turns."""
 
-    def __init__(self, system_prompt: str | None = None, *, tools: list[dict] | None = None) -> None:
+    def __init__(
+        self, system_prompt: str | None = None, *, tools: list[dict] | None = None
+    ) -> None:
         self._messages: list[dict] = []
         if system_prompt:
             self._messages.append({"role": "system", "content": system_prompt})
@@ -45,7 +47,7 @@ class CallContext:
             self._messages.append({"role": "user", "content": text})
 
     def add_agent_heard(self, text: str, *, interrupted: bool = False) -> None:
-        """Append what the caller heard of an agent turn; an interrupted turn is marked as cut off."""
+        """Append what the caller heard of an agent turn; an interrupted turn is marked cut off."""
         text = text.strip()
         if not text:
             return
@@ -62,7 +64,7 @@ class CallContext:
         return tuple((m["role"], m["content"]) for m in self._messages)
 
     def llm_context(self, pending_user_text: str | None = None) -> LLMContext:
-        """A pipecat ``LLMContext`` for one request (a copy; optionally with a pending user text)."""
+        """A pipecat ``LLMContext`` for one request (a copy, optionally with pending user text)."""
         messages = copy.deepcopy(self._messages)
         if pending_user_text:
             if messages and messages[-1]["role"] == "user":

@@ -287,7 +287,10 @@ class LlamaServer:
     async def _spawn_and_wait(self) -> None:
         """Spawn one server process and wait for its health; on failure leave nothing running."""
         self._log_tail.clear()
+        # PASSIVE: llama.cpp's OpenMP workers sleep instead of spinning between requests, so
+        # they do not steal the 2 cores from Whisper/Silero/Piper in the agent process.
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *self._command(),

@@ -1,1 +1,1 @@
-"""Twilio Media Streams transport: codec, protocol, serializer (in), output (out), playback ledger."""
+"""Twilio Media Streams transport: codec, protocol, serializer (in), output (out), ledger."""
