@@ -1,8 +1,6 @@
 """Caller audio as a phone line carries it: 8 kHz mono PCM16 that has been through G.711 μ-law.
 
-The μ-law codec here is a table-driven numpy implementation bit-exact with the classic
-``audioop.lin2ulaw`` / ``ulaw2lin`` (Sun G.711 reference code), so the emulator needs no
-deprecated ``audioop`` module.
+The μ-law codec is the transport's (table-driven numpy, bit-exact with the G.711 reference).
 """
 
 from __future__ import annotations
@@ -14,46 +12,20 @@ import numpy as np
 import soxr
 from loguru import logger
 
+from voiceagent.transports.twilio.codec import pcm16_to_ulaw, ulaw_to_pcm16
+
 PHONE_SAMPLE_RATE = 8000
 ULAW_SILENCE = 0xFF  # μ-law byte that decodes to 0
-_BIAS = 0x84
-_CLIP = 8159  # 14-bit magnitude clip of the G.711 reference encoder
-_SEG_END = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF], dtype=np.int32)
-
-
-def _build_decode_table() -> np.ndarray:
-    u = ~np.arange(256, dtype=np.int32) & 0xFF
-    t = ((u & 0x0F) << 3) + _BIAS
-    t <<= (u & 0x70) >> 4
-    return np.where(u & 0x80, _BIAS - t, t - _BIAS).astype("<i2")
-
-
-def _build_encode_table() -> np.ndarray:
-    pcm = np.arange(-32768, 32768, dtype=np.int32) >> 2  # 14-bit, arithmetic shift like audioop
-    mask = np.where(pcm < 0, 0x7F, 0xFF)
-    mag = np.minimum(np.abs(pcm), _CLIP) + (_BIAS >> 2)
-    seg = np.searchsorted(_SEG_END, mag, side="left")
-    uval = (seg << 4) | ((mag >> (seg + 1)) & 0x0F)
-    encoded = np.where(seg >= 8, 0x7F, uval) ^ mask
-    table = np.empty(65536, dtype=np.uint8)
-    table[np.arange(-32768, 32768) & 0xFFFF] = encoded  # index by the sample's uint16 bit pattern
-    return table
-
-
-_DECODE = _build_decode_table()
-_ENCODE = _build_encode_table()
 
 
 def ulaw_encode(pcm16: bytes) -> bytes:
     """Encode little-endian PCM16 samples to G.711 μ-law bytes (one byte per sample)."""
     if len(pcm16) % 2:
         raise ValueError(f"PCM16 audio must have an even byte count, got {len(pcm16)}")
-    return _ENCODE[np.frombuffer(pcm16, dtype="<u2")].tobytes()
+    return pcm16_to_ulaw(pcm16)
 
 
-def ulaw_decode(ulaw: bytes) -> bytes:
-    """Decode G.711 μ-law bytes to little-endian PCM16 samples."""
-    return _DECODE[np.frombuffer(ulaw, dtype=np.uint8)].tobytes()
+ulaw_decode = ulaw_to_pcm16
 
 
 def phone_line(pcm16: bytes) -> bytes:

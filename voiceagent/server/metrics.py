@@ -9,20 +9,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from voiceagent.transports.twilio.protocol import ERROR_KINDS
+
 _PREFIX = "voiceagent_"
-PROTOCOL_ERROR_KINDS = (
-    "non_json",
-    "binary",
-    "unknown_event",
-    "missing_field",
-    "wrong_stream_sid",
-    "media_before_start",
-    "bad_base64",
-    "bad_payload_size",
-    "too_large",
-    "flood",
-    "bad_value",
-)
+PROTOCOL_ERROR_KINDS = ERROR_KINDS
 """Kinds reported by the Twilio transport; exported as zeros from the start."""
 
 

@@ -1,0 +1,1 @@
+"""Deterministic cloud-shaped providers for benchmarks (never imported by voiceagent)."""
