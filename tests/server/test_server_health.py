@@ -55,3 +55,25 @@ async def test_metrics_exposition_is_well_formed(factory: Factory) -> None:
             assert name in names, name
         assert await metric_value(client, 'voiceagent_protocol_errors_total{kind="flood"}') == 0
         assert await metric_value(client, "voiceagent_up") == 1
+
+
+class _FactoryWithMetrics(Factory):
+    def render_metrics(self) -> str:
+        return "# TYPE voiceagent_turn_commits_total counter\nvoiceagent_turn_commits_total 7\n"
+
+
+class _FactoryWithBrokenMetrics(Factory):
+    def render_metrics(self) -> str:
+        raise RuntimeError("metrics source broke")
+
+
+async def test_metrics_include_the_pipeline_factory_series() -> None:
+    async with serving(settings_for(), _FactoryWithMetrics()) as client:
+        assert await metric_value(client, "voiceagent_turn_commits_total") == 7
+
+
+async def test_a_broken_factory_metrics_source_does_not_break_the_scrape() -> None:
+    async with serving(settings_for(), _FactoryWithBrokenMetrics()) as client:
+        resp = await client.get("/metrics")
+        assert resp.status == 200
+        assert await metric_value(client, "voiceagent_up") == 1

@@ -14,6 +14,8 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from voiceagent.frames import AgentHeardFrame, UserTurnCommittedFrame
 from voiceagent.pipelines.builder import build_call_processors
 from voiceagent.pipelines.resources import AgentResources
+from voiceagent.processors.stability_router import StabilityCommitRouter
+from voiceagent.processors.turn_totals import TurnTotals
 from voiceagent.settings import Settings
 
 TranscriptCallback = Callable[[str, str, dict[str, Any]], None]
@@ -67,6 +69,7 @@ class ReceptionistBot:
     ) -> None:
         self.settings = settings
         self.resources = AgentResources(settings)
+        self.turn_totals = TurnTotals()
         self._on_transcript = on_transcript
 
     async def start(self, progress: Callable[[str], None] | None = None) -> None:
@@ -82,5 +85,12 @@ class ReceptionistBot:
         extra = None
         if self._on_transcript is not None:
             extra = {"router": [TranscriptTap(call, self._on_transcript)]}
-        processors, _parts = build_call_processors(settings, self.resources, extra=extra)
+        processors, parts = build_call_processors(settings, self.resources, extra=extra)
+        router = parts.processors.get("router")
+        if isinstance(router, StabilityCommitRouter):
+            self.turn_totals.track(router)
         return processors
+
+    def render_metrics(self) -> str:
+        """Turn-taking counters over all calls, appended to the server's /metrics."""
+        return self.turn_totals.render()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +123,8 @@ class StabilityCommitRouter(FrameProcessor):
         self._clock = clock
         self._policy = CommitPolicy(self.params)
         self.stats = RouterStats()
+        self.on_finished: Callable[[RouterStats], None] | None = None
+        """Called once with the call's stats when the call ends (e.g. to fold into totals)."""
         self._last_id = 0
         self._spec: _Speculation | None = None
         self._reply_turn: int | None = None
@@ -195,6 +198,11 @@ class StabilityCommitRouter(FrameProcessor):
         self._timer = None
         self._timer_at = None
         self._flush_metrics()
+        if not self._stopped and self.on_finished is not None:
+            try:
+                self.on_finished(self.stats)
+            except Exception as e:  # a metrics sink must never break a call
+                logger.warning(f"{self}: on_finished callback failed: {e}")
         self._stopped = True
 
     async def cleanup(self) -> None:

@@ -192,6 +192,12 @@ def create_app(
 
     async def metrics_view(_request: web.Request) -> web.Response:
         text = metrics.render(registry.live_counts(), accepting=registry.accepting)
+        extra = getattr(pipeline_factory, "render_metrics", None)
+        if extra is not None:  # a factory may add its own series (e.g. turn-taking counters)
+            try:
+                text += extra()
+            except Exception as e:
+                logger.warning(f"pipeline factory metrics failed: {e}")
         return web.Response(body=text.encode(), headers={"Content-Type": _PROMETHEUS_CONTENT_TYPE})
 
     app.router.add_post("/twiml", webhook)
