@@ -1,4 +1,4 @@
-"""Loopback end-to-end harness: the real server on 127.0.0.1, callers, test-only agents, audio checks.
+"""Loopback end-to-end harness: the real server on 127.0.0.1, callers, test-only agents, audio.
 
 Everything here is test-only: an "echo agent" pipeline that answers each caller utterance with
 a tone (so the server, transport and emulator are exercised without model weights), a raw
@@ -92,8 +92,9 @@ async def serving(settings: Settings, factory: Any) -> AsyncIterator[LiveServer]
     port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(run_server(settings, factory, on_started=port.set_result))
     try:
-        done, _ = await asyncio.wait({port, task}, timeout=SERVER_START_S,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {port, task}, timeout=SERVER_START_S, return_when=asyncio.FIRST_COMPLETED
+        )
         if port not in done:
             if task.done():
                 task.result()  # raises the server's start-up error
@@ -307,13 +308,17 @@ class MisbehavingLeg:
         """Connect, start, send junk, speak ``speech_pcm8k`` at real-time pace, wait, stop."""
         async with aiohttp.ClientSession() as session, session.ws_connect(self.url) as ws:
             reader = asyncio.create_task(self._read(ws))
-            await ws.send_str(json.dumps({"event": "connected", "protocol": "Call",
-                                          "version": "1.0.0"}))
-            start = {"accountSid": "AC" + "0" * 32, "streamSid": self.stream_sid,
-                     "callSid": self.call_sid, "tracks": ["inbound"],
-                     "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000,
-                                     "channels": 1},
-                     "customParameters": {"tone_hz": self.tone_hz}}
+            await ws.send_str(
+                json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+            )
+            start = {
+                "accountSid": "AC" + "0" * 32,
+                "streamSid": self.stream_sid,
+                "callSid": self.call_sid,
+                "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                "customParameters": {"tone_hz": self.tone_hz},
+            }
             await ws.send_str(self._msg("start", start=start))
             await self._junk(ws)
             silence = bytes(round(lead_s * PHONE_RATE) * 2)
@@ -326,8 +331,12 @@ class MisbehavingLeg:
                 if ws.closed:
                     break
                 payload = base64.b64encode(ulaw[offset : offset + 160]).decode()
-                media = {"track": "inbound", "chunk": str(n + 1), "timestamp": str(n * 20),
-                         "payload": payload}
+                media = {
+                    "track": "inbound",
+                    "chunk": str(n + 1),
+                    "timestamp": str(n * 20),
+                    "payload": payload,
+                }
                 await ws.send_str(self._msg("media", media=media))
             if not ws.closed:
                 stop = {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid}

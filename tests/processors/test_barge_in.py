@@ -247,3 +247,50 @@ async def test_barge_in_yes_over_the_end_of_a_question_reaches_the_router():
 
     assert transcripts(call.down) == ["yes", "Yes."]
     assert interruptions(call.down) == 0
+
+
+async def test_barge_in_split_by_a_comma_pause_keeps_the_first_words():
+    """Caller: "Sorry, [300 ms] can you tell me your address?" over the agent.
+
+    Silero ends a segment at the comma; the words of that first segment must reach the router
+    with the rest once the gate opens, or Whisper's later text is a fragment.
+    """
+    clock = ManualClock()
+    gate = BargeInGate(clock=clock)
+    async with Call(gate, clock) as call:
+        await agent_starts_speaking(call)
+        await call.advance(2.0)
+        await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
+        await call.advance(0.3)
+        await call.send(partial("Sorry,"))
+        await call.advance(0.2)
+        await call.send(VADUserStoppedSpeakingFrame(stop_secs=0.2), final("Sorry."))
+        await call.advance(0.1)  # 0.3 s of real pause, then the caller goes on
+        await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
+        await call.advance(0.4)
+        await call.send(partial("can you tell me"))
+        await call.advance(0.35)
+        await call.send(partial("can you tell me your address"))
+
+    assert interruptions(call.down) == interruptions(call.up) == 1
+    said = transcripts(call.down)
+    assert said.index("Sorry.") < said.index("can you tell me your address") == len(said) - 1
+
+
+async def test_barge_in_after_a_long_pause_drops_the_old_held_words():
+    """A backchannel, 2 s of silence, then a real interruption: "uh-huh" is not part of it."""
+    clock = ManualClock()
+    gate = BargeInGate(clock=clock)
+    async with Call(gate, clock) as call:
+        await agent_starts_speaking(call)
+        await call.advance(2.0)
+        await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
+        await call.advance(0.3)
+        await call.send(VADUserStoppedSpeakingFrame(stop_secs=0.2), final("Uh-huh."))
+        await call.advance(2.0)
+        await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
+        await call.advance(0.4)
+        await call.send(partial("wait I have a question"))
+
+    assert interruptions(call.down) == 1
+    assert transcripts(call.down) == ["wait I have a question"]

@@ -65,6 +65,8 @@ class BargeInGate(FrameProcessor):
         super().__init__(**kwargs)
         self._clock = clock
         self._policy = InterruptionPolicy(params)
+        self._join_gap_s = self._policy.params.join_gap_s
+        self._caller_stopped_at: float | None = None
         self._held: list[_Transcript] = []
         self._timer: TimerHandle | None = None
         self._timer_at: float | None = None
@@ -96,10 +98,15 @@ class BargeInGate(FrameProcessor):
 
         action = GateAction.NONE
         if isinstance(frame, VADUserStartedSpeakingFrame):
-            if not policy.caller_speaking:
+            resumed = (
+                self._caller_stopped_at is not None
+                and now - frame.start_secs - self._caller_stopped_at <= self._join_gap_s
+            )
+            if not policy.caller_speaking and not resumed:
                 self._held.clear()  # a new utterance: the previous one's held words are moot
             policy.on_caller_started(now, frame.start_secs)
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._caller_stopped_at = now - frame.stop_secs  # when the speech really ended
             policy.on_caller_stopped(now, frame.stop_secs)
         elif isinstance(frame, BotStartedSpeakingFrame):
             policy.on_agent_started(now)

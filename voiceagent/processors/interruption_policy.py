@@ -46,6 +46,8 @@ class BargeInParams(BaseModel):
             (slow STT finals).
         end_overlap_s: A held utterance that ended at most this long before the agent finished
             speaking is released to the router instead of swallowed.
+        join_gap_s: Caller speech resuming within this pause continues the held utterance (VAD
+            splits "Sorry, | can you tell me..." at the comma): its words are kept, not reset.
     """
 
     min_speech_s: float = Field(default=0.3, ge=0.0)
@@ -55,6 +57,7 @@ class BargeInParams(BaseModel):
     resume: bool = True
     late_words_s: float = Field(default=1.0, ge=0.0)
     end_overlap_s: float = Field(default=0.5, ge=0.0)
+    join_gap_s: float = Field(default=0.6, ge=0.0)
 
 
 @dataclass
