@@ -250,7 +250,7 @@ async def test_barge_in_yes_over_the_end_of_a_question_reaches_the_router():
 
 
 async def test_barge_in_split_by_a_comma_pause_keeps_the_first_words():
-    """Caller: "Sorry, [300 ms] can you tell me your address?" over the agent.
+    """Caller: "So, [300 ms] can you tell me your address?" over the agent.
 
     Silero ends a segment at the comma; the words of that first segment must reach the router
     with the rest once the gate opens, or Whisper's later text is a fragment.
@@ -262,9 +262,9 @@ async def test_barge_in_split_by_a_comma_pause_keeps_the_first_words():
         await call.advance(2.0)
         await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
         await call.advance(0.3)
-        await call.send(partial("Sorry,"))
+        await call.send(partial("So,"))
         await call.advance(0.2)
-        await call.send(VADUserStoppedSpeakingFrame(stop_secs=0.2), final("Sorry."))
+        await call.send(VADUserStoppedSpeakingFrame(stop_secs=0.2), final("So."))
         await call.advance(0.1)  # 0.3 s of real pause, then the caller goes on
         await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
         await call.advance(0.4)
@@ -274,7 +274,7 @@ async def test_barge_in_split_by_a_comma_pause_keeps_the_first_words():
 
     assert interruptions(call.down) == interruptions(call.up) == 1
     said = transcripts(call.down)
-    assert said.index("Sorry.") < said.index("can you tell me your address") == len(said) - 1
+    assert said.index("So.") < said.index("can you tell me your address") == len(said) - 1
 
 
 async def test_barge_in_after_a_long_pause_drops_the_old_held_words():
