@@ -251,25 +251,6 @@ class TranscriptLog:
         return [(text, info) for who, text, info in self.entries if who == "agent"]
 
 
-@dataclass
-class ObservedReceptionist:
-    """The bundled receptionist's pipeline (as ``ReceptionistBot`` builds it), keeping each
-    call's ``CallParts`` so a test can read the call's heard-only context."""
-
-    resources: Any
-    transcript: TranscriptLog
-    parts: list[Any] = field(default_factory=list)
-
-    async def __call__(self, call: Any, settings: Settings) -> list[FrameProcessor]:
-        from voiceagent.pipelines.builder import build_call_processors
-        from voiceagent.pipelines.receptionist import TranscriptTap
-
-        extra = {"router": [TranscriptTap(call, self.transcript)]}
-        processors, parts = build_call_processors(settings, self.resources, extra=extra)
-        self.parts.append(parts)
-        return processors
-
-
 def words(text: str) -> list[str]:
     """Lower-case words without punctuation."""
     return ["".join(c for c in w.lower() if c.isalnum() or c == "'") for w in text.split()]

@@ -27,7 +27,6 @@ from voiceagent.processors.agent_context import INTERRUPTED_SUFFIX
 from .e2e_harness import (
     SPEECH_RMS,
     CallEvents,
-    ObservedReceptionist,
     TranscriptLog,
     loopback_settings,
     rms,
@@ -177,9 +176,10 @@ async def test_caller_interrupts_the_greeting_and_the_context_keeps_only_what_wa
     settings = loopback_settings(
         stt="local", llm="local", tts="local", agent={"greeting": LONG_GREETING}
     )
-    factory = ObservedReceptionist(receptionist.bot.resources, receptionist.transcript)
+    built: list = []
+    receptionist.bot.on_call_built = lambda call, parts: built.append(parts)
     events = CallEvents()
-    async with serving(settings, factory) as server:
+    async with serving(settings, receptionist.bot) as server:
         caller = CallerEmulator(server.media_url, custom_parameters={"From": "+15550101"})
         report = await asyncio.wait_for(
             caller.run([line], lead_in_s=0.5, tail_s=3.0, max_wait_reply_s=20.0, on_event=events),
@@ -187,7 +187,8 @@ async def test_caller_interrupts_the_greeting_and_the_context_keeps_only_what_wa
         )
     write_wav(tmp_path / "heard.wav", report.heard_pcm8k, 8000)
     agent = receptionist.transcript.agent_turns()
-    messages = factory.parts[0].context.messages if factory.parts else []
+    receptionist.bot.on_call_built = None
+    messages = built[0].context.messages if built else []
     clears = events.of("clear")
     utterances = events.utterances()
     assert len(report.turns) == 1, "the caller never barged in"

@@ -65,12 +65,18 @@ class ReceptionistBot:
     """Shared resources + one pipeline per call."""
 
     def __init__(
-        self, settings: Settings, *, on_transcript: TranscriptCallback | None = None
+        self,
+        settings: Settings,
+        *,
+        on_transcript: TranscriptCallback | None = None,
+        on_call_built: Callable[[Any, CallParts], None] | None = None,
     ) -> None:
         self.settings = settings
         self.resources = AgentResources(settings)
         self.turn_totals = TurnTotals()
         self._on_transcript = on_transcript
+        self.on_call_built = on_call_built
+        """Told each call's ``CallParts`` (context, processors by stage) once built."""
 
     async def start(self, progress: Callable[[str], None] | None = None) -> None:
         """Load models / start the local LLM server."""
@@ -89,6 +95,8 @@ class ReceptionistBot:
         router = parts.processors.get("router")
         if isinstance(router, StabilityCommitRouter):
             self.turn_totals.track(router)
+        if self.on_call_built is not None:
+            self.on_call_built(call, parts)
         return processors
 
     def render_metrics(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 
+from pipecat.adapters.schemas.tools_schema import ToolsSchema
 from pipecat.processors.aggregators.llm_context import LLMContext
 
 INTERRUPTED_SUFFIX = "..."

@@ -8,18 +8,39 @@ an interruption reaching the rest of the pipeline (TTS, transport and context ar
 
 Order contract for the sender: push ``LLMCancelFrame`` *before* the ``LLMContextFrame`` that
 replaces the cancelled one; queued context frames that are not yet running are dropped too.
+
+Tools (``register_tools``) run under ``voiceagent.services.tools.ToolCallPolicy``: the service
+reads the router's ``GenerationTagFrame`` and the speculation verdicts on their way through,
+so side-effecting calls of a speculative generation wait for its commit and never run for a
+generation that was discarded, cancelled or interrupted before they started.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from loguru import logger
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient, Timeout
-from pipecat.frames.frames import Frame
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.frames.frames import (
+    Frame,
+    FunctionCallFromLLM,
+    InterruptionFrame,
+    LLMContextFrame,
+)
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.utils.http import connection_limits
 
-from voiceagent.frames import LLMCancelFrame
+from voiceagent.frames import LLMCancelFrame, SpeculationCommitFrame, SpeculationDiscardFrame
+from voiceagent.processors.speculation_hold import GenerationTagFrame
+from voiceagent.services.tools import (
+    AgentTool,
+    ToolCallPolicy,
+    ToolRegistry,
+    ToolStats,
+    pipecat_handler,
+)
 
 # No key is needed by the local server; a placeholder keeps the OpenAI client from picking up
 # OPENAI_API_KEY from the environment and sending a cloud key to a third-party endpoint.
@@ -52,6 +73,8 @@ class VoiceLLMService(OpenAILLMService):
         self._timeout_s = timeout_s
         super().__init__(**kwargs)
         self.cancelled_generations = 0
+        self._agent_tools: dict[str, AgentTool] = {}
+        self.tool_policy = ToolCallPolicy(self._has_side_effects)
 
     def create_client(
         self,
@@ -78,11 +101,63 @@ class VoiceLLMService(OpenAILLMService):
             default_headers=default_headers,
         )
 
+    @property
+    def tool_stats(self) -> ToolStats:
+        """Counters of this call's tool calls (admitted, deferred, dropped by reason...)."""
+        return self.tool_policy.stats
+
+    def register_tools(self, tools: ToolRegistry | list[AgentTool]) -> ToolsSchema:
+        """Register the tools' handlers under the tool policy; returns the context's schema.
+
+        Read-only tools may be cancelled by a barge-in; side-effecting ones are registered
+        with ``cancel_on_interruption=False``: once started they finish and report.
+        """
+        registry = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
+        for tool in registry:
+            self._agent_tools[tool.name] = tool
+            self.register_function(
+                tool.name,
+                pipecat_handler(tool, self.tool_policy),
+                cancel_on_interruption=not tool.side_effects,
+            )
+        return registry.tools_schema()
+
+    def _has_side_effects(self, name: str) -> bool:
+        tool = self._agent_tools.get(name)
+        if tool is not None:
+            return tool.side_effects
+        # A function registered some other way is assumed to have side effects; a call of
+        # an unknown function only gets pipecat's "not available" result.
+        return self.has_function(name)
+
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        """Cancel the in-flight generation on ``LLMCancelFrame``; everything else as pipecat."""
+        """Cancel on ``LLMCancelFrame``; track generations for the tool policy; else pipecat."""
+        policy = self.tool_policy
         if isinstance(frame, LLMCancelFrame):
+            policy.on_cancel(frame.turn_id, frame.reason)
             await self._cancel_generation(frame)
+        elif isinstance(frame, InterruptionFrame):
+            policy.on_interruption()
+        elif isinstance(frame, SpeculationDiscardFrame):
+            policy.on_discard(frame.turn_id)
+        elif isinstance(frame, SpeculationCommitFrame):
+            released = policy.on_commit(frame.turn_id)
+            if released:
+                await super().run_function_calls(released)
+        elif isinstance(frame, GenerationTagFrame):
+            policy.on_tag(frame.turn_id, frame.speculative)
+        elif isinstance(frame, LLMContextFrame):
+            policy.begin_generation()
+            try:
+                await super().process_frame(frame, direction)
+            finally:
+                policy.end_generation()
+            return
         await super().process_frame(frame, direction)
+
+    async def run_function_calls(self, function_calls: Sequence[FunctionCallFromLLM]) -> None:
+        """Run the calls the tool policy admits now (the rest wait for a commit or are dropped)."""
+        await super().run_function_calls(self.tool_policy.admit(function_calls))
 
     async def _cancel_generation(self, frame: LLMCancelFrame) -> None:
         """Cancel and recreate the processing task, as pipecat's interruption does locally.
