@@ -12,7 +12,7 @@ from pipecat.frames.frames import Frame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voiceagent.frames import AgentHeardFrame, UserTurnCommittedFrame
-from voiceagent.pipelines.builder import build_call_processors
+from voiceagent.pipelines.builder import CallParts, build_call_processors
 from voiceagent.pipelines.resources import AgentResources
 from voiceagent.processors.stability_router import StabilityCommitRouter
 from voiceagent.processors.turn_totals import TurnTotals

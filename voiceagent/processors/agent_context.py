@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 
-from pipecat.adapters.schemas.tools_schema import ToolsSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.processors.aggregators.llm_context import LLMContext
 
 INTERRUPTED_SUFFIX = "..."
@@ -21,7 +21,7 @@ class CallContext:
     """Messages of one call: system prompt, committed user turns, heard agent turns."""
 
     def __init__(
-        self, system_prompt: str | None = None, *, tools: list[dict] | None = None
+        self, system_prompt: str | None = None, *, tools: ToolsSchema | None = None
     ) -> None:
         self._messages: list[dict] = []
         if system_prompt:
