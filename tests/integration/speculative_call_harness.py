@@ -26,6 +26,7 @@ from pipecat.processors.frame_processor import FrameDirection
 
 from voiceagent.clock import ManualClock
 from voiceagent.processors.agent_context import CallContext
+from voiceagent.processors.sentence_aggregator import SentenceAggregator
 from voiceagent.processors.speculation_hold import SpeculationHold
 from voiceagent.processors.stability_router import RouterParams, StabilityCommitRouter
 from voiceagent.services.llm import VoiceLLMService, create_llm_service
@@ -40,7 +41,9 @@ DOWN = FrameDirection.DOWNSTREAM
 class SpeculativeCall:
     """``async with SpeculativeCall(base_url) as call:`` — say things, let time pass, look."""
 
-    def __init__(self, base_url: str, params: RouterParams | None = None) -> None:
+    def __init__(
+        self, base_url: str, params: RouterParams | None = None, *, speak: bool = False
+    ) -> None:
         self.clock = ManualClock()
         self.context = CallContext()
         self.router = StabilityCommitRouter(self.context, params=params, clock=self.clock)
@@ -55,7 +58,11 @@ class SpeculativeCall:
         self.hold = SpeculationHold()
         self.after_router = FrameRecorder(DOWN)
         self.after_llm = FrameRecorder(DOWN)
-        chain = Pipeline([self.router, self.after_router, self.llm, self.after_llm, self.hold])
+        # speak=True adds the SentenceAggregator: what comes out is what the TTS would say.
+        tail = [SentenceAggregator()] if speak else []
+        chain = Pipeline(
+            [self.router, self.after_router, self.llm, self.after_llm, self.hold, *tail]
+        )
         self._live = LivePipeline(chain)
 
     async def __aenter__(self) -> SpeculativeCall:

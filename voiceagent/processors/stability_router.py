@@ -258,9 +258,11 @@ class StabilityCommitRouter(FrameProcessor):
         self._spec = None
         self.stats.cancellations += 1
         logger.debug(f"{self}: speculation {spec.turn_id} cancelled ({reason})")
+        # Discard first: the hold must be dropping this generation before the LLM's cancel
+        # makes it push the reply's end frame (which would flush the aggregator into speech).
         self._emit(
-            LLMCancelFrame(turn_id=spec.turn_id, reason=reason),
             SpeculationDiscardFrame(turn_id=spec.turn_id),
+            LLMCancelFrame(turn_id=spec.turn_id, reason=reason),
         )
 
     def _commit(self, decision: Commit, now: float) -> None:
@@ -334,8 +336,8 @@ class StabilityCommitRouter(FrameProcessor):
         self._reply_turn = None
         self.stats.replies_cancelled += 1
         self._emit(
-            LLMCancelFrame(turn_id=turn_id, reason="regret"),
             SpeculationDiscardFrame(turn_id=turn_id),
+            LLMCancelFrame(turn_id=turn_id, reason="regret"),
         )
 
     def _flush_metrics(self) -> None:

@@ -1,0 +1,60 @@
+"""Write a bench run's timelines to JSON (every call's events on the caller's stream clock)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from bench.fakes.breakdown import CallRecord, Timeline
+
+
+def dump_records(records: list[CallRecord], path: Path) -> None:
+    """Write each call's events on the stream clock (for digging into a figure)."""
+    out = []
+    for rec in records:
+        tl = Timeline(rec)
+        router = rec.parts.processors["router"].stats if rec.parts else None
+        out.append(
+            {
+                "call": rec.name,
+                "lines": [
+                    {
+                        "text": ln.text,
+                        "kind": ln.kind,
+                        "start": tl.starts.get(i),
+                        "end": tl.ends.get(i),
+                        "audio_s": ln.duration_s,
+                    }
+                    for i, ln in enumerate(rec.lines)
+                ],
+                "caller_events": [
+                    {"kind": k, **{a: b for a, b in d.items() if a != "marks"}}
+                    for _, k, d in rec.events
+                    if k not in ("mark",)
+                ],
+                "server": [
+                    {"t": round(t, 4), "stage": s, "event": e, "detail": repr(d)}
+                    for t, s, e, d in tl.probes
+                ],
+                "llm_requests": [
+                    {
+                        **asdict(r),
+                        "received_at": r.received_at - tl.t0,
+                        "first_token_at": r.first_token_at and r.first_token_at - tl.t0,
+                        "last_token_at": r.last_token_at and r.last_token_at - tl.t0,
+                    }
+                    for r in rec.llm_requests
+                ],
+                "tts_requests": [
+                    {
+                        "text": q.text,
+                        "requested_at": q.requested_at - tl.t0,
+                        "first_audio_at": q.first_audio_at and q.first_audio_at - tl.t0,
+                    }
+                    for q in (rec.tts.stats.requests if rec.tts else [])
+                ],
+                "router_turns": router.turns if router else [],
+            }
+        )
+    path.write_text(json.dumps(out, indent=1, default=str))
