@@ -185,19 +185,32 @@ async def test_final_differs_from_speculation_respeculates_on_the_final(call_fac
     assert commit.speculative_hit and commit.turn_id == second.turn_id
 
 
-async def test_final_differs_and_no_speculation_left_sends_fresh_request(call_factory):
+async def test_final_differs_after_the_budget_is_spent_speculates_again_once_silent(call_factory):
     call = await call_factory(RouterParams(max_speculations=1))
     await call.starts_talking()
-    await call.says("I need a clean in", "I need a clean in", "I need a clean in")
+    await call.says("I need a clean", "I need a clean", "I need a clean")
     [spec] = call.of(SpeculationStartFrame)
-    await call.stops_talking()
+    await call.says("I need a clean in", "I need a clean in", "I need a clean in")
+    assert len(call.of(SpeculationStartFrame)) == 1  # budget spent while the caller speaks
+    await call.stops_talking()  # once silent, the current text is always worth a head start
     await call.final("I need a cleaning.")
-    assert [f.turn_id for f in call.of(LLMCancelFrame)] == [spec.turn_id]
+    *stale, last = call.of(SpeculationStartFrame)
+    assert last.text == "I need a cleaning." and stale[0] is spec
+    assert [f.turn_id for f in call.of(LLMCancelFrame)] == [f.turn_id for f in stale]
     await call.wait(0.25)
     [commit] = call.of(UserTurnCommittedFrame)
-    assert not commit.speculative_hit and commit.text == "I need a cleaning."
-    speculative, fresh = call.of(LLMContextFrame)
-    assert fresh.context.get_messages()[-1]["content"] == "I need a cleaning."
+    assert commit.speculative_hit and commit.text == "I need a cleaning."
+    assert commit.turn_id == last.turn_id
+    assert len(call.of(LLMContextFrame)) == len(stale) + 1  # no fresh request at the commit
+
+
+async def test_no_speculation_on_an_unfinished_sounding_prefix_while_speaking(call_factory):
+    call = await call_factory(RouterParams())
+    await call.starts_talking()
+    await call.says("I'd like to", "I'd like to", "I'd like to")
+    assert call.of(SpeculationStartFrame) == []  # "to ..." — the caller is mid-sentence
+    await call.says("I'd like to book", "I'd like to book", "I'd like to book")
+    assert len(call.of(SpeculationStartFrame)) == 1
 
 
 async def test_context_changed_during_speculation_is_a_miss(call_factory):
@@ -219,7 +232,7 @@ async def test_context_changed_during_speculation_is_a_miss(call_factory):
 async def test_speculation_churn_is_bounded(call_factory):
     call = await call_factory(RouterParams(max_speculations=2))
     await call.starts_talking()
-    for words in ("one", "one two", "one two three", "one two three four"):
+    for words in ("hello", "hello there", "hello there friend", "hello there my friend"):
         await call.says(words, words, words)
     assert len(call.of(SpeculationStartFrame)) == 2
     assert call.router.stats.cancellations == 2  # each start was cancelled by the next words
@@ -397,3 +410,15 @@ async def test_every_frame_is_forwarded(call_factory):
     for frame in frames:
         await call.send(frame)
     assert [f for f in call.down if any(f is sent for sent in frames)] == frames
+
+
+async def test_words_the_vad_never_saw_commit_only_on_a_final(call_factory):
+    """ "Wait," too short and quiet for the VAD: stable partials alone are no proof of silence."""
+    call = await call_factory(RouterParams(speculate=False))
+    await call.says("Wait,", "Wait,", "Wait,")
+    await call.wait(1.0)
+    assert call.of(UserTurnCommittedFrame) == []
+    await call.final("Wait.")
+    await call.wait(0.3)
+    [commit] = call.of(UserTurnCommittedFrame)
+    assert commit.reason == "final"

@@ -312,7 +312,10 @@ class CommitPolicy:
             hesitation = ends_incomplete(text)
             need = self.required_wait(hesitation)
             silent_for = now - ref
-            if self._settled(now) and silent_for >= need - _EPS:
+            # Without any VAD segment (speech too short or quiet for the VAD) text stability
+            # alone is weak evidence of silence: only a final (or the hard bound) commits.
+            evidence = self._vad_seen or self._final_latest
+            if evidence and self._settled(now) and silent_for >= need - _EPS:
                 reason = "final" if self._final_latest else "stable"
                 out.append(self._commit(now, reason, ref, need, hesitation))
                 return out
@@ -323,11 +326,20 @@ class CommitPolicy:
             hesitation = ends_incomplete(self._transcript.text())
             out.append(self._commit(now, "speaking_timeout", None, 0.0, hesitation))
             return out
+        # While the caller speaks, speculate only on complete-sounding text (a prefix like
+        # "I'd like to" wastes a request); once silent, always try the current text, so the
+        # budget spent mid-utterance never costs the speculation that matters.
         if (
             p.speculate
             and (self._stable() or self._final_latest)
             and self._spec_norm != self._norm
-            and self._spec_count < p.max_speculations
+            and (
+                not self._speaking
+                or (
+                    self._spec_count < p.max_speculations
+                    and not ends_incomplete(self._transcript.text())
+                )
+            )
             and not (self._speaking and self._norm == self._blocked_norm)
         ):
             self._spec_norm = self._norm
