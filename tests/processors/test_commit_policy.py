@@ -181,7 +181,11 @@ def test_speculation_lifecycle_and_churn_guard():
     assert policy.on_caller_stopped(1.3) == [
         Speculate("book me for Tuesday", "book me for tuesday")
     ]
-    assert policy.on_partial("book me for Tuesday at", 1.4) == [CancelSpeculation("text_changed")]
+    # A late partial while silent: the old start is cancelled and the new text starts at once.
+    assert policy.on_partial("book me for Tuesday at", 1.4) == [
+        CancelSpeculation("text_changed"),
+        Speculate("book me for Tuesday at", "book me for tuesday at"),
+    ]
 
 
 def test_silence_without_words_commits_nothing():

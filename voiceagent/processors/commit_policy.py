@@ -326,12 +326,13 @@ class CommitPolicy:
             hesitation = ends_incomplete(self._transcript.text())
             out.append(self._commit(now, "speaking_timeout", None, 0.0, hesitation))
             return out
-        # While the caller speaks, speculate only on complete-sounding text (a prefix like
-        # "I'd like to" wastes a request); once silent, always try the current text, so the
-        # budget spent mid-utterance never costs the speculation that matters.
+        # While the caller speaks, speculate only on stable, complete-sounding text (a prefix
+        # like "I'd like to" wastes a request); once silent, start at once on the latest text
+        # (the final usually confirms it), so the budget spent mid-utterance never costs the
+        # speculation that matters.
         if (
             p.speculate
-            and (self._stable() or self._final_latest)
+            and (self._stable() or self._final_latest or (self._norm and not self._speaking))
             and self._spec_norm != self._norm
             and (
                 not self._speaking
