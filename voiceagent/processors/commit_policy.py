@@ -15,8 +15,9 @@ Rules (see ``RouterParams``):
   ``[min_silence_s, max_silence_s]``), plus ``hesitation_extra_s`` when the text sounds
   unfinished, never more than ``max_wait_s``. After ``max_wait_s`` of silence whatever text
   there is gets committed, settled or not, so the agent never hangs.
-- *Speculate* on first stability (before silence); cancel when the caller resumes or the
-  text changes; at most ``max_speculations`` per utterance.
+- *Speculate* while the caller speaks on stable, complete-sounding text (at most
+  ``max_speculations`` per utterance), and at once on the latest text when the caller goes
+  silent; cancel when the caller resumes or the text changes.
 - *Regret*: the caller resumes within ``regret_window_s`` of a commit (before the agent
   could have been heard). Once the continuation has words and the agent is not speaking yet,
   the committed turn's reply is cancelled; the next commit merges into the same message.
@@ -26,42 +27,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field, model_validator
-
+from voiceagent.processors.router_params import RouterParams
 from voiceagent.processors.text_normalize import UtteranceText, ends_incomplete, normalize
 
 _EPS = 1e-6
-
-
-class RouterParams(BaseModel):
-    """Tuning of the commit rule, speculation and regret tracking (seconds unless noted)."""
-
-    stable_partials: int = Field(3, ge=1, description="Hypotheses that must agree.")
-    min_stable_s: float = Field(0.25, ge=0.0, description="How long the agreed text must hold.")
-    min_silence_s: float = Field(0.25, ge=0.0, description="Least wait after VAD stop.")
-    max_silence_s: float = Field(1.0, ge=0.0, description="Cap of the learned-pause wait.")
-    hesitation_extra_s: float = Field(0.7, ge=0.0, description="Extra wait for unfinished text.")
-    max_wait_s: float = Field(2.0, gt=0.0, description="Hard bound after the caller goes silent.")
-    max_speaking_stable_s: float = Field(
-        5.0, gt=0.0, description="Commit text stable this long even if VAD never stops."
-    )
-    speculate: bool = True
-    max_speculations: int = Field(3, ge=1, description="Speculative starts per utterance.")
-    learn_pause: bool = True
-    pause_alpha: float = Field(0.3, gt=0.0, le=1.0, description="EMA weight of a new pause.")
-    pause_margin_s: float = Field(0.15, ge=0.0, description="Added to the learned pause.")
-    regret_window_s: float = Field(1.0, ge=0.0)
-    regret_reaction_s: float = Field(
-        0.4, ge=0.0, description="Speech this soon after the agent starts is still a regret."
-    )
-
-    @model_validator(mode="after")
-    def _ordered(self) -> RouterParams:
-        if self.max_silence_s < self.min_silence_s:
-            raise ValueError("max_silence_s must be >= min_silence_s")
-        if self.max_wait_s < self.min_silence_s:
-            raise ValueError("max_wait_s must be >= min_silence_s")
-        return self
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 After the upgrade (checks: :mod:`voiceagent.server.app`), one :class:`MediaCall` owns the socket,
 a :class:`TwilioCall` and a ``PipelineWorker`` running
-``[call.serializer, *factory(call, settings), call.output]``. Incoming messages are fed only once
-the pipeline has started (processors drop frames before ``StartFrame``); until then they wait,
-in order, in aiohttp's bounded reader buffer. Whatever goes wrong inside one call is logged with
-its call sid, counted, and ends that call only.
+``[call.serializer, *factory(call, settings), call.output]``. Incoming messages are fed (by an
+:class:`~voiceagent.server.media_inbound.InboundReader`) only once the pipeline has started
+(processors drop frames before ``StartFrame``); until then they wait, in order, in aiohttp's
+bounded reader buffer. Whatever goes wrong inside one call is logged with its call sid,
+counted, and ends that call only.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from aiohttp import WSCloseCode, WSMsgType, web
-from aiohttp.http_websocket import WebSocketError
+from aiohttp import WSCloseCode, web
 from loguru import logger
 from pipecat.frames.frames import EndFrame, ErrorFrame, Frame
 from pipecat.pipeline.pipeline import Pipeline
@@ -25,6 +25,12 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
+from voiceagent.server.media_inbound import (  # noqa: F401  (re-exported)
+    MAX_DROPPED_MESSAGES,
+    MIN_HARD_CAP_BYTES,
+    InboundReader,
+    ws_hard_cap,
+)
 from voiceagent.server.metrics import ServerMetrics
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
 from voiceagent.transports.twilio.call import TwilioCall
@@ -40,22 +46,11 @@ PIPELINE_END_TIMEOUT_S = 3.0
 """How long an ended pipeline may take to flush before it is cancelled."""
 PIPELINE_CANCEL_TIMEOUT_S = 2.0
 WS_CLOSE_TIMEOUT_S = 2.0
-MIN_HARD_CAP_BYTES = 1 << 20
 _LOGGED_PIPELINE_ERRORS = 3
 CALL_WIND_DOWN_S = PIPELINE_END_TIMEOUT_S + PIPELINE_CANCEL_TIMEOUT_S + 2 * WS_CLOSE_TIMEOUT_S
 """The longest a call takes to end once asked (pipeline end, cancel, socket close)."""
-MAX_DROPPED_MESSAGES = 20
-"""Oversized or undecodable messages a call may send before it is closed (1008)."""
 
 _call_ids = itertools.count(1)
-
-
-def ws_hard_cap(max_message_bytes: int) -> int:
-    """The limit given to aiohttp: above ours, so an oversized message is only dropped.
-
-    Only a message above this cap makes aiohttp close the socket (1009).
-    """
-    return max(4 * max_message_bytes, MIN_HARD_CAP_BYTES)
 
 
 class MediaCall:
@@ -79,13 +74,12 @@ class MediaCall:
         self._runner: WorkerRunner | None = None
         self._runner_task: asyncio.Task[None] | None = None
         self._reader_task: asyncio.Task[str] | None = None
+        self._inbound: InboundReader | None = None
         self._started = asyncio.Event()
         self._end_requested = asyncio.Event()
         self._finished = asyncio.Event()
         self._ended_by = "unknown"
         self._protocol_errors = 0
-        self._dropped = 0
-        self._abuse: str | None = None
         self._pipeline_errors = 0
         self._t0 = time.monotonic()
 
@@ -239,7 +233,8 @@ class MediaCall:
         if outcome == "pipeline_failed":
             raise RuntimeError("the call's pipeline did not start")
         if outcome == "abuse":
-            reason = self._abuse or (self._call.should_close if self._call is not None else None)
+            abuse = self._inbound.abuse if self._inbound is not None else None
+            reason = abuse or (self._call.should_close if self._call is not None else None)
             logger.warning(f"call {self.label}: closing for abuse: {reason}")
             await self._close(WSCloseCode.POLICY_VIOLATION, reason or "policy violation")
             await self._end_pipeline("protocol_errors")
@@ -259,42 +254,14 @@ class MediaCall:
             started.cancel()
         if not self._started.is_set():
             return "pipeline_failed"
-        ws = self._ws
-        limit = self._max_bytes
-        while True:
-            msg = await ws.receive()
-            kind = msg.type
-            if kind is WSMsgType.TEXT:
-                data = msg.data
-                if len(data) > limit:
-                    if self._drop("too_large"):
-                        return "abuse"
-                    continue
-                try:
-                    text = data.decode("utf-8") if isinstance(data, bytes) else data
-                except UnicodeDecodeError:
-                    if self._drop("non_json"):
-                        return "abuse"
-                    continue
-                await call.feed_text(text)
-            elif kind is WSMsgType.BINARY:
-                if len(msg.data) > limit:
-                    if self._drop("too_large"):
-                        return "abuse"
-                    continue
-                await call.feed_binary(msg.data)
-            elif kind in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-                return "stop" if call.ended.is_set() else "hangup"
-            elif kind is WSMsgType.ERROR:
-                error = msg.data
-                if isinstance(error, WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG:
-                    self._on_protocol_error("too_large")
-                logger.warning(f"call {self.label}: websocket error: {error!r}")
-                return "ws_error"
-            if call.should_close:
-                return "abuse"
-            if call.ended.is_set():
-                return "stop"
+        self._inbound = InboundReader(
+            self._ws,
+            call,
+            max_message_bytes=self._max_bytes,
+            label=lambda: self.label,
+            on_protocol_error=self._on_protocol_error,
+        )
+        return await self._inbound.read()
 
     async def _end_pipeline(self, reason: str) -> None:
         """End the call's pipeline cleanly; cancel it when it does not finish in time.
@@ -370,17 +337,6 @@ class MediaCall:
         if self._ws.closed:
             raise ConnectionResetError("the media socket is closed")
         await self._ws.send_str(text)
-
-    def _drop(self, kind: str) -> bool:
-        """Count a message the server dropped itself; True once that is abuse."""
-        self._on_protocol_error(kind)
-        self._dropped += 1
-        if self._dropped == 1:
-            logger.warning(f"call {self.label}: dropped an inbound message [{kind}]")
-        if self._dropped > MAX_DROPPED_MESSAGES:
-            self._abuse = f"too many dropped messages ({self._dropped}, last {kind})"
-            return True
-        return False
 
     def _on_protocol_error(self, kind: str) -> None:
         self._protocol_errors += 1

@@ -7,12 +7,10 @@ call's tools and produces the schema for ``LLMContext(tools=...)`` (a pipecat
 ``ToolsSchema``; ``openai_tools()`` gives the same tools as OpenAI dicts, e.g. for
 ``LlamaServer.warm_up``). ``VoiceLLMService.register_tools`` registers the handlers.
 
-Arguments are validated against the schema before the handler runs, without dependencies:
-``type`` (the seven JSON types, or a list of them), ``required``, ``properties``, ``enum``,
-``items`` and ``additionalProperties`` (``false`` rejects undeclared keys; when absent,
-undeclared keys are dropped so a handler sees only what it declared). Other keywords are
-ignored. Invalid arguments never reach the handler: the LLM gets an ``{"error": ...}``
-result instead, and a handler that raises does too. No exception escapes to pipecat.
+Arguments are validated against the schema before the handler runs
+(:mod:`voiceagent.services.tool_schema`). Invalid arguments never reach the handler: the LLM
+gets an ``{"error": ...}`` result instead, and a handler that raises does too. No exception
+escapes to pipecat.
 
 ``ToolCallPolicy`` decides per generation (the router's ``GenerationTagFrame`` names it):
 
@@ -40,94 +38,13 @@ from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import FunctionCallFromLLM
 from pipecat.services.llm_service import FunctionCallParams
 
+from voiceagent.services.tool_schema import check_schema, validate_arguments
+
 ToolHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 """A tool's implementation: validated arguments in, a JSON-serializable result out."""
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_JSON_TYPES: dict[str, Callable[[Any], bool]] = {
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "array": lambda v: isinstance(v, list),
-    "object": lambda v: isinstance(v, Mapping),
-    "null": lambda v: v is None,
-}
 _MAX_ARMED = 64
-
-
-def _json_type(value: Any) -> str:
-    for name in ("boolean", "integer", "number", "string", "array", "object", "null"):
-        if _JSON_TYPES[name](value):
-            return name
-    return type(value).__name__
-
-
-def _check_schema(schema: Any, path: str) -> None:
-    """Reject schemas the validator cannot honour (a programming error, raised at startup)."""
-    if not isinstance(schema, Mapping):
-        raise ValueError(f"{path}: a schema must be an object, got {type(schema).__name__}")
-    types = schema.get("type")
-    for t in types if isinstance(types, list) else [types] if types is not None else []:
-        if t not in _JSON_TYPES:
-            raise ValueError(f"{path}: unknown JSON type {t!r}")
-    props = schema.get("properties", {})
-    if not isinstance(props, Mapping):
-        raise ValueError(f"{path}.properties must be an object")
-    for key, sub in props.items():
-        _check_schema(sub, f"{path}.{key}")
-    required = schema.get("required", [])
-    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
-        raise ValueError(f"{path}.required must be a list of names")
-    missing = [r for r in required if r not in props]
-    if missing:
-        raise ValueError(f"{path}.required names undeclared properties: {missing}")
-    if "items" in schema:
-        _check_schema(schema["items"], f"{path}[]")
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, Mapping):
-        _check_schema(extra, f"{path}.*")
-
-
-def _validate(value: Any, schema: Mapping[str, Any], path: str, errors: list[str]) -> Any:
-    """Check ``value`` against ``schema``; return it cleaned (undeclared keys dropped)."""
-    types = schema.get("type")
-    if types is not None:
-        allowed = types if isinstance(types, list) else [types]
-        if not any(_JSON_TYPES[t](value) for t in allowed):
-            errors.append(f"{path}: expected {' or '.join(allowed)}, got {_json_type(value)}")
-            return value
-    if "enum" in schema and value not in schema["enum"]:
-        errors.append(f"{path}: must be one of {schema['enum']}, got {value!r}")
-    if isinstance(value, Mapping):
-        return _validate_object(value, schema, path, errors)
-    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        return [_validate(v, schema["items"], f"{path}[{i}]", errors) for i, v in enumerate(value)]
-    return value
-
-
-def _validate_object(
-    value: Mapping[str, Any], schema: Mapping[str, Any], path: str, errors: list[str]
-) -> dict[str, Any]:
-    props: Mapping[str, Any] = schema.get("properties", {})
-    extra = schema.get("additionalProperties")
-    prefix = f"{path}." if path else ""
-    out: dict[str, Any] = {}
-    for name in schema.get("required", []):
-        if name not in value:
-            errors.append(f"{prefix}{name}: required")
-    for key, item in value.items():
-        if key in props:
-            out[key] = _validate(item, props[key], f"{prefix}{key}", errors)
-        elif extra is False:
-            errors.append(f"{prefix}{key}: not a parameter")
-        elif isinstance(extra, Mapping):
-            out[key] = _validate(item, extra, f"{prefix}{key}", errors)
-        elif extra is True:
-            out[key] = item
-        else:
-            logger.debug(f"ignoring undeclared tool argument {prefix}{key}")
-    return out
 
 
 @dataclass(frozen=True)
@@ -157,7 +74,7 @@ class AgentTool:
             raise ValueError(f"invalid tool name {self.name!r}")
         if self.parameters.get("type", "object") != "object":
             raise ValueError(f"{self.name}: parameters must be an object schema")
-        _check_schema(self.parameters, self.name)
+        check_schema(self.parameters, self.name)
 
     def function_schema(self) -> FunctionSchema:
         """The pipecat schema advertising this tool (without a handler: it is registered)."""
@@ -170,11 +87,7 @@ class AgentTool:
 
     def validate(self, arguments: Any) -> tuple[dict[str, Any] | None, list[str]]:
         """Validated arguments (None if invalid) and the list of problems found."""
-        errors: list[str] = []
-        if not isinstance(arguments, Mapping):
-            return None, [f"arguments must be an object, got {_json_type(arguments)}"]
-        cleaned = _validate_object(arguments, self.parameters, "", errors)
-        return (None, errors) if errors else (cleaned, errors)
+        return validate_arguments(arguments, self.parameters)
 
     async def call(self, arguments: Any, stats: ToolStats | None = None) -> Any:
         """Validate and run; invalid arguments and handler failures become error results."""

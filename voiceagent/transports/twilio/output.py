@@ -1,9 +1,10 @@
 """TwilioOutput: the pipeline sink that plays agent audio into a Twilio Media Stream.
 
 TTS audio (any rate) is resampled to 8 kHz, μ-law encoded and cut into exact 20 ms
-(160-byte) frames. A sender task paces them at real time, keeping Twilio's playback
-buffer at most ``lead_ms`` ahead (:class:`PlayoutPacer`). Each TTS segment (the audio
-before a ``TTSTextFrame``) is followed by a ``mark``; echoes of those marks tell the
+(160-byte) frames (:class:`~voiceagent.transports.twilio.outbound.OutboundQueue`). A sender
+task paces them at real time, keeping Twilio's playback buffer at most ``lead_ms`` ahead
+(:class:`PlayoutPacer`). Each TTS segment (the audio before a ``TTSTextFrame``) is followed
+by a ``mark``; echoes of those marks tell the
 :class:`~voiceagent.transports.twilio.ledger.PlaybackLedger` what the caller heard.
 On an ``InterruptionFrame`` a ``clear`` goes out before anything else and no audio
 queued before it is ever sent.
@@ -12,11 +13,8 @@ queued before it is ever sent.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
-import numpy as np
 from loguru import logger
 from pipecat.frames.frames import (
     BotSpeakingFrame,
@@ -34,41 +32,16 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from voiceagent.clock import DEFAULT_CLOCK, Clock, TimerHandle
+from voiceagent.clock import DEFAULT_CLOCK, Clock
 from voiceagent.frames import AgentHeardFrame
 from voiceagent.settings import TransportSettings
-from voiceagent.transports.twilio.codec import ULAW_SILENCE, StreamResampler, pcm16_to_ulaw
 from voiceagent.transports.twilio.ledger import FRAME_S, PlaybackLedger, PlayoutPacer
-from voiceagent.transports.twilio.protocol import (
-    TWILIO_FRAME_BYTES,
-    ULAW_RATE,
-    clear_message,
-    mark_message,
-    media_message,
-)
+from voiceagent.transports.twilio.outbound import MEDIA, TURN_END, OutboundQueue, OutTurn
+from voiceagent.transports.twilio.protocol import clear_message, mark_message, media_message
 
 STOP_SAFETY_S = 0.5
 """Without a mark echo, a turn counts as played this long after its estimated play-out end."""
 BOT_SPEAKING_EVERY = 10  # frames (200 ms) between BotSpeakingFrames
-
-_MEDIA, _MARK, _TURN_END = 0, 1, 2
-
-
-@dataclass(slots=True, eq=False)
-class _OutTurn:
-    """One agent turn on its way out. Positions are μ-law bytes (= 8 kHz samples) into the turn."""
-
-    turn_id: int
-    expected: float = 0.0  # output position implied by the TTS audio received so far
-    queued: int = 0  # bytes of whole frames queued
-    boundaries: list[int] = field(default_factory=list)  # where each closed segment ends
-    pending: deque[tuple[int, str, int]] = field(default_factory=deque)  # marks not yet queued
-    tag_index: int = 0  # segment of the next frame
-    reported_segment: int = -1
-    sent_any: bool = False
-    all_sent: bool = False
-    finished: bool = False
-    fallback: TimerHandle | None = None
 
 
 class TwilioOutput(FrameProcessor):
@@ -94,16 +67,10 @@ class TwilioOutput(FrameProcessor):
         self.clears_sent = 0
         self._closed = False
         self._stream_ready = asyncio.Event()
-        self._queue: deque[tuple[int, int, _OutTurn, bytes | str | None, int]] = deque()
         self._wake = asyncio.Event()
+        self._out = OutboundQueue(self.ledger, self._wake)
         self._drained = asyncio.Event()
         self._send_lock = asyncio.Lock()
-        self._generation = 0
-        self._remainder = b""
-        self._resamplers: dict[int, StreamResampler] = {}
-        self._turn: _OutTurn | None = None  # the turn TTS audio is being added to
-        self._turns: dict[int, _OutTurn] = {}  # turns not yet finished (building or playing)
-        self._turn_counter = 0
         self._playing: set[int] = set()
         self._speaking = False
         self._since_speaking_frame = 0
@@ -119,7 +86,7 @@ class TwilioOutput(FrameProcessor):
     def transport_closed(self) -> None:
         """The socket is gone: drop queued audio and send nothing more."""
         self._closed = True
-        self._queue.clear()
+        self._out.items.clear()
         self._wake.set()
 
     async def on_mark_echo(self, name: str) -> None:
@@ -128,7 +95,7 @@ class TwilioOutput(FrameProcessor):
         if turn_id is None:
             logger.debug(f"{self}: mark {name!r} proves nothing (unknown or after clear)")
             return
-        turn = self._turns.get(turn_id)
+        turn = self._out.turns.get(turn_id)
         if turn is not None and turn.all_sent and self.ledger.is_fully_played(turn_id):
             await self._finish_turn(turn, interrupted=False)
 
@@ -139,16 +106,15 @@ class TwilioOutput(FrameProcessor):
         await super().process_frame(frame, direction)
         if direction is FrameDirection.DOWNSTREAM:
             if isinstance(frame, OutputAudioRawFrame):
-                self._on_audio(frame)
+                if not self._closed:
+                    self._out.add_audio(frame)
                 return
             if isinstance(frame, TTSTextFrame):
-                self._on_segment_text(frame.text)
+                self._out.add_segment_text(frame.text)
             elif isinstance(frame, TTSStartedFrame):
-                if self._turn is None or self._turn.expected:
-                    self._end_turn_audio()
-                    self._open_turn()
+                self._out.start_turn(flush=not self._closed)
             elif isinstance(frame, TTSStoppedFrame):
-                self._end_turn_audio()
+                self._out.end_turn(flush=not self._closed)
             elif isinstance(frame, InterruptionFrame):
                 await self._interrupt()
             elif isinstance(frame, StartFrame):
@@ -163,111 +129,9 @@ class TwilioOutput(FrameProcessor):
         """Stop the sender task and timers."""
         await super().cleanup()
         await self._stop_sender()
-        for turn in self._turns.values():
+        for turn in self._out.turns.values():
             if turn.fallback is not None:
                 turn.fallback.cancel()
-
-    # -- building the outbound queue (process task) ------------------------------------------
-
-    def _open_turn(self) -> _OutTurn:
-        self._turn_counter += 1
-        turn = _OutTurn(self._turn_counter)
-        self._turn = turn
-        self._turns[turn.turn_id] = turn
-        self.ledger.start_turn(turn.turn_id)
-        return turn
-
-    def _on_audio(self, frame: OutputAudioRawFrame) -> None:
-        if self._closed or not frame.audio:
-            return
-        turn = self._turn or self._open_turn()
-        pcm = frame.audio
-        if len(pcm) & 1:
-            pcm = pcm[:-1]
-        if frame.num_channels > 1:
-            samples = np.frombuffer(pcm, dtype=np.int16)
-            pcm = samples[: len(samples) // frame.num_channels * frame.num_channels][
-                :: frame.num_channels
-            ].tobytes()
-        turn.expected += len(pcm) / 2 * ULAW_RATE / frame.sample_rate
-        resampler = self._resamplers.get(frame.sample_rate)
-        if resampler is None:
-            resampler = StreamResampler(frame.sample_rate, ULAW_RATE)
-            self._resamplers[frame.sample_rate] = resampler
-        pcm8 = resampler.resample(pcm)
-        if pcm8:
-            self._enqueue_ulaw(turn, pcm16_to_ulaw(pcm8))
-
-    def _enqueue_ulaw(self, turn: _OutTurn, ulaw: bytes) -> None:
-        buf = self._remainder + ulaw if self._remainder else ulaw
-        whole = len(buf) - len(buf) % TWILIO_FRAME_BYTES
-        gen, append, boundaries = self._generation, self._queue.append, turn.boundaries
-        for start in range(0, whole, TWILIO_FRAME_BYTES):
-            while turn.tag_index < len(boundaries) and boundaries[turn.tag_index] <= turn.queued:
-                turn.tag_index += 1
-            append((_MEDIA, gen, turn, buf[start : start + TWILIO_FRAME_BYTES], turn.tag_index))
-            turn.queued += TWILIO_FRAME_BYTES
-            if turn.pending and turn.pending[0][0] <= turn.queued:
-                self._queue_due_marks(turn)
-        self._remainder = buf[whole:]
-        if whole:
-            self._wake.set()
-
-    def _queue_due_marks(self, turn: _OutTurn, *, force: bool = False) -> None:
-        """Queue each pending mark once the frame holding its segment's last byte is queued.
-
-        The resampler holds back a few ms of audio, so a segment's text can arrive before
-        all of its audio came out; the mark waits for it (at most 20 ms late, never early).
-        """
-        pending = turn.pending
-        while pending and (force or pending[0][0] <= turn.queued):
-            _, mark, index = pending.popleft()
-            self._queue.append((_MARK, self._generation, turn, mark, index))
-        self._wake.set()
-
-    def _close_segment(self, turn: _OutTurn, text: str, end: int | None = None) -> None:
-        boundary = round(turn.expected) if end is None else end
-        start = turn.boundaries[-1] if turn.boundaries else 0
-        if boundary <= start:
-            self.ledger.add_text(turn.turn_id, text)
-            return
-        index = len(turn.boundaries)
-        mark = f"a{turn.turn_id}.{index + 1}"
-        self.ledger.add_segment(turn.turn_id, mark, text, (boundary - start) / ULAW_RATE)
-        turn.boundaries.append(boundary)
-        turn.pending.append((boundary, mark, index))
-        self._queue_due_marks(turn)
-
-    def _on_segment_text(self, text: str) -> None:
-        if self._turn is not None and text:
-            self._close_segment(self._turn, text)
-
-    def _end_turn_audio(self) -> None:
-        """TTS finished this turn: flush filters and the partial frame, then the final mark."""
-        turn, self._turn = self._turn, None
-        if turn is None:
-            return
-        if not self._closed:
-            for resampler in self._resamplers.values():
-                tail = resampler.flush()
-                if tail:
-                    self._enqueue_ulaw(turn, pcm16_to_ulaw(tail))
-            if self._remainder:
-                pad = bytes([ULAW_SILENCE]) * (TWILIO_FRAME_BYTES - len(self._remainder))
-                self._enqueue_ulaw(turn, pad)
-        self._queue_due_marks(turn, force=True)
-        # Frames after the last mark (audio without text, or no text at all) get their own.
-        last = turn.boundaries[-1] if turn.boundaries else 0
-        marked = -(-last // TWILIO_FRAME_BYTES) * TWILIO_FRAME_BYTES
-        if turn.queued > marked:
-            self._close_segment(turn, "", end=turn.queued)
-        self.ledger.complete_turn(turn.turn_id)
-        if turn.queued == 0:
-            self._turns.pop(turn.turn_id, None)
-            self.ledger.close_turn(turn.turn_id, interrupted=False)
-            return
-        self._queue.append((_TURN_END, self._generation, turn, None, 0))
-        self._wake.set()
 
     # -- the sender task -----------------------------------------------------------------------
 
@@ -280,7 +144,8 @@ class TwilioOutput(FrameProcessor):
             handle.cancel()
 
     async def _sender(self) -> None:
-        queue, pacer, clock = self._queue, self.pacer, self._clock
+        out, pacer, clock = self._out, self.pacer, self._clock
+        queue = out.items
         while True:
             if not queue or self._closed or self.stream_sid is None:
                 if self._closed:
@@ -294,20 +159,20 @@ class TwilioOutput(FrameProcessor):
                     await self._wake.wait()
                 continue
             kind, gen, turn, payload, index = queue[0]
-            if kind == _MEDIA:
+            if kind == MEDIA:
                 delay = pacer.send_delay(clock.now())
                 if delay > 0.0:
                     await self._sleep(delay)
                     continue
             queue.popleft()
-            if kind == _TURN_END:
+            if kind == TURN_END:
                 await self._on_turn_sent(turn)
                 continue
             async with self._send_lock:
-                if gen != self._generation or self._closed:
+                if gen != out.generation or self._closed:
                     continue
                 now = clock.now()
-                if kind == _MEDIA:
+                if kind == MEDIA:
                     if not await self._send(media_message(self.stream_sid, payload)):
                         continue
                     pacer.on_sent(now)
@@ -316,10 +181,10 @@ class TwilioOutput(FrameProcessor):
                     if not await self._send(mark_message(self.stream_sid, payload)):
                         continue
                     self.marks_sent += 1
-            if kind == _MEDIA:
+            if kind == MEDIA:
                 await self._on_media_sent(turn, index, now)
 
-    async def _on_media_sent(self, turn: _OutTurn, index: int, now: float) -> None:
+    async def _on_media_sent(self, turn: OutTurn, index: int, now: float) -> None:
         if turn.finished:
             return
         if turn.reported_segment != index:
@@ -338,7 +203,7 @@ class TwilioOutput(FrameProcessor):
                 self._since_speaking_frame = 0
                 await self.broadcast_frame(BotSpeakingFrame)
 
-    async def _on_turn_sent(self, turn: _OutTurn) -> None:
+    async def _on_turn_sent(self, turn: OutTurn) -> None:
         turn.all_sent = True
         if turn.finished:
             return
@@ -348,7 +213,7 @@ class TwilioOutput(FrameProcessor):
         delay = self.pacer.buffered(self._clock.now()) + STOP_SAFETY_S
         turn.fallback = self._clock.call_later(delay, lambda: self._on_fallback(turn))
 
-    def _on_fallback(self, turn: _OutTurn) -> None:
+    def _on_fallback(self, turn: OutTurn) -> None:
         turn.fallback = None
         if not turn.finished:
             logger.debug(f"{self}: no echo for turn {turn.turn_id}; assuming it played out")
@@ -366,14 +231,14 @@ class TwilioOutput(FrameProcessor):
 
     # -- turn ends, interruptions, the end of the call -----------------------------------------
 
-    async def _finish_turn(self, turn: _OutTurn, *, interrupted: bool) -> None:
+    async def _finish_turn(self, turn: OutTurn, *, interrupted: bool) -> None:
         if turn.finished:
             return
         turn.finished = True
         if turn.fallback is not None:
             turn.fallback.cancel()
             turn.fallback = None
-        self._turns.pop(turn.turn_id, None)
+        self._out.turns.pop(turn.turn_id, None)
         self._playing.discard(turn.turn_id)
         report = self.ledger.close_turn(turn.turn_id, interrupted=interrupted)
         if report.full_text or turn.sent_any:
@@ -393,11 +258,7 @@ class TwilioOutput(FrameProcessor):
 
     async def _interrupt(self) -> None:
         async with self._send_lock:
-            self._generation += 1
-            self._queue.clear()
-            self._remainder = b""
-            for resampler in self._resamplers.values():
-                resampler.reset()
+            self._out.reset()
             now = self._clock.now()
             unplayed = bool(self._playing) or self.pacer.buffered(now) > 0.0
             if unplayed and self.stream_sid is not None and not self._closed:
@@ -405,33 +266,35 @@ class TwilioOutput(FrameProcessor):
                     self.clears_sent += 1
                 self.ledger.on_clear(now)
             self.pacer.on_clear(now)
-        self._turn = None
-        for turn in list(self._turns.values()):
+        self._out.current = None
+        for turn in list(self._out.turns.values()):
             await self._finish_turn(turn, interrupted=True)
 
     async def _drain_and_stop(self) -> None:
         """EndFrame: play out what is queued (unless the socket is gone), then stop."""
-        if self._turn is not None:
-            self._end_turn_audio()
-        if self._queue and self._sender_task and self.stream_sid and not self._closed:
+        out = self._out
+        if out.current is not None:
+            out.end_turn(flush=not self._closed)
+        if out.items and self._sender_task and self.stream_sid and not self._closed:
             self._drained.clear()
             self._wake.set()
-            budget = sum(1 for item in self._queue if item[0] == _MEDIA) * FRAME_S + 2.0
+            budget = out.media_count() * FRAME_S + 2.0
             try:
                 await asyncio.wait_for(self._drained.wait(), timeout=budget)
             except TimeoutError:
                 logger.warning(f"{self}: output did not drain in {budget:.1f} s; ending anyway")
         if not self._closed:
             remaining = self.pacer.buffered(self._clock.now())
-            if remaining > 0.0 and self._turns:
+            if remaining > 0.0 and out.turns:
                 await self._sleep(remaining)
         await self._stop(interrupted=self._closed, push=True)
 
     async def _stop(self, *, interrupted: bool, push: bool) -> None:
         await self._stop_sender()
-        self._queue.clear()
-        self._turn = None
-        for turn in list(self._turns.values()):
+        out = self._out
+        out.items.clear()
+        out.current = None
+        for turn in list(out.turns.values()):
             if push:
                 await self._finish_turn(turn, interrupted=interrupted or not turn.all_sent)
             else:
@@ -439,7 +302,7 @@ class TwilioOutput(FrameProcessor):
                 if turn.fallback is not None:
                     turn.fallback.cancel()
                 self.ledger.close_turn(turn.turn_id, interrupted=True)
-        self._turns.clear()
+        out.turns.clear()
         self._playing.clear()
 
     async def _stop_sender(self) -> None:

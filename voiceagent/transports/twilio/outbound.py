@@ -1,0 +1,202 @@
+"""The outbound queue of :class:`~voiceagent.transports.twilio.output.TwilioOutput`.
+
+Agent turns are cut into the items the sender task sends, in order: exact 20 ms (160-byte)
+μ-law media frames, a ``mark`` after each TTS segment (the audio before a ``TTSTextFrame``),
+and a turn end. TTS audio (any rate) is resampled to 8 kHz and μ-law encoded; a partial
+frame waits for the next chunk. Each closed segment is recorded in the
+:class:`~voiceagent.transports.twilio.ledger.PlaybackLedger`. Every item carries the
+*generation* it was queued in: a barge-in bumps it, so nothing queued before it is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from pipecat.frames.frames import OutputAudioRawFrame
+
+from voiceagent.clock import TimerHandle
+from voiceagent.transports.twilio.codec import ULAW_SILENCE, StreamResampler, pcm16_to_ulaw
+from voiceagent.transports.twilio.ledger import PlaybackLedger
+from voiceagent.transports.twilio.protocol import TWILIO_FRAME_BYTES, ULAW_RATE
+
+MEDIA, MARK, TURN_END = 0, 1, 2
+"""Kinds of outbound items."""
+
+
+@dataclass(slots=True, eq=False)
+class OutTurn:
+    """One agent turn on its way out. Positions are μ-law bytes (= 8 kHz samples) into the turn."""
+
+    turn_id: int
+    expected: float = 0.0  # output position implied by the TTS audio received so far
+    queued: int = 0  # bytes of whole frames queued
+    boundaries: list[int] = field(default_factory=list)  # where each closed segment ends
+    pending: deque[tuple[int, str, int]] = field(default_factory=deque)  # marks not yet queued
+    tag_index: int = 0  # segment of the next frame
+    reported_segment: int = -1
+    sent_any: bool = False
+    all_sent: bool = False
+    finished: bool = False
+    fallback: TimerHandle | None = None
+
+
+OutItem = tuple[int, int, OutTurn, bytes | str | None, int]
+"""``(kind, generation, turn, payload, segment index)``; payload: μ-law frame or mark name."""
+
+
+class OutboundQueue:
+    """Agent turns cut into paced-send items: media frames, per-segment marks, turn ends.
+
+    Attributes:
+        items: The items not yet taken by the sender, oldest first.
+        generation: Bumped by :meth:`reset` (a barge-in); older items must not be sent.
+        current: The turn TTS audio is being added to, if any.
+        turns: Turns not yet finished (being built or playing), by id.
+    """
+
+    def __init__(self, ledger: PlaybackLedger, wake: asyncio.Event) -> None:
+        """Create an empty queue.
+
+        Args:
+            ledger: Where each turn and closed segment is recorded.
+            wake: Set whenever items were queued (the sender waits on it).
+        """
+        self.ledger = ledger
+        self.items: deque[OutItem] = deque()
+        self.generation = 0
+        self.current: OutTurn | None = None
+        self.turns: dict[int, OutTurn] = {}
+        self._wake = wake
+        self._remainder = b""
+        self._resamplers: dict[int, StreamResampler] = {}
+        self._turn_counter = 0
+
+    def open_turn(self) -> OutTurn:
+        """Start a new agent turn; TTS audio is added to it from now on."""
+        self._turn_counter += 1
+        turn = OutTurn(self._turn_counter)
+        self.current = turn
+        self.turns[turn.turn_id] = turn
+        self.ledger.start_turn(turn.turn_id)
+        return turn
+
+    def start_turn(self, *, flush: bool) -> None:
+        """TTS started: end the turn being built if it has audio, and open a new one."""
+        if self.current is None or self.current.expected:
+            self.end_turn(flush=flush)
+            self.open_turn()
+
+    def add_audio(self, frame: OutputAudioRawFrame) -> None:
+        """Queue the whole 20 ms frames of one TTS audio chunk (first channel, any rate)."""
+        if not frame.audio:
+            return
+        turn = self.current or self.open_turn()
+        pcm = frame.audio
+        if len(pcm) & 1:
+            pcm = pcm[:-1]
+        if frame.num_channels > 1:
+            samples = np.frombuffer(pcm, dtype=np.int16)
+            pcm = samples[: len(samples) // frame.num_channels * frame.num_channels][
+                :: frame.num_channels
+            ].tobytes()
+        turn.expected += len(pcm) / 2 * ULAW_RATE / frame.sample_rate
+        resampler = self._resamplers.get(frame.sample_rate)
+        if resampler is None:
+            resampler = StreamResampler(frame.sample_rate, ULAW_RATE)
+            self._resamplers[frame.sample_rate] = resampler
+        pcm8 = resampler.resample(pcm)
+        if pcm8:
+            self._enqueue_ulaw(turn, pcm16_to_ulaw(pcm8))
+
+    def add_segment_text(self, text: str) -> None:
+        """A ``TTSTextFrame``: the audio queued so far for the current turn is one segment."""
+        if self.current is not None and text:
+            self._close_segment(self.current, text)
+
+    def end_turn(self, *, flush: bool) -> None:
+        """TTS finished the current turn: flush filters and the partial frame, then the final mark.
+
+        Args:
+            flush: Whether held-back audio is still queued (False once the socket is gone).
+        """
+        turn, self.current = self.current, None
+        if turn is None:
+            return
+        if flush:
+            for resampler in self._resamplers.values():
+                tail = resampler.flush()
+                if tail:
+                    self._enqueue_ulaw(turn, pcm16_to_ulaw(tail))
+            if self._remainder:
+                pad = bytes([ULAW_SILENCE]) * (TWILIO_FRAME_BYTES - len(self._remainder))
+                self._enqueue_ulaw(turn, pad)
+        self._queue_due_marks(turn, force=True)
+        # Frames after the last mark (audio without text, or no text at all) get their own.
+        last = turn.boundaries[-1] if turn.boundaries else 0
+        marked = -(-last // TWILIO_FRAME_BYTES) * TWILIO_FRAME_BYTES
+        if turn.queued > marked:
+            self._close_segment(turn, "", end=turn.queued)
+        self.ledger.complete_turn(turn.turn_id)
+        if turn.queued == 0:
+            self.turns.pop(turn.turn_id, None)
+            self.ledger.close_turn(turn.turn_id, interrupted=False)
+            return
+        self.items.append((TURN_END, self.generation, turn, None, 0))
+        self._wake.set()
+
+    def reset(self) -> None:
+        """Barge-in: drop every queued item and held-back audio; bump the generation."""
+        self.generation += 1
+        self.items.clear()
+        self._remainder = b""
+        for resampler in self._resamplers.values():
+            resampler.reset()
+
+    def media_count(self) -> int:
+        """How many media frames are queued."""
+        return sum(1 for item in self.items if item[0] == MEDIA)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _enqueue_ulaw(self, turn: OutTurn, ulaw: bytes) -> None:
+        buf = self._remainder + ulaw if self._remainder else ulaw
+        whole = len(buf) - len(buf) % TWILIO_FRAME_BYTES
+        gen, append, boundaries = self.generation, self.items.append, turn.boundaries
+        for start in range(0, whole, TWILIO_FRAME_BYTES):
+            while turn.tag_index < len(boundaries) and boundaries[turn.tag_index] <= turn.queued:
+                turn.tag_index += 1
+            append((MEDIA, gen, turn, buf[start : start + TWILIO_FRAME_BYTES], turn.tag_index))
+            turn.queued += TWILIO_FRAME_BYTES
+            if turn.pending and turn.pending[0][0] <= turn.queued:
+                self._queue_due_marks(turn)
+        self._remainder = buf[whole:]
+        if whole:
+            self._wake.set()
+
+    def _queue_due_marks(self, turn: OutTurn, *, force: bool = False) -> None:
+        """Queue each pending mark once the frame holding its segment's last byte is queued.
+
+        The resampler holds back a few ms of audio, so a segment's text can arrive before
+        all of its audio came out; the mark waits for it (at most 20 ms late, never early).
+        """
+        pending = turn.pending
+        while pending and (force or pending[0][0] <= turn.queued):
+            _, mark, index = pending.popleft()
+            self.items.append((MARK, self.generation, turn, mark, index))
+        self._wake.set()
+
+    def _close_segment(self, turn: OutTurn, text: str, end: int | None = None) -> None:
+        boundary = round(turn.expected) if end is None else end
+        start = turn.boundaries[-1] if turn.boundaries else 0
+        if boundary <= start:
+            self.ledger.add_text(turn.turn_id, text)
+            return
+        index = len(turn.boundaries)
+        mark = f"a{turn.turn_id}.{index + 1}"
+        self.ledger.add_segment(turn.turn_id, mark, text, (boundary - start) / ULAW_RATE)
+        turn.boundaries.append(boundary)
+        turn.pending.append((boundary, mark, index))
+        self._queue_due_marks(turn)
