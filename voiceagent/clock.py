@@ -85,3 +85,45 @@ class ManualClock:
 
 
 DEFAULT_CLOCK: Clock = MonotonicClock()
+
+
+class Deadline:
+    """One pending wake-up at an absolute clock time; setting the same time again is free.
+
+    Turn logic keeps a single "next decision" time that it recomputes after every event;
+    ``set`` re-arms the clock timer only when that time changed.
+    """
+
+    def __init__(self, clock: Clock, callback: Callable[[], None], *, early_s: float = 0.0):
+        self._clock = clock
+        self._callback = callback
+        self._early_s = early_s
+        self._handle: TimerHandle | None = None
+        self._at: float | None = None
+
+    @property
+    def at(self) -> float | None:
+        """The armed time, or None."""
+        return self._at
+
+    def set(self, at: float | None) -> None:
+        """Wake up at ``at`` (clock time; None: not at all), replacing any other wake-up."""
+        if at == self._at:
+            return
+        self.cancel()
+        self._at = at
+        if at is not None:
+            delay = max(0.0, at - self._clock.now() - self._early_s)
+            self._handle = self._clock.call_later(delay, self._fire)
+
+    def cancel(self) -> None:
+        """Drop the pending wake-up."""
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = None
+        self._at = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._at = None
+        self._callback()

@@ -31,7 +31,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from voiceagent.clock import DEFAULT_CLOCK, Clock, TimerHandle
+from voiceagent.clock import DEFAULT_CLOCK, Clock, Deadline
 from voiceagent.frames import AgentHeardFrame, CallEndedFrame
 from voiceagent.processors.interruption_policy import (
     BargeInParams,
@@ -68,8 +68,7 @@ class BargeInGate(FrameProcessor):
         self._join_gap_s = self._policy.params.join_gap_s
         self._caller_stopped_at: float | None = None
         self._held: list[_Transcript] = []
-        self._timer: TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._deadline = Deadline(clock, self._on_deadline)
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
 
@@ -172,20 +171,9 @@ class BargeInGate(FrameProcessor):
     # -- deadlines ---------------------------------------------------------------------------
 
     def _reschedule(self) -> None:
-        deadline = None if self._closed else self._policy.next_deadline()
-        if deadline == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            delay = max(0.0, deadline - self._clock.now())
-            self._timer = self._clock.call_later(delay, self._on_deadline)
+        self._deadline.set(None if self._closed else self._policy.next_deadline())
 
     def _on_deadline(self) -> None:
-        self._timer = None
-        self._timer_at = None
         if self._closed:
             return
         task = self.create_task(self._tick(self._clock.now()), "barge_in_deadline")
@@ -198,7 +186,4 @@ class BargeInGate(FrameProcessor):
 
     def _close(self) -> None:
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-            self._timer_at = None
+        self._deadline.cancel()

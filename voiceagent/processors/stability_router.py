@@ -45,7 +45,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from voiceagent.clock import DEFAULT_CLOCK, Clock, TimerHandle
+from voiceagent.clock import DEFAULT_CLOCK, Clock, Deadline
 from voiceagent.frames import (
     AgentHeardFrame,
     LLMCancelFrame,
@@ -132,8 +132,9 @@ class StabilityCommitRouter(FrameProcessor):
         self._stop_secs = 0.0
         self._outbox: deque[tuple[Frame, FrameDirection]] = deque()
         self._lock = asyncio.Lock()
-        self._timer: TimerHandle | None = None
-        self._timer_at: float | None = None
+        # A hair early: float sums of clock steps must not miss a deadline (the policy's times
+        # have a microsecond tolerance).
+        self._deadline = Deadline(clock, self._on_timer, early_s=_TIMER_EARLY_S)
         self._drains: set[asyncio.Task] = set()
         self._stopped = False
 
@@ -193,10 +194,7 @@ class StabilityCommitRouter(FrameProcessor):
         )
 
     def _stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
-        self._timer_at = None
+        self._deadline.cancel()
         self._flush_metrics()
         if not self._stopped and self.on_finished is not None:
             try:
@@ -351,23 +349,10 @@ class StabilityCommitRouter(FrameProcessor):
 
     def _arm(self, now: float) -> None:
         """(Re)schedule the policy's next deadline on the clock."""
-        deadline = None if self._stopped else self._policy.next_deadline(now)
-        if deadline == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            # A hair early: float sums of clock steps must not miss it (the policy's times
-            # have a microsecond tolerance).
-            delay = max(0.0, deadline - now - _TIMER_EARLY_S)
-            self._timer = self._clock.call_later(delay, self._on_timer)
+        self._deadline.set(None if self._stopped else self._policy.next_deadline(now))
 
     def _on_timer(self) -> None:
         """Clock callback: decide at the exact deadline time, push from a task."""
-        self._timer = None
-        self._timer_at = None
         if self._stopped:
             return
         now = self._clock.now()
