@@ -53,6 +53,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``voiceagent`` console script."""
+    _configure_logging(0)  # quiet until -v is known (pipecat logs a banner on import)
     parser = argparse.ArgumentParser(prog="voiceagent", description="Real-time phone voice agent.")
     parser.add_argument("--version", action="version", version=f"voiceagent {__version__}")
     parser.add_argument(
