@@ -98,6 +98,9 @@ class TurnSettings(BaseModel):
     watchdog: dict[str, Any] = Field(default_factory=dict)
     vad_start_s: float = 0.15
     vad_stop_s: float = 0.2
+    vad_confidence: float = 0.7
+    vad_min_volume: float = 0.6
+    """Silero's volume gate; lower (≈0.3) detects barge-in onset ≈ 150 ms sooner on loud lines."""
     first_chunk_min_words: int | None = None
     """Words the first spoken chunk needs at a clause boundary; None: 1 for the local LLM
     (slow tokens: start speaking at the first comma), 4 for cloud LLMs (better prosody)."""

@@ -80,7 +80,12 @@ def _vad(parts: CallParts) -> FrameProcessor:
     turns = parts.settings.turns
     return VADProcessor(
         vad_analyzer=SileroVADAnalyzer(
-            params=VADParams(start_secs=turns.vad_start_s, stop_secs=turns.vad_stop_s)
+            params=VADParams(
+                confidence=turns.vad_confidence,
+                start_secs=turns.vad_start_s,
+                stop_secs=turns.vad_stop_s,
+                min_volume=turns.vad_min_volume,
+            )
         ),
     )
 

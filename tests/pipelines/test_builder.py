@@ -1,0 +1,66 @@
+"""The builder assembles the card's chain; any stage can be swapped, processors inserted."""
+
+import pytest
+from pipecat.processors.frame_processor import FrameProcessor
+
+from voiceagent.pipelines.builder import STAGES, AgentGreeter, build_call_processors
+from voiceagent.pipelines.resources import AgentResources
+from voiceagent.processors.barge_in import BargeInGate
+from voiceagent.processors.sentence_aggregator import SentenceAggregator
+from voiceagent.processors.speculation_hold import SpeculationHold
+from voiceagent.processors.stability_router import StabilityCommitRouter
+from voiceagent.processors.watchdog import SilenceWatchdog
+from voiceagent.settings import Settings
+
+
+class Stage(FrameProcessor):
+    def __init__(self, label: str) -> None:
+        super().__init__(name=label)
+
+
+def providers() -> dict:
+    return {name: (lambda parts, n=name: Stage(n)) for name in ("stt", "llm", "tts")}
+
+
+def test_the_chain_follows_the_card_with_swapped_providers():
+    settings = Settings.from_env({}, turns={"router": {"stable_partials": 2}})
+    chain, parts = build_call_processors(settings, AgentResources(settings), overrides=providers())
+    kinds = [type(p) for p in chain]
+    assert kinds[1:] == [
+        Stage,
+        BargeInGate,
+        StabilityCommitRouter,
+        SilenceWatchdog,
+        Stage,
+        SpeculationHold,
+        SentenceAggregator,
+        AgentGreeter,
+        Stage,
+    ]
+    assert [p.name for p in chain if isinstance(p, Stage)] == ["stt", "llm", "tts"]
+    assert list(parts.processors) == list(STAGES)
+    assert parts.processors["router"].params.stable_partials == 2  # settings reach the stage
+    # No key: the local LLM, whose slow tokens make the first spoken chunk start at the first
+    # clause boundary, however short; a cloud LLM waits for 4 words (better prosody).
+    assert parts.processors["aggregator"]._first_min == 1
+    cloud = Settings.from_env({"OPENAI_API_KEY": "sk-test"})
+    _, cloud_parts = build_call_processors(cloud, AgentResources(cloud), overrides=providers())
+    assert cloud_parts.processors["aggregator"]._first_min == 4
+
+
+def test_extra_processors_go_right_after_their_stage():
+    settings = Settings.from_env({})
+    tap = Stage("tap")
+    chain, _ = build_call_processors(
+        settings, AgentResources(settings), overrides=providers(), extra={"router": [tap]}
+    )
+    router = next(i for i, p in enumerate(chain) if isinstance(p, StabilityCommitRouter))
+    assert chain[router + 1] is tap
+
+
+def test_unknown_stage_names_are_refused():
+    settings = Settings.from_env({})
+    with pytest.raises(ValueError, match="unknown pipeline stage"):
+        build_call_processors(
+            settings, AgentResources(settings), overrides={"asr": providers()["stt"]}
+        )
