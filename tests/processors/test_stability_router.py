@@ -256,6 +256,8 @@ async def test_regret_caller_keeps_talking_reply_cancelled_and_merged(call_facto
     [cancel] = call.of(LLMCancelFrame)
     assert (cancel.turn_id, cancel.reason) == (first.turn_id, "regret")
     assert [f.turn_id for f in call.of(SpeculationDiscardFrame)] == [first.turn_id]
+    # Chunks of that reply already past the LLM are flushed downstream too (not spoken).
+    assert len(call.of(InterruptionFrame)) == 1
     await call.says("for Tuesday morning")
     await call.stops_talking()
     await call.wait(1.0)

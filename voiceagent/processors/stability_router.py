@@ -333,9 +333,13 @@ class StabilityCommitRouter(FrameProcessor):
             return
         self._reply_turn = None
         self.stats.replies_cancelled += 1
+        # The agent is not audible yet, but chunks of the reply may already be in the
+        # aggregator/TTS/output queues: a downstream-only interruption flushes them (nothing
+        # upstream — VAD, STT, gate — is touched; no clear goes out since nothing was sent).
         self._emit(
             SpeculationDiscardFrame(turn_id=turn_id),
             LLMCancelFrame(turn_id=turn_id, reason="regret"),
+            InterruptionFrame(),
         )
 
     def _flush_metrics(self) -> None:
