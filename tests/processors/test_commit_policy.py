@@ -12,6 +12,7 @@ from voiceagent.processors.commit_policy import (
     CommitPolicy,
     Regret,
     RegretWindowClosed,
+    Rerun,
     RouterParams,
     Speculate,
 )
@@ -197,17 +198,41 @@ def test_silence_without_words_commits_nothing():
     assert policy.on_tick(5.0) == []
 
 
-def test_regret_then_words_cancel_the_reply():
+def test_regret_cancels_the_silent_reply_at_once_and_words_continue_the_turn():
     policy = CommitPolicy(RouterParams(speculate=False))
     policy.on_caller_started(0.0)
     _stable(policy, "I need a cleaning", 0.0)
     policy.on_caller_stopped(1.0)
     [commit] = policy.on_tick(1.25)
     assert isinstance(commit, Commit)
-    assert policy.on_caller_started(1.6) == [Regret(after_s=pytest.approx(0.35))]
+    # The caller goes on before the agent is audible: its reply is cancelled at once.
+    assert policy.on_caller_started(1.6) == [Regret(after_s=pytest.approx(0.35)), CancelReply()]
     assert policy.learned_pause_s == approx(0.6)
     assert policy.on_partial("um", 1.8) == []  # no words yet
-    assert policy.on_partial("for Tuesday", 2.1)[0] == CancelReply()
+    assert CancelReply() not in policy.on_partial("for Tuesday", 2.1)  # once is enough
+    # Words came: no re-run at the VAD stop; the continuation commits as usual.
+    assert Rerun() not in policy.on_caller_stopped(2.4)
+
+
+def test_a_cough_after_the_commit_reruns_the_reply():
+    policy = CommitPolicy(RouterParams(speculate=False))
+    policy.on_caller_started(0.0)
+    _stable(policy, "I need a cleaning", 0.0)
+    policy.on_caller_stopped(1.0)
+    policy.on_tick(1.25)
+    assert policy.on_caller_started(1.5)[-1] == CancelReply()
+    assert policy.on_caller_stopped(1.8) == [Rerun()]  # no words: answer after all
+    assert Rerun() not in policy.on_tick(5.0)  # once
+
+
+def test_regret_while_the_agent_is_audible_is_left_to_the_barge_in_gate():
+    policy = CommitPolicy(RouterParams(speculate=False))
+    policy.on_caller_started(0.0)
+    _stable(policy, "I need a cleaning", 0.0)
+    policy.on_caller_stopped(1.0)
+    policy.on_tick(1.25)
+    policy.on_agent_started(1.4)
+    assert CancelReply() not in policy.on_caller_started(1.5)
 
 
 def test_regret_window_zero_disables_regrets():

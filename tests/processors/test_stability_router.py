@@ -251,9 +251,10 @@ async def test_regret_caller_keeps_talking_reply_cancelled_and_merged(call_facto
     [metrics] = call.of(TurnMetricsFrame)
     assert metrics.turn_id == first.turn_id and metrics.data["regret"] is True
     assert metrics.data["regret_after_s"] == approx(0.3)
-    assert call.of(LLMCancelFrame) == []  # no words yet: maybe just a cough
-    await call.says("for Tuesday", "for Tuesday", "for Tuesday morning", "for Tuesday morning")
+    # The agent is not audible yet: its reply is cancelled at once, before any words arrive.
     [cancel] = call.of(LLMCancelFrame)
+    await call.says("for Tuesday", "for Tuesday", "for Tuesday morning", "for Tuesday morning")
+    assert call.of(LLMCancelFrame) == [cancel]
     assert (cancel.turn_id, cancel.reason) == (first.turn_id, "regret")
     assert [f.turn_id for f in call.of(SpeculationDiscardFrame)] == [first.turn_id]
     # Chunks of that reply already past the LLM are flushed downstream too (not spoken).
@@ -424,3 +425,22 @@ async def test_words_the_vad_never_saw_commit_only_on_a_final(call_factory):
     await call.wait(0.3)
     [commit] = call.of(UserTurnCommittedFrame)
     assert commit.reason == "final"
+
+
+async def test_a_cough_after_the_commit_cancels_the_reply_then_answers_after_all(call_factory):
+    call = await call_factory(RouterParams(speculate=False))
+    await call.starts_talking()
+    await call.says(*BOOKING)
+    await call.stops_talking()
+    await call.wait(0.25)
+    [first] = call.of(UserTurnCommittedFrame)
+    await call.wait(0.2)
+    await call.starts_talking()  # a cough
+    [cancel] = call.of(LLMCancelFrame)
+    assert cancel.turn_id == first.turn_id
+    await call.wait(0.3)
+    await call.stops_talking()  # ... and no words
+    original, rerun = call.of(LLMContextFrame)
+    assert rerun.context.get_messages() == original.context.get_messages()
+    assert call.router.stats.reruns == 1 and call.router.stats.regrets == 1
+    assert len(call.of(UserTurnCommittedFrame)) == 1  # still one caller turn

@@ -79,7 +79,14 @@ class RegretWindowClosed:
     """The last commit stood: no regret within the window."""
 
 
-Decision = Speculate | CancelSpeculation | Commit | Regret | CancelReply | RegretWindowClosed
+@dataclass(frozen=True)
+class Rerun:
+    """The caller's resumption had no words (a cough): answer the committed turn after all."""
+
+
+Decision = (
+    Speculate | CancelSpeculation | Commit | Regret | CancelReply | RegretWindowClosed | Rerun
+)
 
 
 class CommitPolicy:
@@ -107,6 +114,7 @@ class CommitPolicy:
         self._commit_stop: float | None = None
         self._regret_open = False
         self._cancel_armed = False
+        self._wordless_cancel = False
 
     @property
     def learned_pause_s(self) -> float | None:
@@ -163,6 +171,9 @@ class CommitPolicy:
         self._blocked_norm = None
         if not self._norm:
             self._started_at = None  # noise, no words: the utterance has not begun
+            if self._wordless_cancel:  # the reply was cancelled for a cough: answer after all
+                self._wordless_cancel = False
+                return [Rerun()]
         return self._evaluate(now)
 
     def on_agent_started(self, now: float) -> list[Decision]:
@@ -202,6 +213,7 @@ class CommitPolicy:
             if self._cancel_armed and not self._agent_speaking:
                 out.append(CancelReply())
             self._cancel_armed = False
+            self._wordless_cancel = False  # a real continuation: the merged turn commits later
         if norm == self._norm:
             if norm:
                 self._run_len += 1
@@ -236,8 +248,15 @@ class CommitPolicy:
             return
         if resumed_by_vad and self._commit_stop is not None:
             self._learn(now - self._commit_stop)
-        self._cancel_armed = not self._agent_speaking
         out.append(Regret(after_s=after))
+        if resumed_by_vad and not self._agent_speaking:
+            # Cancel at once: the first words of the continuation arrive only after the STT's
+            # next partial, by which time the reply would be talking over the caller. If no
+            # words come (a cough), ``Rerun`` answers the committed turn at the VAD stop.
+            out.append(CancelReply())
+            self._wordless_cancel = True
+        else:
+            self._cancel_armed = not self._agent_speaking
 
     def _cancel_speculation(self, reason: str) -> CancelSpeculation:
         self._spec_norm = None
@@ -348,6 +367,7 @@ class CommitPolicy:
         self._agent_started_at = None
         self._regret_open = self.params.regret_window_s > 0
         self._cancel_armed = False
+        self._wordless_cancel = False
         return decision
 
     def next_deadline(self, now: float) -> float | None:

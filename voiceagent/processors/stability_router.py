@@ -64,6 +64,7 @@ from voiceagent.processors.commit_policy import (
     Decision,
     Regret,
     RegretWindowClosed,
+    Rerun,
     RouterParams,
     Speculate,
 )
@@ -94,6 +95,7 @@ class RouterStats:
     cancellations: int = 0
     regrets: int = 0
     replies_cancelled: int = 0
+    reruns: int = 0
     learned_pause_s: float | None = None
     turns: list[dict[str, Any]] = field(default_factory=list)
 
@@ -226,6 +228,8 @@ class StabilityCommitRouter(FrameProcessor):
                 self._cancel_reply()
             elif isinstance(decision, RegretWindowClosed):
                 self._flush_metrics()
+            elif isinstance(decision, Rerun):
+                self._rerun()
         self.stats.learned_pause_s = self._policy.learned_pause_s
 
     def _emit(self, *frames: Frame) -> None:
@@ -341,6 +345,17 @@ class StabilityCommitRouter(FrameProcessor):
             LLMCancelFrame(turn_id=turn_id, reason="regret"),
             InterruptionFrame(),
         )
+
+    def _rerun(self) -> None:
+        """Answer the committed turn after all (its reply was cancelled for a wordless sound)."""
+        turn_id = self._new_id()
+        self.stats.reruns += 1
+        logger.debug(f"{self}: no words after the regret; answering turn {turn_id} after all")
+        self._emit(
+            GenerationTagFrame(turn_id=turn_id, speculative=False),
+            LLMContextFrame(context=self._context.llm_context()),
+        )
+        self._reply_turn = turn_id
 
     def _flush_metrics(self) -> None:
         record = self._pending_metrics

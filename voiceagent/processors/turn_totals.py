@@ -17,6 +17,7 @@ COUNTERS = (
     ("cancellations", "Speculative generations cancelled (caller resumed, text changed)."),
     ("regrets", "Commits after which the caller kept talking within the regret window."),
     ("replies_cancelled", "Replies cancelled because the caller kept talking."),
+    ("reruns", "Cancelled replies re-run because the caller's sound had no words."),
 )
 
 
