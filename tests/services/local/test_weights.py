@@ -242,8 +242,9 @@ def test_llm_override_must_exist(tmp_path):
 
 def test_piper_overrides(tmp_path):
     voice = tmp_path / "voice.onnx"
-    with pytest.raises(WeightsError, match="piper_model_path"):
+    with pytest.raises(WeightsError, match="piper_model_path") as missing:
         resolve_piper_voice(LocalModelSettings(cache_dir=tmp_path, piper_model_path=voice))
+    assert "VOICEAGENT_LOCAL__PIPER_MODEL_PATH" in str(missing.value)  # the real env name
     voice.write_bytes(b"onnx")
     with pytest.raises(WeightsError, match=r"voice\.onnx\.json"):
         resolve_piper_voice(LocalModelSettings(cache_dir=tmp_path, piper_model_path=voice))

@@ -121,13 +121,7 @@ def resolve_llm_gguf(settings: LocalModelSettings) -> Path:
         WeightsError: on a missing package, a bad override, a hash mismatch or a full disk.
     """
     if settings.llm_model_path is not None:
-        path = Path(settings.llm_model_path).expanduser()
-        if not path.is_file():
-            raise _error(
-                f"llm_model_path {path} does not exist or is not a file; "
-                "fix VOICEAGENT_LOCAL__LLM_MODEL_PATH or unset it"
-            )
-        return path
+        return _override_file(settings.llm_model_path, "llm_model_path")
     pinned = LLM_FILES[settings.llm_model]
     install = LLM_INSTALL[settings.llm_model]
     missing = _missing_modules([p.module for p in pinned.parts])
@@ -148,12 +142,7 @@ def resolve_piper_voice(settings: LocalModelSettings) -> tuple[Path, Path]:
     """
     cache = _cache_dir(settings)
     if settings.piper_model_path is not None:
-        model = Path(settings.piper_model_path).expanduser()
-        if not model.is_file():
-            raise _error(
-                f"piper_model_path {model} does not exist; "
-                "fix VOICEAGENT_LOCAL_PIPER_MODEL_PATH or unset it"
-            )
+        model = _override_file(settings.piper_model_path, "piper_model_path")
     else:
         model = locate(PIPER_MODEL, install=OFFLINE_EXTRA)
         verify_pinned(
@@ -163,12 +152,7 @@ def resolve_piper_voice(settings: LocalModelSettings) -> tuple[Path, Path]:
             install=OFFLINE_EXTRA,
         )
     if settings.piper_config_path is not None:
-        config = Path(settings.piper_config_path).expanduser()
-        if not config.is_file():
-            raise _error(
-                f"piper_config_path {config} does not exist; "
-                "fix VOICEAGENT_LOCAL_PIPER_CONFIG_PATH or unset it"
-            )
+        config = _override_file(settings.piper_config_path, "piper_config_path")
     elif settings.piper_model_path is not None:
         config = model.with_name(model.name + ".json")
         if not config.is_file():
@@ -185,6 +169,17 @@ def resolve_piper_voice(settings: LocalModelSettings) -> tuple[Path, Path]:
 
 
 # --- building blocks (public for tests and tools) -------------------------------------------
+
+
+def _override_file(value: Path | str, field: str) -> Path:
+    """A user-configured model file: it must exist (named by setting and env variable)."""
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise _error(
+            f"{field} {path} does not exist or is not a file; "
+            f"fix VOICEAGENT_LOCAL__{field.upper()} or unset it"
+        )
+    return path
 
 
 def locate(item: PackagedFile, *, install: str = OFFLINE_EXTRA) -> Path:
