@@ -73,17 +73,17 @@ class FakeOpenAIServer:
                 {"error": {"message": "fake provider failure", "type": "server_error"}},
                 status=reply.status,
             )
+        return await self._stream(request, self._write_reply)
+
+    async def _stream(self, request: web.Request, body) -> web.StreamResponse:
+        """SSE envelope: role chunk, ``body(request, resp) -> finish_reason``, [DONE]; notes a
+        client that hangs up mid-stream."""
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         try:
             await resp.write(self._chunk({"role": "assistant", "content": ""}))
-            for token in reply.tokens:
-                await asyncio.sleep(reply.token_delay_s)
-                if request.transport is None or request.transport.is_closing():
-                    raise ConnectionResetError("client closed the stream")
-                await resp.write(self._chunk({"content": token}))
-                self.tokens_sent += 1
-            await resp.write(self._chunk({}, finish="stop"))
+            finish = await body(request, resp)
+            await resp.write(self._chunk({}, finish=finish))
             await resp.write(b"data: [DONE]\n\n")
             await resp.write_eof()
             self.completed_streams += 1
@@ -93,6 +93,20 @@ class FakeOpenAIServer:
             self._note_client_gone()
             raise
         return resp
+
+    async def _write_reply(self, request: web.Request, resp: web.StreamResponse) -> str:
+        reply = self.reply
+        for token in reply.tokens:
+            await self._pace(request, reply.token_delay_s)
+            await resp.write(self._chunk({"content": token}))
+            self.tokens_sent += 1
+        return "stop"
+
+    @staticmethod
+    async def _pace(request: web.Request, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        if request.transport is None or request.transport.is_closing():
+            raise ConnectionResetError("client closed the stream")
 
     def _note_client_gone(self) -> None:
         self.client_gone_at = time.monotonic()

@@ -7,7 +7,6 @@ arguments arrive in small fragments (as real providers stream them), finishing w
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,44 +42,28 @@ class FakeToolServer(FakeOpenAIServer):
         if not isinstance(self.reply, FakeToolReply):
             return await super()._chat(request)
         self.requests.append(await request.json())
-        reply = self.reply
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-        try:
-            await resp.write(self._chunk({"role": "assistant", "content": ""}))
-            for token in reply.tokens:
-                await self._pace(request, reply)
-                await resp.write(self._chunk({"content": token}))
-                self.tokens_sent += 1
-            for index, call in enumerate(reply.tool_calls):
-                args = call.arguments
-                text = args if isinstance(args, str) else json.dumps(args)
-                head = {
-                    "index": index,
-                    "id": call.id or f"call_{len(self.requests)}_{index}",
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": ""},
-                }
-                await self._pace(request, reply)
-                await resp.write(self._chunk({"tool_calls": [head]}))
-                step = max(1, reply.fragment_chars)
-                for start in range(0, len(text), step):
-                    await self._pace(request, reply)
-                    piece = {"index": index, "function": {"arguments": text[start : start + step]}}
-                    await resp.write(self._chunk({"tool_calls": [piece]}))
-            await resp.write(self._chunk({}, finish="tool_calls" if reply.tool_calls else "stop"))
-            await resp.write(b"data: [DONE]\n\n")
-            await resp.write_eof()
-            self.completed_streams += 1
-        except ConnectionResetError:
-            self._note_client_gone()
-        except asyncio.CancelledError:
-            self._note_client_gone()
-            raise
-        return resp
+        return await self._stream(request, self._write_tool_reply)
 
-    @staticmethod
-    async def _pace(request: web.Request, reply: FakeToolReply) -> None:
-        await asyncio.sleep(reply.token_delay_s)
-        if request.transport is None or request.transport.is_closing():
-            raise ConnectionResetError("client closed the stream")
+    async def _write_tool_reply(self, request: web.Request, resp: web.StreamResponse) -> str:
+        reply = self.reply
+        for token in reply.tokens:
+            await self._pace(request, reply.token_delay_s)
+            await resp.write(self._chunk({"content": token}))
+            self.tokens_sent += 1
+        for index, call in enumerate(reply.tool_calls):
+            args = call.arguments
+            text = args if isinstance(args, str) else json.dumps(args)
+            head = {
+                "index": index,
+                "id": call.id or f"call_{len(self.requests)}_{index}",
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            await self._pace(request, reply.token_delay_s)
+            await resp.write(self._chunk({"tool_calls": [head]}))
+            step = max(1, reply.fragment_chars)
+            for start in range(0, len(text), step):
+                await self._pace(request, reply.token_delay_s)
+                piece = {"index": index, "function": {"arguments": text[start : start + step]}}
+                await resp.write(self._chunk({"tool_calls": [piece]}))
+        return "tool_calls" if reply.tool_calls else "stop"
