@@ -117,3 +117,16 @@ class ResumeSpeechFrame(ControlFrame):
     """Re-speak text the caller did not hear (false-interruption resume)."""
 
     text: str = ""
+
+
+@dataclass
+class EndOfTurnFrame(SystemFrame):
+    """The end-of-turn model's verdict on the caller's audio at a VAD stop.
+
+    Pushed downstream by the EndOfTurnDetector; the StabilityCommitRouter waits longer when
+    ``complete`` is False (the caller sounds unfinished).
+    """
+
+    complete: bool = True
+    probability: float | None = None
+    inference_ms: float | None = None

@@ -6,6 +6,7 @@ from pipecat.processors.frame_processor import FrameProcessor
 from voiceagent.pipelines.builder import STAGES, AgentGreeter, build_call_processors
 from voiceagent.pipelines.resources import AgentResources
 from voiceagent.processors.barge_in import BargeInGate
+from voiceagent.processors.end_of_turn import EndOfTurnDetector
 from voiceagent.processors.sentence_aggregator import SentenceAggregator
 from voiceagent.processors.speculation_hold import SpeculationHold
 from voiceagent.processors.stability_router import StabilityCommitRouter
@@ -23,10 +24,13 @@ def providers() -> dict:
 
 
 def test_the_chain_follows_the_card_with_swapped_providers():
-    settings = Settings.from_env({}, turns={"router": {"stable_partials": 2}})
+    settings = Settings.from_env(
+        {}, turns={"router": {"stable_partials": 2}, "end_of_turn_model": True}
+    )
     chain, parts = build_call_processors(settings, AgentResources(settings), overrides=providers())
     kinds = [type(p) for p in chain]
     assert kinds[1:] == [
+        EndOfTurnDetector,
         Stage,
         BargeInGate,
         StabilityCommitRouter,
@@ -40,12 +44,15 @@ def test_the_chain_follows_the_card_with_swapped_providers():
     assert [p.name for p in chain if isinstance(p, Stage)] == ["stt", "llm", "tts"]
     assert list(parts.processors) == list(STAGES)
     assert parts.processors["router"].params.stable_partials == 2  # settings reach the stage
-    # No key: the local LLM, whose slow tokens make the first spoken chunk start at the first
-    # clause boundary, however short; a cloud LLM waits for 4 words (better prosody).
+    # The first spoken chunk starts at the first clause boundary, however short ("Sure,").
     assert parts.processors["aggregator"]._first_min == 1
-    cloud = Settings.from_env({"OPENAI_API_KEY": "sk-test"})
-    _, cloud_parts = build_call_processors(cloud, AgentResources(cloud), overrides=providers())
-    assert cloud_parts.processors["aggregator"]._first_min == 4
+    words = Settings.from_env({"VOICEAGENT_TURNS__FIRST_CHUNK_MIN_WORDS": "4"})
+    _, parts4 = build_call_processors(words, AgentResources(words), overrides=providers())
+    assert parts4.processors["aggregator"]._first_min == 4
+    # The end-of-turn model is off by default (a pass-through takes its place).
+    off = Settings.from_env({})
+    chain_off, _ = build_call_processors(off, AgentResources(off), overrides=providers())
+    assert not any(isinstance(p, EndOfTurnDetector) for p in chain_off)
 
 
 def test_extra_processors_go_right_after_their_stage():

@@ -52,6 +52,9 @@ def test_normalize(text, norm):
         "my zip code is 9",
         "my number is 555 123",
         "uh",
+        "Do you have anything open next Wednesday,",
+        "I was thinking \u2014",
+        "well...",
     ],
 )
 def test_unfinished_sounding_endings(text):
@@ -67,6 +70,8 @@ def test_unfinished_sounding_endings(text):
         "my number is 555-123-4567",
         "five five five one two three four",
         "what time is it",
+        "Do you have anything open next Wednesday?",
+        "my number is 555-123-4567.",
         "",
     ],
 )
@@ -168,6 +173,48 @@ def test_hesitation_deadline_and_hard_bound():
     assert unstable.next_deadline(1.0) == approx(3.0)
     [commit] = unstable.on_tick(3.0)
     assert commit.reason == "max_wait"
+
+
+def test_caller_who_sounds_unfinished_gets_the_acoustic_extra_wait():
+    # Caller says "anything open next Wednesday" with an unfinished intonation, goes quiet.
+    policy = CommitPolicy(RouterParams(speculate=False))
+    policy.on_caller_started(0.0)
+    _stable(policy, "Do you have anything open next Wednesday", 0.1)
+    policy.on_caller_stopped(1.0)
+    assert policy.next_deadline(1.0) == approx(1.25)
+    # ... the end-of-turn model hears more coming: the commit waits 0.35 s longer.
+    assert policy.on_end_of_turn(False, 0.15, 1.08) == []
+    assert policy.next_deadline(1.08) == approx(1.6)
+    assert policy.on_tick(1.25) == []
+    # The caller goes on 0.5 s later: nothing was committed, nothing to regret.
+    policy.on_caller_started(1.5)
+    _stable(policy, "Do you have anything open next Wednesday maybe in the morning", 1.6)
+    policy.on_caller_stopped(2.5)
+    policy.on_end_of_turn(True, 0.94, 2.58)
+    # It now waits the caller's own learned pause (0.5 s + margin), no acoustic extra.
+    assert policy.next_deadline(2.58) == approx(2.5 + 0.5 + 0.15)
+    [commit] = policy.on_tick(3.15)
+    assert commit.text.endswith("maybe in the morning") and commit.end_of_turn_p == 0.94
+
+
+def test_end_of_turn_verdict_for_an_older_pause_is_ignored():
+    policy = CommitPolicy(RouterParams(speculate=False))
+    policy.on_caller_started(0.0)
+    _stable(policy, "What time do you close", 0.1)
+    policy.on_caller_stopped(1.0)
+    policy.on_caller_started(1.05)  # the caller resumed before the model answered
+    assert policy.on_end_of_turn(False, 0.1, 1.08) == []
+    policy.on_caller_stopped(1.2)
+    assert policy.next_deadline(1.2) == approx(1.45)  # no acoustic extra
+
+
+def test_unfinished_words_outweigh_the_model():
+    policy = CommitPolicy(RouterParams(speculate=False))
+    policy.on_caller_started(0.0)
+    _stable(policy, "my number is", 0.0)
+    policy.on_caller_stopped(1.0)
+    policy.on_end_of_turn(False, 0.05, 1.08)
+    assert policy.next_deadline(1.08) == approx(1.95)  # 0.25 + the text's 0.7, not both
 
 
 def test_speculation_lifecycle_and_churn_guard():

@@ -1,7 +1,7 @@
 """Assemble the card's chain for one call from settings.
 
-    TwilioSerializer → VAD → STT → BargeInGate → StabilityCommitRouter → SilenceWatchdog
-    → LLM → SpeculationHold → SentenceAggregator → [greeting] → TTS → TwilioOutput
+    TwilioSerializer → VAD → [EndOfTurnDetector] → STT → BargeInGate → StabilityCommitRouter
+    → SilenceWatchdog → LLM → SpeculationHold → SentenceAggregator → [greeting] → TTS → TwilioOutput
 
 ``build_call_processors`` returns the middle of that chain (the server adds the serializer and
 the output of the call's transport). Users swap a stage by passing ``overrides`` — any stage name
@@ -18,6 +18,7 @@ from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.frames.frames import Frame, TTSSpeakFrame
 from pipecat.processors.audio.vad_processor import VADProcessor
+from pipecat.processors.filters.identity_filter import IdentityFilter
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
@@ -26,6 +27,7 @@ from voiceagent.pipelines.resources import AgentResources
 from voiceagent.processors.agent_context import CallContext
 from voiceagent.processors.barge_in import BargeInGate
 from voiceagent.processors.commit_policy import RouterParams
+from voiceagent.processors.end_of_turn import EndOfTurnDetector
 from voiceagent.processors.interruption_policy import BargeInParams
 from voiceagent.processors.sentence_aggregator import SentenceAggregator
 from voiceagent.processors.speculation_hold import SpeculationHold
@@ -36,6 +38,7 @@ from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
 
 STAGES = (
     "vad",
+    "end_of_turn",
     "stt",
     "barge_in",
     "router",
@@ -91,10 +94,7 @@ def _vad(parts: CallParts) -> FrameProcessor:
 
 
 def _aggregator(parts: CallParts) -> FrameProcessor:
-    words = parts.settings.turns.first_chunk_min_words
-    if words is None:
-        words = 1 if parts.resources.choice.llm == "local" else 4
-    return SentenceAggregator(first_chunk_min_words=words)
+    return SentenceAggregator(first_chunk_min_words=parts.settings.turns.first_chunk_min_words)
 
 
 def _stt(parts: CallParts) -> FrameProcessor:
@@ -150,6 +150,9 @@ def _tts(parts: CallParts) -> FrameProcessor:
 
 DEFAULT_STAGES: dict[str, StageFactory] = {
     "vad": _vad,
+    "end_of_turn": lambda p: (
+        EndOfTurnDetector() if p.settings.turns.end_of_turn_model else IdentityFilter()
+    ),
     "stt": _stt,
     "barge_in": lambda p: BargeInGate(
         params=BargeInParams(**p.settings.turns.barge_in), clock=p.clock

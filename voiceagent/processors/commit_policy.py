@@ -13,8 +13,9 @@ Rules (see ``RouterParams``):
 - *Commit*: settled text and the caller silent (VAD stopped) for the required wait: the
   learned pause (EMA of the caller's own mid-utterance pauses, clamped to
   ``[min_silence_s, max_silence_s]``), plus ``hesitation_extra_s`` when the text sounds
-  unfinished, never more than ``max_wait_s``. After ``max_wait_s`` of silence whatever text
-  there is gets committed, settled or not, so the agent never hangs.
+  unfinished, or ``acoustic_extra_s`` when only the end-of-turn model (``on_end_of_turn``)
+  hears an unfinished turn, never more than ``max_wait_s``. After ``max_wait_s`` of silence
+  whatever text there is gets committed, settled or not, so the agent never hangs.
 - *Speculate* while the caller speaks on stable, complete-sounding text (at most
   ``max_speculations`` per utterance), and at once on the latest text when the caller goes
   silent; cancel when the caller resumes or the text changes.
@@ -60,6 +61,7 @@ class Commit:
     hesitation: bool
     utterance_s: float | None
     learned_pause_s: float | None
+    end_of_turn_p: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ class CommitPolicy:
         self._regret_open = False
         self._cancel_armed = False
         self._wordless_cancel = False
+        self._eot_unfinished = False  # the end-of-turn model's verdict on the current silence
+        self._eot_p: float | None = None
 
     @property
     def learned_pause_s(self) -> float | None:
@@ -130,6 +134,8 @@ class CommitPolicy:
             base = min(max(learned, p.min_silence_s), p.max_silence_s)
         if hesitation:
             base += p.hesitation_extra_s
+        elif self._eot_unfinished:
+            base += p.acoustic_extra_s
         return min(base, p.max_wait_s)
 
     def on_partial(self, text: str, now: float) -> list[Decision]:
@@ -154,6 +160,7 @@ class CommitPolicy:
         self._speaking = True
         self._vad_seen = True
         self._silent_since = None
+        self._eot_unfinished = False
         if self._started_at is None:
             self._started_at = now
         if self._spec_norm is not None:
@@ -174,6 +181,16 @@ class CommitPolicy:
             if self._wordless_cancel:  # the reply was cancelled for a cough: answer after all
                 self._wordless_cancel = False
                 return [Rerun()]
+        return self._evaluate(now)
+
+    def on_end_of_turn(
+        self, complete: bool, probability: float | None, now: float
+    ) -> list[Decision]:
+        """The end-of-turn model's verdict on the caller's audio at the last VAD stop."""
+        if self._speaking:
+            return []  # stale: the caller resumed
+        self._eot_unfinished = not complete
+        self._eot_p = probability
         return self._evaluate(now)
 
     def on_agent_started(self, now: float) -> list[Decision]:
@@ -349,6 +366,7 @@ class CommitPolicy:
             hesitation=hesitation,
             utterance_s=None if self._started_at is None else now - self._started_at,
             learned_pause_s=self._learned_pause,
+            end_of_turn_p=self._eot_p,
         )
         self._transcript.commit()
         self._norm = ""
@@ -358,6 +376,8 @@ class CommitPolicy:
         self._spec_norm = None
         self._spec_count = 0
         self._blocked_norm = None
+        self._eot_unfinished = False
+        self._eot_p = None
         self._commit_at = now
         self._commit_stop = self._silent_since
         self._silent_since = None

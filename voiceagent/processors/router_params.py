@@ -13,6 +13,9 @@ class RouterParams(BaseModel):
     min_silence_s: float = Field(0.25, ge=0.0, description="Least wait after VAD stop.")
     max_silence_s: float = Field(1.0, ge=0.0, description="Cap of the learned-pause wait.")
     hesitation_extra_s: float = Field(0.7, ge=0.0, description="Extra wait for unfinished text.")
+    acoustic_extra_s: float = Field(
+        0.35, ge=0.0, description="Extra wait when the end-of-turn model hears an unfinished turn."
+    )
     max_wait_s: float = Field(2.0, gt=0.0, description="Hard bound after the caller goes silent.")
     max_speaking_stable_s: float = Field(
         5.0, gt=0.0, description="Commit text stable this long even if VAD never stops."

@@ -48,6 +48,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from voiceagent.clock import DEFAULT_CLOCK, Clock, Deadline
 from voiceagent.frames import (
     AgentHeardFrame,
+    EndOfTurnFrame,
     LLMCancelFrame,
     SpeculationCommitFrame,
     SpeculationDiscardFrame,
@@ -82,6 +83,7 @@ _EVENT_FRAMES = (
     BotStoppedSpeakingFrame,
     AgentHeardFrame,
     InterruptionFrame,
+    EndOfTurnFrame,
 )
 
 
@@ -163,6 +165,9 @@ class StabilityCommitRouter(FrameProcessor):
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._stop_secs = frame.stop_secs
             return self._policy.on_caller_stopped(now)
+        elif isinstance(frame, EndOfTurnFrame):
+            if direction == FrameDirection.DOWNSTREAM:
+                return self._policy.on_end_of_turn(frame.complete, frame.probability, now)
         elif isinstance(frame, BotStartedSpeakingFrame):
             return self._policy.on_agent_started(now)
         elif isinstance(frame, BotStoppedSpeakingFrame):
@@ -315,6 +320,7 @@ class StabilityCommitRouter(FrameProcessor):
             "hesitation": decision.hesitation,
             "utterance_s": decision.utterance_s,
             "learned_pause_s": decision.learned_pause_s,
+            "end_of_turn_p": decision.end_of_turn_p,
             "committed_at": now,
             "regret": False,
             "regret_after_s": None,

@@ -46,6 +46,9 @@ _DICTATION_CUES = _word_set(
 """Words after which a single trailing number is likely the start of a dictated string."""
 
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_TRAILING_PAUSE_RE = re.compile(r"(?:[,;:\u2014\u2013-]|\.\.\.|\u2026)[\"')\]\s]*$")
+"""A hypothesis ending in a comma, semicolon, colon, dash or ellipsis: the STT heard a
+continuation pause (punctuating STTs mark it: Deepgram smart_format, Whisper)."""
 _HYPHEN_JOIN_RE = re.compile(r"(?<=[a-z])-(?=[a-z])")
 
 
@@ -88,15 +91,18 @@ def _dictating(ws: list[str]) -> bool:
 
 
 def ends_incomplete(text: str) -> bool:
-    """Whether ``text`` sounds unfinished: a hanging word, a filler, or a number being dictated.
+    """Whether ``text`` sounds unfinished (a hanging word, filler, number, or trailing comma).
 
-    Examples that are incomplete: "I'd like to book and", "so um", "my number is",
-    "it's", "five five five", "555-12". Complete: "I need to book a cleaning",
-    "a table for two", "yes".
+    A hanging word ("and", "my number is"), a filler, a number being dictated, or a trailing
+    continuation mark (comma, dash, ellipsis). Incomplete: "I'd like to book and", "so um",
+    "my number is", "it's", "five five five", "555-12", "anything open next Wednesday,".
+    Complete: "I need to book a cleaning", "a table for two", "yes".
     """
     ws = words(text)
     if not ws:
         return False
+    if _TRAILING_PAUSE_RE.search(text):
+        return True
     last = ws[-1]
     if last in FILLERS or last in _CONTINUATION_WORDS:
         return True
