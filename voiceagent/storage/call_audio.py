@@ -54,8 +54,12 @@ class StereoTimeline:
             buffer += bytes(2 * gap)
         buffer += pcm
 
-    def take(self, until_s: float | None) -> bytes:
-        """Interleaved stereo up to ``until_s`` (both channels padded with silence up to it).
+    def append(self, channel: int, pcm: bytes) -> None:
+        """Put mono PCM16 right after the channel's last audio."""
+        self._buffers[channel].extend(pcm)
+
+    def take(self, until_s: float | None, pad: tuple[int, ...] = (CALLER, AGENT)) -> bytes:
+        """Interleaved stereo up to ``until_s``, the ``pad`` channels padded with silence to it.
 
         With ``until_s=None`` (the end of the call) everything is taken, the shorter channel
         padded to the longer one.
@@ -63,7 +67,7 @@ class StereoTimeline:
         ends = (self.end(CALLER), self.end(AGENT))
         target = max(ends) if until_s is None else max(self.taken, round(until_s * self.rate))
         for channel, end in enumerate(ends):
-            if end < target:
+            if end < target and (until_s is None or channel in pad):
                 self._buffers[channel].extend(bytes(2 * (target - end)))
         count = min(self.end(CALLER), self.end(AGENT)) - self.taken
         if count <= 0:
@@ -93,7 +97,8 @@ class CallAudio:
         self._wav.setsampwidth(2)
         self._wav.setframerate(AUDIO_RATE)
         self._timeline = StereoTimeline()
-        self._caller_resamplers: dict[int, StreamResampler] = {}
+        self._caller_resampler: StreamResampler | None = None
+        self._caller_end_s = 0.0
         self.frames_written = 0
 
     @property
@@ -102,47 +107,70 @@ class CallAudio:
         return self.frames_written / AUDIO_RATE
 
     def add_caller(self, at_s: float, pcm: bytes, sample_rate: int, channels: int) -> None:
-        """Caller PCM16 (any rate; the first channel if several) that started at ``at_s``."""
+        """Caller PCM16 (any rate; the first channel if several) that started at ``at_s``.
+
+        The caller's channel is kept in the resampler's input time: gaps (and silence up to
+        a flush) go through the resampler too, whose output comes in bursts, so it stays in
+        order and in time.
+        """
         if channels > 1:
             samples = np.frombuffer(pcm[: len(pcm) // (2 * channels) * 2 * channels], "<i2")
             pcm = samples[::channels].tobytes()
         elif len(pcm) & 1:
             pcm = pcm[:-1]
-        resampler = self._caller_resamplers.get(sample_rate)
+        resampler = self._caller_resampler
+        if resampler is None or resampler.in_rate != sample_rate:
+            resampler = self._caller_resampler = StreamResampler(sample_rate, AUDIO_RATE)
+        if at_s - self._caller_end_s > GAP_TOLERANCE_S:
+            self._caller_silence_until(at_s)
+        self._caller_end_s += len(pcm) / (2 * sample_rate)
+        self._timeline.append(CALLER, resampler.resample(pcm))
+
+    def _caller_silence_until(self, at_s: float) -> None:
+        gap_s = at_s - self._caller_end_s
+        if gap_s <= 0.0:
+            return
+        self._caller_end_s = at_s
+        resampler = self._caller_resampler
         if resampler is None:
-            resampler = StreamResampler(sample_rate, AUDIO_RATE)
-            self._caller_resamplers[sample_rate] = resampler
-        self._timeline.place(CALLER, at_s, resampler.resample(pcm))
+            self._timeline.append(CALLER, bytes(2 * round(gap_s * AUDIO_RATE)))
+        else:
+            silence = bytes(2 * round(gap_s * resampler.in_rate))
+            self._timeline.append(CALLER, resampler.resample(silence))
 
     def add_agent(self, at_s: float, ulaw: bytes) -> None:
         """Agent μ-law (as sent to Twilio) that started playing at ``at_s``."""
         self._timeline.place(AGENT, at_s, ulaw_to_pcm16(ulaw))
 
-    def write(self, until_s: float | None) -> None:
-        """Append everything final up to ``until_s`` (None: all of it) and fix the header."""
+    def write(self, until_s: float) -> None:
+        """Append everything final up to ``until_s`` and fix the header."""
         if self._file is None:
             return
-        frames = self._timeline.take(until_s)
-        if frames:
-            self._wav.writeframes(frames)  # rewrites the header's sizes after each write
-            self.frames_written += len(frames) // 4
+        self._caller_silence_until(until_s)
+        self._append(self._timeline.take(until_s, pad=(AGENT,)))
         self._file.flush()
 
-    def close(self) -> None:
-        """Write the rest, fix the header and sync the file to disk."""
+    def close(self, end_s: float) -> None:
+        """Write the rest (silence up to ``end_s`` at least), fix the header, sync to disk."""
         if self._file is None:
             return
-        file, self._file = self._file, None
+        self._caller_silence_until(end_s)
+        if self._caller_resampler is not None:
+            self._timeline.append(CALLER, self._caller_resampler.flush())
+        file = self._file
         try:
-            frames = self._timeline.take(None)
-            if frames:
-                self._wav.writeframes(frames)
-                self.frames_written += len(frames) // 4
+            self._append(self._timeline.take(None))
             self._wav.close()  # patches the header; leaves our file open
             file.flush()
             os.fsync(file.fileno())
         finally:
+            self._file = None
             file.close()
+
+    def _append(self, frames: bytes) -> None:
+        if frames:
+            self._wav.writeframes(frames)  # rewrites the header's sizes after each write
+            self.frames_written += len(frames) // 4
 
     def abandon(self) -> None:
         """After a write error: close the file without writing more (best effort)."""

@@ -203,8 +203,8 @@ class CallRecording:
         cutoff = self._playback_cutoff if self._playback_cutoff is not None else now
         caller, agent = self._take_audio(cutoff)
         self._agent_pending.clear()
-        ended_at = self._started_wall + (self._ended_at - t0)
-        job = self._archive.submit(self._finish, caller, agent, ended_at, self._end_reason)
+        end_s = self._ended_at - t0
+        job = self._archive.submit(self._finish, caller, agent, end_s, self._end_reason)
         try:
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job)), CLOSE_WAIT_S)
         except TimeoutError:
@@ -297,7 +297,8 @@ class CallRecording:
                 audio.add_caller(arrived - seconds - t0, pcm, rate, channels)
             for play_at, ulaw in agent:
                 audio.add_agent(play_at - t0, ulaw)
-            audio.write(until_s)
+            if until_s is not None:
+                audio.write(until_s)
         except Exception as e:
             self._audio = None
             self._failed("writing audio", e)
@@ -307,7 +308,7 @@ class CallRecording:
         self,
         caller: list[_CallerChunk],
         agent: list[tuple[float, bytes]],
-        ended_at: float,
+        end_s: float,
         reason: str,
     ) -> None:
         self._write_audio(caller, agent, None)
@@ -315,14 +316,14 @@ class CallRecording:
         seconds = None
         if audio is not None:
             try:
-                audio.close()
+                audio.close(end_s)
                 seconds = audio.seconds
             except Exception as e:
                 self._failed("closing the audio file", e)
         if self._call_id is None:
             return
         try:
-            end = CallEnd(ended_at, reason, seconds, self.write_errors)
+            end = CallEnd(self._started_wall + end_s, reason, seconds, self.write_errors)
             self._archive.store().end_call(self._call_id, end)
         except Exception as e:
             self._failed("completing the call", e)
