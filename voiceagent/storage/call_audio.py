@@ -3,9 +3,10 @@
 Both sides crossed the phone network as 8 kHz μ-law, so 8 kHz PCM16 keeps everything there
 is to hear. Each chunk is placed on a shared timeline by when it happened (seconds since the
 call started): the caller's audio by when it arrived, the agent's by when Twilio started
-playing it. A chunk that follows its channel's previous one within ``gap_tolerance_s`` is
-appended right after it (network jitter does not cut the audio); a later one leaves
-silence in between. Silence is also written for a channel that had nothing to say.
+playing it. A caller chunk arriving within ``GAP_TOLERANCE_S`` of where its channel ends is
+appended right after it (network jitter does not cut the audio); a later one leaves silence
+in between. The agent's play-out times are exact (the output's pacer), so any gap there is
+real silence. Silence is also written for a channel that had nothing to say.
 
 :class:`CallAudio` blocks (file I/O, resampling): it runs on the storage thread only.
 Every :meth:`CallAudio.write` appends what is final so far and rewrites the WAV header,
@@ -28,12 +29,14 @@ AUDIO_RATE = 8000
 CALLER, AGENT = 0, 1
 """Channels of the recording (left, right)."""
 GAP_TOLERANCE_S = 0.1
+"""Caller audio arriving this much later than expected is still appended (jitter)."""
+PLACE_TOLERANCE_S = 0.002
 
 
 class StereoTimeline:
     """Two PCM16 mono channels placed by time, taken out interleaved once both are final."""
 
-    def __init__(self, rate: int = AUDIO_RATE, gap_tolerance_s: float = GAP_TOLERANCE_S) -> None:
+    def __init__(self, rate: int = AUDIO_RATE, gap_tolerance_s: float = PLACE_TOLERANCE_S) -> None:
         self.rate = rate
         self._tolerance = round(gap_tolerance_s * rate)
         self._buffers = (bytearray(), bytearray())
