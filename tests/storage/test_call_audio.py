@@ -31,7 +31,8 @@ def loud_runs(channel: np.ndarray, rate: int = 8000) -> list[tuple[float, float]
     splits = np.flatnonzero(np.diff(loud) > 0.05 * rate)
     starts = [loud[0], *loud[splits + 1]]
     ends = [*loud[splits], loud[-1]]
-    return [(round(s / rate, 2), round((e + 1) / rate, 2)) for s, e in zip(starts, ends)]
+    pairs = zip(starts, ends, strict=True)
+    return [(round(s / rate, 2), round((e + 1) / rate, 2)) for s, e in pairs]
 
 
 def test_the_timeline_places_audio_by_time_and_leaves_gaps_silent():

@@ -327,4 +327,3 @@ class CallRecording:
             self._archive.store().end_call(self._call_id, end)
         except Exception as e:
             self._failed("completing the call", e)
-
