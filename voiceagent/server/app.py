@@ -212,6 +212,8 @@ def create_app(
 
     async def metrics_view(_request: web.Request) -> web.Response:
         text = metrics.render(registry.live_counts(), accepting=registry.accepting)
+        if archive is not None:
+            text += archive.render_metrics()
         extra = getattr(pipeline_factory, "render_metrics", None)
         if extra is not None:  # a factory may add its own series (e.g. turn-taking counters)
             try:
