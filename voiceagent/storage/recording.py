@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -108,7 +110,7 @@ class CallRecording:
             to_number=params.get("To", ""),
             parameters=params,
         )
-        self._archive.submit(self._open, info)
+        self._submit(self._open, info)
         self._flusher = asyncio.get_running_loop().create_task(
             self._flush_every(), name=f"recording-{self.call_sid}"
         )
@@ -204,7 +206,9 @@ class CallRecording:
         caller, agent = self._take_audio(cutoff)
         self._agent_pending.clear()
         end_s = self._ended_at - t0
-        job = self._archive.submit(self._finish, caller, agent, end_s, self._end_reason)
+        job = self._submit(self._finish, caller, agent, end_s, self._end_reason)
+        if job is None:
+            return
         try:
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job)), CLOSE_WAIT_S)
         except TimeoutError:
@@ -215,12 +219,20 @@ class CallRecording:
 
     # -- loop side: internals ------------------------------------------------------------
 
+    def _submit(self, job: Callable[..., None], *args: Any) -> Future[None] | None:
+        """Queue a storage job; None (counted, logged once) when the archive is closed."""
+        try:
+            return self._archive.submit(job, *args)
+        except RuntimeError as e:  # the archive's thread was shut down
+            self._failed("queueing a write", e)
+            return None
+
     def _at(self) -> float:
         return 0.0 if self._t0 is None else self._clock.now() - self._t0
 
     def _event(self, event: CallEvent) -> None:
         if self._t0 is not None and self._closing is None:
-            self._archive.submit(self._write_event, event)
+            self._submit(self._write_event, event)
 
     def _take_audio(self, played_by: float) -> tuple[list[_CallerChunk], list[tuple[float, bytes]]]:
         """The buffered caller chunks, and the agent frames Twilio started playing by then."""
@@ -243,7 +255,7 @@ class CallRecording:
         now = self._clock.now()
         caller, agent = self._take_audio(now)
         until_s = now - self._t0 - HORIZON_MARGIN_S
-        self._archive.submit(self._write_audio, caller, agent, until_s)
+        self._submit(self._write_audio, caller, agent, until_s)
 
     # -- storage thread --------------------------------------------------------------------
 
