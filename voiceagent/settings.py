@@ -114,6 +114,22 @@ class TurnSettings(BaseModel):
     against 4 words."""
 
 
+def default_storage_dir() -> Path:
+    """``$XDG_DATA_HOME/voiceagent``, i.e. ``~/.local/share/voiceagent`` by default."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(base) / "voiceagent"
+
+
+class StorageSettings(BaseModel):
+    """Persisted calls: a SQLite database of calls and turns plus one WAV per call, in ``dir``."""
+
+    enabled: bool = True
+    dir: Path = Field(default_factory=default_storage_dir)
+    record_audio: bool = True
+    flush_interval_s: float = Field(1.0, gt=0.0, le=10.0)
+    """How often buffered audio is written to disk (at most this much is lost on a crash)."""
+
+
 class Settings(BaseModel):
     """All of voiceagent's configuration."""
 
@@ -123,6 +139,7 @@ class Settings(BaseModel):
     cloud: CloudSettings = CloudSettings()
     agent: AgentSettings = AgentSettings()
     turns: TurnSettings = TurnSettings()
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     stt: Literal["auto", "local", "deepgram"] = "auto"
     llm: Literal["auto", "local", "openai"] = "auto"
     tts: Literal["auto", "local", "deepgram"] = "auto"

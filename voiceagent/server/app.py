@@ -34,12 +34,14 @@ from voiceagent.server.twiml import (
     stream_parameters,
 )
 from voiceagent.settings import Settings
+from voiceagent.storage.archive import CallArchive
 
 __all__ = ["PipelineFactory", "create_app", "is_loopback_host", "run_server"]
 
 REGISTRY_KEY = web.AppKey("voiceagent_registry", CallRegistry)
 METRICS_KEY = web.AppKey("voiceagent_metrics", ServerMetrics)
 SETTINGS_KEY = web.AppKey("voiceagent_settings", Settings)
+ARCHIVE_KEY = web.AppKey("voiceagent_archive", CallArchive)
 _PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _WEBHOOK_MAX_BYTES = 64 * 1024
 _HANDLER_SHUTDOWN_S = 5.0
@@ -101,9 +103,11 @@ class MediaStreamHandler:
         registry: CallRegistry,
         metrics: ServerMetrics,
         verifier: SignatureVerifier | None,
+        archive: CallArchive | None = None,
     ) -> None:
         self._settings = settings
         self._factory = factory
+        self._archive = archive
         self._registry = registry
         self._metrics = metrics
         self._verifier = verifier
@@ -128,7 +132,7 @@ class MediaStreamHandler:
         if not ws.can_prepare(request).ok:
             return web.Response(status=426, text="expected a WebSocket upgrade\n")
         await ws.prepare(request)
-        media_call = MediaCall(ws, self._settings, self._factory, self._metrics)
+        media_call = MediaCall(ws, self._settings, self._factory, self._metrics, self._archive)
         if not self._registry.register(media_call):
             self._metrics.reject("shutdown")
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
@@ -161,6 +165,9 @@ def create_app(
         settings: All configuration; ``settings.server`` drives this module.
         pipeline_factory: Builds each call's processors between serializer and output.
         registry: Call bookkeeping to share (a new one by default); ``app[REGISTRY_KEY]``.
+
+    With ``settings.storage.enabled`` every call is recorded into a :class:`CallArchive`
+    (``app[ARCHIVE_KEY]``), closed with the app.
     """
     registry = registry if registry is not None else CallRegistry()
     metrics = ServerMetrics()
@@ -170,10 +177,23 @@ def create_app(
     app[REGISTRY_KEY] = registry
     app[METRICS_KEY] = metrics
     app[SETTINGS_KEY] = settings
+    archive = CallArchive(settings.storage) if settings.storage.enabled else None
+    if archive is not None:
+        app[ARCHIVE_KEY] = archive
+
+        async def close_archive(_app: web.Application) -> None:
+            await archive.close()
+
+        app.on_cleanup.append(close_archive)
 
     webhook = _WebhookHandler(settings, registry, metrics, verifier)
     media = MediaStreamHandler(
-        settings, pipeline_factory, registry=registry, metrics=metrics, verifier=verifier
+        settings,
+        pipeline_factory,
+        registry=registry,
+        metrics=metrics,
+        verifier=verifier,
+        archive=archive,
     )
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -192,6 +212,8 @@ def create_app(
 
     async def metrics_view(_request: web.Request) -> web.Response:
         text = metrics.render(registry.live_counts(), accepting=registry.accepting)
+        if archive is not None:
+            text += archive.render_metrics()
         extra = getattr(pipeline_factory, "render_metrics", None)
         if extra is not None:  # a factory may add its own series (e.g. turn-taking counters)
             try:

@@ -2,10 +2,11 @@
 
 After the upgrade (checks: :mod:`voiceagent.server.app`), one :class:`MediaCall` owns the socket,
 a :class:`TwilioCall` and a ``PipelineWorker`` running
-``[call.serializer, *factory(call, settings), call.output]``. Incoming messages are fed (by an
-:class:`~voiceagent.server.media_inbound.InboundReader`) only once the pipeline has started
-(processors drop frames before ``StartFrame``); until then they wait, in order, in aiohttp's
-bounded reader buffer. Whatever goes wrong inside one call is logged with its call sid,
+``[call.serializer, *factory(call, settings), call.output]`` (with the recorder's taps right
+after the serializer and right before the output when calls are archived). Incoming messages
+are fed (by an :class:`~voiceagent.server.media_inbound.InboundReader`) only once the pipeline
+has started (processors drop frames before ``StartFrame``); until then they wait, in order, in
+aiohttp's bounded reader buffer. Whatever goes wrong inside one call is logged with its call sid,
 counted, and ends that call only.
 """
 
@@ -25,6 +26,7 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
+from voiceagent.processors.recorder import recorder_taps
 from voiceagent.server.media_inbound import (  # noqa: F401  (re-exported)
     MAX_DROPPED_MESSAGES,
     MIN_HARD_CAP_BYTES,
@@ -33,6 +35,8 @@ from voiceagent.server.media_inbound import (  # noqa: F401  (re-exported)
 )
 from voiceagent.server.metrics import ServerMetrics
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
+from voiceagent.storage.archive import CallArchive
+from voiceagent.storage.recording import CallRecording
 from voiceagent.transports.twilio.call import TwilioCall
 
 if TYPE_CHECKING:
@@ -62,11 +66,14 @@ class MediaCall:
         settings: Settings,
         factory: PipelineFactory,
         metrics: ServerMetrics,
+        archive: CallArchive | None = None,
     ) -> None:
         self._ws = ws
         self._settings = settings
         self._factory = factory
         self._metrics = metrics
+        self._archive = archive
+        self._recording: CallRecording | None = None
         self._id = next(_call_ids)
         self._max_bytes = settings.server.max_message_bytes
         self._call: TwilioCall | None = None
@@ -140,6 +147,8 @@ class MediaCall:
             await self._close(WSCloseCode.INTERNAL_ERROR, "internal error")
         finally:
             await self._teardown()
+            if self._recording is not None:
+                await _shielded(self._recording.close())
             seconds = time.monotonic() - self._t0
             self._metrics.call_finished(
                 frames_in=self.frames_in,
@@ -169,8 +178,13 @@ class MediaCall:
             self._ended_by = "shutdown"
             await self._close(WSCloseCode.GOING_AWAY, "server shutting down")
             return
+        chain = [call.serializer, *processors, call.output]
+        if self._archive is not None:
+            self._recording = self._archive.recording()
+            first, last = recorder_taps(self._recording, call.output)
+            chain = [call.serializer, first, *processors, last, call.output]
         worker = PipelineWorker(
-            Pipeline([call.serializer, *processors, call.output]),
+            Pipeline(chain),
             params=PipelineParams(
                 audio_in_sample_rate=PIPELINE_SAMPLE_RATE,
                 audio_out_sample_rate=PIPELINE_SAMPLE_RATE,

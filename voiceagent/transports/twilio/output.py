@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from loguru import logger
 from pipecat.frames.frames import (
@@ -42,6 +43,16 @@ from voiceagent.transports.twilio.protocol import clear_message, mark_message, m
 STOP_SAFETY_S = 0.5
 """Without a mark echo, a turn counts as played this long after its estimated play-out end."""
 BOT_SPEAKING_EVERY = 10  # frames (200 ms) between BotSpeakingFrames
+
+
+class PlayoutTap(Protocol):
+    """Told what TwilioOutput sends (e.g. the call recorder). Must be cheap and never raise."""
+
+    def agent_audio(self, turn_id: int, ulaw: bytes, play_at: float) -> None:
+        """One 20 ms μ-law frame of agent turn ``turn_id`` was sent; it plays from ``play_at``."""
+
+    def agent_cleared(self, at: float) -> None:
+        """A ``clear`` was sent at ``at``: Twilio drops what it had not played yet."""
 
 
 class TwilioOutput(FrameProcessor):
@@ -75,6 +86,8 @@ class TwilioOutput(FrameProcessor):
         self._speaking = False
         self._since_speaking_frame = 0
         self._sender_task: asyncio.Task | None = None
+        self.playout_tap: PlayoutTap | None = None
+        """Told each media frame as sent (with when it plays) and each clear."""
 
     # -- wiring (called by the serializer / TwilioCall) -------------------------------------
 
@@ -177,6 +190,9 @@ class TwilioOutput(FrameProcessor):
                         continue
                     pacer.on_sent(now)
                     self.frames_out += 1
+                    tap = self.playout_tap
+                    if tap is not None:
+                        tap.agent_audio(turn.turn_id, payload, pacer.play_end - FRAME_S)
                 else:
                     if not await self._send(mark_message(self.stream_sid, payload)):
                         continue
@@ -265,6 +281,8 @@ class TwilioOutput(FrameProcessor):
                 if await self._send(clear_message(self.stream_sid)):
                     self.clears_sent += 1
                 self.ledger.on_clear(now)
+                if self.playout_tap is not None:
+                    self.playout_tap.agent_cleared(now)
             self.pacer.on_clear(now)
         self._out.current = None
         for turn in list(self._out.turns.values()):

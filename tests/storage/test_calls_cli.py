@@ -1,0 +1,106 @@
+"""``voiceagent calls`` lists stored calls; ``voiceagent calls show SID`` prints one transcript."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from voiceagent.cli import main
+from voiceagent.settings import StorageSettings
+from voiceagent.storage import CallEnd, CallEvent, CallInfo, open_store
+
+T0 = 1_780_000_000.0
+
+
+@pytest.fixture
+def stored_call(tmp_path: Path) -> Path:
+    """One finished call: greeting, a question, an answer the caller cut, a tool call."""
+    store = open_store(StorageSettings(dir=tmp_path))
+    call_id = store.start_call(
+        CallInfo(
+            call_sid="CA5e1f",
+            stream_sid="MZ5e1f",
+            started_at=T0,
+            from_number="+15550100",
+            to_number="+15550199",
+            audio_path=str(tmp_path / "recordings" / "CA5e1f.wav"),
+        )
+    )
+    for event in (
+        CallEvent(
+            "agent",
+            2.4,
+            turn_id=1,
+            text="Hello, how can I help?",
+            full_text="Hello, how can I help?",
+            interrupted=False,
+            data={"started_s": 0.3},
+        ),
+        CallEvent(
+            "caller",
+            4.1,
+            turn_id=1,
+            text="Do you have anything on Tuesday?",
+            data={"reason": "stable", "speculative_hit": True},
+        ),
+        CallEvent("metrics", 4.6, turn_id=1, data={"silence_s": 0.45, "regret": False}),
+        CallEvent("tool", 4.8, text="find_slots", data={"stage": "call", "arguments": {"day": 2}}),
+        CallEvent(
+            "agent",
+            6.0,
+            turn_id=2,
+            text="Sure, we have",
+            interrupted=True,
+            full_text="Sure, we have openings at two and at four.",
+            data={"started_s": 5.1, "unheard_text": "openings at two and at four."},
+        ),
+    ):
+        store.add_event(call_id, event)
+    store.end_call(call_id, CallEnd(T0 + 12.5, "stop", audio_seconds=12.5))
+    store.close()
+    return tmp_path
+
+
+def test_calls_lists_the_stored_calls(stored_call: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("VOICEAGENT_STORAGE__DIR", str(stored_call))
+    assert main(["calls"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["#", "SID", "FROM", "STARTED", "DURATION", "TURNS", "END"]
+    assert row.split()[:3] == ["1", "CA5e1f", "+15550100"]
+    assert row.split()[-4:] == ["12.5", "s", "3", "stop"]
+
+
+def test_calls_show_prints_the_transcript_with_heard_and_full_text(stored_call, capsys):
+    assert main(["calls", "--dir", str(stored_call), "show", "CA5e1f"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "from +15550100 to +15550199" in lines[1]
+    assert "12.5 s, ended by stop" in lines[2]
+    assert f"audio {stored_call / 'recordings' / 'CA5e1f.wav'}" in lines[3]
+    transcript = [line.split() for line in lines if line.lstrip()[:1].isdigit()]
+    assert [words[:2] for words in transcript] == [
+        ["0.30s", "agent"],
+        ["4.10s", "caller"],
+        ["4.80s", "tool"],
+        ["5.10s", "agent"],
+    ]
+    assert "(committed at 4.10s: stable, speculative hit, after 450 ms of silence)" in out
+    assert "heard: Sure, we have\n" in out
+    assert "full:  Sure, we have openings at two and at four.\n" in out
+    assert "(interrupted, until 6.00s)" in out
+    assert 'find_slots call: {"day": 2}' in out
+
+
+def test_an_unknown_call_or_no_database_is_said_plainly(tmp_path: Path, stored_call, capsys):
+    assert main(["calls", "--dir", str(stored_call), "show", "CA0000"]) == 1
+    assert "no stored call 'CA0000'" in capsys.readouterr().out
+    assert main(["calls", "--dir", str(tmp_path / "empty")]) == 0
+    assert "no calls stored yet" in capsys.readouterr().out
+    assert not (tmp_path / "empty").exists()
+
+
+def test_a_broken_database_is_an_error_not_a_traceback(tmp_path: Path, capsys):
+    (tmp_path / "calls.db").write_bytes(b"this is not a database" * 100)
+    assert main(["calls", "--dir", str(tmp_path)]) == 2
+    assert "cannot read the calls" in capsys.readouterr().err

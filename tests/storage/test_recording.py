@@ -1,0 +1,42 @@
+"""A call's recording outside a pipeline: what it does when the archive is gone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from voiceagent.clock import ManualClock
+from voiceagent.settings import StorageSettings
+from voiceagent.storage import CallArchive, open_store
+
+
+async def test_a_recording_that_outlives_its_archive_only_counts_its_writes(tmp_path: Path):
+    """The server stopped (archive closed) while a call was still winding down: the call's
+    last events cannot be written, which is counted; nothing raises into the call."""
+    archive = CallArchive(StorageSettings(dir=tmp_path))
+    clock = ManualClock()
+    recording = archive.recording(clock=clock)
+    recording.start(call_sid="CA1", stream_sid="MZ1", parameters={"From": "+15550100"})
+    recording.caller_turn(1, "hello there", {"reason": "stable"})
+    await archive.close()
+    clock.advance(1.0)
+    recording.caller_turn(2, "are you there?", {})
+    recording.flush()
+    await recording.close()
+    assert recording.write_errors == 3  # the event, the flush, the end of the call
+    assert recording.closed
+
+    store = open_store(archive.settings, create=False)
+    detail = store.find_call("CA1")
+    store.close()
+    assert detail is not None and [e.text for e in detail.events] == ["hello there"]
+    assert detail.call.from_number == "+15550100" and detail.call.ended_at is None
+
+
+async def test_a_recording_that_never_started_writes_nothing(tmp_path: Path):
+    archive = CallArchive(StorageSettings(dir=tmp_path))
+    recording = archive.recording(clock=ManualClock())
+    recording.caller_audio(b"\x00\x01" * 160, 16000, 1)
+    recording.agent_turn(1, "hi", "hi", interrupted=False)
+    await recording.close()
+    await archive.close()
+    assert recording.write_errors == 0 and not tmp_path.joinpath("calls.db").exists()

@@ -1,0 +1,28 @@
+"""Persisted calls: a row and a transcript per call in a store (SQLite by default) + a WAV.
+
+``CallArchive`` (one per process) owns the store and the storage thread; each call gets a
+``CallRecording`` fed by the recorder taps (:mod:`voiceagent.processors.recorder`).
+"""
+
+from voiceagent.storage.archive import CallArchive, open_store
+from voiceagent.storage.recording import CallRecording
+from voiceagent.storage.store import (
+    CallDetail,
+    CallEnd,
+    CallEvent,
+    CallInfo,
+    CallStore,
+    CallSummary,
+)
+
+__all__ = [
+    "CallArchive",
+    "CallDetail",
+    "CallEnd",
+    "CallEvent",
+    "CallInfo",
+    "CallRecording",
+    "CallStore",
+    "CallSummary",
+    "open_store",
+]

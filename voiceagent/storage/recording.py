@@ -1,0 +1,341 @@
+"""One call being recorded: its row, its transcript events and its stereo WAV.
+
+Loop side (called by the recorder taps and TwilioOutput, every 20 ms for audio): methods
+only append to buffers or queue a job on the archive's storage thread; they never block,
+never raise and never log per frame. Every ``flush_interval_s`` the buffered audio goes to
+the storage thread, which places it on the call's timeline and appends it to the WAV.
+
+Agent audio is what was *sent to Twilio*, held back until Twilio starts playing it (at most
+the output's lead, 200 ms): a ``clear`` on barge-in drops what was sent but never played,
+so the recording holds what the caller heard. Audio the TTS made but that was dropped
+before it was sent never reaches the recording at all.
+
+Write errors (disk full, permissions) are counted; the first one of a call is logged with
+its call sid. The call itself never notices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from voiceagent.clock import Clock
+from voiceagent.storage.archive import CallArchive
+from voiceagent.storage.call_audio import CallAudio
+from voiceagent.storage.store import CallEnd, CallEvent, CallInfo
+
+HORIZON_MARGIN_S = 0.25
+"""A flush writes audio up to this long before now (later chunks may still arrive)."""
+CLOSE_WAIT_S = 5.0
+"""How long closing waits for the storage thread before letting the call go."""
+
+_CallerChunk = tuple[float, bytes, int, int]  # arrived at (clock), PCM16, rate, channels
+
+
+class CallRecording:
+    """Records one call into a :class:`~voiceagent.storage.archive.CallArchive`.
+
+    Attributes:
+        call_sid: Twilio's call sid, once the call started.
+        audio_path: The call's WAV, once created (storage thread).
+        write_errors: Failed writes of this call.
+    """
+
+    def __init__(self, archive: CallArchive, *, clock: Clock) -> None:
+        self._archive = archive
+        self._clock = clock
+        settings = archive.settings
+        self._flush_interval_s = settings.flush_interval_s
+        self._record_audio = settings.record_audio
+        self.call_sid: str | None = None
+        self.audio_path: Path | None = None
+        self.write_errors = 0
+        self._t0: float | None = None
+        self._started_wall = 0.0
+        self._caller: list[_CallerChunk] = []
+        self._agent_pending: deque[tuple[float, bytes]] = deque()
+        self._agent_started: dict[int, float] = {}
+        self._tools_seen: set[tuple[str, str]] = set()
+        self._ended_at: float | None = None
+        self._end_reason = "ended"
+        self._playback_cutoff: float | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing: asyncio.Future[None] | None = None
+        # Storage-thread state.
+        self._call_id: int | None = None
+        self._audio: CallAudio | None = None
+        self._error_logged = False
+
+    @property
+    def started(self) -> bool:
+        """Whether the call started (Twilio's ``start``)."""
+        return self._t0 is not None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closing is not None
+
+    # -- loop side: the call's events ------------------------------------------------------
+
+    def start(
+        self,
+        *,
+        call_sid: str,
+        stream_sid: str,
+        account_sid: str = "",
+        parameters: dict[str, str] | None = None,
+    ) -> None:
+        """The call started: create its row and WAV; record from now on."""
+        if self._t0 is not None or self.closed:
+            return
+        self._t0 = self._clock.now()
+        self._started_wall = time.time()
+        self.call_sid = call_sid or stream_sid or "unknown"
+        params = dict(parameters or {})
+        info = CallInfo(
+            call_sid=self.call_sid,
+            stream_sid=stream_sid,
+            started_at=self._started_wall,
+            account_sid=account_sid,
+            from_number=params.get("From", ""),
+            to_number=params.get("To", ""),
+            parameters=params,
+        )
+        self._submit(self._open, info)
+        self._flusher = asyncio.get_running_loop().create_task(
+            self._flush_every(), name=f"recording-{self.call_sid}"
+        )
+
+    def caller_audio(self, pcm: bytes, sample_rate: int, channels: int) -> None:
+        """A chunk of the caller's audio arrived (per frame: an append, nothing more)."""
+        if self._t0 is not None and self._record_audio and self._closing is None:
+            self._caller.append((self._clock.now(), pcm, sample_rate, channels))
+
+    def agent_audio(self, turn_id: int, ulaw: bytes, play_at: float) -> None:
+        """TwilioOutput sent 20 ms of agent μ-law that Twilio plays from ``play_at`` (clock)."""
+        t0 = self._t0
+        if t0 is None or self._closing is not None:
+            return
+        if turn_id not in self._agent_started:
+            self._agent_started[turn_id] = play_at - t0
+        if self._record_audio:
+            self._agent_pending.append((play_at, ulaw))
+
+    def agent_cleared(self, at: float) -> None:
+        """Twilio was told to ``clear`` at ``at``: what it had not started playing never played."""
+        pending = self._agent_pending
+        while pending and pending[-1][0] >= at:
+            pending.pop()
+
+    def caller_turn(self, turn_id: int, text: str, data: dict[str, Any]) -> None:
+        """The caller's utterance was committed."""
+        self._event(CallEvent("caller", self._at(), turn_id=turn_id, text=text, data=data))
+
+    def agent_turn(
+        self, turn_id: int, heard: str, full_text: str, *, interrupted: bool, unheard: str = ""
+    ) -> None:
+        """An agent turn finished playing or was cut: what was heard of what was meant."""
+        data: dict[str, Any] = {"started_s": self._agent_started.pop(turn_id, None)}
+        if unheard:
+            data["unheard_text"] = unheard
+        self._event(
+            CallEvent(
+                "agent",
+                self._at(),
+                turn_id=turn_id,
+                text=heard,
+                full_text=full_text,
+                interrupted=interrupted,
+                data=data,
+            )
+        )
+
+    def turn_metrics(self, turn_id: int, data: dict[str, Any]) -> None:
+        """The turn-taking figures of caller turn ``turn_id``."""
+        self._event(CallEvent("metrics", self._at(), turn_id=turn_id, data=dict(data)))
+
+    def tool_call(self, stage: str, name: str, call_id: str, data: dict[str, Any]) -> None:
+        """A tool call started (``stage="call"``) or returned (``"result"``); once per stage."""
+        key = (stage, call_id)
+        if key in self._tools_seen:
+            return
+        self._tools_seen.add(key)
+        payload = {"stage": stage, "tool_call_id": call_id, **data}
+        self._event(CallEvent("tool", self._at(), text=name, data=payload))
+
+    def mark_ended(self, reason: str, *, transport_gone: bool = False) -> None:
+        """The call is ending (the first reason wins); ``transport_gone``: nothing more plays."""
+        if self._ended_at is not None:
+            return
+        self._ended_at = self._clock.now()
+        self._end_reason = reason
+        if transport_gone:
+            self._playback_cutoff = self._ended_at
+
+    async def close(self) -> None:
+        """Write the rest of the audio, fix the WAV, complete the call's row. Idempotent."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_future()
+            try:
+                await self._close()
+            finally:
+                self._closing.set_result(None)
+        else:
+            await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            flusher.cancel()
+        t0 = self._t0
+        if t0 is None:
+            return
+        now = self._clock.now()
+        if self._ended_at is None:
+            self._ended_at = now
+        cutoff = self._playback_cutoff if self._playback_cutoff is not None else now
+        caller, agent = self._take_audio(cutoff)
+        self._agent_pending.clear()
+        end_s = self._ended_at - t0
+        job = self._submit(self._finish, caller, agent, end_s, self._end_reason)
+        if job is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job)), CLOSE_WAIT_S)
+        except TimeoutError:
+            logger.warning(
+                f"call {self.call_sid}: the recording is still being written after "
+                f"{CLOSE_WAIT_S:.0f} s; it finishes in the background"
+            )
+
+    # -- loop side: internals ------------------------------------------------------------
+
+    def _submit(self, job: Callable[..., None], *args: Any) -> Future[None] | None:
+        """Queue a storage job; None (counted, logged once) when the archive is closed."""
+        try:
+            return self._archive.submit(job, *args)
+        except RuntimeError as e:  # the archive's thread was shut down
+            self._failed("queueing a write", e)
+            return None
+
+    def _at(self) -> float:
+        return 0.0 if self._t0 is None else self._clock.now() - self._t0
+
+    def _event(self, event: CallEvent) -> None:
+        if self._t0 is not None and self._closing is None:
+            self._submit(self._write_event, event)
+
+    def _take_audio(self, played_by: float) -> tuple[list[_CallerChunk], list[tuple[float, bytes]]]:
+        """The buffered caller chunks, and the agent frames Twilio started playing by then."""
+        caller, self._caller = self._caller, []
+        pending = self._agent_pending
+        agent = []
+        while pending and pending[0][0] <= played_by:
+            agent.append(pending.popleft())
+        return caller, agent
+
+    async def _flush_every(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_interval_s)
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the audio buffered so far to the storage thread."""
+        if self._t0 is None or self._closing is not None:
+            return
+        now = self._clock.now()
+        caller, agent = self._take_audio(now)
+        until_s = now - self._t0 - HORIZON_MARGIN_S
+        self._submit(self._write_audio, caller, agent, until_s)
+
+    # -- storage thread --------------------------------------------------------------------
+
+    def _failed(self, what: str, error: Exception) -> None:
+        self.write_errors += 1
+        self._archive.count_error()
+        if not self._error_logged:
+            self._error_logged = True
+            logger.error(
+                f"call {self.call_sid}: recording: {what} failed: {error!r}; the call goes on "
+                "(further recording errors of this call are only counted)"
+            )
+
+    def _open(self, info: CallInfo) -> None:
+        if self._record_audio:
+            try:
+                path = self._archive.audio_path(info.call_sid, info.started_at)
+                self._audio = CallAudio(path)
+                self.audio_path = path
+            except Exception as e:
+                self._failed("creating the audio file", e)
+        try:
+            store = self._archive.store()
+            audio_path = str(self.audio_path) if self.audio_path is not None else None
+            self._call_id = store.start_call(replace(info, audio_path=audio_path))
+        except Exception as e:
+            self._failed("storing the call", e)
+
+    def _write_event(self, event: CallEvent) -> None:
+        if self._call_id is None:
+            self.write_errors += 1
+            self._archive.count_error()
+            return
+        try:
+            self._archive.store().add_event(self._call_id, event)
+        except Exception as e:
+            self._failed(f"storing a {event.kind} event", e)
+
+    def _write_audio(
+        self,
+        caller: list[_CallerChunk],
+        agent: list[tuple[float, bytes]],
+        until_s: float | None,
+    ) -> None:
+        audio, t0 = self._audio, self._t0
+        if audio is None or t0 is None:
+            return
+        try:
+            for arrived, pcm, rate, channels in caller:
+                seconds = len(pcm) / (2 * channels * rate) if rate and channels else 0.0
+                audio.add_caller(arrived - seconds - t0, pcm, rate, channels)
+            for play_at, ulaw in agent:
+                audio.add_agent(play_at - t0, ulaw)
+            if until_s is not None:
+                audio.write(until_s)
+        except Exception as e:
+            self._audio = None
+            self._failed("writing audio", e)
+            audio.abandon()
+
+    def _finish(
+        self,
+        caller: list[_CallerChunk],
+        agent: list[tuple[float, bytes]],
+        end_s: float,
+        reason: str,
+    ) -> None:
+        self._write_audio(caller, agent, None)
+        audio, self._audio = self._audio, None
+        seconds = None
+        if audio is not None:
+            try:
+                audio.close(end_s)
+                seconds = audio.seconds
+            except Exception as e:
+                self._failed("closing the audio file", e)
+        if self._call_id is None:
+            return
+        try:
+            end = CallEnd(self._started_wall + end_s, reason, seconds, self.write_errors)
+            self._archive.store().end_call(self._call_id, end)
+        except Exception as e:
+            self._failed("completing the call", e)
