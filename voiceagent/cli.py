@@ -1,4 +1,4 @@
-"""Command line: ``voiceagent serve | call | demo``."""
+"""Command line: ``voiceagent serve | call | demo | eval``."""
 
 from __future__ import annotations
 
@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", default="demo-heard.wav", help="WAV of what the caller heard")
     demo.add_argument("--port", type=int, default=0, help="server port (default: any free)")
 
+    from voiceagent.eval.cli import add_eval_parser
+
+    add_eval_parser(sub)
+
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
     # Idle OpenMP threads (CTranslate2, onnxruntime) sleep rather than spin: 2 cores are shared
@@ -93,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
             from voiceagent.demo import run_demo
 
             return asyncio.run(run_demo(args))
+        if args.command == "eval":
+            from voiceagent.eval.cli import run_eval_command
+
+            return asyncio.run(run_eval_command(args))
     except KeyboardInterrupt:
         return 130
     except (ValueError, RuntimeError) as e:
