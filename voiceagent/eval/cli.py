@@ -47,6 +47,9 @@ def add_eval_parser(subparsers: Any) -> None:
     ev.add_argument(
         "--max-wait", type=float, default=15.0, help="seconds to wait for a reply to start (15)"
     )
+    ev.add_argument(
+        "--tail", type=float, default=2.0, help="seconds on the line after the last reply (2)"
+    )
 
 
 def select_scenarios(scenarios: list[Scenario], names: list[str]) -> list[Scenario]:
@@ -68,7 +71,7 @@ def select_scenarios(scenarios: list[Scenario], names: list[str]) -> list[Scenar
 
 async def run_eval_command(args: argparse.Namespace) -> int:
     """Run ``voiceagent eval``: 0 when every check passed, 1 when one failed, 2 on bad input."""
-    from voiceagent.eval.runner import CallerVoice, EvalRunner, EvalTarget, bundled_bot
+    from voiceagent.eval.runner import CallerVoice, EvalTarget, bundled_bot
     from voiceagent.server.in_process import loopback_settings
     from voiceagent.settings import Settings
 
@@ -88,16 +91,12 @@ async def run_eval_command(args: argparse.Namespace) -> int:
         if args.url:
             target = EvalTarget(args.url)
             voice = CallerVoice(Settings.from_env().local)
-            report = await EvalRunner(
-                target, voice, max_wait_reply_s=args.max_wait, progress=progress
-            ).run(scenarios)
+            report = await _runner(target, voice, args, progress).run(scenarios)
         else:
             settings = loopback_settings()
             progress("starting the bundled receptionist (offline default) in-process")
             async with bundled_bot(settings, progress) as (target, voice):
-                report = await EvalRunner(
-                    target, voice, max_wait_reply_s=args.max_wait, progress=progress
-                ).run(scenarios)
+                report = await _runner(target, voice, args, progress).run(scenarios)
     except (ValueError, RuntimeError, OSError) as e:
         logger.error(f"voiceagent eval: {e}")
         print(f"error: {e}", file=sys.stderr)
@@ -112,3 +111,11 @@ async def run_eval_command(args: argparse.Namespace) -> int:
             return 2
         print(f"JSON report: {args.out}")
     return 0 if report.passed else 1
+
+
+def _runner(target: Any, voice: Any, args: argparse.Namespace, progress: Any) -> Any:
+    from voiceagent.eval.runner import EvalRunner
+
+    return EvalRunner(
+        target, voice, tail_s=args.tail, max_wait_reply_s=args.max_wait, progress=progress
+    )
