@@ -36,6 +36,11 @@ def add_eval_parser(subparsers: Any) -> None:
         help="Media Streams URL of a running server (ws://HOST:PORT/media); the agent's words "
         "and transcript are then not observable",
     )
+    ev.add_argument(
+        "--auth-token",
+        default=None,
+        help="with --url: sign each upgrade with this Twilio auth token (X-Twilio-Signature)",
+    )
     ev.add_argument("--out", default=None, help="write the JSON report to this file")
     ev.add_argument(
         "--scenario",
@@ -89,7 +94,12 @@ async def run_eval_command(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.url:
-            target = EvalTarget(args.url)
+            headers = {}
+            if getattr(args, "auth_token", None):
+                from voiceagent.emulator.cli import twilio_signature
+
+                headers["X-Twilio-Signature"] = twilio_signature(args.url, args.auth_token)
+            target = EvalTarget(args.url, headers=headers)
             voice = CallerVoice(Settings.from_env().local)
             report = await _runner(target, voice, args, progress).run(scenarios)
         else:

@@ -74,6 +74,8 @@ class EvalTarget:
 
     url: str
     transcript: TranscriptBook | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra upgrade headers (e.g. X-Twilio-Signature for a server that checks them)."""
 
 
 class CallerVoice:
@@ -175,6 +177,7 @@ class EvalRunner:
         emulator = CallerEmulator(
             self.target.url,
             custom_parameters={"From": "+15550100", "To": "+15550199", "eval": scenario.name},
+            headers=self.target.headers,
         )
         report: CallReport | None = None
         error = None
