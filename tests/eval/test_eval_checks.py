@@ -107,6 +107,7 @@ def report(lines=LINES) -> CallReport:
         media_received=900,
         duration_s=31.0,
         closed_by_server=False,
+        agent_utterances_s=[0.3] + [first for _, _, first, _ in lines if first is not None],
         call_sid="CAtest",
     )
 
@@ -187,6 +188,7 @@ def test_a_remote_server_without_transcript_judges_only_what_the_caller_observed
     assert by[("line 3", "not interrupted")].passed is True
     assert by[("line 1", "within 2000 ms")].passed is True
     assert by[("line 2", "no reply")].passed is True
+    assert by[("greeting", "not interrupted")].evidence == "no clear"
     for key in [
         ("line 1", "contains any of '3', 'three'"),
         ("line 3", "understood with WER ≤ 0.10"),
@@ -232,3 +234,12 @@ def test_the_report_gives_latency_percentiles_wer_and_pass_rate():
     assert "PASS  line 5   interrupted: cut off; heard 'Of course, a cleaning'" in printed
     assert "14/14 checks passed (100.0 %)" in printed and "RESULT: PASS" in printed
     assert "latency p50 1050 ms, p90 1240 ms" in printed
+
+
+def test_without_transcript_a_reply_never_heard_is_not_judged_uninterrupted():
+    call = scenario()
+    lines = list(LINES)
+    lines[2] = (12.6, 13.8, None, None)  # no agent audio after "in the afternoon?"
+    results = evaluate(call, observe_call(call, report(lines), None, []))
+    (check,) = [r for r in results if (r.where, r.check) == ("line 3", "not interrupted")]
+    assert check.passed is False and check.evidence == "the caller heard no reply"

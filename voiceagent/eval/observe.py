@@ -141,9 +141,13 @@ def observe_call(
     for at_s, dropped_s in clears:
         if dropped_s > 0:
             _reply_owner(scenario, observation, at_s).clears += 1
-    for reply in (observation.greeting, *(line.reply for line in observation.lines)):
-        if transcript is None:
-            reply.interrupted = reply.clears > 0
+    first_line_s = min((t.caller_start_s for t in report.turns), default=report.duration_s)
+    greeted = any(start < first_line_s for start in report.agent_utterances_s)
+    replies = [(observation.greeting, greeted)]
+    replies += [(line.reply, line.first_agent_audio_s is not None) for line in observation.lines]
+    for reply, audible in replies:
+        if transcript is None:  # judged from the caller's side: was audio of it dropped?
+            reply.interrupted = reply.clears > 0 if audible else None
         elif reply.interrupted is None and reply.heard:
             reply.interrupted = False
     return observation
@@ -155,7 +159,7 @@ def _caller_owner(lines: list[LineObservation], at_s: float) -> LineObservation 
     return owners[-1] if owners else None
 
 
-def _reply_owner(scenario: Scenario, observation: CallObservation, at_s: float):
+def _reply_owner(scenario: Scenario, observation: CallObservation, at_s: float) -> ReplyObservation:
     owner = observation.greeting
     for line, seen in zip(scenario.lines, observation.lines, strict=True):
         if line.kind is LineKind.BACKCHANNEL or seen.first_agent_audio_s is None:
