@@ -76,7 +76,7 @@ def select_scenarios(scenarios: list[Scenario], names: list[str]) -> list[Scenar
 
 async def run_eval_command(args: argparse.Namespace) -> int:
     """Run ``voiceagent eval``: 0 when every check passed, 1 when one failed, 2 on bad input."""
-    from voiceagent.eval.runner import CallerVoice, EvalTarget, bundled_bot
+    from voiceagent.eval.runner import CallerVoice, EvalRunner, EvalTarget, bundled_bot
     from voiceagent.server.in_process import loopback_settings
     from voiceagent.settings import Settings
 
@@ -84,6 +84,11 @@ async def run_eval_command(args: argparse.Namespace) -> int:
 
     def progress(msg: str) -> None:
         print(f"[{time.monotonic() - t0:6.1f}s] {msg}", flush=True)
+
+    def runner(target: EvalTarget, voice: CallerVoice) -> EvalRunner:
+        return EvalRunner(
+            target, voice, tail_s=args.tail, max_wait_reply_s=args.max_wait, progress=progress
+        )
 
     try:
         scenarios = select_scenarios(
@@ -101,12 +106,12 @@ async def run_eval_command(args: argparse.Namespace) -> int:
                 headers["X-Twilio-Signature"] = twilio_signature(args.url, args.auth_token)
             target = EvalTarget(args.url, headers=headers)
             voice = CallerVoice(Settings.from_env().local)
-            report = await _runner(target, voice, args, progress).run(scenarios)
+            report = await runner(target, voice).run(scenarios)
         else:
             settings = loopback_settings()
             progress("starting the bundled receptionist (offline default) in-process")
             async with bundled_bot(settings, progress) as (target, voice):
-                report = await _runner(target, voice, args, progress).run(scenarios)
+                report = await runner(target, voice).run(scenarios)
     except (ValueError, RuntimeError, OSError) as e:
         logger.error(f"voiceagent eval: {e}")
         print(f"error: {e}", file=sys.stderr)
@@ -121,11 +126,3 @@ async def run_eval_command(args: argparse.Namespace) -> int:
             return 2
         print(f"JSON report: {args.out}")
     return 0 if report.passed else 1
-
-
-def _runner(target: Any, voice: Any, args: argparse.Namespace, progress: Any) -> Any:
-    from voiceagent.eval.runner import EvalRunner
-
-    return EvalRunner(
-        target, voice, tail_s=args.tail, max_wait_reply_s=args.max_wait, progress=progress
-    )
