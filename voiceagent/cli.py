@@ -1,4 +1,4 @@
-"""Command line: ``voiceagent serve | call | demo | calls``."""
+"""Command line: ``voiceagent serve | call | demo | eval | calls``."""
 
 from __future__ import annotations
 
@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", default="demo-heard.wav", help="WAV of what the caller heard")
     demo.add_argument("--port", type=int, default=0, help="server port (default: any free)")
 
+    from voiceagent.eval.cli import add_eval_parser
+
+    add_eval_parser(sub)
+
     from voiceagent.storage.cli import add_calls_parser
 
     add_calls_parser(sub)
@@ -97,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
             from voiceagent.demo import run_demo
 
             return asyncio.run(run_demo(args))
+        if args.command == "eval":
+            from voiceagent.eval.cli import run_eval_command
+
+            return asyncio.run(run_eval_command(args))
         if args.command == "calls":
             from voiceagent.storage.cli import run_calls_command
 

@@ -8,17 +8,15 @@ transcript of both sides with per-turn latency, and writes what the caller heard
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import statistics
 import time
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from voiceagent.emulator.voice import caller_audio, synthesize_caller_lines, trim_silence
 
-from voiceagent.settings import Settings
+__all__ = ["DEMO_SCRIPT", "DemoLine", "run_demo", "synthesize_caller_lines", "trim_silence"]
 
 
 @dataclass(frozen=True)
@@ -40,39 +38,6 @@ DEMO_SCRIPT: tuple[DemoLine, ...] = (
 )
 
 
-def synthesize_caller_lines(voice: Any, lines: tuple[DemoLine, ...], cache_dir: Path) -> list[Path]:
-    """Speak each line with Piper into a cached WAV (slower and lower than the agent's voice)."""
-    from piper.config import SynthesisConfig
-
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    config = SynthesisConfig(length_scale=1.08, noise_scale=0.6)
-    paths = []
-    for line in lines:
-        digest = hashlib.sha1(line.text.encode()).hexdigest()[:12]
-        path = cache_dir / f"caller-{digest}.wav"
-        if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            with wave.open(str(tmp), "wb") as wav:
-                voice.synthesize_wav(line.text, wav, syn_config=config)
-            tmp.replace(path)
-        paths.append(path)
-    return paths
-
-
-def trim_silence(
-    pcm16: bytes, rate: int = 8000, *, threshold: int = 300, margin_s: float = 0.03
-) -> bytes:
-    """Cut leading/trailing near-silence, so a line's audio ends when the caller stops speaking."""
-    samples = np.frombuffer(pcm16, dtype=np.int16)
-    loud = np.flatnonzero(np.abs(samples) > threshold)
-    if loud.size == 0:
-        return pcm16
-    margin = int(margin_s * rate)
-    start = max(0, int(loud[0]) - margin)
-    end = min(samples.size, int(loud[-1]) + margin)
-    return samples[start:end].tobytes()
-
-
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
@@ -81,16 +46,14 @@ def _percentile(values: list[float], q: float) -> float:
 
 async def run_demo(args: Any) -> int:
     """Run the scripted call; return 0 when every caller turn got a spoken reply."""
-    from voiceagent.emulator.audio import load_wav_pcm8k, write_wav
+    from voiceagent.emulator.audio import write_wav
     from voiceagent.emulator.caller import CallerEmulator
     from voiceagent.emulator.script import CallerLine
+    from voiceagent.emulator.voice import load_caller_voice
     from voiceagent.pipelines.receptionist import ReceptionistBot
-    from voiceagent.server.app import run_server
+    from voiceagent.server.in_process import loopback_settings, serve_in_process
 
-    # In-process loopback call: no public exposure, so no Twilio signature to check.
-    settings = Settings.from_env(
-        server={"host": "127.0.0.1", "port": getattr(args, "port", 0), "twilio_auth_token": None}
-    )
+    settings = loopback_settings(port=getattr(args, "port", 0))
     t0 = time.monotonic()
 
     def progress(msg: str) -> None:
@@ -109,21 +72,14 @@ async def run_demo(args: Any) -> int:
         progress(f"stage {reason}")
     await bot.start(progress=progress)
 
-    voice = bot.resources.piper_voice
-    if voice is None:
-        from piper import PiperVoice
-
-        from voiceagent.services.local.weights import resolve_piper_voice
-
-        model, config = resolve_piper_voice(settings.local)
-        voice = await asyncio.to_thread(PiperVoice.load, str(model), config_path=str(config))
+    voice = await load_caller_voice(settings.local, bot.resources.piper_voice)
     progress("synthesizing the caller's lines")
     wavs = await asyncio.to_thread(
         synthesize_caller_lines, voice, DEMO_SCRIPT, settings.local.cache_dir / "demo"
     )
     script = [
         CallerLine(
-            pcm8k=trim_silence(load_wav_pcm8k(path)),
+            pcm8k=caller_audio(path),
             pause_after_s=line.pause_after_s,
             text=line.text,
             wait_for_reply=line.wait_for_reply,
@@ -131,25 +87,18 @@ async def run_demo(args: Any) -> int:
         for line, path in zip(DEMO_SCRIPT, wavs, strict=True)
     ]
 
-    port_ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(
-        run_server(settings, bot, on_started=lambda port: port_ready.set_result(port))
-    )
     try:
-        port = await asyncio.wait_for(port_ready, 30)
-        progress(f"server on 127.0.0.1:{port}; calling it\n")
+        async with serve_in_process(settings, bot) as url:
+            progress(f"server on {url.removeprefix('ws://').removesuffix('/media')}; calling it\n")
 
-        def on_event(kind: str, data: dict) -> None:
-            if kind == "caller_line":
-                print(f"  caller says: {data.get('text', '')}", flush=True)
+            def on_event(kind: str, data: dict) -> None:
+                if kind == "caller_line":
+                    print(f"  caller says: {data.get('text', '')}", flush=True)
 
-        report = await CallerEmulator(
-            f"ws://127.0.0.1:{port}/media",
-            custom_parameters={"From": "+15550100", "To": "+15550199"},
-        ).run(script, on_event=on_event)
+            report = await CallerEmulator(
+                url, custom_parameters={"From": "+15550100", "To": "+15550199"}
+            ).run(script, on_event=on_event)
     finally:
-        server.cancel()
-        await asyncio.gather(server, return_exceptions=True)
         await bot.stop()
 
     out = Path(getattr(args, "out", "demo-heard.wav"))

@@ -1,0 +1,394 @@
+"""Eval scenarios: scripted calls and what the agent must do, read from TOML files.
+
+A file holds one or more ``[[call]]`` tables; each has ``[[call.line]]`` tables, the caller's
+lines in order, and optional checks on the greeting. A line is what the caller says (``say``,
+synthesized offline, or ``audio``, a WAV path relative to the file) and how: ``pause_after_s``
+of quiet that ends the agent's reply, ``continues`` (a mid-sentence pause: go on without waiting
+for a reply), ``barge_in_after_s`` (talk over the agent's reply this long after it starts) or
+``backchannel_after_s`` (an "uh-huh" over the reply, which must not take the turn), ``dtmf``.
+Its ``expect`` table checks the agent's reply to it and what the agent understood::
+
+    [[call]]
+    name = "friday-hours"
+    greeting = { contains = ["Bright Smile"], interrupted = false }
+
+    [[call.line]]
+    say = "What time do you close on Fridays?"
+    expect = { contains_any = ["3", "three"], within_ms = 2500, max_wer = 0.25 }
+
+Text patterns match case-insensitively as whole words; ``/.../`` is a regular expression.
+``[defaults]`` sets ``pause_after_s`` and, in ``[defaults.expect]``, ``within_ms`` and
+``max_wer`` for every line that ends a caller turn. Every mistake is a ``ScenarioError``
+naming the file, the call, the line and the field.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from voiceagent.emulator.script import DTMF_DIGITS
+
+DEFAULT_PAUSE_AFTER_S = 1.2
+_TOP_KEYS = {"defaults", "call"}
+_DEFAULT_KEYS = {"pause_after_s", "expect"}
+_DEFAULT_EXPECT_KEYS = {"within_ms", "max_wer"}
+_CALL_KEYS = {"name", "description", "greeting", "line"}
+_LINE_KEYS = {
+    "say",
+    "audio",
+    "pause_after_s",
+    "continues",
+    "barge_in_after_s",
+    "backchannel_after_s",
+    "dtmf",
+    "expect",
+}
+_REPLY_TEXT_KEYS = ("contains", "contains_any", "not_contains")
+_EXPECT_KEYS = {*_REPLY_TEXT_KEYS, "interrupted", "within_ms", "max_wer", "no_reply", "committed"}
+_GREETING_KEYS = {*_REPLY_TEXT_KEYS, "interrupted"}
+
+
+class ScenarioError(ValueError):
+    """A scenario file is unreadable or wrong; the message names the file, call, line, field."""
+
+
+class LineKind(Enum):
+    """How a caller line is spoken, which decides what is measured after it."""
+
+    TURN = "turn"  # the caller waits for the reply
+    CONTINUES = "continues"  # a mid-sentence pause: the caller goes on without waiting
+    BARGE_IN = "barge_in"  # spoken over the agent's reply, to interrupt it
+    BACKCHANNEL = "backchannel"  # "uh-huh" over the agent's reply: must not take the turn
+
+    @property
+    def ends_turn(self) -> bool:
+        """True when the caller is done after this line and a reply is due."""
+        return self in (LineKind.TURN, LineKind.BARGE_IN)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A word, phrase or ``/regex/`` looked for in the agent's reply (case-insensitive)."""
+
+    source: str
+    regex: re.Pattern[str]
+
+    @classmethod
+    def parse(cls, source: str) -> Pattern:
+        """Compile ``source``: ``/.../`` as a regex, anything else as whole words.
+
+        Raises:
+            re.error: the regular expression does not compile.
+            ValueError: the pattern is empty.
+        """
+        if not source.strip():
+            raise ValueError("empty pattern")
+        if len(source) >= 2 and source.startswith("/") and source.endswith("/"):
+            return cls(source, re.compile(source[1:-1], re.IGNORECASE))
+        words = [re.escape(word) for word in source.split()]
+        return cls(source, re.compile(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", re.IGNORECASE))
+
+    def found_in(self, text: str) -> bool:
+        """True when the pattern occurs in ``text``."""
+        return self.regex.search(text) is not None
+
+
+@dataclass(frozen=True)
+class Expect:
+    """Checks on the agent's reply to one line (or on the greeting); None: not checked."""
+
+    contains: tuple[Pattern, ...] = ()
+    contains_any: tuple[Pattern, ...] = ()
+    not_contains: tuple[Pattern, ...] = ()
+    interrupted: bool | None = None
+    within_ms: float | None = None
+    max_wer: float | None = None
+    no_reply: bool | None = None
+    committed: bool | None = None
+
+
+@dataclass(frozen=True)
+class ScenarioLine:
+    """One caller line: what is said, how, and the checks after it."""
+
+    index: int
+    say: str
+    audio: Path | None
+    pause_after_s: float
+    kind: LineKind
+    over_agent_after_s: float | None
+    dtmf: str
+    expect: Expect
+
+    @property
+    def label(self) -> str:
+        """The line's words for reports (the WAV's name when only audio was given)."""
+        return self.say or (self.audio.name if self.audio else f"line {self.index + 1}")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scripted call."""
+
+    name: str
+    description: str
+    source: Path
+    lines: tuple[ScenarioLine, ...]
+    greeting: Expect | None = None
+
+
+class _Where:
+    """Builds error messages that point at the offending field."""
+
+    def __init__(self, source: Path, call: str = "", line: int | None = None) -> None:
+        self.source, self.call, self.line = source, call, line
+
+    def error(self, field: str, problem: str) -> ScenarioError:
+        parts = [str(self.source)]
+        if self.call:
+            parts.append(self.call)
+        if self.line is not None:
+            parts.append(f"line {self.line + 1}")
+        message = f"{': '.join(parts)}: {field}: {problem}" if field else f"{parts[0]}: {problem}"
+        logger.warning(f"eval scenario: {message}")
+        return ScenarioError(message)
+
+    def table(self, value: Any, field: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error(field, f"expected a table, got {_shown(value)}")
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            prefix = f"{field}." if field else ""
+            raise self.error(
+                f"{prefix}{unknown[0]}", f"unknown field (allowed: {', '.join(sorted(allowed))})"
+            )
+        return value
+
+    def number(self, value: Any, field: str, *, minimum: float, strict: bool = False) -> float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or value < minimum or (strict and value == minimum):
+            bound = f"> {minimum:g}" if strict else f"≥ {minimum:g}"
+            raise self.error(field, f"expected a number {bound}, got {_shown(value)}")
+        return float(value)
+
+    def flag(self, value: Any, field: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(field, f"expected true or false, got {_shown(value)}")
+        return value
+
+    def text(self, value: Any, field: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(field, f"expected non-empty text, got {_shown(value)}")
+        return value.strip()
+
+    def patterns(self, value: Any, field: str) -> tuple[Pattern, ...]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not items:
+            raise self.error(field, f"expected a list of words or /regex/, got {_shown(value)}")
+        out = []
+        for n, item in enumerate(items):
+            if not isinstance(item, str):
+                raise self.error(f"{field}[{n}]", f"expected text, got {_shown(item)}")
+            try:
+                out.append(Pattern.parse(item))
+            except (re.error, ValueError) as e:
+                raise self.error(f"{field}[{n}]", f"bad pattern {item!r}: {e}") from e
+        return tuple(out)
+
+
+def _shown(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def load_scenarios(paths: Iterable[str | Path]) -> list[Scenario]:
+    """Read every scenario of ``paths`` (files, or folders of ``*.toml``), in order.
+
+    Raises:
+        ScenarioError: a file is missing, not TOML, or wrong; or two calls share a name.
+    """
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(path.glob("*.toml"))
+            if not found:
+                raise _Where(path).error("", "no *.toml scenario files in this folder")
+            files.extend(found)
+        else:
+            files.append(path)
+    scenarios: list[Scenario] = []
+    seen: dict[str, Path] = {}
+    for path in files:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise _Where(path).error("", f"cannot read: {e.strerror or e}") from e
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise _Where(path).error("", f"not valid TOML: {e}") from e
+        for scenario in parse_scenarios(data, path):
+            if scenario.name in seen:
+                raise _Where(path, f"call {scenario.name!r}").error(
+                    "name", f"already used by a call in {seen[scenario.name]}"
+                )
+            seen[scenario.name] = path
+            scenarios.append(scenario)
+    return scenarios
+
+
+def parse_scenarios(data: dict[str, Any], source: Path) -> list[Scenario]:
+    """Validate one file's parsed TOML into scenarios (``source`` anchors relative WAV paths).
+
+    Raises:
+        ScenarioError: naming the first wrong field.
+    """
+    where = _Where(source)
+    where.table(data, "", _TOP_KEYS)
+    defaults = where.table(data.get("defaults", {}), "defaults", _DEFAULT_KEYS)
+    pause = DEFAULT_PAUSE_AFTER_S
+    if "pause_after_s" in defaults:
+        pause = where.number(defaults["pause_after_s"], "defaults.pause_after_s", minimum=0)
+    default_expect = where.table(
+        defaults.get("expect", {}), "defaults.expect", _DEFAULT_EXPECT_KEYS
+    )
+    if "within_ms" in default_expect:
+        where.number(
+            default_expect["within_ms"], "defaults.expect.within_ms", minimum=0, strict=True
+        )
+    if "max_wer" in default_expect:
+        where.number(default_expect["max_wer"], "defaults.expect.max_wer", minimum=0)
+    calls = data.get("call")
+    if not isinstance(calls, list) or not calls:
+        raise where.error("call", "no [[call]] tables: a scenario file needs at least one call")
+    return [_call(where, n, raw, pause, default_expect) for n, raw in enumerate(calls)]
+
+
+def _call(file: _Where, n: int, raw: Any, pause: float, default_expect: dict[str, Any]) -> Scenario:
+    label = f"call {n + 1}"
+    if isinstance(raw, dict) and isinstance(raw.get("name"), str) and raw["name"].strip():
+        label = f"call {raw['name'].strip()!r}"
+    where = _Where(file.source, label)
+    table = where.table(raw, "", _CALL_KEYS)
+    if "name" not in table:
+        raise where.error("name", "missing: every call needs a name")
+    name = where.text(table["name"], "name")
+    description = table.get("description", "")
+    if not isinstance(description, str):
+        raise where.error("description", f"expected text, got {_shown(description)}")
+    greeting = None
+    if "greeting" in table:
+        greeting = _expect(
+            where, where.table(table["greeting"], "greeting", _GREETING_KEYS), "greeting"
+        )
+    raw_lines = table.get("line")
+    if not isinstance(raw_lines, list) or not raw_lines:
+        raise where.error("line", "no [[call.line]] tables: a call needs at least one caller line")
+    lines = tuple(
+        _line(_Where(file.source, label, i), i, item, pause, default_expect)
+        for i, item in enumerate(raw_lines)
+    )
+    if lines[-1].kind is LineKind.CONTINUES:
+        raise _Where(file.source, label, len(lines) - 1).error(
+            "continues", "the last line cannot continue: no line follows it"
+        )
+    return Scenario(name, description.strip(), file.source, lines, greeting)
+
+
+def _line(
+    where: _Where, index: int, raw: Any, pause: float, default_expect: dict[str, Any]
+) -> ScenarioLine:
+    table = where.table(raw, "", _LINE_KEYS)
+    say = where.text(table["say"], "say") if "say" in table else ""
+    audio = None
+    if "audio" in table:
+        audio = Path(where.text(table["audio"], "audio"))
+        if not audio.is_absolute():
+            audio = where.source.parent / audio
+        if not audio.is_file():
+            raise where.error("audio", f"no such WAV file: {audio}")
+    if not say and audio is None:
+        raise where.error("say", "missing: a line needs `say` (text to speak) or `audio` (a WAV)")
+    if "pause_after_s" in table:
+        pause = where.number(table["pause_after_s"], "pause_after_s", minimum=0)
+    kind, over_agent = _kind(where, table)
+    dtmf = table.get("dtmf", "")
+    if not isinstance(dtmf, str) or set(dtmf) - DTMF_DIGITS:
+        raise where.error("dtmf", f"expected keypad digits 0-9 * #, got {_shown(dtmf)}")
+    raw_expect = where.table(table.get("expect", {}), "expect", _EXPECT_KEYS)
+    if kind.ends_turn:
+        defaults = dict(default_expect)
+        if not say:
+            defaults.pop("max_wer", None)  # nothing to compare the transcript with
+        raw_expect = {**defaults, **raw_expect}
+    expect = _expect(where, raw_expect, "expect")
+    _check_fits(where, kind, say, raw_expect)
+    return ScenarioLine(index, say, audio, pause, kind, over_agent, dtmf, expect)
+
+
+def _kind(where: _Where, table: dict[str, Any]) -> tuple[LineKind, float | None]:
+    continues = where.flag(table["continues"], "continues") if "continues" in table else False
+    barge = "barge_in_after_s" in table
+    backchannel = "backchannel_after_s" in table
+    if barge and backchannel:
+        raise where.error("backchannel_after_s", "a line is a barge-in or a backchannel, not both")
+    if continues and (barge or backchannel):
+        field = "barge_in_after_s" if barge else "backchannel_after_s"
+        raise where.error(field, "a line spoken over the agent cannot also `continues`")
+    if barge:
+        return LineKind.BARGE_IN, where.number(
+            table["barge_in_after_s"], "barge_in_after_s", minimum=0
+        )
+    if backchannel:
+        return LineKind.BACKCHANNEL, where.number(
+            table["backchannel_after_s"], "backchannel_after_s", minimum=0
+        )
+    return (LineKind.CONTINUES if continues else LineKind.TURN), None
+
+
+def _expect(where: _Where, table: dict[str, Any], prefix: str) -> Expect:
+    values: dict[str, Any] = {}
+    for key in _REPLY_TEXT_KEYS:
+        if key in table:
+            values[key] = where.patterns(table[key], f"{prefix}.{key}")
+    for key in ("interrupted", "no_reply", "committed"):
+        if key in table:
+            values[key] = where.flag(table[key], f"{prefix}.{key}")
+    if "within_ms" in table:
+        values["within_ms"] = where.number(
+            table["within_ms"], f"{prefix}.within_ms", minimum=0, strict=True
+        )
+    if "max_wer" in table:
+        values["max_wer"] = where.number(table["max_wer"], f"{prefix}.max_wer", minimum=0)
+    return Expect(**values)
+
+
+def _check_fits(where: _Where, kind: LineKind, say: str, expect: dict[str, Any]) -> None:
+    """Refuse checks that cannot apply to this kind of line, saying where they belong."""
+    reply_keys = [k for k in (*_REPLY_TEXT_KEYS, "interrupted", "within_ms") if k in expect]
+    if kind is LineKind.CONTINUES and (reply_keys or "max_wer" in expect):
+        key = reply_keys[0] if reply_keys else "max_wer"
+        raise where.error(
+            f"expect.{key}",
+            "this line continues after a pause: put reply and transcript checks on the line "
+            "that ends the sentence (use `no_reply` here to check the agent waited)",
+        )
+    if kind is LineKind.BACKCHANNEL and (reply_keys or "max_wer" in expect or "no_reply" in expect):
+        key = next(k for k in (*reply_keys, "max_wer", "no_reply") if k in expect)
+        raise where.error(
+            f"expect.{key}",
+            "a backchannel gets no reply of its own: check the reply it was spoken over on the "
+            "line before (e.g. `interrupted = false`), and `committed = false` here",
+        )
+    if "max_wer" in expect and not say:
+        raise where.error(
+            "expect.max_wer", "needs `say`: the words the transcript is compared with"
+        )
+    if expect.get("no_reply") and any(k in expect for k in (*_REPLY_TEXT_KEYS, "within_ms")):
+        raise where.error("expect.no_reply", "contradicts the reply checks of the same line")
