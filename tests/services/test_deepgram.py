@@ -30,7 +30,7 @@ from voiceagent.settings import CloudSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/services: shared fakes
 from fakes.fake_deepgram import FakeDeepgramSTT, FakeDeepgramTTS, FakeUtterance  # noqa: E402
-from fakes.harness import LivePipeline  # noqa: E402
+from fakes.harness import LivePipeline, until  # noqa: E402
 
 FRAME = bytes(640)  # 20 ms of PCM16 at 16 kHz
 
@@ -64,7 +64,7 @@ async def test_caller_audio_becomes_partials_then_a_final():
         async with LivePipeline(create_deepgram_stt(cloud(fake))) as pipe:
             await speak(pipe, 25)
             await pipe.wait_for(lambda: pipe.down_of(TranscriptionFrame), 5.0)
-            await pipe.wait_for(lambda: len(fake.audio) >= 25 * len(FRAME), 2.0)
+            await until(lambda: len(fake.audio) >= 25 * len(FRAME), 2.0)
         partials = pipe.down_of(InterimTranscriptionFrame)
         finals = pipe.down_of(TranscriptionFrame)
     assert [p.text for p in partials] == ["What time"]

@@ -24,7 +24,7 @@ from voiceagent.settings import CloudSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/services: shared fakes
 from fakes.fake_deepgram import FakeDeepgramSTT, FakeUtterance  # noqa: E402
-from fakes.harness import LivePipeline  # noqa: E402
+from fakes.harness import LivePipeline, until  # noqa: E402
 
 FRAME = bytes(640)  # 20 ms of PCM16 at 16 kHz
 
@@ -72,14 +72,14 @@ async def test_a_silent_primary_times_out_and_the_next_stt_transcribes_the_utter
         switcher = STTFallback([stt_of(primary), stt_of(backup)], timeout_s=2.5, clock=clock)
         async with LivePipeline(switcher) as pipe:
             await caller_says(pipe, before=10, during=60)
-            await pipe.wait_for(lambda: len(primary.audio) == 70 * 640, 3.0)
+            await until(lambda: len(primary.audio) == 70 * 640, 3.0)
             clock.advance(2.4)
             await asyncio.sleep(0.1)
             assert switcher.stats.switches == 0 and not backup.audio
             clock.advance(0.2)  # 2.6 s after the VAD start, still no transcript
             await pipe.wait_for(lambda: pipe.down_of(TranscriptionFrame), 5.0)
             await pipe.push(audio(999))  # later caller audio goes to the new STT only
-            await pipe.wait_for(lambda: len(backup.audio) == 71 * 640, 2.0)
+            await until(lambda: len(backup.audio) == 71 * 640, 2.0)
     assert switcher.stats.switches == 1 and "no transcript 2.5 s" in switcher.stats.reasons[0]
     assert one_line(warnings_logged, "stt fallback") == 1
     # The backup heard the utterance from its pre-roll: the same bytes, in order.
@@ -103,7 +103,7 @@ async def test_a_refused_primary_gives_the_call_to_the_next_stt_from_the_start()
         primary.reject_status = 402
         switcher = STTFallback([stt_of(primary), stt_of(backup)], clock=clock)
         async with LivePipeline(switcher) as pipe:
-            await pipe.wait_for(lambda: switcher.stats.switches == 1, 5.0)
+            await until(lambda: switcher.stats.switches == 1, 5.0)
             await caller_says(pipe, before=0, during=10)
             await pipe.wait_for(lambda: pipe.down_of(TranscriptionFrame), 5.0)
     assert primary.refused == [402] and not primary.audio
