@@ -65,7 +65,11 @@ class _Tap(FrameProcessor):
         if self._out and direction == FrameDirection.DOWNSTREAM:
             frames = await self._switcher._output(self._service, frame)
         else:
-            if not self._out and direction == FrameDirection.DOWNSTREAM:
+            if (
+                not self._out
+                and direction == FrameDirection.DOWNSTREAM
+                and self._service is self._switcher.active
+            ):
                 self._switcher.on_input(self._service, frame)
             frames = [frame]
         for out in frames:

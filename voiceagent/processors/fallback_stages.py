@@ -312,6 +312,8 @@ class TTSFallback(FallbackSwitcher):
         if self._reply_start is not None and self._reply_start not in frames:
             frames.insert(0, self._reply_start)
         self._pending.clear()
+        # The failed TTS drops what it still holds instead of waiting for audio that never comes.
+        await self.send_quietly(failed, InterruptionFrame())
         for frame in frames:
             self.on_input(new, frame)
             await new.queue_frame(frame)
@@ -322,6 +324,6 @@ def _is_chunk(frame: Frame) -> bool:
     return (
         isinstance(frame, (*_CHUNKS, TextFrame))
         and not isinstance(frame, _NOT_CHUNKS)
-        and not frame.skip_tts
+        and not getattr(frame, "skip_tts", False)
         and bool(frame.text.strip())
     )
