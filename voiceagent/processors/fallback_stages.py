@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from pipecat.frames.frames import (
     AggregatedTextFrame,
@@ -178,6 +179,11 @@ class LLMFallback(FallbackSwitcher):
         self._tag: GenerationTagFrame | None = None
         self._gen: _Generation | None = None
         self._deadline = Deadline(clock, self._on_timeout)
+
+    def register_tools(self, tools: Any) -> Any:
+        """Register the agent's tools on every LLM of the chain; returns the context's schema."""
+        schemas = [llm.register_tools(tools) for llm in self.services]
+        return schemas[0]
 
     def on_input(self, service: FrameProcessor, frame: Frame) -> None:
         """Follow the generations the active LLM is asked for."""
