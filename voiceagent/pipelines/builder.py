@@ -6,6 +6,10 @@
 ``build_call_processors`` returns the middle of that chain (the server adds the serializer and
 the output of the call's transport). Users swap a stage by passing ``overrides`` — any stage name
 mapped to a processor factory — or insert their own with ``extra``.
+
+STT, LLM and TTS are each built from the stage's provider chain (``StageChoice.chain``): one
+provider is built as is; several are wrapped in the stage's ``FallbackSwitcher``
+(``voiceagent.processors.fallback_stages``), primary first.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ usual. Frames a subclass re-sends that already left the switcher are not pushed 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from pipecat.pipeline.service_switcher import ServiceSwitcher, ServiceSwitcherSt
 from pipecat.processors.filters.function_filter import FunctionFilter
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from voiceagent.clock import DEFAULT_CLOCK, Clock
+from voiceagent.clock import DEFAULT_CLOCK, Clock, Deadline
 
 
 @dataclass
@@ -96,6 +96,7 @@ class FallbackSwitcher(ServiceSwitcher):
         self.stats = FallbackStats()
         self._tasks: set[asyncio.Task] = set()
         self._swallowed: set[int] = set()
+        self._deadlines: list[Deadline] = []
 
     @property
     def active(self) -> FrameProcessor:
@@ -180,6 +181,12 @@ class FallbackSwitcher(ServiceSwitcher):
             return []  # a failed provider's late output
         return await self.on_output(service, frame)
 
+    def new_deadline(self, callback: Callable[[], None]) -> Deadline:
+        """A wake-up on the switcher's clock, cancelled at cleanup."""
+        deadline = Deadline(self._clock, callback)
+        self._deadlines.append(deadline)
+        return deadline
+
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run ``coroutine`` as a task owned by this switcher (cancelled at cleanup)."""
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -188,6 +195,8 @@ class FallbackSwitcher(ServiceSwitcher):
 
     async def cleanup(self) -> None:
         """Cancel pending work."""
+        for deadline in self._deadlines:
+            deadline.cancel()
         for task in list(self._tasks):
             task.cancel()
         await super().cleanup()

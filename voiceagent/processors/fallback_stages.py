@@ -49,7 +49,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from voiceagent.clock import DEFAULT_CLOCK, Clock, Deadline
+from voiceagent.clock import DEFAULT_CLOCK, Clock
 from voiceagent.frames import LLMCancelFrame
 from voiceagent.processors.fallback import FallbackSwitcher
 from voiceagent.processors.speculation_hold import GenerationTagFrame
@@ -86,7 +86,7 @@ class STTFallback(FallbackSwitcher):
         self._preroll: list[Frame] = []
         self._utterance: list[Frame] | None = None  # open from VAD start to its final
         self._stopped = False
-        self._deadline = Deadline(clock, self._on_timeout)
+        self._deadline = self.new_deadline(self._on_timeout)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Keep the caller's current utterance for a hand-over, then route the frame."""
@@ -178,7 +178,7 @@ class LLMFallback(FallbackSwitcher):
         self.retries = 0
         self._tag: GenerationTagFrame | None = None
         self._gen: _Generation | None = None
-        self._deadline = Deadline(clock, self._on_timeout)
+        self._deadline = self.new_deadline(self._on_timeout)
 
     def register_tools(self, tools: Any) -> Any:
         """Register the agent's tools on every LLM of the chain; returns the context's schema."""

@@ -17,8 +17,10 @@ Deepgram) or go silent (accept and read, never answer).
 
 from __future__ import annotations
 
+import array
 import asyncio
 import json
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,10 +156,13 @@ class FakeDeepgramSTT(_FakeDeepgram):
         interim_after_bytes: int = 6400,
         final_after_bytes: int | None = None,
         bytes_per_s: int = 32000,
+        speech_rms: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.script = list(utterances or [])
+        self.speech_rms = speech_rms
+        """Audio quieter than this (PCM16 RMS) is silence: it does not advance an utterance."""
         self.interim_after_bytes = interim_after_bytes
         self.final_after_bytes = final_after_bytes
         self.bytes_per_s = bytes_per_s
@@ -169,7 +174,7 @@ class FakeDeepgramSTT(_FakeDeepgram):
     async def _on_binary(self, ws: web.WebSocketResponse, data: bytes) -> None:
         self.audio.extend(data)
         self._stream_bytes += len(data)
-        if self.silent:
+        if self.silent or (self.speech_rms and _rms(data) < self.speech_rms):
             return
         utterance = self._utterance()
         if utterance is None:
@@ -289,9 +294,11 @@ class FakeDeepgramTTS(_FakeDeepgram):
 
     path = "/v1/speak"
 
-    def __init__(self, *, bytes_per_char: int = 320, **kwargs: Any) -> None:
+    def __init__(self, *, bytes_per_char: int = 320, amplitude: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.bytes_per_char = bytes_per_char
+        self.amplitude = amplitude
+        """0: near-silent samples; else a 500 Hz square wave (16 kHz) this loud."""
         self.spoken: list[str] = []
         self.audio_bytes_sent = 0
         self._flushes = 0
@@ -301,7 +308,7 @@ class FakeDeepgramTTS(_FakeDeepgram):
         if kind == "Speak":
             text = message.get("text", "")
             self.spoken.append(text)
-            audio = bytes([1, 0]) * (len(text) * self.bytes_per_char // 2)
+            audio = self._audio(len(text) * self.bytes_per_char // 2)
             for start in range(0, len(audio), 3200):
                 if ws.closed:
                     return False
@@ -315,3 +322,48 @@ class FakeDeepgramTTS(_FakeDeepgram):
         elif kind == "Close":
             return False
         return True
+
+    def _audio(self, samples: int) -> bytes:
+        if not self.amplitude:
+            return bytes([1, 0]) * samples
+        wave = array.array(
+            "h", (self.amplitude if (i // 16) % 2 else -self.amplitude for i in range(samples))
+        )
+        return wave.tobytes()
+
+
+def _rms(pcm16: bytes) -> float:
+    samples = array.array("h", pcm16[: len(pcm16) // 2 * 2])
+    return math.sqrt(sum(s * s for s in samples) / len(samples)) if samples else 0.0
+
+
+class FakeDeepgramHost:
+    """One loopback host serving both fakes, as ``api.deepgram.com`` serves both endpoints."""
+
+    def __init__(self, stt: FakeDeepgramSTT, tts: FakeDeepgramTTS) -> None:
+        self.stt = stt
+        self.tts = tts
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> FakeDeepgramHost:
+        app = web.Application()
+        app.router.add_get(self.stt.path, self.stt._handle)
+        app.router.add_get(self.tts.path, self.tts._handle)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self.stt.port = self.tts.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for fake in (self.stt, self.tts):
+            for ws in list(fake._sockets):
+                await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
