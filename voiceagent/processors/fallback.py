@@ -62,15 +62,17 @@ class _Tap(FrameProcessor):
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
+        switcher = self._switcher
         if self._out and direction == FrameDirection.DOWNSTREAM:
-            frames = await self._switcher._output(self._service, frame)
+            frames = await switcher._output(self._service, frame)
+        elif not self._out and direction == FrameDirection.DOWNSTREAM:
+            if switcher._handed and frame.id in switcher._handed:
+                switcher._handed.discard(frame.id)  # already handed over, in order
+                return
+            if self._service is switcher.active:
+                switcher.on_input(self._service, frame)
+            frames = [frame]
         else:
-            if (
-                not self._out
-                and direction == FrameDirection.DOWNSTREAM
-                and self._service is self._switcher.active
-            ):
-                self._switcher.on_input(self._service, frame)
             frames = [frame]
         for out in frames:
             await self.push_frame(out, direction)
@@ -96,6 +98,7 @@ class FallbackSwitcher(ServiceSwitcher):
         self.stats = FallbackStats()
         self._tasks: set[asyncio.Task] = set()
         self._swallowed: set[int] = set()
+        self._handed: set[int] = set()
         self._deadlines: list[Deadline] = []
 
     @property
@@ -167,6 +170,18 @@ class FallbackSwitcher(ServiceSwitcher):
 
     async def hand_over(self, failed: FrameProcessor, new: FrameProcessor) -> None:
         """Give ``new`` the work ``failed`` had not finished (subclasses)."""
+
+    async def hand(self, service: FrameProcessor, frames: list[Frame]) -> None:
+        """Queue ``frames`` into ``service`` in order (a hand-over; ``on_input`` sees each).
+
+        A frame that also reaches the new provider on its own (it was on its way when the
+        switch happened) is not given to it twice.
+        """
+        self._handed = {frame.id for frame in frames}
+        for frame in frames:
+            if service is self.active:
+                self.on_input(service, frame)
+            await service.queue_frame(frame)
 
     async def send_quietly(self, service: FrameProcessor, frame: Frame) -> None:
         """Queue ``frame`` into ``service``; the frame itself is not passed on when it comes out."""

@@ -117,10 +117,8 @@ class STTFallback(FallbackSwitcher):
     async def hand_over(self, failed: FrameProcessor, new: FrameProcessor) -> None:
         """Give the next STT the utterance in progress."""
         self._deadline.cancel()
-        if self._utterance is None:
-            return
-        for frame in (*self._preroll, *self._utterance):
-            await new.queue_frame(frame)
+        if self._utterance is not None:
+            await self.hand(new, [*self._preroll, *self._utterance])
 
     def _next_provider(self) -> FrameProcessor | None:
         services = self.services
@@ -236,11 +234,7 @@ class LLMFallback(FallbackSwitcher):
         if gen is None or not gen.failed or gen.answered:
             return
         self.retries += 1
-        self._tag = gen.tag
-        for frame in (gen.tag, gen.context):
-            if frame is not None:
-                self.on_input(new, frame)
-                await new.queue_frame(frame)
+        await self.hand(new, [f for f in (gen.tag, gen.context) if f is not None])
 
     async def _retry(self, gen: _Generation, reason: str) -> None:
         if await self.fail_over(reason) is None:
@@ -320,9 +314,7 @@ class TTSFallback(FallbackSwitcher):
         self._pending.clear()
         # The failed TTS drops what it still holds instead of waiting for audio that never comes.
         await self.send_quietly(failed, InterruptionFrame())
-        for frame in frames:
-            self.on_input(new, frame)
-            await new.queue_frame(frame)
+        await self.hand(new, frames)
 
 
 def _is_chunk(frame: Frame) -> bool:
