@@ -177,3 +177,38 @@ async def test_a_cancelled_generation_is_not_retried():
     assert not backup.requests and switcher.stats.switches == 0
     kinds, text = reply_of(pipe)
     assert kinds == [LLMFullResponseStartFrame, LLMFullResponseEndFrame] and text == ""
+
+
+class CutOffServer(FakeOpenAIServer):
+    """Streams the first ``cut_after`` tokens, then drops the connection mid-reply."""
+
+    cut_after = 2
+
+    async def _write_reply(self, request, resp) -> str:
+        for token in self.reply.tokens[: self.cut_after]:
+            await resp.write(self._chunk({"content": token}))
+            self.tokens_sent += 1
+        await asyncio.sleep(0.05)
+        request.transport.close()
+        raise ConnectionResetError("provider went away")
+
+
+async def test_cut_off_mid_reply_ends_that_reply_and_the_next_turn_uses_the_next_llm():
+    clock = ManualClock()
+    async with CutOffServer(REPLY) as primary, FakeOpenAIServer(REPLY) as backup:
+        switcher = switcher_of(primary.base_url, backup.base_url, clock=clock)
+        async with LivePipeline(switcher) as pipe:
+            await ask(pipe, "When do you open?")
+            await pipe.wait_for(ended(pipe), 10.0)
+            await asyncio.sleep(0.2)
+            first = reply_of(pipe)
+            await ask(pipe, "And on Saturday?", turn_id=2)
+            await pipe.wait_for(lambda: len(pipe.down_of(LLMFullResponseEndFrame)) == 2, 10.0)
+    # The words already spoken stay; the reply is closed once, not re-run (no repeated words).
+    assert first == ([LLMFullResponseStartFrame, LLMFullResponseEndFrame], "We open")
+    assert len(backup.requests) == 1
+    assert backup.requests[0]["messages"][-1]["content"] == "And on Saturday?"
+    kinds, text = reply_of(pipe)
+    assert kinds == [LLMFullResponseStartFrame, LLMFullResponseEndFrame] * 2
+    assert text == "We open" + "We open at nine."
+    assert switcher.stats.switches == 1 and switcher.retries == 0
