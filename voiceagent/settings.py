@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 PIPELINE_SAMPLE_RATE = 16000
 
@@ -62,11 +62,43 @@ class CloudSettings(BaseModel):
     """Cloud providers: chosen per stage when their keys are present."""
 
     deepgram_api_key: str | None = None
+    deepgram_url: str = "wss://api.deepgram.com"
+    """Deepgram's base URL (``ws://`` or ``wss://``): STT and TTS sockets are opened below it."""
     deepgram_stt_model: str = "nova-3"
+    deepgram_endpointing_ms: int = Field(300, ge=10)
+    deepgram_utterance_end_ms: int = Field(1000, ge=1000)
     deepgram_tts_voice: str = "aura-2-thalia-en"
     openai_api_key: str | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
+
+
+class FallbackSettings(BaseModel):
+    """Providers tried after each stage's primary, and what counts as the primary failing.
+
+    A chain of ``None`` means the default: a cloud primary falls back to the local stage, a
+    local primary has no fallback. ``[]`` turns fallback off; from the environment a chain is
+    comma-separated, e.g. ``VOICEAGENT_FALLBACK__TTS=local``.
+    """
+
+    stt: list[Literal["local", "deepgram"]] | None = None
+    llm: list[Literal["local", "openai"]] | None = None
+    tts: list[Literal["local", "deepgram"]] | None = None
+    stt_timeout_s: float = Field(2.5, gt=0)
+    """The caller has been speaking this long with no transcript: the STT is failing."""
+    llm_first_token_timeout_s: float = Field(3.0, gt=0)
+    """No first token this long after a generation started: retried on the next LLM."""
+    apology_text: str = (
+        "I'm sorry, I'm having trouble answering right now. Could you say that again?"
+    )
+    """Spoken as the reply when every LLM of the chain failed."""
+
+    @field_validator("stt", "llm", "tts", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
 
 class AgentSettings(BaseModel):
@@ -140,6 +172,7 @@ class Settings(BaseModel):
     agent: AgentSettings = AgentSettings()
     turns: TurnSettings = TurnSettings()
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    fallback: FallbackSettings = FallbackSettings()
     stt: Literal["auto", "local", "deepgram"] = "auto"
     llm: Literal["auto", "local", "openai"] = "auto"
     tts: Literal["auto", "local", "deepgram"] = "auto"
