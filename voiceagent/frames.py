@@ -130,3 +130,14 @@ class EndOfTurnFrame(SystemFrame):
     complete: bool = True
     probability: float | None = None
     inference_ms: float | None = None
+
+
+@dataclass
+class CallerSoundFrame(SystemFrame):
+    """The caller's line went from quiet to sound (``sounding``) or back, frame-fast.
+
+    Pushed downstream by the CallerSoundDetector from audio energy, a few hundred ms before
+    the VAD confirms speech. The FloorHold keeps a new agent turn from starting over it.
+    """
+
+    sounding: bool = True

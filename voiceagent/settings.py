@@ -131,6 +131,12 @@ class TurnSettings(BaseModel):
     vad_start_s: float = 0.15
     vad_stop_s: float = 0.2
     vad_confidence: float = 0.7
+    floor_hold: bool = True
+    """Hold the start of an agent turn while the caller's line is loud (``FloorHold``): a reply
+    committed at a pause never starts over a caller who resumes."""
+    floor_max_hold_s: float = Field(1.0, gt=0.0)
+    caller_sound: dict[str, Any] = Field(default_factory=dict)
+    """Keyword overrides of ``CallerSoundParams`` (the energy onset detector)."""
     end_of_turn_model: bool = False
     """Ask pipecat's bundled Smart Turn model at each VAD stop whether the caller sounds done;
     an unfinished-sounding turn waits ``router.acoustic_extra_s`` longer before the commit.

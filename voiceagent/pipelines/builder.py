@@ -1,7 +1,8 @@
 """Assemble the card's chain for one call from settings.
 
-    TwilioSerializer → VAD → [EndOfTurnDetector] → STT → BargeInGate → StabilityCommitRouter
-    → SilenceWatchdog → LLM → SpeculationHold → SentenceAggregator → [greeting] → TTS → TwilioOutput
+    TwilioSerializer → VAD → CallerSoundDetector → [EndOfTurnDetector] → STT → BargeInGate
+    → StabilityCommitRouter → SilenceWatchdog → LLM → SpeculationHold → SentenceAggregator
+    → [greeting] → TTS → FloorHold → TwilioOutput
 
 ``build_call_processors`` returns the middle of that chain (the server adds the serializer and
 the output of the call's transport). Users swap a stage by passing ``overrides`` — any stage name
@@ -30,9 +31,11 @@ from voiceagent.frames import CallStartedFrame
 from voiceagent.pipelines.resources import AgentResources
 from voiceagent.processors.agent_context import CallContext
 from voiceagent.processors.barge_in import BargeInGate
+from voiceagent.processors.caller_sound import CallerSoundDetector, CallerSoundParams
 from voiceagent.processors.commit_policy import RouterParams
 from voiceagent.processors.end_of_turn import EndOfTurnDetector
 from voiceagent.processors.fallback_stages import LLMFallback, STTFallback, TTSFallback
+from voiceagent.processors.floor_hold import FloorHold
 from voiceagent.processors.interruption_policy import BargeInParams
 from voiceagent.processors.sentence_aggregator import SentenceAggregator
 from voiceagent.processors.speculation_hold import SpeculationHold
@@ -43,6 +46,7 @@ from voiceagent.settings import Settings
 
 STAGES = (
     "vad",
+    "caller_sound",
     "end_of_turn",
     "stt",
     "barge_in",
@@ -53,6 +57,7 @@ STAGES = (
     "aggregator",
     "greeter",
     "tts",
+    "floor",
 )
 
 StageFactory = Callable[["CallParts"], FrameProcessor]
@@ -171,6 +176,11 @@ def _tts_provider(parts: CallParts, provider: str) -> FrameProcessor:
 
 DEFAULT_STAGES: dict[str, StageFactory] = {
     "vad": _vad,
+    "caller_sound": lambda p: (
+        CallerSoundDetector(CallerSoundParams(**p.settings.turns.caller_sound))
+        if p.settings.turns.floor_hold
+        else IdentityFilter()
+    ),
     "end_of_turn": lambda p: (
         EndOfTurnDetector() if p.settings.turns.end_of_turn_model else IdentityFilter()
     ),
@@ -189,6 +199,11 @@ DEFAULT_STAGES: dict[str, StageFactory] = {
     "aggregator": _aggregator,
     "greeter": lambda p: AgentGreeter(p.settings.agent.greeting),
     "tts": _tts,
+    "floor": lambda p: (
+        FloorHold(max_hold_s=p.settings.turns.floor_max_hold_s, clock=p.clock)
+        if p.settings.turns.floor_hold
+        else IdentityFilter()
+    ),
 }
 
 
