@@ -19,7 +19,7 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import run_test
 
 from voiceagent.clock import ManualClock
-from voiceagent.frames import AgentHeardFrame
+from voiceagent.frames import AgentHeardFrame, CallerSoundFrame
 from voiceagent.processors.barge_in import BargeInGate, BargeInParams
 
 
@@ -136,6 +136,36 @@ async def test_barge_in_caller_says_wait_stop_interruption_broadcast_both_ways()
     ]
     assert transcripts(call.down) == ["wait", "wait, stop"]
     assert gate.stats.interruptions == 1
+
+
+async def test_barge_in_the_first_sound_starts_the_speech_clock_not_the_late_vad():
+    clock = ManualClock()
+    gate = BargeInGate(clock=clock)
+    async with Call(gate, clock) as call:
+        await agent_starts_speaking(call)
+        await call.advance(1.5)
+        # Caller: "Stop, ..." — the line turns loud at once; the VAD confirms 0.32 s later.
+        await call.send(CallerSoundFrame(sounding=True))
+        await call.advance(0.32)
+        await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
+        await call.advance(0.04)
+        await call.send(partial("stop"))  # 0.36 s after the first sound: interrupt now
+        assert interruptions(call.down) == 1
+
+
+async def test_barge_in_an_old_sound_does_not_stretch_the_speech():
+    clock = ManualClock()
+    gate = BargeInGate(clock=clock)
+    async with Call(gate, clock) as call:
+        await agent_starts_speaking(call)
+        await call.send(CallerSoundFrame(sounding=True))  # a steady noise since the start
+        await call.advance(1.5)
+        await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
+        await call.advance(0.05)
+        await call.send(partial("stop"))  # only 0.2 s of speech by the VAD: too short yet
+        assert interruptions(call.down) == 0
+        await call.advance(0.1)
+        assert interruptions(call.down) == 1
 
 
 async def test_barge_in_echo_at_agent_start_is_ignored():

@@ -245,6 +245,20 @@ async def test_word_by_word_marks_follow_each_words_audio(live: CallRig) -> None
     assert heard.text == "Hi there, friend."
 
 
+async def test_a_late_next_chunk_leaves_the_first_whole_and_marked(live: CallRig) -> None:
+    # "Sure," is synthesized at once; the LLM's next clause comes 0.5 s later.
+    rig = live
+    await rig.queue(*speech([("Sure,", 300)], stopped=False))
+    await rig.advance(0.5)
+    assert rig.wire.events()[-1] == "mark"  # all of "Sure," went out, then its mark
+    assert media_before(rig, "a1.1") in (15, 16)
+    await rig.queue(*speech([("I can help with that.", 600)], started=False))
+    await rig.advance(1.0)
+    assert rig.wire.marks()[:2] == ["a1.1", "a1.2"]
+    (heard,) = rig.probe.upstream(AgentHeardFrame)
+    assert heard.text == "Sure, I can help with that."
+
+
 async def test_pipeline_cancelled_while_the_agent_speaks(live: CallRig) -> None:
     rig = live
     await rig.queue(*speech([(GREETING, 1000)]))

@@ -32,7 +32,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock, Deadline
-from voiceagent.frames import AgentHeardFrame, CallEndedFrame
+from voiceagent.frames import AgentHeardFrame, CallEndedFrame, CallerSoundFrame
 from voiceagent.processors.interruption_policy import (
     BargeInParams,
     BargeInStats,
@@ -43,6 +43,10 @@ from voiceagent.processors.interruption_policy import (
 __all__ = ["BargeInGate", "BargeInParams", "BargeInStats"]
 
 _Transcript = InterimTranscriptionFrame | TranscriptionFrame
+
+
+MAX_SOUND_LEAD_S = 0.8
+"""An energy onset longer ago than this before the VAD start is another sound (noise)."""
 
 
 class BargeInGate(FrameProcessor):
@@ -67,6 +71,7 @@ class BargeInGate(FrameProcessor):
         self._policy = InterruptionPolicy(params)
         self._join_gap_s = self._policy.params.join_gap_s
         self._caller_stopped_at: float | None = None
+        self._sound_since: float | None = None  # the caller's line turned loud (energy onset)
         self._held: list[_Transcript] = []
         self._deadline = Deadline(clock, self._on_deadline)
         self._tasks: set[asyncio.Task] = set()
@@ -96,14 +101,17 @@ class BargeInGate(FrameProcessor):
             return
 
         action = GateAction.NONE
-        if isinstance(frame, VADUserStartedSpeakingFrame):
+        if isinstance(frame, CallerSoundFrame):
+            self._sound_since = now if frame.sounding else None
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            start_secs = self._speech_lead(frame.start_secs, now)
             resumed = (
                 self._caller_stopped_at is not None
-                and now - frame.start_secs - self._caller_stopped_at <= self._join_gap_s
+                and now - start_secs - self._caller_stopped_at <= self._join_gap_s
             )
             if not policy.caller_speaking and not resumed:
                 self._held.clear()  # a new utterance: the previous one's held words are moot
-            policy.on_caller_started(now, frame.start_secs)
+            policy.on_caller_started(now, start_secs)
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._caller_stopped_at = now - frame.stop_secs  # when the speech really ended
             policy.on_caller_stopped(now, frame.stop_secs)
@@ -120,6 +128,19 @@ class BargeInGate(FrameProcessor):
         await self.push_frame(frame, direction)
         await self._act(action, None)
         self._reschedule()
+
+    def _speech_lead(self, start_secs: float, now: float) -> float:
+        """How long ago the speech the VAD just confirmed began.
+
+        The VAD reports ``start_secs`` of speech, but its volume ramp makes it later still
+        (≈ 300 ms after the first sound); the energy onset of the same sound, when there is
+        one, is the better start for the minimum-duration rule.
+        """
+        since = self._sound_since
+        if since is None:
+            return start_secs
+        lead = now - since
+        return lead if start_secs < lead <= MAX_SOUND_LEAD_S else start_secs
 
     async def cleanup(self) -> None:
         """Cancel the pending deadline and any deadline task."""

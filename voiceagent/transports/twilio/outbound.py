@@ -112,9 +112,16 @@ class OutboundQueue:
             self._enqueue_ulaw(turn, pcm16_to_ulaw(pcm8))
 
     def add_segment_text(self, text: str) -> None:
-        """A ``TTSTextFrame``: the audio queued so far for the current turn is one segment."""
-        if self.current is not None and text:
-            self._close_segment(self.current, text)
+        """A ``TTSTextFrame``: the audio queued so far for the current turn is one segment.
+
+        The segment's audio is complete, so what the resampler and the partial frame hold back
+        goes out now (padded to a whole frame): the caller hears the end of "Sure," and its
+        mark comes back even if the next segment's audio is late.
+        """
+        turn = self.current
+        if turn is not None and text:
+            self._close_segment(turn, text)
+            self._flush_held(turn)
 
     def end_turn(self, *, flush: bool) -> None:
         """TTS finished the current turn: flush filters and the partial frame, then the final mark.
@@ -126,13 +133,7 @@ class OutboundQueue:
         if turn is None:
             return
         if flush:
-            for resampler in self._resamplers.values():
-                tail = resampler.flush()
-                if tail:
-                    self._enqueue_ulaw(turn, pcm16_to_ulaw(tail))
-            if self._remainder:
-                pad = bytes([ULAW_SILENCE]) * (TWILIO_FRAME_BYTES - len(self._remainder))
-                self._enqueue_ulaw(turn, pad)
+            self._flush_held(turn)
         self._queue_due_marks(turn, force=True)
         # Frames after the last mark (audio without text, or no text at all) get their own.
         last = turn.boundaries[-1] if turn.boundaries else 0
@@ -146,6 +147,17 @@ class OutboundQueue:
             return
         self.items.append((TURN_END, self.generation, turn, None, 0))
         self._wake.set()
+
+    def _flush_held(self, turn: OutTurn) -> None:
+        """Queue the audio held in the resamplers and the partial frame (silence-padded)."""
+        for resampler in self._resamplers.values():
+            tail = resampler.flush()
+            if tail:
+                self._enqueue_ulaw(turn, pcm16_to_ulaw(tail))
+        if self._remainder:
+            pad = bytes([ULAW_SILENCE]) * (TWILIO_FRAME_BYTES - len(self._remainder))
+            turn.expected += len(pad)  # later segment boundaries stay on the queued audio
+            self._enqueue_ulaw(turn, pad)
 
     def reset(self) -> None:
         """Barge-in: drop every queued item and held-back audio; bump the generation."""
