@@ -130,3 +130,22 @@ class EndOfTurnFrame(SystemFrame):
     complete: bool = True
     probability: float | None = None
     inference_ms: float | None = None
+
+
+@dataclass
+class PlaybackFenceFrame(ControlFrame):
+    """A point in the agent's output, in data order; survives interruptions.
+
+    TwilioOutput answers with ``PlaybackFenceReachedFrame`` (upstream) once every agent turn
+    that reached it before this frame has finished playing (or was cut).
+    """
+
+    fence_id: int = 0
+    interruptible: bool = field(default=False, init=False)
+
+
+@dataclass
+class PlaybackFenceReachedFrame(SystemFrame):
+    """Everything the agent said before fence ``fence_id`` has been played (or cut)."""
+
+    fence_id: int = 0

@@ -1,7 +1,8 @@
 """Assemble the card's chain for one call from settings.
 
     TwilioSerializer → VAD → [EndOfTurnDetector] → STT → BargeInGate → StabilityCommitRouter
-    → SilenceWatchdog → LLM → SpeculationHold → SentenceAggregator → [greeting] → TTS → TwilioOutput
+    → SilenceWatchdog → ToolResultRelay → LLM → SpeculationHold → SentenceAggregator → [greeting]
+    → TTS → CallHangUp → TwilioOutput
 
 ``build_call_processors`` returns the middle of that chain (the server adds the serializer and
 the output of the call's transport). Users swap a stage by passing ``overrides`` — any stage name
@@ -28,13 +29,16 @@ from voiceagent.processors.agent_context import CallContext
 from voiceagent.processors.barge_in import BargeInGate
 from voiceagent.processors.commit_policy import RouterParams
 from voiceagent.processors.end_of_turn import EndOfTurnDetector
+from voiceagent.processors.hang_up import CallHangUp
 from voiceagent.processors.interruption_policy import BargeInParams
 from voiceagent.processors.sentence_aggregator import SentenceAggregator
 from voiceagent.processors.speculation_hold import SpeculationHold
 from voiceagent.processors.stability_router import StabilityCommitRouter
+from voiceagent.processors.tool_results import ToolResultRelay
 from voiceagent.processors.watchdog import SilenceWatchdog, WatchdogParams
 from voiceagent.services.llm import create_llm_service
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
+from voiceagent.transports.twilio.rest import TwilioRestClient
 
 STAGES = (
     "vad",
@@ -43,11 +47,13 @@ STAGES = (
     "barge_in",
     "router",
     "watchdog",
+    "tools",
     "llm",
     "hold",
     "aggregator",
     "greeter",
     "tts",
+    "hang_up",
 )
 
 StageFactory = Callable[["CallParts"], FrameProcessor]
@@ -148,6 +154,19 @@ def _tts(parts: CallParts) -> FrameProcessor:
     return LocalPiperTTSService(model_path=model, config_path=config, voice=res.piper_voice)
 
 
+def _deferred_tool_calls(parts: CallParts, turn_id: int) -> int:
+    policy = getattr(parts.processors.get("llm"), "tool_policy", None)
+    return policy.deferred_calls(turn_id) if policy is not None else 0
+
+
+def _hang_up(parts: CallParts) -> FrameProcessor:
+    return CallHangUp(
+        rest=TwilioRestClient.from_settings(parts.settings),
+        clock=parts.clock,
+        max_wait_s=parts.settings.agent.end_call_max_wait_s,
+    )
+
+
 DEFAULT_STAGES: dict[str, StageFactory] = {
     "vad": _vad,
     "end_of_turn": lambda p: (
@@ -163,11 +182,15 @@ DEFAULT_STAGES: dict[str, StageFactory] = {
     "watchdog": lambda p: SilenceWatchdog(
         p.context, params=WatchdogParams(**p.settings.turns.watchdog), clock=p.clock
     ),
+    "tools": lambda p: ToolResultRelay(
+        p.context, deferred_calls=lambda turn_id: _deferred_tool_calls(p, turn_id)
+    ),
     "llm": _llm,
     "hold": lambda p: SpeculationHold(),
     "aggregator": _aggregator,
     "greeter": lambda p: AgentGreeter(p.settings.agent.greeting),
     "tts": _tts,
+    "hang_up": _hang_up,
 }
 
 

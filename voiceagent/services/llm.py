@@ -122,6 +122,16 @@ class VoiceLLMService(OpenAILLMService):
             )
         return registry.tools_schema()
 
+    def _has_async_tools(self) -> bool:
+        """Never: pipecat's async-tool guidance does not apply to voiceagent's tools.
+
+        Side-effecting tools are registered with ``cancel_on_interruption=False`` so a started
+        booking finishes, which pipecat reads as "the conversation moves on without the
+        result" and appends instructions for that to the system prompt. Here the agent waits
+        for every result (``ToolResultRelay`` answers with it), so the prompt stays as set.
+        """
+        return False
+
     def _has_side_effects(self, name: str) -> bool:
         tool = self._agent_tools.get(name)
         if tool is not None:
