@@ -223,9 +223,9 @@ class ToolResultRelay(FrameProcessor):
         committed = not turn.speculative or turn_id in self._committed
         if not committed:
             return
-        if turn_id is not None and self._deferred_calls is not None:
-            if self._deferred_calls(turn_id) > 0:
-                return  # released at this commit: their results come next
+        waiting = self._deferred_calls
+        if turn_id is not None and waiting is not None and waiting(turn_id) > 0:
+            return  # released at this commit: their results come next
         self._turns.pop(turn_id)
         if turn_id is not None:
             self._committed.discard(turn_id)
