@@ -96,13 +96,9 @@ class AgentSettings(BaseModel):
     """The receptionist's tools (check_availability, book_appointment, end_call): True, False,
     a list of names, or "auto": on with a cloud/OpenAI-compatible LLM, off with the local
     Qwen2.5-0.5B, which with ``tool_choice=auto`` answers in prose or writes the call as text."""
-    tools_prompt: str = (
-        "You have tools: check_availability for open times on a day, book_appointment once "
-        "you know the caller's name, the service, the day and the time, and end_call after "
-        "you have said goodbye. Use them instead of guessing, and say the confirmation "
-        "number after booking."
-    )
-    """Appended to ``system_prompt`` when tools are advertised."""
+    tools_prompt: str | None = None
+    """Appended to ``system_prompt`` when tools are advertised; None: a sentence naming each
+    advertised tool (``voiceagent.pipelines.receptionist_tools.tools_prompt``)."""
     end_call_max_wait_s: float = Field(20.0, gt=0.0)
     """After ``end_call``, the longest wait for the goodbye to play before hanging up."""
 
