@@ -1,0 +1,123 @@
+"""Phone calls with the receptionist's tools: book, confirm, say goodbye, hang up.
+
+Call scripts through the bundled bot's real chain (router → tool relay → VoiceLLMService →
+hold → aggregator → … → hang-up → TwilioOutput) against the fake OpenAI server streaming tool
+calls, a Twilio leg that echoes marks as audio plays, and a fake Twilio REST API.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))  # shared fakes
+from fakes.fake_openai import FakeReply  # noqa: E402
+from fakes.fake_openai_tools import FakeToolCall, FakeToolReply, FakeToolServer  # noqa: E402
+from phone_call_harness import (  # noqa: E402
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    CALL_SID,
+    SYSTEM,
+    FakeTwilioRest,
+    PhoneCall,
+    receptionist_settings,
+)
+
+ANN = {"name": "Ann Lee", "service": "cleaning", "day": "next Tuesday", "time": "2 pm"}
+CONFIRM = ["You're", " booked", " for", " Tuesday", " at", " 2", " pm.", " Your", " number", " is"]
+CONFIRM += [" BSD-0001."]
+GOODBYE = ["Thanks", " for", " calling,", " goodbye!"]
+
+
+def heard(call: PhoneCall) -> str:
+    """What the agent said that the caller heard (the context keeps only that)."""
+    messages = call.parts.context.messages
+    return " ".join(m["content"] for m in messages if m["role"] == "assistant" and m["content"])
+
+
+def tool_messages(request: dict) -> list[dict]:
+    return [m for m in request["messages"] if m["role"] == "tool" or m.get("tool_calls")]
+
+
+async def test_caller_books_tuesday_at_two_the_agent_confirms_then_hangs_up(tmp_path: Path):
+    script = [
+        FakeToolReply(
+            tokens=["Sure,", " one", " moment."],
+            tool_calls=[FakeToolCall("book_appointment", ANN, id="call_book")],
+        ),
+        FakeReply(tokens=CONFIRM),
+        FakeToolReply(
+            tokens=GOODBYE,
+            tool_calls=[FakeToolCall("end_call", {"reason": "caller is done"}, id="call_end")],
+        ),
+    ]
+    async with (
+        FakeToolServer(script=script) as llm,
+        FakeTwilioRest() as rest,
+    ):
+        settings = receptionist_settings(llm.base_url, tmp_path, rest.base_url)
+        async with PhoneCall(settings) as call:
+            rest.call = call
+            await call.says("Hi, this is Ann Lee, I'd like a cleaning next Tuesday at 2 pm.")
+            await call.plays_out(lambda: len(call.bot.bookings.get(CALL_SID, [])) == 1)
+            await call.plays_out(lambda: "Your number is BSD-0001." in call.tts.spoken)
+
+            # The booking: validated, made once, in the call's ledger and the office's book.
+            [booking] = call.bot.bookings[CALL_SID]
+            assert (booking.confirmation_id, booking.name, booking.day, booking.time) == (
+                "BSD-0001",
+                "Ann Lee",
+                "tuesday",
+                "2 pm",
+            )
+            assert call.bot.appointments.availability("tuesday").open_slots == ["4 pm"]
+
+            # The LLM saw the tools, then the result, and answered with it.
+            first, second = llm.requests[0], llm.requests[1]
+            names = [t["function"]["name"] for t in first["tools"]]
+            assert names == ["check_availability", "book_appointment", "end_call"]
+            assert first["messages"][0] == {"role": "system", "content": SYSTEM}
+            calls, result = tool_messages(second)
+            assert calls["tool_calls"][0]["id"] == "call_book"
+            assert json.loads(calls["tool_calls"][0]["function"]["arguments"]) == ANN
+            assert result["tool_call_id"] == "call_book"
+            assert json.loads(result["content"])["confirmation_id"] == "BSD-0001"
+            assert call.tts.spoken == [
+                "Sure,",
+                "one moment.",
+                "You're booked for Tuesday at 2 pm.",
+                "Your number is BSD-0001.",
+            ]
+
+            # The caller hears the confirmation, says goodbye; the agent does, and hangs up.
+            await call.plays_out(lambda: "BSD-0001." in heard(call))
+            await call.says("Great, that's all. Bye!")
+            await call.plays_out(lambda: bool(rest.requests))
+            assert call.tts.spoken[-2:] == ["Thanks for calling,", "goodbye!"]
+            assert call.run is not None
+            await call.plays_out(lambda: call.run.done())
+
+        # Twilio was told to end the call only after every mark of the goodbye came back.
+        [hang_up] = rest.requests
+        assert hang_up.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{CALL_SID}.json"
+        assert hang_up.form == {"Status": "completed"}
+        credentials = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+        assert hang_up.authorization == f"Basic {credentials}"
+        assert hang_up.marks_echoed == hang_up.marks_sent > 0
+        assert len(llm.requests) == 3  # nothing is generated after end_call
+        assert call.parts.processors["hang_up"].stats.rest_ok is True
+
+        # The call's record holds the tool calls with their results.
+        detail = await call.stored()
+        tools = [(e.text, e.data["stage"]) for e in detail.events if e.kind == "tool"]
+        assert tools == [
+            ("book_appointment", "call"),
+            ("book_appointment", "result"),
+            ("end_call", "call"),
+            ("end_call", "result"),
+        ]
+        booked = next(e for e in detail.events if e.kind == "tool" and e.data["stage"] == "result")
+        assert booked.data["result"]["confirmation_id"] == "BSD-0001"
