@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from pipecat.frames.frames import InterruptionFrame
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))  # shared fakes
 from fakes.fake_openai import FakeReply  # noqa: E402
@@ -121,3 +123,107 @@ async def test_caller_books_tuesday_at_two_the_agent_confirms_then_hangs_up(tmp_
         ]
         booked = next(e for e in detail.events if e.kind == "tool" and e.data["stage"] == "result")
         assert booked.data["result"]["confirmation_id"] == "BSD-0001"
+
+
+async def test_a_discarded_speculation_never_books_its_slot(tmp_path: Path):
+    # "Book me a cleaning Tuesday at 2 pm" — a pause — "... no, make it 4 pm".
+    first = "I'm Ann Lee, book me a cleaning on Tuesday at 2 pm"
+    full = "I'm Ann Lee, book me a cleaning on Tuesday at 2 pm, no, make it 4 pm"
+    script = [
+        FakeToolReply(tool_calls=[FakeToolCall("book_appointment", ANN, id="call_spec")]),
+        FakeToolReply(
+            tokens=["Sure."],
+            tool_calls=[FakeToolCall("book_appointment", {**ANN, "time": "4 pm"}, id="call_real")],
+        ),
+        FakeReply(tokens=["Booked", " for", " 4", " pm."]),
+    ]
+    async with FakeToolServer(script=script) as llm:
+        async with PhoneCall(receptionist_settings(llm.base_url, tmp_path)) as call:
+            service = call.parts.processors["llm"]
+            await call.says(first)
+            # The router speculated on the pause; the model wants to book: it must wait.
+            await call.until(lambda: service.tool_stats.deferred == 1)
+            assert call.bot.bookings == {}
+
+            await call.says(full)  # the caller goes on: the speculation is withdrawn
+            await call.plays_out(lambda: "Booked for 4 pm." in call.tts.spoken)
+
+            assert [b.time for b in call.bot.bookings[CALL_SID]] == ["4 pm"]
+            assert call.bot.appointments.availability("tuesday").open_slots == ["2 pm"]
+            assert service.tool_stats.dropped == 1
+            assert list(service.tool_stats.dropped_reasons) == ["speculation_discarded"]
+            assert len(llm.requests) == 3
+            [calls, result] = tool_messages(llm.requests[2])
+            assert [c["id"] for c in calls["tool_calls"]] == ["call_real"]
+            assert json.loads(result["content"])["time"] == "4 pm"
+            assert "call_spec" not in json.dumps(llm.requests)
+            assert call.tts.spoken == ["Sure.", "Booked for 4 pm."]
+
+        detail = await call.stored()
+        ids = {e.data["tool_call_id"] for e in detail.events if e.kind == "tool"}
+        assert ids == {"call_real"}
+
+
+async def test_a_lookup_of_a_discarded_speculation_never_reaches_the_conversation(
+    tmp_path: Path,
+):
+    script = [
+        FakeToolReply(tool_calls=[FakeToolCall("check_availability", {"day": "friday"})]),
+        FakeReply(tokens=["Tuesday", " at", " 2", " or", " 4", " pm."]),
+    ]
+    async with FakeToolServer(script=script) as llm:
+        call = PhoneCall(receptionist_settings(llm.base_url, tmp_path))
+        async with call:
+            relay = call.parts.processors["tools"]
+            await call.says("What do you have on Friday")
+            # Read-only: the lookup ran at once, but its result waits for the commit.
+            await call.until(lambda: relay.stats.results == 1)
+            await call.says("What do you have on Friday, or rather on Tuesday?")
+            await call.plays_out(lambda: "Tuesday at 2 or 4 pm." in call.tts.spoken)
+
+            assert relay.stats.dropped == 1 and relay.stats.follow_ups == 0
+            assert len(llm.requests) == 2 and not tool_messages(llm.requests[1])
+            assert not any(m["role"] == "tool" for m in call.parts.context.messages)
+
+
+async def test_a_failed_rest_hang_up_is_logged_and_the_call_still_ends(tmp_path: Path, caplog):
+    script = [
+        FakeToolReply(tokens=GOODBYE, tool_calls=[FakeToolCall("end_call", {"reason": "done"})])
+    ]
+    async with FakeToolServer(script=script) as llm, FakeTwilioRest(status=404) as rest:
+        settings = receptionist_settings(llm.base_url, tmp_path, rest.base_url)
+        async with PhoneCall(settings) as call:
+            rest.call = call
+            hang_up = call.parts.processors["hang_up"]
+            rest_client = hang_up._rest
+            await call.says("That's all, bye.")
+            await call.plays_out(lambda: call.run.done())
+
+            assert len(rest.requests) == 1
+            assert hang_up.stats.hung_up and hang_up.stats.rest_ok is False
+            assert rest_client.stats.failures_by_kind == {"http_404": 1}
+            assert call.tts.spoken == ["Thanks for calling,", "goodbye!"]
+
+
+async def test_a_caller_speaking_over_the_goodbye_keeps_the_call_open(tmp_path: Path):
+    long_goodbye = ["Thanks", " for", " calling.", " Have", " a", " lovely", " day.", " Bye!"]
+    script = [
+        FakeToolReply(
+            tokens=long_goodbye, tool_calls=[FakeToolCall("end_call", {"reason": "done"})]
+        ),
+        FakeReply(tokens=["Of", " course,", " what", " else?"]),
+    ]
+    async with FakeToolServer(script=script) as llm, FakeTwilioRest() as rest:
+        settings = receptionist_settings(llm.base_url, tmp_path, rest.base_url)
+        async with PhoneCall(settings) as call:
+            hang_up = call.parts.processors["hang_up"]
+            await call.says("That's all, bye.")
+            await call.plays_out(lambda: hang_up.pending and call.call.output.marks_sent >= 1)
+
+            # "Oh wait, one more thing!" — the caller barges in on the goodbye.
+            await call.worker.queue_frame(InterruptionFrame())
+            await call.plays_out(lambda: not hang_up.pending)
+            await call.wait(1.0)
+
+            assert hang_up.stats.withdrawn == 1 and not hang_up.stats.hung_up
+            assert not rest.requests and not call.run.done()
