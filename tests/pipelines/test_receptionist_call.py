@@ -227,3 +227,23 @@ async def test_a_caller_speaking_over_the_goodbye_keeps_the_call_open(tmp_path: 
 
             assert hang_up.stats.withdrawn == 1 and not hang_up.stats.hung_up
             assert not rest.requests and not call.run.done()
+
+
+async def test_the_agent_looks_up_tuesday_and_answers_with_the_open_times(tmp_path: Path):
+    script = [
+        FakeToolReply(tool_calls=[FakeToolCall("check_availability", {"day": "Tuesday"})]),
+        FakeReply(tokens=["We", " have", " 2", " pm", " and", " 4", " pm."]),
+    ]
+    async with FakeToolServer(script=script) as llm:
+        call = PhoneCall(receptionist_settings(llm.base_url, tmp_path))
+        async with call:
+            await call.says("What times do you have on Tuesday?")
+            await call.plays_out(lambda: "We have 2 pm and 4 pm." in call.tts.spoken)
+
+            [calls, result] = tool_messages(llm.requests[1])
+            assert calls["tool_calls"][0]["function"]["name"] == "check_availability"
+            assert json.loads(result["content"])["open_slots"] == ["2 pm", "4 pm"]
+            assert call.parts.processors["tools"].stats.follow_ups == 1
+            await call.plays_out(lambda: "We have 2 pm and 4 pm." in heard(call))
+            roles = [m["role"] for m in call.parts.context.messages]
+            assert roles == ["user", "assistant", "tool", "assistant"]
