@@ -196,7 +196,8 @@ class ToolResultRelay(FrameProcessor):
         if turn is None:
             return
         if committed or not turn.speculative:
-            turn.quiet = True  # results of committed calls are facts: they still join
+            turn.speculative = False  # results of committed calls are facts: they still join
+            turn.quiet = True
             return
         self._turns.pop(turn_id)
         for call_id in turn.running:
@@ -210,6 +211,7 @@ class ToolResultRelay(FrameProcessor):
         for turn_id, turn in list(self._turns.items()):
             committed = not turn.speculative or turn_id in self._committed
             if committed:
+                turn.speculative = False
                 turn.quiet = True
             elif turn_id is not None:
                 self._drop_turn(turn_id, "interrupted")
