@@ -134,7 +134,7 @@ class TurnBench:
 
 def bench_settings(llm_base_url: str, turns: dict[str, Any]) -> Settings:
     """Cloud-shaped settings: the LLM is "openai" at the fake server; keys are placeholders."""
-    from voiceagent.settings import CloudSettings, TurnSettings
+    from voiceagent.settings import CloudSettings, FallbackSettings, TurnSettings
 
     return Settings(
         server=ServerSettings(host="127.0.0.1", port=0, shutdown_grace_s=0.0),
@@ -144,6 +144,7 @@ def bench_settings(llm_base_url: str, turns: dict[str, Any]) -> Settings:
         agent=AgentSettings(greeting=GREETING),
         turns=TurnSettings(**turns),
         llm="openai",
+        fallback=FallbackSettings(llm=[]),  # one provider per stage: the shape under test
     )
 
 

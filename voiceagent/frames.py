@@ -133,6 +133,17 @@ class EndOfTurnFrame(SystemFrame):
 
 
 @dataclass
+class CallerSoundFrame(SystemFrame):
+    """The caller's line went from quiet to sound (``sounding``) or back, frame-fast.
+
+    Pushed downstream by the CallerSoundDetector from audio energy, a few hundred ms before
+    the VAD confirms speech. The FloorHold keeps a new agent turn from starting over it.
+    """
+
+    sounding: bool = True
+
+
+@dataclass
 class PlaybackFenceFrame(ControlFrame):
     """A point in the agent's output, in data order; survives interruptions.
 

@@ -70,11 +70,43 @@ class CloudSettings(BaseModel):
     """Cloud providers: chosen per stage when their keys are present."""
 
     deepgram_api_key: str | None = None
+    deepgram_url: str = "wss://api.deepgram.com"
+    """Deepgram's base URL (``ws://`` or ``wss://``): STT and TTS sockets are opened below it."""
     deepgram_stt_model: str = "nova-3"
+    deepgram_endpointing_ms: int = Field(300, ge=10)
+    deepgram_utterance_end_ms: int = Field(1000, ge=1000)
     deepgram_tts_voice: str = "aura-2-thalia-en"
     openai_api_key: str | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
+
+
+class FallbackSettings(BaseModel):
+    """Providers tried after each stage's primary, and what counts as the primary failing.
+
+    A chain of ``None`` means the default: a cloud primary falls back to the local stage, a
+    local primary has no fallback. ``[]`` turns fallback off; from the environment a chain is
+    comma-separated, e.g. ``VOICEAGENT_FALLBACK__TTS=local``.
+    """
+
+    stt: list[Literal["local", "deepgram"]] | None = None
+    llm: list[Literal["local", "openai"]] | None = None
+    tts: list[Literal["local", "deepgram"]] | None = None
+    stt_timeout_s: float = Field(2.5, gt=0)
+    """The caller has been speaking this long with no transcript: the STT is failing."""
+    llm_first_token_timeout_s: float = Field(3.0, gt=0)
+    """No first token this long after a generation started: retried on the next LLM."""
+    apology_text: str = (
+        "I'm sorry, I'm having trouble answering right now. Could you say that again?"
+    )
+    """Spoken as the reply when every LLM of the chain failed."""
+
+    @field_validator("stt", "llm", "tts", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
 
 class AgentSettings(BaseModel):
@@ -124,6 +156,12 @@ class TurnSettings(BaseModel):
     vad_start_s: float = 0.15
     vad_stop_s: float = 0.2
     vad_confidence: float = 0.7
+    floor_hold: bool = True
+    """Hold the start of an agent turn while the caller's line is loud (``FloorHold``): a reply
+    committed at a pause never starts over a caller who resumes."""
+    floor_max_hold_s: float = Field(1.0, gt=0.0)
+    caller_sound: dict[str, Any] = Field(default_factory=dict)
+    """Keyword overrides of ``CallerSoundParams`` (the energy onset detector)."""
     end_of_turn_model: bool = False
     """Ask pipecat's bundled Smart Turn model at each VAD stop whether the caller sounds done;
     an unfinished-sounding turn waits ``router.acoustic_extra_s`` longer before the commit.
@@ -166,6 +204,7 @@ class Settings(BaseModel):
     agent: AgentSettings = AgentSettings()
     turns: TurnSettings = TurnSettings()
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    fallback: FallbackSettings = FallbackSettings()
     stt: Literal["auto", "local", "deepgram"] = "auto"
     llm: Literal["auto", "local", "openai"] = "auto"
     tts: Literal["auto", "local", "deepgram"] = "auto"

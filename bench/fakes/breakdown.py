@@ -320,7 +320,8 @@ def print_report(records: list[CallRecord], *, shape_text: str) -> None:
         if r is not None:
             print(
                 f"call {rec.name}: {r.duration_s:.1f} s, clears {r.clears}, marks "
-                f"{r.marks_echoed}/{r.marks_received}, playback glitches {r.agent_glitches}"
+                f"{r.marks_echoed}/{r.marks_received}, playback glitches {r.agent_glitches}, "
+                f"pauses between segments {r.agent_pauses}"
             )
 
 

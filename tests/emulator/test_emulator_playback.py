@@ -135,6 +135,19 @@ def test_short_underrun_is_a_glitch_inside_one_utterance_long_gap_is_a_new_one(c
     assert timeline.played_s_between(0.0, 1.0) == pytest.approx(0.2)
 
 
+def test_a_short_gap_at_a_segment_mark_is_a_pause_not_a_glitch(call):
+    clock, timeline, _, _ = call
+    timeline.receive_media(seconds_of_tone(0.3))  # "Sure,"
+    timeline.receive_mark("seg-1")
+    clock.advance(0.45)  # the next clause arrives 150 ms after "Sure," played out
+    timeline.receive_media(seconds_of_tone(0.5))
+    clock.advance(0.2)
+    timeline.receive_media(seconds_of_tone(0.1))  # same segment, no mark: in time, no gap
+    clock.advance(1.0)
+    assert (timeline.pauses, timeline.glitches) == (1, 0)
+    assert len(timeline.utterance_starts_s()) == 1
+
+
 def test_audio_still_queued_at_hang_up_is_never_heard(call):
     clock, timeline, echoed, _ = call
     timeline.receive_media(seconds_of_tone(3.0))

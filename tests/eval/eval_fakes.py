@@ -138,6 +138,7 @@ def cheap_settings(llm_base_url: str, greeting: str) -> Settings:
         cloud={"openai_base_url": llm_base_url, "openai_api_key": "test", "openai_model": "fake"},
         agent={"greeting": greeting},
         llm="openai",
+        fallback={"llm": []},  # the local server is not started here
     )
 
 

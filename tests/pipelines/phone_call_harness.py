@@ -162,6 +162,7 @@ def receptionist_settings(llm_url: str, tmp: Path, rest_url: str | None = None) 
         twilio=twilio,
         server=server,
         turns={"watchdog": {"reply_timeout_s": 60.0, "idle_timeout_s": 120.0}},
+        fallback={"stt": [], "llm": [], "tts": []},
         storage=StorageSettings(dir=tmp),
     )
 
@@ -169,7 +170,7 @@ def receptionist_settings(llm_url: str, tmp: Path, rest_url: str | None = None) 
 class PhoneCall:
     """``async with PhoneCall(settings) as call:`` — the caller talks, time passes, look."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
         self.clock = ManualClock()
         self.settings = settings
         self.tts = ToneTTS()
@@ -182,6 +183,7 @@ class PhoneCall:
                 "stt": lambda p: IdentityFilter(),
                 "barge_in": lambda p: IdentityFilter(),
                 "tts": lambda p: self.tts,
+                **overrides,
             },
             on_call_built=self._built,
         )

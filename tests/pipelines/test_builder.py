@@ -6,7 +6,9 @@ from pipecat.processors.frame_processor import FrameProcessor
 from voiceagent.pipelines.builder import STAGES, AgentGreeter, build_call_processors
 from voiceagent.pipelines.resources import AgentResources
 from voiceagent.processors.barge_in import BargeInGate
+from voiceagent.processors.caller_sound import CallerSoundDetector
 from voiceagent.processors.end_of_turn import EndOfTurnDetector
+from voiceagent.processors.floor_hold import FloorHold
 from voiceagent.processors.hang_up import CallHangUp
 from voiceagent.processors.sentence_aggregator import SentenceAggregator
 from voiceagent.processors.speculation_hold import SpeculationHold
@@ -32,6 +34,7 @@ def test_the_chain_follows_the_card_with_swapped_providers():
     chain, parts = build_call_processors(settings, AgentResources(settings), overrides=providers())
     kinds = [type(p) for p in chain]
     assert kinds[1:] == [
+        CallerSoundDetector,
         EndOfTurnDetector,
         Stage,
         BargeInGate,
@@ -43,6 +46,7 @@ def test_the_chain_follows_the_card_with_swapped_providers():
         SentenceAggregator,
         AgentGreeter,
         Stage,
+        FloorHold,
         CallHangUp,
     ]
     assert [p.name for p in chain if isinstance(p, Stage)] == ["stt", "llm", "tts"]

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from pipecat.frames.frames import InterruptionFrame
 
+from voiceagent.processors.fallback_stages import LLMFallback
+from voiceagent.services.llm import create_llm_service
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))  # shared fakes
 from fakes.fake_openai import FakeReply  # noqa: E402
@@ -247,3 +250,39 @@ async def test_the_agent_looks_up_tuesday_and_answers_with_the_open_times(tmp_pa
             await call.plays_out(lambda: "We have 2 pm and 4 pm." in heard(call))
             roles = [m["role"] for m in call.parts.context.messages]
             assert roles == ["user", "assistant", "tool", "assistant"]
+
+
+async def test_tools_and_the_hang_up_work_through_an_llm_fallback_chain(tmp_path: Path):
+    # The primary LLM refuses (503): the same generation is re-run on the second one, which
+    # books; the result, the goodbye and the hang-up go through the chain like through one LLM.
+    script = [
+        FakeReply(status=503),
+        FakeToolReply(tokens=["Sure."], tool_calls=[FakeToolCall("book_appointment", ANN)]),
+        FakeReply(tokens=["Booked,", " BSD-0001."]),
+        FakeToolReply(tokens=GOODBYE, tool_calls=[FakeToolCall("end_call", {"reason": "done"})]),
+    ]
+
+    def chain(parts):
+        llms = [
+            create_llm_service(
+                base_url=llm.base_url, api_key=None, model="fake", max_tokens=80,
+                temperature=0.3, max_retries=0,
+            )
+            for _ in range(2)
+        ]  # fmt: skip
+        return LLMFallback(llms, clock=parts.clock)
+
+    async with FakeToolServer(script=script) as llm, FakeTwilioRest() as rest:
+        settings = receptionist_settings(llm.base_url, tmp_path, rest.base_url)
+        async with PhoneCall(settings, llm=chain) as call:
+            rest.call = call
+            await call.says("I'm Ann Lee, a cleaning on Tuesday at 2 pm please.")
+            await call.plays_out(lambda: "BSD-0001." in heard(call))
+            assert [b.confirmation_id for b in call.bot.bookings[CALL_SID]] == ["BSD-0001"]
+            assert call.parts.processors["llm"].stats.switches == 1
+
+            await call.says("Thanks, bye.")
+            await call.plays_out(lambda: call.run.done())
+            assert len(rest.requests) == 1
+            assert rest.requests[0].marks_echoed == rest.requests[0].marks_sent
+            assert call.tts.spoken[-2:] == ["Thanks for calling,", "goodbye!"]

@@ -63,7 +63,8 @@ class CallReport:
     duration_s: float
     closed_by_server: bool
     malformed_messages: int = 0
-    agent_glitches: int = 0  # playback ran dry and resumed within the same utterance
+    agent_glitches: int = 0  # playback ran dry inside a segment and resumed (a dropout)
+    agent_pauses: int = 0  # playback ran dry at a segment's mark and resumed within 250 ms
     dtmf_sent: int = 0
     agent_utterances_s: list[float] = field(default_factory=list)
     stream_sid: str = ""
@@ -376,6 +377,7 @@ class _Call:
             closed_by_server=self.closed_by_server,
             malformed_messages=self.malformed,
             agent_glitches=timeline.glitches,
+            agent_pauses=timeline.pauses,
             dtmf_sent=plan.digits_sent,
             agent_utterances_s=starts,
             stream_sid=self._em.stream_sid,

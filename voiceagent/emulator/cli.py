@@ -162,7 +162,8 @@ def print_report(report: CallReport) -> None:
     print(
         f"marks {report.marks_received} received / {report.marks_echoed} echoed, "
         f"clears {report.clears}, agent media messages {report.media_received}, "
-        f"playback glitches {report.agent_glitches}, malformed {report.malformed_messages}, "
+        f"playback glitches {report.agent_glitches} (pauses between segments "
+        f"{report.agent_pauses}), malformed {report.malformed_messages}, "
         f"dtmf sent {report.dtmf_sent}"
     )
     ended = "server" if report.closed_by_server else "caller"

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from voiceagent.clock import Clock, TimerHandle
 from voiceagent.emulator.audio import PHONE_SAMPLE_RATE, ULAW_SILENCE, ulaw_decode
 
-# Playback that resumes within this gap continues the same agent utterance (an underrun glitch).
+# Playback that resumes within this gap continues the same agent utterance: an underrun glitch
+# when it ran dry inside a segment, a pause when it ran dry at a segment's mark.
 UTTERANCE_GAP_S = 0.25
 _COMPACT_BYTES = 65536
 
@@ -70,7 +71,9 @@ class PlaybackTimeline:
         self.marks_released = 0
         self.clears = 0
         self.glitches = 0
+        self.pauses = 0
         self.discarded_samples = 0
+        self._mark_last = False  # the last server message that carried audio order was a mark
 
     # ----- time -----------------------------------------------------------------------------
 
@@ -102,17 +105,22 @@ class PlaybackTimeline:
             self._play_pos = now
             self._runs.append([now, now])
             if self._utterance_open:
-                self.glitches += 1
+                if self._mark_last:
+                    self.pauses += 1  # between two spoken segments: a pause, not a dropout
+                else:
+                    self.glitches += 1
             else:
                 self._utterances.append([now, now])
                 self._utterance_open = True
                 self._emit("agent_audio_start", {"t": now / PHONE_SAMPLE_RATE})
         self._pending += ulaw
+        self._mark_last = False
         self._reschedule()
 
     def receive_mark(self, name: str) -> None:
         """Note a mark; it is echoed once the audio queued before it has played."""
         self.marks_received += 1
+        self._mark_last = True
         now = self._now_pos()
         self._advance(now)
         if self._buffered():

@@ -1,12 +1,16 @@
 """Assemble the card's chain for one call from settings.
 
-    TwilioSerializer → VAD → [EndOfTurnDetector] → STT → BargeInGate → StabilityCommitRouter
-    → SilenceWatchdog → ToolResultRelay → LLM → SpeculationHold → SentenceAggregator → [greeting]
-    → TTS → CallHangUp → TwilioOutput
+    TwilioSerializer → VAD → CallerSoundDetector → [EndOfTurnDetector] → STT → BargeInGate
+    → StabilityCommitRouter → SilenceWatchdog → ToolResultRelay → LLM → SpeculationHold
+    → SentenceAggregator → [greeting] → TTS → FloorHold → CallHangUp → TwilioOutput
 
 ``build_call_processors`` returns the middle of that chain (the server adds the serializer and
 the output of the call's transport). Users swap a stage by passing ``overrides`` — any stage name
 mapped to a processor factory — or insert their own with ``extra``.
+
+STT, LLM and TTS are each built from the stage's provider chain (``StageChoice.chain``): one
+provider is built as is; several are wrapped in the stage's ``FallbackSwitcher``
+(``voiceagent.processors.fallback_stages``), primary first.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ from voiceagent.frames import CallStartedFrame
 from voiceagent.pipelines.resources import AgentResources
 from voiceagent.processors.agent_context import CallContext
 from voiceagent.processors.barge_in import BargeInGate
+from voiceagent.processors.caller_sound import CallerSoundDetector, CallerSoundParams
 from voiceagent.processors.commit_policy import RouterParams
 from voiceagent.processors.end_of_turn import EndOfTurnDetector
+from voiceagent.processors.fallback_stages import LLMFallback, STTFallback, TTSFallback
+from voiceagent.processors.floor_hold import FloorHold
 from voiceagent.processors.hang_up import CallHangUp
 from voiceagent.processors.interruption_policy import BargeInParams
 from voiceagent.processors.sentence_aggregator import SentenceAggregator
@@ -37,11 +44,12 @@ from voiceagent.processors.stability_router import StabilityCommitRouter
 from voiceagent.processors.tool_results import ToolResultRelay
 from voiceagent.processors.watchdog import SilenceWatchdog, WatchdogParams
 from voiceagent.services.llm import create_llm_service
-from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
+from voiceagent.settings import Settings
 from voiceagent.transports.twilio.rest import TwilioRestClient
 
 STAGES = (
     "vad",
+    "caller_sound",
     "end_of_turn",
     "stt",
     "barge_in",
@@ -53,6 +61,7 @@ STAGES = (
     "aggregator",
     "greeter",
     "tts",
+    "floor",
     "hang_up",
 )
 
@@ -104,19 +113,19 @@ def _aggregator(parts: CallParts) -> FrameProcessor:
 
 
 def _stt(parts: CallParts) -> FrameProcessor:
-    res = parts.resources
-    if res.choice.stt == "deepgram":
-        from pipecat.services.deepgram.stt import DeepgramSTTService
+    chain = [_stt_provider(parts, name) for name in parts.resources.choice.chain("stt")]
+    if len(chain) == 1:
+        return chain[0]
+    fallback = parts.settings.fallback
+    return STTFallback(chain, timeout_s=fallback.stt_timeout_s, clock=parts.clock)
 
-        return DeepgramSTTService(
-            api_key=res.settings.cloud.deepgram_api_key or "",
-            settings=DeepgramSTTService.Settings(
-                model=res.settings.cloud.deepgram_stt_model,
-                interim_results=True,
-                smart_format=True,
-                punctuate=True,
-            ),
-        )
+
+def _stt_provider(parts: CallParts, provider: str) -> FrameProcessor:
+    res = parts.resources
+    if provider == "deepgram":
+        from voiceagent.services.deepgram import create_deepgram_stt
+
+        return create_deepgram_stt(res.settings.cloud)
     from voiceagent.services.local.whisper_stt import WhisperStreamingSTT
 
     return WhisperStreamingSTT(
@@ -125,12 +134,25 @@ def _stt(parts: CallParts) -> FrameProcessor:
 
 
 def _llm(parts: CallParts) -> FrameProcessor:
-    res = parts.resources
+    chain = [_llm_provider(parts, name) for name in parts.resources.choice.chain("llm")]
+    if len(chain) == 1:
+        return chain[0]
+    fallback = parts.settings.fallback
+    return LLMFallback(
+        chain,
+        first_token_timeout_s=fallback.llm_first_token_timeout_s,
+        apology_text=fallback.apology_text,
+        clock=parts.clock,
+    )
+
+
+def _llm_provider(parts: CallParts, provider: str) -> FrameProcessor:
+    endpoint = parts.resources.llm_endpoint(provider)
     agent = parts.settings.agent
     return create_llm_service(
-        base_url=res.llm_base_url,
-        api_key=res.llm_api_key,
-        model=res.llm_model,
+        base_url=endpoint.base_url,
+        api_key=endpoint.api_key,
+        model=endpoint.model,
         max_tokens=agent.max_tokens,
         temperature=agent.temperature,
         system_instruction=agent.system_prompt,
@@ -138,15 +160,18 @@ def _llm(parts: CallParts) -> FrameProcessor:
 
 
 def _tts(parts: CallParts) -> FrameProcessor:
-    res = parts.resources
-    if res.choice.tts == "deepgram":
-        from pipecat.services.deepgram.tts import DeepgramTTSService
+    chain = [_tts_provider(parts, name) for name in parts.resources.choice.chain("tts")]
+    if len(chain) == 1:
+        return chain[0]
+    return TTSFallback(chain, clock=parts.clock)
 
-        return DeepgramTTSService(
-            api_key=res.settings.cloud.deepgram_api_key or "",
-            voice=res.settings.cloud.deepgram_tts_voice,
-            sample_rate=PIPELINE_SAMPLE_RATE,
-        )
+
+def _tts_provider(parts: CallParts, provider: str) -> FrameProcessor:
+    res = parts.resources
+    if provider == "deepgram":
+        from voiceagent.services.deepgram import create_deepgram_tts
+
+        return create_deepgram_tts(res.settings.cloud)
     from voiceagent.services.local.piper_tts import LocalPiperTTSService
 
     assert res.piper_paths is not None
@@ -155,8 +180,11 @@ def _tts(parts: CallParts) -> FrameProcessor:
 
 
 def _deferred_tool_calls(parts: CallParts, turn_id: int) -> int:
-    policy = getattr(parts.processors.get("llm"), "tool_policy", None)
-    return policy.deferred_calls(turn_id) if policy is not None else 0
+    """Side-effecting calls of ``turn_id`` waiting for its commit, on any LLM of the stage."""
+    llm = parts.processors.get("llm")
+    services = getattr(llm, "services", None) or [llm]
+    policies = [getattr(s, "tool_policy", None) for s in services]
+    return sum(p.deferred_calls(turn_id) for p in policies if p is not None)
 
 
 def _hang_up(parts: CallParts) -> FrameProcessor:
@@ -169,6 +197,11 @@ def _hang_up(parts: CallParts) -> FrameProcessor:
 
 DEFAULT_STAGES: dict[str, StageFactory] = {
     "vad": _vad,
+    "caller_sound": lambda p: (
+        CallerSoundDetector(CallerSoundParams(**p.settings.turns.caller_sound))
+        if p.settings.turns.floor_hold
+        else IdentityFilter()
+    ),
     "end_of_turn": lambda p: (
         EndOfTurnDetector() if p.settings.turns.end_of_turn_model else IdentityFilter()
     ),
@@ -190,6 +223,11 @@ DEFAULT_STAGES: dict[str, StageFactory] = {
     "aggregator": _aggregator,
     "greeter": lambda p: AgentGreeter(p.settings.agent.greeting),
     "tts": _tts,
+    "floor": lambda p: (
+        FloorHold(max_hold_s=p.settings.turns.floor_max_hold_s, clock=p.clock)
+        if p.settings.turns.floor_hold
+        else IdentityFilter()
+    ),
     "hang_up": _hang_up,
 }
 

@@ -19,12 +19,26 @@ from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
 
 @dataclass
 class StageChoice:
-    """Which provider serves each stage, and why."""
+    """Which provider serves each stage (the primary), its fallbacks, and why."""
 
     stt: str
     llm: str
     tts: str
     reasons: list[str] = field(default_factory=list)
+    chains: dict[str, list[str]] = field(default_factory=dict)
+
+    def chain(self, stage: str) -> list[str]:
+        """The stage's providers in the order they are tried: the primary, then fallbacks."""
+        return self.chains.get(stage) or [getattr(self, stage)]
+
+
+@dataclass
+class LLMEndpoint:
+    """Where one OpenAI-compatible LLM provider is reached."""
+
+    base_url: str | None
+    api_key: str | None
+    model: str
 
 
 def choose_stages(settings: Settings) -> StageChoice:
@@ -54,7 +68,26 @@ def choose_stages(settings: Settings) -> StageChoice:
         "OPENAI_API_KEY/OPENAI_BASE_URL",
     )
     tts = pick("tts", settings.tts, "deepgram", bool(cloud.deepgram_api_key), "DEEPGRAM_API_KEY")
-    return StageChoice(stt=stt, llm=llm, tts=tts, reasons=reasons)
+    keys = {
+        "deepgram": (bool(cloud.deepgram_api_key), "DEEPGRAM_API_KEY"),
+        "openai": (bool(cloud.openai_api_key or cloud.openai_base_url), "OPENAI_API_KEY"),
+        "local": (True, ""),
+    }
+    chains: dict[str, list[str]] = {}
+    for stage, primary in (("stt", stt), ("llm", llm), ("tts", tts)):
+        configured = getattr(settings.fallback, stage)
+        rest = configured if configured is not None else ([] if primary == "local" else ["local"])
+        chain = [primary]
+        for name in rest:
+            has_key, key_name = keys[name]
+            if not has_key:
+                raise ValueError(f"fallback {stage}={name} needs {key_name}; set it or drop it")
+            if name not in chain:
+                chain.append(name)
+        chains[stage] = chain
+        if len(chain) > 1:
+            reasons.append(f"{stage} fallback: {' → '.join(chain)}")
+    return StageChoice(stt=stt, llm=llm, tts=tts, reasons=reasons, chains=chains)
 
 
 class AgentResources:
@@ -70,6 +103,23 @@ class AgentResources:
         self.llm_model: str = settings.cloud.openai_model
         self.piper_paths: tuple[Path, Path] | None = None
         self.piper_voice: Any = None
+        cloud = settings.cloud
+        self.llm_endpoints: dict[str, LLMEndpoint] = {
+            "openai": LLMEndpoint(cloud.openai_base_url, cloud.openai_api_key, cloud.openai_model)
+        }
+
+    def llm_endpoint(self, provider: str) -> LLMEndpoint:
+        """Where ``provider`` ("openai" or "local") is reached; the primary's fields win.
+
+        Raises:
+            ValueError: The local server is not running (``start`` was not awaited).
+        """
+        if provider == self.choice.llm:
+            return LLMEndpoint(self.llm_base_url, self.llm_api_key, self.llm_model)
+        endpoint = self.llm_endpoints.get(provider)
+        if endpoint is None:
+            raise ValueError(f"LLM provider {provider!r} is not started (await resources.start())")
+        return endpoint
 
     async def start(self, progress: Any = None) -> None:
         """Load what the chosen stages need; ``progress(msg)`` is told about slow steps."""
@@ -78,11 +128,11 @@ class AgentResources:
             logger.info(f"pipeline stage {reason}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         tasks = []
-        if self.choice.stt == "local":
+        if "local" in self.choice.chain("stt"):
             tasks.append(self._load_whisper(say))
-        if self.choice.tts == "local":
+        if "local" in self.choice.chain("tts"):
             tasks.append(self._load_piper(say))
-        if self.choice.llm == "local":
+        if "local" in self.choice.chain("llm"):
             tasks.append(self._start_llama(say))
         await asyncio.gather(*tasks)
         if self.llama is not None:
@@ -119,9 +169,12 @@ class AgentResources:
             gguf, port=local.llm_port, threads=local.llm_threads, n_ctx=local.llm_ctx
         )
         await self.llama.start()
-        self.llm_base_url = self.llama.base_url
-        self.llm_api_key = "local"
-        self.llm_model = self.llama.model_alias
+        endpoint = LLMEndpoint(self.llama.base_url, "local", self.llama.model_alias)
+        self.llm_endpoints["local"] = endpoint
+        if self.choice.llm == "local":
+            self.llm_base_url = endpoint.base_url
+            self.llm_api_key = endpoint.api_key
+            self.llm_model = endpoint.model
 
     async def stop(self) -> None:
         """Stop child processes."""

@@ -103,3 +103,12 @@ class LivePipeline:
 
     def up_of(self, *types: type[Frame]) -> list[Frame]:
         return [f for f in self.up.frames if isinstance(f, types)]
+
+
+async def until(predicate: Callable[[], bool], timeout: float) -> None:
+    """Poll a condition that no frame announces (e.g. a request reaching a fake), or fail."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.01)

@@ -1,0 +1,147 @@
+"""Deepgram STT and TTS against protocol-faithful fakes on 127.0.0.1: frames in, frames out."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+from loguru import logger
+from pipecat.frames.frames import (
+    AggregatedTextFrame,
+    ErrorFrame,
+    InputAudioRawFrame,
+    InterimTranscriptionFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    TranscriptionFrame,
+    TTSAudioRawFrame,
+    TTSSpeakFrame,
+    TTSStoppedFrame,
+    TTSTextFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.utils.text.base_text_aggregator import TextType
+
+from voiceagent.services.deepgram import create_deepgram_stt, create_deepgram_tts
+from voiceagent.settings import CloudSettings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/services: shared fakes
+from fakes.fake_deepgram import FakeDeepgramSTT, FakeDeepgramTTS, FakeUtterance  # noqa: E402
+from fakes.harness import LivePipeline, until  # noqa: E402
+
+FRAME = bytes(640)  # 20 ms of PCM16 at 16 kHz
+
+
+def cloud(fake, key: str = "dg-test-key") -> CloudSettings:
+    return CloudSettings(deepgram_api_key=key, deepgram_url=fake.url)
+
+
+def audio() -> InputAudioRawFrame:
+    return InputAudioRawFrame(audio=FRAME, sample_rate=16000, num_channels=1)
+
+
+@pytest.fixture
+def errors_logged():
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="ERROR")
+    yield lines
+    logger.remove(sink)
+
+
+async def speak(pipe: LivePipeline, frames: int) -> None:
+    await pipe.push(VADUserStartedSpeakingFrame())
+    for _ in range(frames):
+        await pipe.push(audio())
+    await pipe.push(VADUserStoppedSpeakingFrame())
+
+
+async def test_caller_audio_becomes_partials_then_a_final():
+    utterance = FakeUtterance(["What", "time", "do", "you", "open?"], interim_words=2)
+    async with FakeDeepgramSTT([utterance], interim_after_bytes=6400) as fake:
+        async with LivePipeline(create_deepgram_stt(cloud(fake))) as pipe:
+            await speak(pipe, 25)
+            await pipe.wait_for(lambda: pipe.down_of(TranscriptionFrame), 5.0)
+            await until(lambda: len(fake.audio) >= 25 * len(FRAME), 2.0)
+        partials = pipe.down_of(InterimTranscriptionFrame)
+        finals = pipe.down_of(TranscriptionFrame)
+    assert [p.text for p in partials] == ["What time"]
+    assert [f.text for f in finals] == ["What time do you open?"]
+    assert pipe.down.frames.index(partials[0]) < pipe.down.frames.index(finals[0])
+    assert len(fake.audio) == 25 * len(FRAME)  # every caller frame reached Deepgram
+    query = fake.queries[0]
+    assert query["model"] == "nova-3" and query["encoding"] == "linear16"
+    assert query["sample_rate"] == "16000" and query["channels"] == "1"
+    assert query["interim_results"] == "true" and query["endpointing"] == "300"
+    assert query["utterance_end_ms"] == "1000" and query["vad_events"] == "true"
+    assert query["smart_format"] == "true" and query["punctuate"] == "true"
+    assert fake.messages_of("Finalize")  # sent at VAD stop
+    assert fake.messages_of("CloseStream")  # sent when the call ended
+
+
+@pytest.mark.parametrize("status", [401, 402, 429])
+async def test_a_refused_stt_handshake_is_a_clear_error_and_the_call_goes_on(status, errors_logged):
+    async with FakeDeepgramSTT([FakeUtterance(["hi"])]) as fake:
+        fake.reject_status = status
+        stt = create_deepgram_stt(cloud(fake))
+        async with LivePipeline(stt) as pipe:
+            await pipe.wait_for(lambda: pipe.up_of(ErrorFrame), 5.0, recorder=pipe.up)
+            await speak(pipe, 5)  # the pipeline still runs: frames pass through
+            await pipe.wait_for(lambda: pipe.down_of(VADUserStoppedSpeakingFrame), 2.0)
+        error = pipe.up_of(ErrorFrame)[0]
+    assert f"HTTP {status}" in error.error
+    assert {401: "API key", 402: "credit", 429: "rate limited"}[status] in error.error
+    assert "dg-test-key" not in error.error
+    assert not stt.is_usable
+    assert fake.handshakes == 1  # a refusal is not retried in a loop
+    assert any(f"HTTP {status}" in line for line in errors_logged)
+    assert not pipe.down_of(TranscriptionFrame)
+
+
+async def test_a_wrong_key_is_refused_by_the_auth_header():
+    async with FakeDeepgramSTT() as fake:
+        stt = create_deepgram_stt(cloud(fake, key="wrong"))
+        async with LivePipeline(stt) as pipe:
+            await pipe.wait_for(lambda: pipe.up_of(ErrorFrame), 5.0, recorder=pipe.up)
+    assert fake.refused == [401]
+    assert "API key" in pipe.up_of(ErrorFrame)[0].error
+
+
+async def test_agent_text_comes_back_as_audio_with_its_text_after_it():
+    async with FakeDeepgramTTS() as fake:
+        async with LivePipeline(create_deepgram_tts(cloud(fake))) as pipe:
+            await pipe.push(LLMFullResponseStartFrame())
+            await pipe.push(AggregatedTextFrame("Sure, we open at nine.", TextType.SENTENCE))
+            await pipe.push(AggregatedTextFrame("See you then!", TextType.SENTENCE))
+            await pipe.push(LLMFullResponseEndFrame())
+            await pipe.wait_for(lambda: pipe.down_of(LLMFullResponseEndFrame), 5.0)
+        audio_frames = pipe.down_of(TTSAudioRawFrame)
+        texts = pipe.down_of(TTSTextFrame)
+    assert fake.spoken == ["Sure, we open at nine. ", "See you then! "]
+    assert fake.messages_of("Flush")
+    assert sum(len(f.audio) for f in audio_frames) == fake.audio_bytes_sent > 0
+    assert all(f.sample_rate == 16000 for f in audio_frames)
+    assert fake.queries[0]["model"] == "aura-2-thalia-en"
+    assert fake.queries[0]["encoding"] == "linear16"
+    assert fake.queries[0]["sample_rate"] == "16000"
+    # TwilioOutput counts the audio before a TTSTextFrame as its segment: text after audio.
+    order = pipe.down.frames
+    last_audio = max(order.index(f) for f in audio_frames)
+    assert [t.text.strip() for t in texts] == ["Sure, we open at nine.", "See you then!"]
+    assert all(order.index(t) > last_audio for t in texts)
+    assert order.index(pipe.down_of(TTSStoppedFrame)[0]) > last_audio
+
+
+async def test_a_refused_tts_handshake_is_a_clear_error(errors_logged):
+    async with FakeDeepgramTTS() as fake:
+        fake.reject_status = 402
+        async with LivePipeline(create_deepgram_tts(cloud(fake))) as pipe:
+            await pipe.wait_for(lambda: pipe.up_of(ErrorFrame), 5.0, recorder=pipe.up)
+            await pipe.push(TTSSpeakFrame("Hello."))
+            await asyncio.sleep(0.2)
+        error = pipe.up_of(ErrorFrame)[0]
+    assert "HTTP 402" in error.error and "credits" in error.error
+    assert any("HTTP 402" in line for line in errors_logged)
+    assert not pipe.down_of(TTSAudioRawFrame)
