@@ -156,6 +156,8 @@ def _llm_provider(parts: CallParts, provider: str) -> FrameProcessor:
         max_tokens=agent.max_tokens,
         temperature=agent.temperature,
         system_instruction=agent.system_prompt,
+        # "auto" tools are for the cloud: a local fallback must not write calls as speech.
+        offer_tools=provider != "local" or agent.tools != "auto",
     )
 
 
