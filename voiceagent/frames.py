@@ -141,3 +141,22 @@ class CallerSoundFrame(SystemFrame):
     """
 
     sounding: bool = True
+
+
+@dataclass
+class PlaybackFenceFrame(ControlFrame):
+    """A point in the agent's output, in data order; survives interruptions.
+
+    TwilioOutput answers with ``PlaybackFenceReachedFrame`` (upstream) once every agent turn
+    that reached it before this frame has finished playing (or was cut).
+    """
+
+    fence_id: int = 0
+    interruptible: bool = field(default=False, init=False)
+
+
+@dataclass
+class PlaybackFenceReachedFrame(SystemFrame):
+    """Everything the agent said before fence ``fence_id`` has been played (or cut)."""
+
+    fence_id: int = 0

@@ -2,8 +2,8 @@
 
 Each stage owns a small settings model; ``Settings`` composes them. ``Settings.from_env()``
 reads ``VOICEAGENT_<SECTION>__<FIELD>`` (e.g. ``VOICEAGENT_SERVER__PORT=9000``) plus the
-well-known provider variables (``TWILIO_AUTH_TOKEN``, ``DEEPGRAM_API_KEY``, ``OPENAI_API_KEY``,
-``OPENAI_BASE_URL``, ``PUBLIC_HOST``).
+well-known provider variables (``TWILIO_AUTH_TOKEN``, ``TWILIO_ACCOUNT_SID``,
+``DEEPGRAM_API_KEY``, ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``PUBLIC_HOST``).
 """
 
 from __future__ import annotations
@@ -56,6 +56,14 @@ class LocalModelSettings(BaseModel):
     llm_ctx: int = 2048
     piper_model_path: Path | None = None
     piper_config_path: Path | None = None
+
+
+class TwilioSettings(BaseModel):
+    """Twilio's REST API (the agent's hang-up); the auth token is ``server.twilio_auth_token``."""
+
+    account_sid: str | None = None
+    api_base_url: str = "https://api.twilio.com"
+    timeout_s: float = Field(5.0, gt=0.0, le=30.0)
 
 
 class CloudSettings(BaseModel):
@@ -116,6 +124,23 @@ class AgentSettings(BaseModel):
     greeting: str = "Hello, thanks for calling Bright Smile Dental. How can I help you today?"
     max_tokens: int = 80
     temperature: float = 0.3
+    tools: bool | Literal["auto"] | list[str] = "auto"
+    """The receptionist's tools (check_availability, book_appointment, end_call): True, False,
+    a list of names, or "auto": on with a cloud/OpenAI-compatible LLM, off with the local
+    Qwen2.5-0.5B, which with ``tool_choice=auto`` answers in prose or writes the call as text."""
+    tools_prompt: str | None = None
+    """Appended to ``system_prompt`` when tools are advertised; None: a sentence naming each
+    advertised tool (``voiceagent.pipelines.receptionist_tools.tools_prompt``)."""
+    end_call_max_wait_s: float = Field(20.0, gt=0.0)
+    """After ``end_call``, the longest wait for the goodbye to play before hanging up."""
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tool_names(cls, value: Any) -> Any:
+        """``VOICEAGENT_AGENT__TOOLS=check_availability,end_call`` lists names."""
+        if isinstance(value, str) and value.strip().lower() not in ("auto", "true", "false"):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
 
 class TurnSettings(BaseModel):
@@ -175,6 +200,7 @@ class Settings(BaseModel):
     transport: TransportSettings = TransportSettings()
     local: LocalModelSettings = LocalModelSettings()
     cloud: CloudSettings = CloudSettings()
+    twilio: TwilioSettings = TwilioSettings()
     agent: AgentSettings = AgentSettings()
     turns: TurnSettings = TurnSettings()
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -202,6 +228,7 @@ class Settings(BaseModel):
             node[path[-1]] = value
         well_known = {
             "TWILIO_AUTH_TOKEN": ("server", "twilio_auth_token"),
+            "TWILIO_ACCOUNT_SID": ("twilio", "account_sid"),
             "PUBLIC_HOST": ("server", "public_host"),
             "DEEPGRAM_API_KEY": ("cloud", "deepgram_api_key"),
             "OPENAI_API_KEY": ("cloud", "openai_api_key"),

@@ -9,9 +9,11 @@ from voiceagent.processors.barge_in import BargeInGate
 from voiceagent.processors.caller_sound import CallerSoundDetector
 from voiceagent.processors.end_of_turn import EndOfTurnDetector
 from voiceagent.processors.floor_hold import FloorHold
+from voiceagent.processors.hang_up import CallHangUp
 from voiceagent.processors.sentence_aggregator import SentenceAggregator
 from voiceagent.processors.speculation_hold import SpeculationHold
 from voiceagent.processors.stability_router import StabilityCommitRouter
+from voiceagent.processors.tool_results import ToolResultRelay
 from voiceagent.processors.watchdog import SilenceWatchdog
 from voiceagent.settings import Settings
 
@@ -38,12 +40,14 @@ def test_the_chain_follows_the_card_with_swapped_providers():
         BargeInGate,
         StabilityCommitRouter,
         SilenceWatchdog,
+        ToolResultRelay,
         Stage,
         SpeculationHold,
         SentenceAggregator,
         AgentGreeter,
         Stage,
         FloorHold,
+        CallHangUp,
     ]
     assert [p.name for p in chain if isinstance(p, Stage)] == ["stt", "llm", "tts"]
     assert list(parts.processors) == list(STAGES)

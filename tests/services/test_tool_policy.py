@@ -383,3 +383,22 @@ async def test_a_failing_handler_becomes_an_error_result():
     tool = AgentTool("end_call", "Hang up.", {"type": "object"}, broken, side_effects=True)
     result = await tool.call({})
     assert result == {"error": "end_call failed (RuntimeError)", "executed": False}
+
+
+async def test_a_model_not_offered_tools_gets_none_in_its_request():
+    async with FakeToolServer(FakeReply(tokens=["Hi."])) as fake:
+        llm = create_llm_service(
+            base_url=fake.base_url,
+            api_key=None,
+            model="local",
+            max_tokens=80,
+            temperature=0.3,
+            offer_tools=False,
+        )
+        schema = llm.register_tools(Desk().tools())
+        async with LivePipeline(llm) as p:
+            context = LLMContext(messages=[{"role": "user", "content": "Hello"}], tools=schema)
+            await p.push(LLMContextFrame(context=context))
+            await p.wait_for(lambda: bool(p.down_of(LLMFullResponseEndFrame)), 10)
+        assert fake.requests and "tools" not in fake.requests[0]
+        assert "tool_choice" not in fake.requests[0]

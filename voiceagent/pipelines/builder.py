@@ -1,8 +1,8 @@
 """Assemble the card's chain for one call from settings.
 
     TwilioSerializer → VAD → CallerSoundDetector → [EndOfTurnDetector] → STT → BargeInGate
-    → StabilityCommitRouter → SilenceWatchdog → LLM → SpeculationHold → SentenceAggregator
-    → [greeting] → TTS → FloorHold → TwilioOutput
+    → StabilityCommitRouter → SilenceWatchdog → ToolResultRelay → LLM → SpeculationHold
+    → SentenceAggregator → [greeting] → TTS → FloorHold → CallHangUp → TwilioOutput
 
 ``build_call_processors`` returns the middle of that chain (the server adds the serializer and
 the output of the call's transport). Users swap a stage by passing ``overrides`` — any stage name
@@ -36,13 +36,16 @@ from voiceagent.processors.commit_policy import RouterParams
 from voiceagent.processors.end_of_turn import EndOfTurnDetector
 from voiceagent.processors.fallback_stages import LLMFallback, STTFallback, TTSFallback
 from voiceagent.processors.floor_hold import FloorHold
+from voiceagent.processors.hang_up import CallHangUp
 from voiceagent.processors.interruption_policy import BargeInParams
 from voiceagent.processors.sentence_aggregator import SentenceAggregator
 from voiceagent.processors.speculation_hold import SpeculationHold
 from voiceagent.processors.stability_router import StabilityCommitRouter
+from voiceagent.processors.tool_results import ToolResultRelay
 from voiceagent.processors.watchdog import SilenceWatchdog, WatchdogParams
 from voiceagent.services.llm import create_llm_service
 from voiceagent.settings import Settings
+from voiceagent.transports.twilio.rest import TwilioRestClient
 
 STAGES = (
     "vad",
@@ -52,12 +55,14 @@ STAGES = (
     "barge_in",
     "router",
     "watchdog",
+    "tools",
     "llm",
     "hold",
     "aggregator",
     "greeter",
     "tts",
     "floor",
+    "hang_up",
 )
 
 StageFactory = Callable[["CallParts"], FrameProcessor]
@@ -151,6 +156,8 @@ def _llm_provider(parts: CallParts, provider: str) -> FrameProcessor:
         max_tokens=agent.max_tokens,
         temperature=agent.temperature,
         system_instruction=agent.system_prompt,
+        # "auto" tools are for the cloud: a local fallback must not write calls as speech.
+        offer_tools=provider != "local" or agent.tools != "auto",
     )
 
 
@@ -174,6 +181,22 @@ def _tts_provider(parts: CallParts, provider: str) -> FrameProcessor:
     return LocalPiperTTSService(model_path=model, config_path=config, voice=res.piper_voice)
 
 
+def _deferred_tool_calls(parts: CallParts, turn_id: int) -> int:
+    """Side-effecting calls of ``turn_id`` waiting for its commit, on any LLM of the stage."""
+    llm = parts.processors.get("llm")
+    services = getattr(llm, "services", None) or [llm]
+    policies = [getattr(s, "tool_policy", None) for s in services]
+    return sum(p.deferred_calls(turn_id) for p in policies if p is not None)
+
+
+def _hang_up(parts: CallParts) -> FrameProcessor:
+    return CallHangUp(
+        rest=TwilioRestClient.from_settings(parts.settings),
+        clock=parts.clock,
+        max_wait_s=parts.settings.agent.end_call_max_wait_s,
+    )
+
+
 DEFAULT_STAGES: dict[str, StageFactory] = {
     "vad": _vad,
     "caller_sound": lambda p: (
@@ -194,6 +217,9 @@ DEFAULT_STAGES: dict[str, StageFactory] = {
     "watchdog": lambda p: SilenceWatchdog(
         p.context, params=WatchdogParams(**p.settings.turns.watchdog), clock=p.clock
     ),
+    "tools": lambda p: ToolResultRelay(
+        p.context, deferred_calls=lambda turn_id: _deferred_tool_calls(p, turn_id)
+    ),
     "llm": _llm,
     "hold": lambda p: SpeculationHold(),
     "aggregator": _aggregator,
@@ -204,6 +230,7 @@ DEFAULT_STAGES: dict[str, StageFactory] = {
         if p.settings.turns.floor_hold
         else IdentityFilter()
     ),
+    "hang_up": _hang_up,
 }
 
 

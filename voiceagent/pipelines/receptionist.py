@@ -1,22 +1,40 @@
 """The bundled bot: a dental-office receptionist on the offline default or cloud providers.
 
-``ReceptionistBot`` owns the shared resources and is the server's pipeline factory.
+``ReceptionistBot`` owns the shared resources and is the server's pipeline factory. With tools
+on (``settings.agent.tools``), each call gets a ``ReceptionDesk``: ``check_availability``,
+``book_appointment`` and ``end_call`` on the office's shared ``AppointmentBook``; the bot keeps
+every call's bookings in ``bookings`` (by call sid).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from loguru import logger
 from pipecat.frames.frames import Frame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from voiceagent.clock import DEFAULT_CLOCK, Clock
 from voiceagent.frames import AgentHeardFrame, UserTurnCommittedFrame
-from voiceagent.pipelines.builder import CallParts, build_call_processors
+from voiceagent.pipelines.builder import CallParts, StageFactory, build_call_processors
+from voiceagent.pipelines.receptionist_tools import (
+    TOOL_NAMES,
+    AppointmentBook,
+    BookingConfirmation,
+    ReceptionDesk,
+    receptionist_tools,
+    tools_prompt,
+)
 from voiceagent.pipelines.resources import AgentResources
+from voiceagent.processors.hang_up import CallHangUp
 from voiceagent.processors.stability_router import StabilityCommitRouter
 from voiceagent.processors.turn_totals import TurnTotals
 from voiceagent.settings import Settings
+
+MAX_LEDGER_CALLS = 1000
+"""Calls whose bookings the bot keeps in memory (oldest forgotten first)."""
 
 TranscriptCallback = Callable[[str, str, dict[str, Any]], None]
 
@@ -70,17 +88,80 @@ class ReceptionistBot:
         *,
         on_transcript: TranscriptCallback | None = None,
         on_call_built: Callable[[Any, CallParts], None] | None = None,
+        overrides: dict[str, StageFactory] | None = None,
+        clock: Clock = DEFAULT_CLOCK,
     ) -> None:
+        """Create the bot (nothing loads until :meth:`start`).
+
+        Args:
+            settings: The configuration.
+            on_transcript: Told each committed caller turn and heard agent turn.
+            on_call_built: Told each call's ``CallParts`` once built.
+            overrides: Stage factories replacing the defaults on every call (see ``STAGES``).
+            clock: Time source of every call's turn logic.
+
+        Raises:
+            ValueError: ``agent.tools`` names an unknown tool.
+        """
         self.settings = settings
+        self._overrides = overrides
+        self._clock = clock
         self.resources = AgentResources(settings)
         self.turn_totals = TurnTotals()
         self._on_transcript = on_transcript
         self.on_call_built = on_call_built
         """Told each call's ``CallParts`` (context, processors by stage) once built."""
+        self.appointments = AppointmentBook()
+        """The office's calendar, shared by all calls."""
+        self.bookings: OrderedDict[str, list[BookingConfirmation]] = OrderedDict()
+        """Bookings made, by call sid (the most recent ``MAX_LEDGER_CALLS`` calls)."""
+        self.tool_names = self._tool_names()
+        """The tools advertised to the LLM on every call (may be empty)."""
+
+    def _tool_names(self) -> tuple[str, ...]:
+        wanted = self.settings.agent.tools
+        llm = self.resources.choice.llm
+        if wanted == "auto":
+            if llm == "local":
+                logger.info(
+                    "agent tools off: the local Qwen2.5-0.5B does not call tools reliably "
+                    "(set VOICEAGENT_AGENT__TOOLS=true to advertise them anyway)"
+                )
+                return ()
+            return TOOL_NAMES
+        if wanted is True:
+            return TOOL_NAMES
+        if wanted is False:
+            return ()
+        unknown = sorted(set(wanted) - set(TOOL_NAMES))
+        if unknown:
+            raise ValueError(
+                f"agent.tools names unknown tool(s) {unknown}; tools are {list(TOOL_NAMES)}"
+            )
+        return tuple(name for name in TOOL_NAMES if name in wanted)
+
+    def _call_settings(self, settings: Settings) -> Settings:
+        """``settings`` with the tools' sentence appended to the system prompt."""
+        agent = settings.agent
+        extra = agent.tools_prompt
+        if extra is None:
+            extra = tools_prompt(self.tool_names)
+        if not self.tool_names or not extra:
+            return settings
+        prompt = f"{agent.system_prompt} {extra}"
+        return settings.model_copy(
+            update={"agent": agent.model_copy(update={"system_prompt": prompt})}
+        )
 
     async def start(self, progress: Callable[[str], None] | None = None) -> None:
-        """Load models / start the local LLM server."""
+        """Load models / start the local LLM server (warmed with the tools when advertised)."""
         await self.resources.start(progress)
+        llama = self.resources.llama
+        if llama is not None and self.tool_names:
+            desk = ReceptionDesk(self.appointments)
+            tools = receptionist_tools(desk, self.tool_names).openai_tools()
+            prompt = self._call_settings(self.settings).agent.system_prompt
+            await llama.warm_up(prompt, tools=tools)
 
     async def stop(self) -> None:
         """Stop child processes."""
@@ -91,13 +172,47 @@ class ReceptionistBot:
         extra = None
         if self._on_transcript is not None:
             extra = {"router": [TranscriptTap(call, self._on_transcript)]}
-        processors, parts = build_call_processors(settings, self.resources, extra=extra)
+        processors, parts = build_call_processors(
+            self._call_settings(settings),
+            self.resources,
+            clock=self._clock,
+            overrides=self._overrides,
+            extra=extra,
+        )
         router = parts.processors.get("router")
         if isinstance(router, StabilityCommitRouter):
             self.turn_totals.track(router)
+        if self.tool_names:
+            self._give_tools(call, parts)
         if self.on_call_built is not None:
             self.on_call_built(call, parts)
         return processors
+
+    def _give_tools(self, call: Any, parts: CallParts) -> None:
+        """Register this call's desk tools on its LLM and advertise them in its context."""
+        llm = parts.processors.get("llm")
+        if not hasattr(llm, "register_tools"):
+            logger.warning(
+                f"agent tools off for this call: the llm stage ({type(llm).__name__}) "
+                "cannot register tools"
+            )
+            return
+        hang_up = parts.processors.get("hang_up")
+        if isinstance(hang_up, CallHangUp):
+            hang_up.cue_via = llm
+        desk = ReceptionDesk(
+            self.appointments,
+            call_sid=lambda: getattr(call, "call_sid", None) or "",
+            hang_up=hang_up.request if isinstance(hang_up, CallHangUp) else None,
+            on_booked=self._record_booking,
+        )
+        parts.context.tools = llm.register_tools(receptionist_tools(desk, self.tool_names))
+
+    def _record_booking(self, booking: BookingConfirmation) -> None:
+        self.bookings.setdefault(booking.call_sid, []).append(booking)
+        self.bookings.move_to_end(booking.call_sid)
+        while len(self.bookings) > MAX_LEDGER_CALLS:
+            self.bookings.popitem(last=False)
 
     def render_metrics(self) -> str:
         """Turn-taking counters over all calls, appended to the server's /metrics."""

@@ -33,7 +33,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock, Deadline
-from voiceagent.frames import CallerSoundFrame
+from voiceagent.frames import CallerSoundFrame, PlaybackFenceFrame
 
 _AGENT_SPEECH = (
     TTSAudioRawFrame,
@@ -42,8 +42,10 @@ _AGENT_SPEECH = (
     TextFrame,
     LLMFullResponseStartFrame,
     LLMFullResponseEndFrame,
+    PlaybackFenceFrame,
 )
-"""What a held turn is made of (kept in order); other frames pass by."""
+"""What a held turn is made of (kept in order; a playback fence keeps its place behind it);
+other frames pass by."""
 
 
 class FloorHold(FrameProcessor):

@@ -60,17 +60,28 @@ class VoiceLLMService(OpenAILLMService):
     ``InterruptionFrame``. The cancel frame itself is forwarded downstream afterwards.
     """
 
-    def __init__(self, *, max_retries: int = 1, timeout_s: float = 30.0, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        max_retries: int = 1,
+        timeout_s: float = 30.0,
+        offer_tools: bool = True,
+        **kwargs,
+    ) -> None:
         """Create the service.
 
         Args:
             max_retries: Retries of a failed request (connection error, 5xx, 429) by the OpenAI
                 client before an ``ErrorFrame`` is pushed. Kept low: a caller is waiting.
             timeout_s: Read timeout of a request (connect timeout is 5 s).
+            offer_tools: Whether the context's tools are sent to the model. False for a model
+                that cannot call them (the local 0.5B writes calls as text, which would be
+                spoken); registered handlers stay, so earlier calls in the context still read.
             **kwargs: ``OpenAILLMService`` arguments (``api_key``, ``base_url``, ``settings``...).
         """
         self._max_retries = max_retries
         self._timeout_s = timeout_s
+        self.offer_tools = offer_tools
         super().__init__(**kwargs)
         self.cancelled_generations = 0
         self._agent_tools: dict[str, AgentTool] = {}
@@ -121,6 +132,24 @@ class VoiceLLMService(OpenAILLMService):
                 cancel_on_interruption=not tool.side_effects,
             )
         return registry.tools_schema()
+
+    def build_chat_completion_params(self, params_from_context) -> dict:
+        """The request parameters pipecat builds, without the tools when they are not offered."""
+        params = super().build_chat_completion_params(params_from_context)
+        if not self.offer_tools:
+            params.pop("tools", None)
+            params.pop("tool_choice", None)
+        return params
+
+    def _has_async_tools(self) -> bool:
+        """Never: pipecat's async-tool guidance does not apply to voiceagent's tools.
+
+        Side-effecting tools are registered with ``cancel_on_interruption=False`` so a started
+        booking finishes, which pipecat reads as "the conversation moves on without the
+        result" and appends instructions for that to the system prompt. Here the agent waits
+        for every result (``ToolResultRelay`` answers with it), so the prompt stays as set.
+        """
+        return False
 
     def _has_side_effects(self, name: str) -> bool:
         tool = self._agent_tools.get(name)
@@ -180,6 +209,7 @@ def create_llm_service(
     temperature: float,
     system_instruction: str | None = None,
     max_retries: int = 1,
+    offer_tools: bool = True,
 ) -> VoiceLLMService:
     """Build the LLM service for OpenAI itself (``base_url=None``) or any compatible server.
 
@@ -194,6 +224,7 @@ def create_llm_service(
         system_instruction: System prompt applied by the service (pipecat 1.14 prefers this to a
             system message in the context; both render the same prompt prefix).
         max_retries: Client retries of a failed request before an ``ErrorFrame``.
+        offer_tools: Whether tools in the context are sent to the model (see the service).
 
     Raises:
         ValueError: Cloud OpenAI without an API key, or non-positive ``max_tokens``.
@@ -214,5 +245,9 @@ def create_llm_service(
     if system_instruction is not None:
         settings.system_instruction = system_instruction
     return VoiceLLMService(
-        api_key=api_key or _NO_KEY, base_url=base_url, settings=settings, max_retries=max_retries
+        api_key=api_key or _NO_KEY,
+        base_url=base_url,
+        settings=settings,
+        max_retries=max_retries,
+        offer_tools=offer_tools,
     )

@@ -35,7 +35,7 @@ from typing import Any
 from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
-from pipecat.frames.frames import FunctionCallFromLLM
+from pipecat.frames.frames import FunctionCallFromLLM, FunctionCallResultProperties
 from pipecat.services.llm_service import FunctionCallParams
 
 from voiceagent.services.tool_schema import check_schema, validate_arguments
@@ -61,6 +61,9 @@ class AgentTool:
         side_effects: True when a call changes the world (booking, hanging up). Such calls
             run only for committed, still-alive generations and are never cancelled once
             started.
+        follow_up: Whether the LLM answers again once the result is in (sent as pipecat's
+            ``FunctionCallResultProperties.run_llm``). False for ``end_call``: the goodbye
+            is said before the call, nothing follows it.
     """
 
     name: str
@@ -68,6 +71,7 @@ class AgentTool:
     parameters: Mapping[str, Any]
     handler: ToolHandler
     side_effects: bool
+    follow_up: bool = True
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -264,6 +268,11 @@ class ToolCallPolicy:
             logger.debug(f"turn {turn_id} committed: running {len(calls)} deferred tool call(s)")
         return calls
 
+    def deferred_calls(self, turn_id: int) -> int:
+        """How many side-effecting calls of ``turn_id`` wait for its commit."""
+        gen = self._waiting.get(turn_id)
+        return len(gen.deferred) if gen is not None else 0
+
     def on_discard(self, turn_id: int, reason: str = "speculation_discarded") -> None:
         """The generation of ``turn_id`` will not be spoken: none of its side effects run."""
         self._kill(turn_id, reason)
@@ -328,6 +337,8 @@ def pipecat_handler(
 
     A side-effecting tool first claims its approval: if a barge-in or a cancel of its turn
     withdrew it since the call was admitted, the handler does not run and the LLM is told.
+    The result carries ``run_llm=tool.follow_up`` (``False`` for a refused call: the caller
+    is talking, their next turn is answered instead).
     """
 
     async def handle(params: FunctionCallParams) -> None:
@@ -337,9 +348,13 @@ def pipecat_handler(
                 {
                     "error": f"{tool.name} was not executed: the caller interrupted first",
                     "executed": False,
-                }
+                },
+                properties=FunctionCallResultProperties(run_llm=False),
             )
             return
-        await params.result_callback(await tool.call(params.arguments, policy.stats))
+        result = await tool.call(params.arguments, policy.stats)
+        await params.result_callback(
+            result, properties=FunctionCallResultProperties(run_llm=tool.follow_up)
+        )
 
     return handle

@@ -3,11 +3,13 @@
 ``FakeToolReply`` scripts one answer: optional text tokens, then tool calls whose JSON
 arguments arrive in small fragments (as real providers stream them), finishing with
 ``finish_reason="tool_calls"``. Other replies are served as by ``FakeOpenAIServer``.
+``script`` queues replies for the next requests, one each (then ``reply`` again).
 """
 
 from __future__ import annotations
 
 import json
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +40,13 @@ class FakeToolReply:
 class FakeToolServer(FakeOpenAIServer):
     """``FakeOpenAIServer`` that also streams ``FakeToolReply`` answers."""
 
+    def __init__(self, reply=None, *, script=()) -> None:
+        super().__init__(reply)
+        self.script: deque = deque(script)
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        if self.script:
+            self.reply = self.script.popleft()
         if not isinstance(self.reply, FakeToolReply):
             return await super()._chat(request)
         self.requests.append(await request.json())

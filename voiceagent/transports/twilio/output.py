@@ -7,7 +7,8 @@ task paces them at real time, keeping Twilio's playback buffer at most ``lead_ms
 by a ``mark``; echoes of those marks tell the
 :class:`~voiceagent.transports.twilio.ledger.PlaybackLedger` what the caller heard.
 On an ``InterruptionFrame`` a ``clear`` goes out before anything else and no audio
-queued before it is ever sent.
+queued before it is ever sent. A ``PlaybackFenceFrame`` is answered upstream with
+``PlaybackFenceReachedFrame`` once every turn received before it has finished playing.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
-from voiceagent.frames import AgentHeardFrame
+from voiceagent.frames import AgentHeardFrame, PlaybackFenceFrame, PlaybackFenceReachedFrame
 from voiceagent.settings import TransportSettings
 from voiceagent.transports.twilio.ledger import FRAME_S, PlaybackLedger, PlayoutPacer
 from voiceagent.transports.twilio.outbound import MEDIA, TURN_END, OutboundQueue, OutTurn
@@ -86,6 +87,7 @@ class TwilioOutput(FrameProcessor):
         self._speaking = False
         self._since_speaking_frame = 0
         self._sender_task: asyncio.Task | None = None
+        self._fences: list[int] = []
         self.playout_tap: PlayoutTap | None = None
         """Told each media frame as sent (with when it plays) and each clear."""
 
@@ -130,6 +132,10 @@ class TwilioOutput(FrameProcessor):
                 self._out.end_turn(flush=not self._closed)
             elif isinstance(frame, InterruptionFrame):
                 await self._interrupt()
+            elif isinstance(frame, PlaybackFenceFrame):
+                self._fences.append(frame.fence_id)
+                await self._release_fences()
+                return
             elif isinstance(frame, StartFrame):
                 self._sender_task = self.create_task(self._sender(), "twilio_sender")
             elif isinstance(frame, EndFrame):
@@ -271,6 +277,16 @@ class TwilioOutput(FrameProcessor):
         if self._speaking and not self._playing:
             self._speaking = False
             await self.broadcast_frame(BotStoppedSpeakingFrame)
+        await self._release_fences()
+
+    async def _release_fences(self) -> None:
+        """Report the fences with nothing left to play before them."""
+        if self._fences and (self._closed or not self._out.turns):
+            fences, self._fences = self._fences, []
+            for fence_id in fences:
+                await self.push_frame(
+                    PlaybackFenceReachedFrame(fence_id=fence_id), FrameDirection.UPSTREAM
+                )
 
     async def _interrupt(self) -> None:
         async with self._send_lock:
