@@ -54,6 +54,9 @@ class LocalModelSettings(BaseModel):
     llm_port: int = 0
     llm_threads: int = 2
     llm_ctx: int = 2048
+    llm_prefetch: bool = True
+    """After each heard agent turn, have the server evaluate the conversation so far
+    (``KVPrefetch``): the caller's next turn costs only its own tokens."""
     piper_model_path: Path | None = None
     piper_config_path: Path | None = None
 

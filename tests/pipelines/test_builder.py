@@ -1,6 +1,7 @@
 """The builder assembles the card's chain; any stage can be swapped, processors inserted."""
 
 import pytest
+from pipecat.processors.filters.identity_filter import IdentityFilter
 from pipecat.processors.frame_processor import FrameProcessor
 
 from voiceagent.pipelines.builder import STAGES, AgentGreeter, build_call_processors
@@ -38,6 +39,7 @@ def test_the_chain_follows_the_card_with_swapped_providers():
         EndOfTurnDetector,
         Stage,
         BargeInGate,
+        IdentityFilter,  # no local LLM server running here: no prefetch
         StabilityCommitRouter,
         SilenceWatchdog,
         ToolResultRelay,

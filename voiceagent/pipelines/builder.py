@@ -53,6 +53,7 @@ STAGES = (
     "end_of_turn",
     "stt",
     "barge_in",
+    "prefetch",
     "router",
     "watchdog",
     "tools",
@@ -130,6 +131,22 @@ def _stt_provider(parts: CallParts, provider: str) -> FrameProcessor:
 
     return WhisperStreamingSTT(
         transcriber=res.whisper, settings=parts.settings.local, clock=parts.clock
+    )
+
+
+def _prefetch(parts: CallParts) -> FrameProcessor:
+    """The local LLM's cache kept one turn ahead (``KVPrefetch``), when the local LLM answers."""
+    res = parts.resources
+    if res.choice.llm != "local" or res.llama is None or not parts.settings.local.llm_prefetch:
+        return IdentityFilter()
+    from voiceagent.services.local.kv_prefetch import KVPrefetch
+
+    endpoint = res.llm_endpoint("local")
+    return KVPrefetch(
+        parts.context,
+        base_url=endpoint.base_url or "",
+        model=endpoint.model,
+        system_prompt=parts.settings.agent.system_prompt,
     )
 
 
@@ -211,6 +228,7 @@ DEFAULT_STAGES: dict[str, StageFactory] = {
     "barge_in": lambda p: BargeInGate(
         params=BargeInParams(**p.settings.turns.barge_in), clock=p.clock
     ),
+    "prefetch": _prefetch,
     "router": lambda p: StabilityCommitRouter(
         p.context, params=RouterParams(**p.settings.turns.router), clock=p.clock
     ),
