@@ -55,6 +55,9 @@ def test_normalize(text, norm):
         "Do you have anything open next Wednesday,",
         "I was thinking \u2014",
         "well...",
+        "Hi",
+        "Sorry.",
+        "Oh, hello",
     ],
 )
 def test_unfinished_sounding_endings(text):
@@ -72,6 +75,8 @@ def test_unfinished_sounding_endings(text):
         "what time is it",
         "Do you have anything open next Wednesday?",
         "my number is 555-123-4567.",
+        "I'm so sorry",
+        "Hi, what time do you close?",
         "",
     ],
 )

@@ -33,6 +33,9 @@ _CONTINUATION_WORDS = _word_set(
 )
 """Words that rarely end a complete spoken utterance."""
 
+_OPENERS = _word_set("hi hello hey hiya sorry excuse me well oh")
+"""Words that open a request ("Hi, …", "Sorry, …"): an utterance of only these is unfinished."""
+
 _NUMBER_WORDS = _word_set(
     "zero oh o one two three four five six seven eight nine ten eleven twelve thirteen "
     "fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty "
@@ -95,7 +98,8 @@ def ends_incomplete(text: str) -> bool:
 
     A hanging word ("and", "my number is"), a filler, a number being dictated, or a trailing
     continuation mark (comma, dash, ellipsis). Incomplete: "I'd like to book and", "so um",
-    "my number is", "it's", "five five five", "555-12", "anything open next Wednesday,".
+    "my number is", "it's", "five five five", "555-12", "anything open next Wednesday,",
+    "Hi", "Sorry" (an opener alone).
     Complete: "I need to book a cleaning", "a table for two", "yes".
     """
     ws = words(text)
@@ -104,7 +108,7 @@ def ends_incomplete(text: str) -> bool:
     if _TRAILING_PAUSE_RE.search(text):
         return True
     last = ws[-1]
-    if last in FILLERS or last in _CONTINUATION_WORDS:
+    if last in FILLERS or last in _CONTINUATION_WORDS or all(w in _OPENERS for w in ws):
         return True
     # A trailing unfinished digit group ("555-12", "555 123") or a dictated number string.
     return _dictating(ws)
