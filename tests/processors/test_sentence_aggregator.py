@@ -240,3 +240,16 @@ async def test_pipecat_tts_speaks_each_chunk_as_is():
         "just one moment.",
         "What day works?",
     ]
+
+
+def test_a_run_on_first_sentence_is_cut_before_a_joining_word():
+    # A slow local LLM writes a long first sentence with no comma: the TTS starts early anyway.
+    text = "Bright Smile Dental is open from 8 am to 5 pm Monday through Thursday"
+    chunks, rest = split_speakable(text, first=True, first_chunk_min_words=1)
+    assert chunks == ["Bright Smile Dental is open"]
+    assert rest == " from 8 am to 5 pm Monday through Thursday"
+    # Not before 10 words, never after a number, and later chunks keep whole sentences.
+    assert split_speakable("We are open from 8 am to 5 pm", first=True)[0] == []
+    assert split_speakable("Open 9 to 5 and 8 to 3 and 7 to 1 and more", first=True)[0] == []
+    later = "The office is at 42 Main Street and parking is free behind the building"
+    assert split_speakable(later, first=False)[0] == []

@@ -132,12 +132,33 @@ def _forced_cut(rest: str, max_words: int) -> int | None:
     return tokens[m].end()
 
 
+_JOINERS = frozenset(str.split("and but or so because which where while from with"))
+"""Words a run-on first sentence may be cut before ("…is open | from 8 am to 5 pm")."""
+
+
+def _first_cut(rest: str, max_words: int) -> int | None:
+    """Where to cut a first sentence that has no boundary yet: before its last joining word.
+
+    Only once ``max_words`` words are in (the TTS would otherwise wait for the whole sentence
+    of a slow LLM), at a joiner after at least 4 words, never right after a number.
+    """
+    tokens = list(re.finditer(r"\S+", rest))
+    if len(tokens) <= max_words:
+        return None
+    for m in range(min(max_words, len(tokens) - 2), 3, -1):  # the last token may be partial
+        word = tokens[m].group().lower().strip(_OPENERS + _CLOSERS)
+        if word in _JOINERS and not _is_numeric(tokens[m - 1].group()):
+            return tokens[m - 1].end()
+    return None
+
+
 def split_speakable(
     text: str,
     *,
     first: bool = True,
     final: bool = False,
     first_chunk_min_words: int = 4,
+    first_chunk_max_words: int = 10,
     long_clause_words: int = 20,
     max_chunk_words: int = 40,
 ) -> tuple[list[str], str]:
@@ -148,6 +169,8 @@ def split_speakable(
         first: Whether no chunk of this reply was released yet (first-chunk rule applies).
         final: The reply ended: everything left is released.
         first_chunk_min_words: Words the first chunk needs before a clause boundary cuts it.
+        first_chunk_max_words: A first sentence with no boundary after this many words is cut
+            before a joining word ("and", "from", …) so the TTS can start.
         long_clause_words: Later chunks are cut at a clause boundary past this many words.
         max_chunk_words: A text with no boundary at all is cut after this many words.
 
@@ -189,6 +212,8 @@ def split_speakable(
             chunks.append(chunk)
         return chunks, ""
     cut_at = _forced_cut(text[start:], max_chunk_words)
+    if cut_at is None and first:
+        cut_at = _first_cut(text[start:], first_chunk_max_words)
     if cut_at is not None:
         chunk = clean_for_speech(text[start : start + cut_at])
         if chunk:
