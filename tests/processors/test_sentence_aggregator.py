@@ -251,5 +251,9 @@ def test_a_run_on_first_sentence_is_cut_before_a_joining_word():
     # Not before 10 words, never after a number, and later chunks keep whole sentences.
     assert split_speakable("We are open from 8 am to 5 pm", first=True)[0] == []
     assert split_speakable("Open 9 to 5 and 8 to 3 and 7 to 1 and more", first=True)[0] == []
+    hours = "Bright Smile Dental is open Monday to Thursday 8 am to 5 pm and Friday"
+    assert split_speakable(hours, first=True, first_chunk_min_words=1)[0] == [
+        "Bright Smile Dental is open Monday to Thursday"
+    ]
     later = "The office is at 42 Main Street and parking is free behind the building"
     assert split_speakable(later, first=False)[0] == []

@@ -134,20 +134,30 @@ def _forced_cut(rest: str, max_words: int) -> int | None:
 
 _JOINERS = frozenset(str.split("and but or so because which where while from with"))
 """Words a run-on first sentence may be cut before ("…is open | from 8 am to 5 pm")."""
+_BINDS_NEXT = _JOINERS | frozenset(
+    str.split("to at by on in of for the a an is are was about around until till before after")
+)
+"""Words that belong with the number after them ("at 3", "until 5"): no cut between."""
 
 
 def _first_cut(rest: str, max_words: int) -> int | None:
-    """Where to cut a first sentence that has no boundary yet: before its last joining word.
+    """Where to cut a first sentence that has no boundary yet: before a joining word or number.
 
     Only once ``max_words`` words are in (the TTS would otherwise wait for the whole sentence
-    of a slow LLM), at a joiner after at least 4 words, never right after a number.
+    of a slow LLM), after at least 4 words, at the last joiner ("and", "from") or number that
+    follows a word ("…Thursday | 8 am…"), never right after a number.
     """
     tokens = list(re.finditer(r"\S+", rest))
     if len(tokens) <= max_words:
         return None
     for m in range(min(max_words, len(tokens) - 2), 3, -1):  # the last token may be partial
-        word = tokens[m].group().lower().strip(_OPENERS + _CLOSERS)
-        if word in _JOINERS and not _is_numeric(tokens[m - 1].group()):
+        before = tokens[m - 1].group()
+        if _is_numeric(before):
+            continue
+        token = tokens[m].group()
+        if token.lower().strip(_OPENERS + _CLOSERS) in _JOINERS or (
+            _is_numeric(token) and before.lower().strip(_OPENERS + _CLOSERS) not in _BINDS_NEXT
+        ):
             return tokens[m - 1].end()
     return None
 
