@@ -87,22 +87,14 @@ class LiveServer:
 @asynccontextmanager
 async def serving(settings: Settings, factory: Any) -> AsyncIterator[LiveServer]:
     """Run the real server (``run_server``) in this loop; cancel and drain it afterwards."""
-    from voiceagent.server.app import run_server
+    from urllib.parse import urlsplit
 
-    port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(run_server(settings, factory, on_started=port.set_result))
-    try:
-        done, _ = await asyncio.wait(
-            {port, task}, timeout=SERVER_START_S, return_when=asyncio.FIRST_COMPLETED
-        )
-        if port not in done:
-            if task.done():
-                task.result()  # raises the server's start-up error
-            raise AssertionError(f"the server did not start within {SERVER_START_S} s")
-        yield LiveServer(port.result())
-    finally:
-        task.cancel()
-        await asyncio.wait({task}, timeout=20.0)
+    from voiceagent.server.in_process import serve_in_process
+
+    async with serve_in_process(settings, factory, start_timeout_s=SERVER_START_S) as url:
+        port = urlsplit(url).port
+        assert port is not None
+        yield LiveServer(port)
 
 
 # ----- audio --------------------------------------------------------------------------------------

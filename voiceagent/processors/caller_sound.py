@@ -14,6 +14,8 @@ Per frame: one dot product on a preallocated buffer, no allocation, no logging.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -64,7 +66,7 @@ class CallerSoundDetector(FrameProcessor):
             self._buf = np.zeros(n, dtype=np.float32)
         buf = self._buf
         np.copyto(buf, samples, casting="unsafe")
-        rms = float(np.sqrt(np.dot(buf, buf) / n))
+        rms = math.sqrt(float(np.dot(buf, buf)) / n)
         p = self.params
         floor = self._floor
         if rms < floor:
