@@ -40,3 +40,19 @@ async def test_two_calls_add_up_in_prometheus_text(call_factory):
     assert "# TYPE voiceagent_turn_commits_total counter" in text
     assert "voiceagent_turn_commits_total 2" in text.splitlines()
     assert "voiceagent_turn_regrets_total 0" in text.splitlines()
+
+
+async def test_other_stages_counters_join_the_call_totals(call_factory):
+    totals = TurnTotals()
+    call = await call_factory(RouterParams(speculate=False))
+    stage = {"fallback_switches": 1, "floor_holds": 2}  # e.g. Deepgram out of credit, 2 holds
+    totals.track(call.router, lambda: dict(stage))
+    assert totals.snapshot()["floor_holds"] == 2
+    stage["floor_holds"] = 3  # one more hold before the call ends: read at the end
+    await call.send(EndFrame())
+    stage["floor_holds"] = 9  # after the end nothing is read again
+    assert totals.snapshot()["floor_holds"] == 3
+    assert totals.finished["fallback_switches"] == 1 and totals.finished["floor_holds"] == 3
+    lines = totals.render().splitlines()
+    assert "voiceagent_turn_fallback_switches_total 1" in lines
+    assert "voiceagent_turn_floor_holds_total 3" in lines

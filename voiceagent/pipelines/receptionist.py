@@ -28,6 +28,8 @@ from voiceagent.pipelines.receptionist_tools import (
     tools_prompt,
 )
 from voiceagent.pipelines.resources import AgentResources
+from voiceagent.processors.fallback import FallbackSwitcher
+from voiceagent.processors.floor_hold import FloorHold
 from voiceagent.processors.hang_up import CallHangUp
 from voiceagent.processors.stability_router import StabilityCommitRouter
 from voiceagent.processors.turn_totals import TurnTotals
@@ -37,6 +39,21 @@ MAX_LEDGER_CALLS = 1000
 """Calls whose bookings the bot keeps in memory (oldest forgotten first)."""
 
 TranscriptCallback = Callable[[str, str, dict[str, Any]], None]
+
+
+def _stage_counts(parts: CallParts) -> Callable[[], dict[str, int]]:
+    """Fallback switches and held turn starts of one call, read when /metrics needs them."""
+    stages = [parts.processors.get(name) for name in ("stt", "llm", "tts")]
+    switchers = [s for s in stages if isinstance(s, FallbackSwitcher)]
+    floor = parts.processors.get("floor")
+
+    def counts() -> dict[str, int]:
+        return {
+            "fallback_switches": sum(s.stats.switches for s in switchers),
+            "floor_holds": floor.holds if isinstance(floor, FloorHold) else 0,
+        }
+
+    return counts
 
 
 class TranscriptTap(FrameProcessor):
@@ -181,7 +198,7 @@ class ReceptionistBot:
         )
         router = parts.processors.get("router")
         if isinstance(router, StabilityCommitRouter):
-            self.turn_totals.track(router)
+            self.turn_totals.track(router, _stage_counts(parts))
         if self.tool_names:
             self._give_tools(call, parts)
         if self.on_call_built is not None:

@@ -1,12 +1,15 @@
 """Process-wide turn-taking counters for /metrics: finished calls folded in, live calls summed.
 
 Each call's ``StabilityCommitRouter`` is tracked while the call lives and folded into the totals
-when it ends (``on_finished``), so a scrape is cheap and nothing is lost.
+when it ends (``on_finished``), so a scrape is cheap and nothing is lost. Counters of the call's
+other stages (fallback switches, held turn starts) come from a ``stage_counts`` callable read at
+the same moments.
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 
 from voiceagent.processors.stability_router import RouterStats, StabilityCommitRouter
 
@@ -19,41 +22,56 @@ COUNTERS = (
     ("replies_cancelled", "Replies cancelled because the caller kept talking."),
     ("reruns", "Cancelled replies re-run because the caller's sound had no words."),
 )
+STAGE_COUNTERS = (
+    ("fallback_switches", "Calls' switches from a failing provider to its fallback."),
+    ("floor_holds", "Agent turns held back because the caller's line was loud."),
+)
+
+StageCounts = Callable[[], dict[str, int]]
 
 
 class TurnTotals:
     """Sums ``RouterStats`` over every call of the process."""
 
     def __init__(self) -> None:
-        self.finished: dict[str, int] = dict.fromkeys((name for name, _ in COUNTERS), 0)
+        names = [name for name, _ in (*COUNTERS, *STAGE_COUNTERS)]
+        self.finished: dict[str, int] = dict.fromkeys(names, 0)
         self.calls = 0
-        self._live: weakref.WeakSet[StabilityCommitRouter] = weakref.WeakSet()
+        self._live: weakref.WeakKeyDictionary[StabilityCommitRouter, StageCounts | None] = (
+            weakref.WeakKeyDictionary()
+        )
 
-    def track(self, router: StabilityCommitRouter) -> None:
-        """Count this router's turns (live now, folded in when its call ends)."""
-        self._live.add(router)
+    def track(self, router: StabilityCommitRouter, stage_counts: StageCounts | None = None) -> None:
+        """Count this call's turns (live now, folded in when its call ends)."""
+        self._live[router] = stage_counts
 
         def finished(stats: RouterStats) -> None:
-            self._live.discard(router)
+            self._live.pop(router, None)
             self.calls += 1
-            for name in self.finished:
-                self.finished[name] += getattr(stats, name)
+            self._add(self.finished, stats, stage_counts)
 
         router.on_finished = finished
+
+    @staticmethod
+    def _add(totals: dict[str, int], stats: RouterStats, stage_counts: StageCounts | None) -> None:
+        for name, _ in COUNTERS:
+            totals[name] += getattr(stats, name)
+        if stage_counts is not None:
+            for name, value in stage_counts().items():
+                totals[name] = totals.get(name, 0) + value
 
     def snapshot(self) -> dict[str, int]:
         """Totals including the calls still running."""
         totals = dict(self.finished)
-        for router in list(self._live):
-            for name in totals:
-                totals[name] += getattr(router.stats, name)
+        for router, stage_counts in list(self._live.items()):
+            self._add(totals, router.stats, stage_counts)
         return totals
 
     def render(self, prefix: str = "voiceagent_") -> str:
         """Prometheus text lines (counters ``<prefix>turn_<name>_total``)."""
         lines: list[str] = []
         totals = self.snapshot()
-        for name, help_text in COUNTERS:
+        for name, help_text in (*COUNTERS, *STAGE_COUNTERS):
             metric = f"{prefix}turn_{name}_total"
             lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
             lines.append(f"{metric} {totals[name]}")
