@@ -43,6 +43,8 @@ from pipecat.processors.filters.identity_filter import IdentityFilter
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
+from tests.loopback import start_loopback
+from tests.twilio_marks import due_marks
 from voiceagent.clock import ManualClock
 from voiceagent.pipelines.receptionist import ReceptionistBot
 from voiceagent.processors.recorder import recorder_taps
@@ -116,11 +118,7 @@ class FakeTwilioRest:
     async def __aenter__(self) -> FakeTwilioRest:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}", self._update_call)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await start_loopback(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -253,17 +251,7 @@ class PhoneCall:
         )
 
     def _due_marks(self) -> list[str]:
-        play_end, due = float("-inf"), []
-        for at, message in self.sent:
-            if message["event"] == "clear":
-                play_end = at
-            elif message["event"] == "media":
-                play_end = max(play_end, at) + 0.02
-            elif message["event"] == "mark":
-                name = message["mark"]["name"]
-                if name not in self.echoed and play_end <= self.clock.now() + 1e-9:
-                    due.append(name)
-        return due
+        return due_marks(self.sent, self.echoed, self.clock.now())
 
     def marks_sent(self) -> int:
         return sum(1 for _, m in self.sent if m["event"] == "mark")

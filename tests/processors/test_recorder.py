@@ -32,6 +32,7 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.workers.runner import WorkerRunner
 
+from tests.twilio_marks import due_marks
 from voiceagent.clock import ManualClock
 from voiceagent.frames import TurnMetricsFrame, UserTurnCommittedFrame
 from voiceagent.processors.recorder import recorder_taps
@@ -146,17 +147,7 @@ class RecordedCall:
         await self.settle()
 
     def _due_marks(self) -> list[str]:
-        play_end, due = float("-inf"), []
-        for at, message in self.sent:
-            if message["event"] == "clear":
-                play_end = at
-            elif message["event"] == "media":
-                play_end = max(play_end, at) + 0.02
-            elif message["event"] == "mark":
-                name = message["mark"]["name"]
-                if name not in self.echoed and play_end <= self.clock.now() + 1e-9:
-                    due.append(name)
-        return due
+        return due_marks(self.sent, self.echoed, self.clock.now())
 
     def media_sent(self) -> int:
         return sum(1 for _, m in self.sent if m["event"] == "media")

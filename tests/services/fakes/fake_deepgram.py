@@ -27,6 +27,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.loopback import start_loopback
+
 _REASONS = {
     401: "Invalid credentials.",
     402: "Project does not have enough credits for this request.",
@@ -60,11 +62,7 @@ class _FakeDeepgram:
     async def __aenter__(self):
         app = web.Application()
         app.router.add_get(self.path, self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await start_loopback(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -354,11 +352,8 @@ class FakeDeepgramHost:
         app = web.Application()
         app.router.add_get(self.stt.path, self.stt._handle)
         app.router.add_get(self.tts.path, self.tts._handle)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self.stt.port = self.tts.port = self._runner.addresses[0][1]
+        self._runner, self.port = await start_loopback(app)
+        self.stt.port = self.tts.port = self.port
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.loopback import start_loopback
+
 
 @dataclass
 class FakeReply:
@@ -44,11 +46,7 @@ class FakeOpenAIServer:
     async def __aenter__(self) -> FakeOpenAIServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await start_loopback(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
