@@ -45,6 +45,7 @@ class TwilioScript:
     def __init__(self, stream_sid: str = "MZ0001", call_sid: str = "CA0001") -> None:
         self.stream_sid = stream_sid
         self.call_sid = call_sid
+        self.account_sid = "AC0001"
         self.seq = 0
         self.chunk = 0
 
@@ -63,7 +64,7 @@ class TwilioScript:
                 "sequenceNumber": self._next(),
                 "streamSid": self.stream_sid,
                 "start": {
-                    "accountSid": "AC0001",
+                    "accountSid": self.account_sid,
                     "streamSid": self.stream_sid,
                     "callSid": self.call_sid,
                     "tracks": ["inbound"],

@@ -7,7 +7,8 @@ the TTS — and TwilioOutput answers with ``PlaybackFenceReachedFrame`` once eve
 it has been played (Twilio's mark echoes). Then:
 
 1. with Twilio REST credentials configured, ``POST …/Calls/{CallSid}.json Status=completed``
-   (a failure is logged and counted; the call still ends);
+   (a failure is logged and counted; the call still ends) — unless the stream named no Twilio
+   account (a browser softphone call: there is no Twilio call to end);
 2. ``EndWorkerFrame`` upstream: the pipeline ends cleanly and the media socket is closed.
 
 A barge-in before the fence is reached withdraws the hang-up: the caller cut the goodbye
@@ -83,6 +84,8 @@ class CallHangUp(FrameProcessor):
         self.cue_via: FrameProcessor | None = None
         """Where the fence enters the pipeline (the LLM); None: right here, after the TTS."""
         self.call_sid: str = ""
+        self.twilio_account: str = ""
+        """The Twilio account of the call (empty: not a Twilio call, nothing to tell Twilio)."""
         self.stats = HangUpStats()
         self._request: _Request | None = None
         self._ending = False
@@ -113,6 +116,7 @@ class CallHangUp(FrameProcessor):
         await super().process_frame(frame, direction)
         if isinstance(frame, CallStartedFrame):
             self.call_sid = frame.call_sid
+            self.twilio_account = frame.account_sid
         elif isinstance(frame, PlaybackFenceReachedFrame):
             request = self._request
             if request is not None and frame.fence_id == request.fence_id:
@@ -161,7 +165,7 @@ class CallHangUp(FrameProcessor):
         self.create_task(self._end_call(request.reason), "hang_up")
 
     async def _end_call(self, reason: str) -> None:
-        if self._rest is not None:
+        if self._rest is not None and self.twilio_account:
             self.stats.rest_ok = await self._rest.hang_up(self.call_sid)
         await self.push_frame(EndWorkerFrame(reason=f"agent: {reason}"), FrameDirection.UPSTREAM)
 
