@@ -24,6 +24,7 @@ const softphone = {
   stats: null,
   transcript: null,
   call: null,
+  log: [], // {t (ms, page clock), kind, …}: page events and the agent's audio on this page
 };
 window.softphone = softphone;
 
@@ -93,6 +94,8 @@ async function placeCall() {
   ui.transcript.replaceChildren();
   softphone.stats = stats;
   softphone.transcript = transcript;
+  softphone.log = [];
+  const log = (kind, data) => softphone.log.push({ t: performance.now(), kind, ...data });
   softphone.state = "starting";
   setControls(true);
   const call = new SoftphoneCall(selectedLine(), {
@@ -100,6 +103,7 @@ async function placeCall() {
     onStatus: setStatus,
     onPageEvent(event) {
       stats.events[event.type] = (stats.events[event.type] || 0) + 1;
+      log(event.type, { text: event.text });
       if (event.type === "ready") {
         softphone.state = "live";
         ui.info.textContent = event.callSid;
@@ -112,6 +116,7 @@ async function placeCall() {
     },
     onAgent(kind, data) {
       if (kind === "status") ui.agentLevel.value = Math.min(1, data.level * 4);
+      else log(kind, data);
       transcript.onAgent(kind);
     },
     onEnded: ended,
