@@ -176,6 +176,7 @@ async def test_a_browser_call_hears_the_greeting_gets_an_answer_and_takes_a_barg
         call_sid = await softphone(page, "stats.callSid")
         stats = await softphone(page, "stats")
         assert stats["marksEchoed"] == stats["marksReceived"] > 0
+        assert stats["framesDropped"] == 0 and stats["framesSent"] > 300  # > 6 s of microphone
         await page.click("#hangup")
         await wait_for(page, "softphone.state === 'ended'", 5, "the hang-up")
         assert await page.inner_text("#status") == "You hung up."

@@ -33,6 +33,7 @@ function freshStats() {
     callSid: null,
     sampleRate: null,
     framesSent: 0,
+    framesDropped: 0,
     framesReceived: 0,
     marksReceived: 0,
     marksEchoed: 0,

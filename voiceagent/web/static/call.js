@@ -5,6 +5,7 @@
 import { LINE_FORMATS, StreamMessages, base64ToBytes } from "./line.js";
 
 const STATIC = "/phone/static";
+const MAX_SOCKET_BACKLOG = 32 * 1024; // bytes queued on the socket: past this, drop live audio
 
 /** A failure the caller should read (shown as is). */
 export class CallError extends Error {}
@@ -74,6 +75,8 @@ export class SoftphoneCall {
     if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) {
       throw new CallError("The microphone needs a secure page: open it over https or on localhost.");
     }
+    // Made first, while the click that placed the call still counts as a user gesture (autoplay).
+    this.context = new AudioContext({ latencyHint: "interactive" });
     this.hooks.onStatus("Asking for the microphone…");
     try {
       this.stream = await navigator.mediaDevices.getUserMedia({
@@ -87,7 +90,6 @@ export class SoftphoneCall {
       this.finish("The microphone stopped (unplugged or blocked); the call was ended.", true),
     );
     this.hooks.onStatus("Connecting…");
-    this.context = new AudioContext({ latencyHint: "interactive" });
     await this.context.audioWorklet.addModule(`${STATIC}/capture-worklet.js`);
     await this.context.audioWorklet.addModule(`${STATIC}/playback-worklet.js`);
     await this.context.resume();
@@ -166,6 +168,10 @@ export class SoftphoneCall {
   onCaptured(data) {
     this.hooks.onCallerLevel(data.level);
     if (!this.messages || this.socket.readyState !== WebSocket.OPEN) return;
+    if (this.socket.bufferedAmount > MAX_SOCKET_BACKLOG) {
+      this.stats.framesDropped += 1; // a stalled network: late audio is worse than lost audio
+      return;
+    }
     this.socket.send(this.messages.media(this.line.encode(data.frame)));
     this.stats.framesSent += 1;
   }
