@@ -120,3 +120,66 @@ async def test_the_agents_line_audio_goes_up_to_the_speaker_rate_without_images(
     freqs = np.fft.rfftfreq(len(steady), 1.0 / out_rate)
     image = spectrum[(freqs > in_rate - 1100) & (freqs < in_rate - 900)].sum()
     assert image < 1e-5 * spectrum[(freqs > 900) & (freqs < 1100)].sum()
+
+
+PLAYBACK = """async () => {
+    const context = new AudioContext();
+    await context.audioWorklet.addModule('/phone/static/playback-worklet.js');
+    await context.resume();
+    const node = new AudioWorkletNode(context, 'softphone-playback', {
+        processorOptions: { lineRate: 8000 }, outputChannelCount: [1],
+    });
+    node.connect(context.destination);
+    const t0 = performance.now();
+    const seen = [];
+    node.port.onmessage = (e) => {
+        if (e.data.type !== 'status') seen.push({ ...e.data, at: performance.now() - t0 });
+    };
+    const tone = (ms) => {
+        const samples = new Int16Array(8 * ms);
+        for (let i = 0; i < samples.length; i++) samples[i] = 8000 * Math.sin(i / 3);
+        return samples;
+    };
+    const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+    const until = async (check, what) => {
+        const deadline = performance.now() + 5000;
+        while (!check()) {
+            if (performance.now() > deadline) throw new Error(`no ${what}: ${seen.length}`);
+            await wait(10);
+        }
+    };
+    // A 400 ms segment and its mark: the echo waits for the audio to play.
+    for (let i = 0; i < 20; i++) node.port.postMessage({ type: 'audio', samples: tone(20) });
+    node.port.postMessage({ type: 'mark', name: 'a1.1' });
+    await until(() => seen.some((m) => m.name === 'a1.1'), 'echo of a1.1');
+    await until(() => seen.some((m) => m.type === 'idle'), 'end of the first segment');
+    // A 1 s segment, cut 200 ms in: `clear` empties the buffer and echoes the pending mark.
+    for (let i = 0; i < 50; i++) node.port.postMessage({ type: 'audio', samples: tone(20) });
+    node.port.postMessage({ type: 'mark', name: 'a2.1' });
+    await until(() => seen.filter((m) => m.type === 'playing').length >= 2, 'second segment');
+    await wait(200);
+    const clearAt = performance.now() - t0;
+    node.port.postMessage({ type: 'clear' });
+    await until(() => seen.some((m) => m.type === 'cleared'), 'cleared');
+    await wait(300);
+    await context.close();
+    return { seen, clearAt };
+}"""
+
+
+async def test_the_playback_buffer_echoes_marks_once_played_and_empties_on_clear(
+    page: Any,
+) -> None:
+    result = await page.evaluate(PLAYBACK)
+    seen, clear_at = result["seen"], result["clearAt"]
+    by = {m.get("name") or m["type"]: m for m in seen}
+    first_start = next(m["at"] for m in seen if m["type"] == "playing")
+    # Never early: the mark comes back only after its 400 ms of audio played (the audio thread
+    # renders in bursts of a few 128-sample blocks: its messages are ±20 ms on the page clock).
+    assert by["a1.1"]["at"] - first_start >= 350
+    # The clear: the pending mark echoed at once (Twilio does the same; it proves nothing),
+    # about 800 ms of the 1 s segment dropped, and the agent silent from then on.
+    assert by["a2.1"]["at"] - clear_at < 100
+    assert 600 < by["cleared"]["droppedMs"] < 900 and by["cleared"]["marks"] == 1
+    after = [m["type"] for m in seen if m["at"] >= by["cleared"]["at"]]
+    assert "playing" not in after
