@@ -35,6 +35,7 @@ def test_the_caller_side_partials_finals_and_the_commit() -> None:
         "turn": 3,
         "text": "When do you open?",
         "reason": "final",
+        "revision": False,
     }
     assert event(InterimTranscriptionFrame("", "caller", "t")) is None
 

@@ -90,6 +90,7 @@ async def test_a_browser_call_is_named_by_the_server_and_recorded_as_a_browser_c
             "turn": 1,
             "text": "Hello there.",
             "reason": "final",
+            "revision": False,
         }
         assert leg.events("metrics")[0]["data"]["silence_s"] == 0.4
         (heard,) = leg.events("heard")

@@ -6,7 +6,8 @@ On the browser leg only, the server sends extra JSON messages on the Media Strea
 - ``ready``: ``callSid``, ``streamSid``, ``mediaFormat`` — the identity the page must use in
   its ``start`` (sent by the server before anything else);
 - ``partial`` / ``final``: the STT's interim and final transcripts of the caller (``text``);
-- ``committed``: the caller's turn was committed (``turn``, ``text``, ``reason``);
+- ``committed``: the caller's turn was committed (``turn``, ``text``, ``reason``; ``revision``:
+  a later, fuller text of a turn already committed);
 - ``agent_text``: a segment of what the agent is saying (``text``), before it is heard;
 - ``heard``: what the caller heard of an agent turn (``turn``, ``text``, ``full_text``,
   ``interrupted``, ``unheard``) — from the page's own mark echoes;
@@ -59,7 +60,13 @@ def page_event(frame: Frame) -> str | None:
     if isinstance(frame, TranscriptionFrame):
         return page_message("final", text=frame.text) if frame.text else None
     if isinstance(frame, UserTurnCommittedFrame):
-        return page_message("committed", turn=frame.turn_id, text=frame.text, reason=frame.reason)
+        return page_message(
+            "committed",
+            turn=frame.turn_id,
+            text=frame.text,
+            reason=frame.reason,
+            revision=frame.revision,
+        )
     if isinstance(frame, TTSTextFrame):
         return page_message("agent_text", text=frame.text) if frame.text.strip() else None
     if isinstance(frame, AgentHeardFrame):

@@ -24,7 +24,7 @@ const softphone = {
   stats: null,
   transcript: null,
   call: null,
-  log: [], // {t (ms, page clock), kind, …}: page events and the agent's audio on this page
+  log: [], // {t (ms, page clock), kind, framesReceived, …}: page events, the agent's audio here
 };
 window.softphone = softphone;
 
@@ -96,7 +96,8 @@ async function placeCall() {
   softphone.stats = stats;
   softphone.transcript = transcript;
   softphone.log = [];
-  const log = (kind, data) => softphone.log.push({ t: performance.now(), kind, ...data });
+  const log = (kind, data) =>
+    softphone.log.push({ t: performance.now(), kind, framesReceived: stats.framesReceived, ...data });
   softphone.state = "starting";
   setControls(true);
   const call = new SoftphoneCall(selectedLine(), {

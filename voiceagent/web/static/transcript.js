@@ -65,6 +65,11 @@ export class Transcript {
         break;
       }
       case "committed": {
+        const committed = this.callerTurns.get(event.turn);
+        if (event.revision && committed) {
+          committed.querySelector(".text").textContent = event.text; // a late final's fuller text
+          break;
+        }
         const { li } = this._callerBubble();
         this.callerPending = null;
         li.classList.remove("pending");
