@@ -31,6 +31,7 @@ from pipecat.processors.frame_processor import FrameDirection
 from voiceagent.frames import CallerSoundFrame
 from voiceagent.turns.options import VoiceActivity
 
+_FRAME_S = 0.02
 _NO_ACTIVITY_FRAMES = 1e9
 """``speech_activity_period`` that never comes: no ``UserSpeakingFrame`` flood."""
 
@@ -166,6 +167,8 @@ class CallerVoiceProcessor(VADProcessor):
             change = self.sound.update(frame.audio)
             await super().process_frame(frame, direction)
             if change is not None:
-                await self.push_frame(CallerSoundFrame(sounding=change))
+                o = self.sound.options
+                frames = o.onset_frames if change else o.release_frames
+                await self.push_frame(CallerSoundFrame(sounding=change, since_s=frames * _FRAME_S))
             return
         await super().process_frame(frame, direction)

@@ -77,12 +77,15 @@ class TurnEngine(CommitRules, BargeInRules):
 
     # ------------------------------------------------------------------ caller events
 
-    def caller_sound(self, now: float, sounding: bool) -> list[d.Decision]:
-        """The caller's line turned loud (``sounding``) or quiet, frame-fast."""
+    def caller_sound(
+        self, now: float, sounding: bool, *, at: float | None = None
+    ) -> list[d.Decision]:
+        """The caller's line turned loud (``sounding``) or quiet at ``at`` (default ``now``)."""
         out: list[d.Decision] = []
+        at = now if at is None else min(at, now)
         self.sounding = sounding
         if sounding:
-            self._sound_since = now
+            self._sound_since = at
             hold = self.options.interruption.floor_hold_max_s
             pending = self._agent_pending and not self.agent_audible
             self._hold_until = now + hold if pending and hold > 0 else None
@@ -90,10 +93,10 @@ class TurnEngine(CommitRules, BargeInRules):
             self._hold_until = None
         ov = self.overlap
         if ov is not None:
-            ov.sound(sounding, now, self.options.interruption.join_gap_s)
+            ov.sound(sounding, at, self.options.interruption.join_gap_s)
             self._judge_overlap(now, out)  # a run resumed after a comma may be long enough
         elif sounding and self.agent_audible and self.options.interruption.enabled:
-            self.overlap = self._new_overlap(now, sounding=True)
+            self.overlap = self._new_overlap(at, sounding=True)
         return self._finish(now, out)
 
     def speech_started(self, now: float, began_at: float) -> list[d.Decision]:
