@@ -201,3 +201,33 @@ class PlaybackFenceReachedFrame(SystemFrame):
     """Everything the agent said before fence ``fence_id`` has been played (or cut)."""
 
     fence_id: int = 0
+
+
+@dataclass
+class TurnDecisionFrame(SystemFrame):
+    """What the turn engine decided, for observers (the call's timeline), before it is done.
+
+    Pushed downstream by the ``TurnProcessor`` for the decisions that carry a reason no other
+    frame tells: ``kind`` is ``barge_in`` (the caller took the floor: ``reason`` is
+    ``words``, ``duration`` or ``dtmf``), ``cancel_reply`` (a reply nobody heard was dropped),
+    ``reply`` (a reply started on the conversation as it stands: ``watchdog``,
+    ``tool_results``, ``wordless_resume``…) or ``say`` (fixed words: ``greeting``,
+    ``reprompt``, ``fallback``, ``resume``; ``text``). Nothing acts on it.
+    """
+
+    kind: str = ""
+    reason: str = ""
+    text: str = ""
+
+
+@dataclass
+class ProviderSwitchedFrame(SystemFrame):
+    """A stage moved from a failing provider to its fallback for the rest of the call.
+
+    Pushed downstream by the stage's ``FallbackSwitcher`` (for observers: the call's timeline).
+    """
+
+    stage: str = ""
+    failed: str = ""
+    active: str = ""
+    reason: str = ""

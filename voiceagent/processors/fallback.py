@@ -29,6 +29,7 @@ from pipecat.processors.filters.function_filter import FunctionFilter
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock, Deadline
+from voiceagent.frames import ProviderSwitchedFrame
 
 
 @dataclass
@@ -153,6 +154,11 @@ class FallbackSwitcher(ServiceSwitcher):
                     f"{candidate.name} serves the rest of the call"
                 )
                 await self.hand_over(failed, candidate)
+                await self.push_frame(
+                    ProviderSwitchedFrame(
+                        stage=self._stage, failed=failed.name, active=candidate.name, reason=reason
+                    )
+                )
                 return candidate
         logger.error(f"{self._stage} fallback: {failed.name} failed ({reason}); no provider left")
         return None

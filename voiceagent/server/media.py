@@ -3,11 +3,12 @@
 After the upgrade (checks: :mod:`voiceagent.server.app`), one :class:`MediaCall` owns the socket,
 a :class:`TwilioCall` and a ``PipelineWorker`` running
 ``[call.serializer, *factory(call, settings), call.output]`` (with the recorder's taps right
-after the serializer and right before the output when calls are archived). Incoming messages
-are fed (by an :class:`~voiceagent.server.media_inbound.InboundReader`) only once the pipeline
-has started (processors drop frames before ``StartFrame``); until then they wait, in order, in
-aiohttp's bounded reader buffer. Whatever goes wrong inside one call is logged with its call sid,
-counted, and ends that call only.
+after the serializer and right before the output, and a ``TimelineObserver``, when calls are
+archived). Incoming messages are fed (by an
+:class:`~voiceagent.server.media_inbound.InboundReader`) only once the pipeline has started
+(processors drop frames before ``StartFrame``); until then they wait, in order, in aiohttp's
+bounded reader buffer. Whatever goes wrong inside one call is logged with its call sid, counted,
+and ends that call only.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from voiceagent.server.metrics import ServerMetrics
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
 from voiceagent.storage.archive import CallArchive
 from voiceagent.storage.recording import CallRecording
+from voiceagent.timeline.observer import TimelineObserver
 from voiceagent.transports.twilio.call import TwilioCall
 
 if TYPE_CHECKING:
@@ -194,10 +196,12 @@ class MediaCall:
             await self._close(WSCloseCode.GOING_AWAY, "server shutting down")
             return
         chain = [call.serializer, *processors, call.output]
+        observers = list(self.observers(call))
         if self._archive is not None:
             self._recording = self._archive.recording()
-            first, last = recorder_taps(self._recording, call.output)
+            first, last = recorder_taps(self._recording, call.output, call.serializer)
             chain = [call.serializer, first, *processors, last, call.output]
+            observers.append(TimelineObserver(self._recording))
         worker = PipelineWorker(
             Pipeline(chain),
             params=PipelineParams(
@@ -208,7 +212,7 @@ class MediaCall:
             idle_timeout_secs=None,
             enable_rtvi=False,
             cancel_timeout_secs=PIPELINE_CANCEL_TIMEOUT_S,
-            observers=self.observers(call),
+            observers=observers,
             name=f"call-{self._id}",
         )
         worker.add_event_handler("on_pipeline_started", self._on_pipeline_started)

@@ -15,7 +15,43 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-EventKind = Literal["caller", "revision", "agent", "metrics", "tool"]
+EventKind = Literal[
+    # the transcript
+    "caller",
+    "revision",
+    "agent",
+    "metrics",
+    "tool",
+    # the timeline, as the server saw it (voiceagent.timeline)
+    "speech_start",
+    "speech_end",
+    "sound",
+    "partial",
+    "final",
+    "speculate",
+    "speculation_cancel",
+    "llm_request",
+    "llm_first_token",
+    "chunk",
+    "tts_audio",
+    "agent_audio",
+    "decision",
+    "pause",
+    "resume",
+    "clear",
+    "mark_sent",
+    "mark_echo",
+    "dtmf",
+    "provider_switch",
+    "error",
+    "stream",
+    # the caller's side, added by the eval (the caller emulator's view)
+    "caller_line",
+    "caller_heard",
+    "caller_clear",
+]
+TIMELINE_KINDS: frozenset[str] = frozenset(EventKind.__args__)  # type: ignore[attr-defined]
+"""Every event kind a store may hold."""
 
 
 @dataclass(frozen=True)
@@ -35,13 +71,14 @@ class CallInfo:
 
 @dataclass(frozen=True)
 class CallEvent:
-    """One entry of a call's transcript.
+    """One entry of a call's transcript or timeline.
 
     ``caller``: a committed utterance (``text``; ``data``: commit reason, speculative hit).
     ``agent``: one agent turn (``text`` heard, ``full_text`` meant, ``interrupted``; ``data``:
-    ``started_s`` when it became audible, ``unheard_text``). ``metrics``: the turn-taking
-    figures of caller turn ``turn_id`` (``data``). ``tool``: a tool call (``text`` the
-    function name; ``data``: call id, arguments, result).
+    ``started_s`` when it became audible, ``unheard_text``, ``in_context``). ``metrics``: the
+    turn-taking figures of caller turn ``turn_id`` (``data``). ``tool``: a tool call (``text``
+    the function name; ``data``: call id, arguments, result). The other kinds are the call's
+    timeline (what each means: :mod:`voiceagent.timeline.model`).
     """
 
     kind: EventKind

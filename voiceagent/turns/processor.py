@@ -16,7 +16,8 @@ Frame contract:
   ``LLMContextFrame`` (``speculation=True`` for early starts), ``EagerEndOfTurnCancelFrame``,
   ``InterruptionFrame`` (both ways on a barge-in, downstream only to drop a reply nobody heard),
   ``PlaybackPauseFrame`` / ``PlaybackResumeFrame``, ``TTSSpeakFrame`` (greeting, resume,
-  re-prompt), ``UserTurnCommittedFrame`` and ``TurnMetricsFrame`` (for observers),
+  re-prompt), ``UserTurnCommittedFrame``, ``TurnMetricsFrame`` and ``TurnDecisionFrame`` (for
+  observers),
   ``ConversationUpdatedFrame`` (after heard agent speech: a local LLM can pre-evaluate it).
   Everything else is forwarded.
 
@@ -66,6 +67,7 @@ from voiceagent.frames import (
     EndOfTurnFrame,
     PlaybackPauseFrame,
     PlaybackResumeFrame,
+    TurnDecisionFrame,
     TurnMetricsFrame,
     UserTurnCommittedFrame,
     audio_span,
@@ -271,19 +273,23 @@ class TurnProcessor(FrameProcessor):
                 await self.push_frame(InterruptionFrame())
                 await self.push_frame(LLMContextFrame(context=x.context))
         elif isinstance(x, d.StartReply):
+            await self.push_frame(TurnDecisionFrame(kind="reply", reason=x.reason))
             await self.push_frame(LLMContextFrame(context=x.context))
         elif isinstance(x, d.CancelReply):
             self._tools.quiet = True
+            await self.push_frame(TurnDecisionFrame(kind="cancel_reply", reason=x.reason))
             await self.push_frame(InterruptionFrame())
         elif isinstance(x, d.Interrupt):
             logger.debug(f"{self}: barge-in ({x.reason}), interrupting the agent")
             self._tools.quiet = True
+            await self.push_frame(TurnDecisionFrame(kind="barge_in", reason=x.reason))
             await self.broadcast_interruption()
         elif isinstance(x, d.PausePlayback):
             await self.push_frame(PlaybackPauseFrame(reason=x.reason))
         elif isinstance(x, d.ResumePlayback):
             await self.push_frame(PlaybackResumeFrame(reason=x.reason))
         elif isinstance(x, d.Say):
+            await self.push_frame(TurnDecisionFrame(kind="say", reason=x.reason, text=x.text))
             await self.push_frame(TTSSpeakFrame(text=x.text, append_to_context=x.in_context))
         elif isinstance(x, d.KeypadEntered):
             await self._keypad(x.digits)

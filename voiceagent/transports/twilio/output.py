@@ -66,6 +66,9 @@ class PlayoutTap(Protocol):
     def agent_cleared(self, at: float) -> None:
         """A ``clear`` was sent at ``at``: Twilio drops what it had not played yet."""
 
+    def agent_mark(self, name: str, at: float) -> None:
+        """Mark ``name`` was sent at ``at`` (Twilio echoes it once the audio before it played)."""
+
 
 class TwilioOutput(FrameProcessor):
     """Pipeline sink: paced media, per-segment marks, clear on barge-in, heard ledger."""
@@ -232,6 +235,8 @@ class TwilioOutput(FrameProcessor):
                     if not await self._send(mark_message(self.stream_sid, payload)):
                         continue
                     self.marks_sent += 1
+                    if self.playout_tap is not None:
+                        self.playout_tap.agent_mark(payload, now)
             if kind == MEDIA:
                 await self._on_media_sent(turn)
 
