@@ -188,6 +188,17 @@ class PlaybackTimeline:
             total += max(0, top - max(a, lo))
         return total / PHONE_SAMPLE_RATE
 
+    def heard_pcm(self, start_s: float, samples: int) -> bytes:
+        """What the caller heard from ``start_s`` on, ``samples`` long (PCM16).
+
+        Silence where nothing played; audio not played yet reads as silence too.
+        """
+        self._advance(self._now_pos())
+        start = max(0, round(start_s * PHONE_SAMPLE_RATE))
+        piece = bytes(self._heard[start : start + samples])
+        piece += bytes((ULAW_SILENCE,)) * (samples - len(piece))
+        return ulaw_decode(piece)
+
     def finish(self) -> bytes:
         """Stop playback now (the call ended) and return what was heard as 8 kHz PCM16."""
         if self._timer is not None:
