@@ -27,12 +27,31 @@ class WordErrors:
         return WordErrors(self.edits + other.edits, self.reference_words + other.reference_words)
 
 
+_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_DIGIT_WORDS = {w: str(n) for n, w in enumerate(_NUMBER_WORDS)}
+
+
+def comparable_words(text: str) -> list[str]:
+    """Lower-cased words without punctuation; digits one by one ("5550123", "five" → digits).
+
+    A caller dictating a number says digits; an STT writes them as a group or as words.
+    """
+    out: list[str] = []
+    for word in words(text):
+        word = _DIGIT_WORDS.get(word, word)
+        if word.isdigit() and len(word) > 1:
+            out.extend(word)
+        else:
+            out.append(word)
+    return out
+
+
 def word_errors(reference: str, hypothesis: str) -> WordErrors:
     """Substitutions + deletions + insertions turning ``reference`` into ``hypothesis``.
 
-    Both are compared as lower-cased words without punctuation (``voiceagent.turns.text.words``).
+    Both are compared as :func:`comparable_words`.
     """
-    ref, hyp = words(reference), words(hypothesis)
+    ref, hyp = comparable_words(reference), comparable_words(hypothesis)
     previous = list(range(len(hyp) + 1))
     for i, ref_word in enumerate(ref, 1):
         current = [i] + [0] * len(hyp)

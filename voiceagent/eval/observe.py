@@ -1,9 +1,9 @@
 """What happened on one eval call, line by line: the caller's report joined with the server's.
 
 The caller emulator knows when each line was spoken, when agent audio started and when Twilio
-was told to ``clear``; the server's transcript (the bundled bot's ``TranscriptTap``) knows what
-the agent committed as the caller's words and what the caller heard of each agent turn. Both
-are placed on the call's stream clock and each server event is given to the line it answers:
+was told to ``clear``; the server's record of the call (its timeline, any bot) knows what the
+agent committed as the caller's words and what the caller heard of each agent turn. Both are
+on the call's stream clock and each server event is given to the line it answers:
 
 - a caller commit belongs to the last line that had started when it was committed;
 - an agent turn (reported when it finished playing or was cut) belongs to the last line whose
@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 from voiceagent.emulator.caller import CallReport
 from voiceagent.eval.scenario import LineKind, Scenario
+from voiceagent.storage.store import CallEvent
+from voiceagent.timeline.model import CallTimeline
 
 
 @dataclass(frozen=True)
@@ -171,3 +173,48 @@ def _reply_owner(scenario: Scenario, observation: CallObservation, at_s: float) 
         if seen.first_agent_audio_s <= at_s:
             owner = seen.reply
     return owner
+
+
+def transcript_entries(timeline: CallTimeline) -> list[TranscriptEntry]:
+    """The server's committed caller turns, revisions and heard agent turns, in order."""
+    out = []
+    for e in timeline.of("caller", "revision", "agent"):
+        if e.kind == "agent" and not (e.full_text or e.text):
+            continue
+        out.append(
+            TranscriptEntry(
+                who=e.kind,
+                text=e.text,
+                at_s=e.at_s,
+                interrupted=bool(e.interrupted),
+                full_text=e.full_text or "",
+            )
+        )
+    return out
+
+
+def caller_side(scenario: Scenario, events: list[tuple[float, str, dict]]) -> list[CallEvent]:
+    """The caller emulator's live events as timeline events (stream clock)."""
+    out: list[CallEvent] = []
+    starts: dict[int, dict] = {}
+    audio_start: float | None = None
+    kinds = {line.index: line.kind.value for line in scenario.lines}
+    for _, kind, data in events:
+        t = data.get("t")
+        if not isinstance(t, int | float):
+            continue
+        if kind == "caller_line":
+            starts[data["index"]] = data
+        elif kind == "caller_line_end" and data.get("index") in starts:
+            begun = starts.pop(data["index"])
+            info = {"end_s": t, "index": data["index"], "kind": kinds.get(data["index"], "")}
+            out.append(CallEvent("caller_line", begun["t"], text=begun.get("text", ""), data=info))
+        elif kind == "agent_audio_start":
+            audio_start = t
+        elif kind == "agent_audio_end" and audio_start is not None:
+            out.append(CallEvent("caller_heard", audio_start, data={"end_s": t}))
+            audio_start = None
+        elif kind == "clear":
+            dropped = {"discarded_s": data.get("discarded_s", 0.0)}
+            out.append(CallEvent("caller_clear", t, data=dropped))
+    return out
