@@ -42,7 +42,7 @@ def test_a_condition_is_named_or_spelled_out_and_wrong_ones_are_refused():
             parse_condition(bad)
     both = BUILTIN["speakerphone"].over(BUILTIN["office"])
     assert both.name == "office+speakerphone"
-    assert (both.noise, both.echo_delay_ms) == ("office", 180.0)
+    assert (both.noise, both.echo_delay_ms) == ("office", 150.0)
     assert LineCondition().over(BUILTIN["street"]) is BUILTIN["street"]
 
 

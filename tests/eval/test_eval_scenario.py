@@ -91,9 +91,22 @@ def test_patterns_match_whole_words_case_insensitively_or_as_regex():
 
 def test_the_shipped_receptionist_scenarios_load():
     calls = load_scenarios([Path(__file__).parents[2] / "evals"])
-    assert len(calls) >= 5
+    assert len(calls) >= 30
     kinds = {line.kind for call in calls for line in call.lines}
     assert kinds == set(LineKind)
+    categories = {call.category for call in calls}
+    assert categories == {
+        "booking",
+        "rescheduling",
+        "questions",
+        "hesitant",
+        "interrupters",
+        "backchannels",
+        "dtmf",
+        "silence",
+        "noise",
+    }
+    assert sum(1 for call in calls for line in call.lines if line.clips) >= 6  # human voices
 
 
 @pytest.mark.parametrize(

@@ -126,7 +126,7 @@ BUILTIN: dict[str, LineCondition] = {
         LineCondition("office", noise="office", snr_db=15.0),
         LineCondition("street", noise="street", snr_db=10.0),
         LineCondition("babble", noise="babble", snr_db=10.0),
-        LineCondition("speakerphone", echo_delay_ms=180.0, echo_level_db=-12.0),
+        LineCondition("speakerphone", echo_delay_ms=150.0, echo_level_db=-15.0),
         LineCondition("lossy", loss=0.05, loss_burst=2.0, jitter_ms=40.0),
         LineCondition("quiet", gain_db=-20.0),
         LineCondition("scottish", voice="espeak:en-gb-scotland"),

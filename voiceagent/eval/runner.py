@@ -42,6 +42,9 @@ from voiceagent.settings import LocalModelSettings, Settings
 from voiceagent.timeline.model import CallTimeline
 
 Progress = Callable[[str], None]
+LEAD_IN_S = 1.0
+"""Silence before the first line: long enough for a greeting to start (the caller then lets it
+finish), so a call's first line is never taken for an answer to the greeting."""
 
 
 @dataclass
@@ -138,7 +141,7 @@ class EvalRunner:
         voice: CallerVoice,
         *,
         conditions: list[LineCondition] | None = None,
-        lead_in_s: float = 0.5,
+        lead_in_s: float = LEAD_IN_S,
         tail_s: float = 2.0,
         max_wait_reply_s: float = 15.0,
         progress: Progress | None = None,

@@ -56,6 +56,7 @@ _LINE_KEYS = {
     "barge_in_after_s",
     "backchannel_after_s",
     "dtmf",
+    "silent",
     "expect",
 }
 _REPLY_TEXT_KEYS = ("contains", "contains_any", "not_contains")
@@ -149,7 +150,7 @@ class ScenarioLine:
             return self.audio.name
         if self.clips:
             return " ".join(self.clips)
-        return f"keypad {self.dtmf}" if self.dtmf else f"line {self.index + 1}"
+        return f"keypad {self.dtmf}" if self.dtmf else "(silence)"
 
     @property
     def synthesized(self) -> bool:
@@ -368,10 +369,15 @@ def _line(
     audio, clips = _audio(where, table.get("audio"))
     if clips and not say:
         say = joined_words(list(clips))
-    dtmf_only = "dtmf" in table and "say" not in table and "audio" not in table
-    if not say and audio is None and not clips and not dtmf_only:
+    spoken = "say" in table or "audio" in table
+    silent = where.flag(table["silent"], "silent") if "silent" in table else False
+    if silent and (spoken or "dtmf" in table):
+        raise where.error("silent", "a silent line says nothing: no `say`, `audio` or `dtmf`")
+    if not spoken and "dtmf" not in table and not silent:
         raise where.error(
-            "say", "missing: a line needs `say` (text to speak), `audio` (a WAV) or `dtmf`"
+            "say",
+            "missing: a line needs `say` (text to speak), `audio` (a WAV), `dtmf` or "
+            "`silent = true`",
         )
     if "pause_after_s" in table:
         pause = where.number(table["pause_after_s"], "pause_after_s", minimum=0)
