@@ -160,3 +160,45 @@ class PlaybackFenceReachedFrame(SystemFrame):
     """Everything the agent said before fence ``fence_id`` has been played (or cut)."""
 
     fence_id: int = 0
+
+
+# --- telephony: how a call ends, answering machines ------------------------------------------
+
+
+@dataclass
+class CallEndReasonFrame(SystemFrame):
+    """The agent ended its part of the call for this reason (``voiceagent.telephony.EndReason``).
+
+    Pushed downstream by ``CallHangUp`` right before it ends the pipeline (``agent_hung_up``,
+    ``transferred``, ``voicemail``); the call recording keeps the first reason it is told.
+    """
+
+    reason: str = ""
+    detail: str = ""
+
+
+@dataclass
+class AnsweredByFrame(SystemFrame):
+    """Twilio's answering machine detection result for this call (its ``AnsweredBy``).
+
+    Queued into the call's pipeline by the server when the ``AsyncAmdStatusCallback`` arrives:
+    ``human``, ``machine_start``, ``machine_end_beep``, ``machine_end_silence``,
+    ``machine_end_other``, ``fax`` or ``unknown``.
+    """
+
+    answered_by: str = ""
+
+
+@dataclass
+class AnsweringMachineFrame(SystemFrame):
+    """An answering machine took the call (``greeting_ended`` False) or finished its greeting.
+
+    Pushed downstream by the ``AnsweringMachineDetector``; the ``VoicemailResponder`` mutes
+    the conversation, then leaves the message or hangs up. ``answered_by`` uses Twilio's
+    words (``machine_start``, ``machine_end_beep``, ``machine_end_silence``, …); ``evidence``
+    says what gave it away (``beep``, ``long_greeting``, ``wording``, ``twilio_amd``).
+    """
+
+    answered_by: str = "machine_start"
+    greeting_ended: bool = False
+    evidence: str = ""

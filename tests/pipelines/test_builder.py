@@ -15,6 +15,7 @@ from voiceagent.processors.sentence_aggregator import SentenceAggregator
 from voiceagent.processors.speculation_hold import SpeculationHold
 from voiceagent.processors.stability_router import StabilityCommitRouter
 from voiceagent.processors.tool_results import ToolResultRelay
+from voiceagent.processors.voicemail import AnsweringMachineDetector, VoicemailResponder
 from voiceagent.processors.watchdog import SilenceWatchdog
 from voiceagent.settings import Settings
 
@@ -38,6 +39,7 @@ def test_the_chain_follows_the_card_with_swapped_providers():
         CallerSoundDetector,
         EndOfTurnDetector,
         Stage,
+        AnsweringMachineDetector,
         BargeInGate,
         IdentityFilter,  # no local LLM server running here: no prefetch
         StabilityCommitRouter,
@@ -47,6 +49,7 @@ def test_the_chain_follows_the_card_with_swapped_providers():
         SpeculationHold,
         SentenceAggregator,
         AgentGreeter,
+        VoicemailResponder,
         Stage,
         FloorHold,
         CallHangUp,

@@ -102,6 +102,8 @@ class CallerEmulator:
         self.stream_sid = stream_sid or _sid("MZ")
         self.account_sid = _sid("AC")
         self.headers = dict(headers or {})
+        self._call: _Call | None = None
+        self._hang_up_early = False
 
     async def run(
         self,
@@ -111,6 +113,7 @@ class CallerEmulator:
         tail_s: float = 4.0,
         max_wait_reply_s: float = 15.0,
         on_event: EventCallback | None = None,
+        wait_for_greeting: bool = True,
     ) -> CallReport:
         """Place the call, follow the script, hang up and report.
 
@@ -121,12 +124,18 @@ class CallerEmulator:
             max_wait_reply_s: how long to wait for a reply to start before speaking again.
             on_event: live events: ``caller_line``, ``caller_line_end``, ``dtmf``, ``no_reply``,
                 ``agent_audio_start``, ``agent_audio_end``, ``mark``, ``clear``, ``hangup``.
+            wait_for_greeting: False: speak the first line after ``lead_in_s`` even over the
+                agent (an answering machine).
 
         Raises:
             RuntimeError: the WebSocket could not be opened.
         """
         plan = CallScript(
-            script, lead_in_s=lead_in_s, tail_s=tail_s, max_wait_reply_s=max_wait_reply_s
+            script,
+            lead_in_s=lead_in_s,
+            tail_s=tail_s,
+            max_wait_reply_s=max_wait_reply_s,
+            wait_for_greeting=wait_for_greeting,
         )
         async with aiohttp.ClientSession() as session:
             try:
@@ -136,7 +145,22 @@ class CallerEmulator:
                 logger.error(f"caller emulator: cannot connect to {self.url}: {e!r}")
                 raise RuntimeError(f"cannot connect to {self.url}: {e}") from e
             logger.info(f"caller emulator: connected to {self.url} (stream {self.stream_sid})")
-            return await _Call(self, ws, plan, on_event).run()
+            self._call = _Call(self, ws, plan, on_event)
+            if self._hang_up_early:
+                self._call.end_stream()
+            try:
+                return await self._call.run()
+            finally:
+                self._call = None
+
+    def hang_up(self) -> None:
+        """End the stream now, as Twilio does when the call hangs up or gets new TwiML.
+
+        The script stops, ``stop`` is sent and the socket closed; :meth:`run` returns its report.
+        """
+        self._hang_up_early = True
+        if self._call is not None:
+            self._call.end_stream()
 
 
 class _Call:
@@ -158,6 +182,7 @@ class _Call:
         self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._seq = 1
         self._closed = asyncio.Event()  # the line is dead: server closed or sending failed
+        self._ended = asyncio.Event()  # Twilio's side ends the stream (``hang_up``)
         self._stopping = False  # we sent (or gave up sending) stop; ignore the server now
         self._end_s = 0.0
         self.closed_by_server = False
@@ -213,15 +238,19 @@ class _Call:
                 self._closed.set()
                 return
 
+    def end_stream(self) -> None:
+        """Stop the script at the next chunk; the call then hangs up as usual."""
+        self._ended.set()
+
     async def _stream(self) -> None:
         """Send one 20 ms media message per tick at real-time pace until the script is done."""
         t0 = self._clock.now() - self._timeline.now_s()
         chunk = 0
-        while not self._closed.is_set():
+        while not self._closed.is_set() and not self._ended.is_set():
             delay = t0 + (chunk + 1) * CHUNK_S - self._clock.now()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if self._closed.is_set():
+            if self._closed.is_set() or self._ended.is_set():
                 break
             step = self._plan.step((chunk + 1) * CHUNK_S, self._timeline.agent_state())
             for kind, data in step.events:

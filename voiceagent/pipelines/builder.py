@@ -1,8 +1,9 @@
 """Assemble the card's chain for one call from settings.
 
-    TwilioSerializer → VAD → CallerSoundDetector → [EndOfTurnDetector] → STT → BargeInGate
-    → StabilityCommitRouter → SilenceWatchdog → ToolResultRelay → LLM → SpeculationHold
-    → SentenceAggregator → [greeting] → TTS → FloorHold → CallHangUp → TwilioOutput
+    TwilioSerializer → VAD → CallerSoundDetector → [EndOfTurnDetector] → STT
+    → AnsweringMachineDetector → BargeInGate → StabilityCommitRouter → SilenceWatchdog
+    → ToolResultRelay → LLM → SpeculationHold → SentenceAggregator → [greeting]
+    → VoicemailResponder → TTS → FloorHold → CallHangUp → TwilioOutput
 
 ``build_call_processors`` returns the middle of that chain (the server adds the serializer and
 the output of the call's transport). Users swap a stage by passing ``overrides`` — any stage name
@@ -42,6 +43,10 @@ from voiceagent.processors.sentence_aggregator import SentenceAggregator
 from voiceagent.processors.speculation_hold import SpeculationHold
 from voiceagent.processors.stability_router import StabilityCommitRouter
 from voiceagent.processors.tool_results import ToolResultRelay
+from voiceagent.processors.voicemail import (
+    answering_machine_detector,
+    voicemail_responder,
+)
 from voiceagent.processors.watchdog import SilenceWatchdog, WatchdogParams
 from voiceagent.services.llm import create_llm_service
 from voiceagent.settings import Settings
@@ -52,6 +57,7 @@ STAGES = (
     "caller_sound",
     "end_of_turn",
     "stt",
+    "answering_machine",
     "barge_in",
     "prefetch",
     "router",
@@ -61,6 +67,7 @@ STAGES = (
     "hold",
     "aggregator",
     "greeter",
+    "voicemail",
     "tts",
     "floor",
     "hang_up",
@@ -70,18 +77,27 @@ StageFactory = Callable[["CallParts"], FrameProcessor]
 
 
 class AgentGreeter(FrameProcessor):
-    """Speaks the greeting when the call starts (its heard part joins the context like any turn)."""
+    """Speaks the greeting when the call starts (its heard part joins the context like any turn).
 
-    def __init__(self, greeting: str, **kwargs) -> None:
+    On a call the agent placed (stream parameter ``Direction=outbound-api``) it says
+    ``outbound_greeting`` instead, when one is given.
+    """
+
+    def __init__(self, greeting: str, outbound_greeting: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
         self._greeting = greeting
+        self._outbound_greeting = outbound_greeting
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Forward everything; after ``CallStartedFrame`` queue the greeting."""
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
-        if isinstance(frame, CallStartedFrame) and self._greeting:
-            await self.push_frame(TTSSpeakFrame(self._greeting))
+        if isinstance(frame, CallStartedFrame):
+            outbound = frame.custom_parameters.get("Direction") == "outbound-api"
+            greeting = self._outbound_greeting if outbound else ""
+            greeting = greeting or self._greeting
+            if greeting:
+                await self.push_frame(TTSSpeakFrame(greeting))
 
 
 @dataclass
@@ -225,6 +241,7 @@ DEFAULT_STAGES: dict[str, StageFactory] = {
         EndOfTurnDetector() if p.settings.turns.end_of_turn_model else IdentityFilter()
     ),
     "stt": _stt,
+    "answering_machine": answering_machine_detector,
     "barge_in": lambda p: BargeInGate(
         params=BargeInParams(**p.settings.turns.barge_in), clock=p.clock
     ),
@@ -241,7 +258,10 @@ DEFAULT_STAGES: dict[str, StageFactory] = {
     "llm": _llm,
     "hold": lambda p: SpeculationHold(),
     "aggregator": _aggregator,
-    "greeter": lambda p: AgentGreeter(p.settings.agent.greeting),
+    "greeter": lambda p: AgentGreeter(
+        p.settings.agent.greeting, p.settings.telephony.outbound_greeting
+    ),
+    "voicemail": voicemail_responder,
     "tts": _tts,
     "floor": lambda p: (
         FloorHold(max_hold_s=p.settings.turns.floor_max_hold_s, clock=p.clock)

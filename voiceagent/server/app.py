@@ -2,9 +2,11 @@
 
 Routes: ``POST /twiml`` (TwiML connecting the call to ``wss://PUBLIC_HOST/media``),
 ``GET /media`` (refused before the upgrade while draining (503) or with a bad signature (403);
-then one pipeline per call, see :mod:`voiceagent.server.media`), ``GET /healthz``
-and ``GET /metrics`` (Prometheus text). :func:`run_server` binds the socket, refuses an
-unauthenticated public bind, and drains calls gracefully on SIGTERM/SIGINT.
+then one pipeline per call, see :mod:`voiceagent.server.media`), ``POST /twilio/status`` and
+``POST /twilio/amd`` (outbound calls' progress and AMD result, see
+:mod:`voiceagent.server.callbacks`), ``GET /healthz`` and ``GET /metrics`` (Prometheus
+text). :func:`run_server` binds the socket, refuses an unauthenticated public bind, and drains
+calls gracefully on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from aiohttp import WSCloseCode, web
 from loguru import logger
 
+from voiceagent.server.callbacks import TwilioCallbacks, add_callback_routes
 from voiceagent.server.media import (
     CALL_WIND_DOWN_S,
     WS_CLOSE_TIMEOUT_S,
@@ -42,6 +45,7 @@ REGISTRY_KEY = web.AppKey("voiceagent_registry", CallRegistry)
 METRICS_KEY = web.AppKey("voiceagent_metrics", ServerMetrics)
 SETTINGS_KEY = web.AppKey("voiceagent_settings", Settings)
 ARCHIVE_KEY = web.AppKey("voiceagent_archive", CallArchive)
+CALLBACKS_KEY = web.AppKey("voiceagent_callbacks", TwilioCallbacks)
 _PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _WEBHOOK_MAX_BYTES = 64 * 1024
 _HANDLER_SHUTDOWN_S = 5.0
@@ -132,7 +136,14 @@ class MediaStreamHandler:
         if not ws.can_prepare(request).ok:
             return web.Response(status=426, text="expected a WebSocket upgrade\n")
         await ws.prepare(request)
-        media_call = MediaCall(ws, self._settings, self._factory, self._metrics, self._archive)
+        media_call = MediaCall(
+            ws,
+            self._settings,
+            self._factory,
+            self._metrics,
+            self._archive,
+            mailbox=self._registry.take_mail,
+        )
         if not self._registry.register(media_call):
             self._metrics.reject("shutdown")
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
@@ -225,6 +236,11 @@ def create_app(
     app.router.add_post("/twiml", webhook)
     app.router.add_get("/twiml", webhook)
     app.router.add_get(MEDIA_PATH, media)
+    callbacks = TwilioCallbacks(
+        settings, registry=registry, metrics=metrics, verifier=verifier, sink=None
+    )
+    app[CALLBACKS_KEY] = callbacks
+    add_callback_routes(app, callbacks)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
     return app
