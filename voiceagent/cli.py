@@ -1,4 +1,4 @@
-"""Command line: ``voiceagent serve | call | demo | eval | calls``."""
+"""Command line: ``voiceagent serve | call | demo | eval | calls | dial``."""
 
 from __future__ import annotations
 
@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
 
     add_calls_parser(sub)
 
+    from voiceagent.telephony.cli import add_dial_parser
+
+    add_dial_parser(sub)
+
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
     # Idle OpenMP threads (CTranslate2, onnxruntime) sleep rather than spin: 2 cores are shared
@@ -109,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             from voiceagent.storage.cli import run_calls_command
 
             return run_calls_command(args, sys.stdout)
+        if args.command == "dial":
+            from voiceagent.telephony.cli import run_dial_command
+
+            return asyncio.run(run_dial_command(args))
     except KeyboardInterrupt:
         return 130
     except (ValueError, RuntimeError) as e:

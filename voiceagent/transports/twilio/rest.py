@@ -116,6 +116,7 @@ class RestCall:
     to: str = ""
     from_: str = ""
     direction: str = ""
+    duration_s: int | None = None
 
 
 @dataclass
@@ -245,6 +246,17 @@ class TwilioRestClient:
         self.stats.created += 1
         return _rest_call(instance)
 
+    async def fetch_call(self, call_sid: str) -> RestCall:
+        """``GET …/Calls/{CallSid}.json``: the call's current status.
+
+        Raises:
+            TwilioRestError: Twilio refused (``not_found``) or could not be reached.
+        """
+        instance = await self._call(
+            "fetching the call", call_sid, lambda client: client.calls(call_sid).fetch_async()
+        )
+        return _rest_call(instance)
+
     async def update_call(self, call_sid: str, **params: Any) -> RestCall:
         """``POST …/Calls/{CallSid}.json``: new TwiML, URL or status for a live call.
 
@@ -284,10 +296,12 @@ class TwilioRestClient:
 
 
 def _rest_call(instance: Any) -> RestCall:
+    duration = getattr(instance, "duration", None)
     return RestCall(
         sid=str(getattr(instance, "sid", "") or ""),
         status=str(getattr(instance, "status", "") or ""),
         to=str(getattr(instance, "to", "") or ""),
         from_=str(getattr(instance, "_from", "") or ""),
         direction=str(getattr(instance, "direction", "") or ""),
+        duration_s=int(duration) if str(duration or "").isdigit() else None,
     )
