@@ -190,13 +190,15 @@ class AnsweredByFrame(SystemFrame):
 
 
 @dataclass
-class AnsweringMachineFrame(SystemFrame):
-    """An answering machine took the call (``greeting_ended`` False) or finished its greeting.
+class AnswerVerdictFrame(SystemFrame):
+    """Who answered an outbound call: a person, or a machine (and whether its greeting ended).
 
-    Pushed downstream by the ``AnsweringMachineDetector``; the ``VoicemailResponder`` mutes
-    the conversation, then leaves the message or hangs up. ``answered_by`` uses Twilio's
-    words (``machine_start``, ``machine_end_beep``, ``machine_end_silence``, …); ``evidence``
-    says what gave it away (``beep``, ``long_greeting``, ``wording``, ``twilio_amd``).
+    Pushed downstream by the ``AnsweringMachineDetector`` on each decision; on a machine the
+    ``VoicemailResponder`` mutes the conversation, then leaves the message or hangs up, and
+    the call's record keeps every verdict. ``answered_by`` uses Twilio's words (``human``,
+    ``machine_start``, ``machine_end_beep``, ``machine_end_silence``, ``fax``, ``unknown``…);
+    ``evidence`` says what gave it away (``beep``, ``long_greeting``, ``wording``,
+    ``short_first_utterance``, ``twilio_amd``, ``silence``).
     """
 
     answered_by: str = "machine_start"

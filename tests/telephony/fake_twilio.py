@@ -66,6 +66,7 @@ class Callee:
     answered_by: str = "human"  # what Twilio's AMD would say
     amd_delay_s: float = 0.3
     transferred_talk_s: float = 0.3  # how long the caller talks with the person after a transfer
+    drop_stream_after_s: float | None = None  # the media connection drops (no ``stop``) then
 
 
 @dataclass
@@ -356,6 +357,10 @@ class FakeTwilio:
         amd = call.params.get("MachineDetection") and call.params.get("AsyncAmd") == "true"
         if amd:
             self._spawn(self._post_amd(call, callee))
+        if callee.drop_stream_after_s is not None:
+            emulator = call.emulator
+            loop = asyncio.get_running_loop()
+            loop.call_later(callee.drop_stream_after_s, lambda: emulator.hang_up(send_stop=False))
         # A refused stream (e.g. a bad signature) raises RuntimeError: Twilio hangs up.
         with contextlib.suppress(RuntimeError):
             call.report = await call.emulator.run(

@@ -38,7 +38,10 @@ from fakes.fake_deepgram import (  # noqa: E402
     FakeDeepgramTTS,
     FakeUtterance,
 )
-from fakes.fake_openai_tools import FakeToolServer  # noqa: E402
+from fakes.fake_openai import FakeReply  # noqa: E402
+from fakes.fake_openai_tools import FakeToolCall, FakeToolReply, FakeToolServer  # noqa: E402
+
+__all__ = ["FakeReply", "FakeToolCall", "FakeToolReply", "OutboundStack", "outbound_stack"]
 
 PHONE_RATE = 8000
 GREETING = (

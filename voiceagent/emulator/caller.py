@@ -104,6 +104,7 @@ class CallerEmulator:
         self.headers = dict(headers or {})
         self._call: _Call | None = None
         self._hang_up_early = False
+        self._send_stop = True
 
     async def run(
         self,
@@ -147,20 +148,22 @@ class CallerEmulator:
             logger.info(f"caller emulator: connected to {self.url} (stream {self.stream_sid})")
             self._call = _Call(self, ws, plan, on_event)
             if self._hang_up_early:
-                self._call.end_stream()
+                self._call.end_stream(send_stop=self._send_stop)
             try:
                 return await self._call.run()
             finally:
                 self._call = None
 
-    def hang_up(self) -> None:
+    def hang_up(self, *, send_stop: bool = True) -> None:
         """End the stream now, as Twilio does when the call hangs up or gets new TwiML.
 
-        The script stops, ``stop`` is sent and the socket closed; :meth:`run` returns its report.
+        The script stops, ``stop`` is sent (unless ``send_stop`` is False: the connection just
+        drops) and the socket closed; :meth:`run` returns its report.
         """
         self._hang_up_early = True
+        self._send_stop = send_stop
         if self._call is not None:
-            self._call.end_stream()
+            self._call.end_stream(send_stop=send_stop)
 
 
 class _Call:
@@ -183,6 +186,7 @@ class _Call:
         self._seq = 1
         self._closed = asyncio.Event()  # the line is dead: server closed or sending failed
         self._ended = asyncio.Event()  # Twilio's side ends the stream (``hang_up``)
+        self._send_stop = True
         self._stopping = False  # we sent (or gave up sending) stop; ignore the server now
         self._end_s = 0.0
         self.closed_by_server = False
@@ -238,8 +242,9 @@ class _Call:
                 self._closed.set()
                 return
 
-    def end_stream(self) -> None:
-        """Stop the script at the next chunk; the call then hangs up as usual."""
+    def end_stream(self, *, send_stop: bool = True) -> None:
+        """Stop the script at the next chunk; the call then hangs up (``stop`` unless not)."""
+        self._send_stop = send_stop
         self._ended.set()
 
     async def _stream(self) -> None:
@@ -271,7 +276,7 @@ class _Call:
 
     async def _hang_up(self, writer: asyncio.Task, reader: asyncio.Task) -> None:
         em = self._em
-        if not self._closed.is_set():
+        if not self._closed.is_set() and self._send_stop:
             self._stream_event("stop", stop={"accountSid": em.account_sid, "callSid": em.call_sid})
         self._stopping = True
         self._outbox.put_nowait(None)

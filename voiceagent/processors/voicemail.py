@@ -8,8 +8,8 @@ Two stages share the work:
   — with a :class:`~voiceagent.processors.beep.BeepDetector` on the audio — and to Twilio's AMD
   result when the server delivers one (``AnsweredByFrame``). When a machine answered it cuts
   the agent off (an interruption), keeps the machine's words from the conversation, and tells
-  the responder (``AnsweringMachineFrame``) — again once the greeting has ended. Once a person
-  answered (or nothing was decided) it only forwards frames.
+  the responder (``AnswerVerdictFrame``) — again once the greeting has ended. A person (or no
+  decision) is announced the same way, for the call's record; then it only forwards frames.
 - :class:`VoicemailResponder` sits right before the TTS. On a machine it mutes everything the
   conversation still produces (a reply in flight, a watchdog re-prompt), then either leaves
   the message once the greeting ended and hangs up after it was heard, or hangs up at once
@@ -36,7 +36,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voiceagent.frames import (
     AnsweredByFrame,
-    AnsweringMachineFrame,
+    AnswerVerdictFrame,
     CallStartedFrame,
     ResumeSpeechFrame,
 )
@@ -143,6 +143,9 @@ class AnsweringMachineDetector(FrameProcessor):
             f"({decision.evidence}, at {decision.at_s:.2f} s)"
         )
         if not decision.machine:
+            await self.push_frame(
+                AnswerVerdictFrame(answered_by=decision.answered_by, evidence=decision.evidence)
+            )
             return
         if not self._machine:
             self._machine = True
@@ -150,7 +153,7 @@ class AnsweringMachineDetector(FrameProcessor):
             # and must not reach the TTS after the responder queued the message.
             await self.broadcast_interruption()
         await self.push_frame(
-            AnsweringMachineFrame(
+            AnswerVerdictFrame(
                 answered_by=decision.answered_by,
                 greeting_ended=decision.phase is Phase.GREETING_ENDED,
                 evidence=decision.evidence,
@@ -159,7 +162,10 @@ class AnsweringMachineDetector(FrameProcessor):
 
 
 class VoicemailResponder(FrameProcessor):
-    """Leaves the message (or hangs up) once a machine answered; mutes the conversation."""
+    """Leaves the message (or hangs up) once a machine answered; mutes the conversation.
+
+    Verdicts of a person or of no decision pass through untouched.
+    """
 
     def __init__(
         self,
@@ -198,10 +204,11 @@ class VoicemailResponder(FrameProcessor):
                 logger.warning(f"call {frame.call_sid}: unknown VoicemailAction={action!r}")
                 action = self._default_action
             self.action = action
-        elif isinstance(frame, AnsweringMachineFrame):
-            self.muted = True
+        elif isinstance(frame, AnswerVerdictFrame):
             await self.push_frame(frame, direction)
-            await self._respond(frame)
+            if frame.answered_by.startswith("machine") or frame.answered_by == "fax":
+                self.muted = True
+                await self._respond(frame)
             return
         elif (
             self.muted
@@ -211,7 +218,7 @@ class VoicemailResponder(FrameProcessor):
             return  # the conversation's words are not for the machine
         await self.push_frame(frame, direction)
 
-    async def _respond(self, frame: AnsweringMachineFrame) -> None:
+    async def _respond(self, frame: AnswerVerdictFrame) -> None:
         if self.hung_up:
             return
         hang_up = self._hang_up()

@@ -38,6 +38,7 @@ from voiceagent.server.twiml import (
 )
 from voiceagent.settings import Settings
 from voiceagent.storage.archive import CallArchive
+from voiceagent.telephony.records import ArchiveStatusSink
 
 __all__ = ["PipelineFactory", "create_app", "is_loopback_host", "run_server"]
 
@@ -236,8 +237,9 @@ def create_app(
     app.router.add_post("/twiml", webhook)
     app.router.add_get("/twiml", webhook)
     app.router.add_get(MEDIA_PATH, media)
+    sink = ArchiveStatusSink(archive) if archive is not None else None
     callbacks = TwilioCallbacks(
-        settings, registry=registry, metrics=metrics, verifier=verifier, sink=None
+        settings, registry=registry, metrics=metrics, verifier=verifier, sink=sink
     )
     app[CALLBACKS_KEY] = callbacks
     add_callback_routes(app, callbacks)

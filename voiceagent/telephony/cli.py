@@ -81,6 +81,7 @@ async def run_dial_command(args: argparse.Namespace, out: TextIO = sys.stdout) -
         logger.error(f"voiceagent dial: {e}")
         print(f"error: {e}", file=out)
         return 2
+    await _record(settings, placed, out)
     print(
         f"call {placed.sid}: {placed.status}, to {placed.to} from {placed.from_} "
         f"(answering machines: {placed.machine_detection}, {placed.voicemail_action})",
@@ -92,6 +93,27 @@ async def run_dial_command(args: argparse.Namespace, out: TextIO = sys.stdout) -
         return 0
     assert rest is not None
     return await _follow(rest, placed.sid, args.wait_timeout, out)
+
+
+async def _record(settings: Any, placed: Any, out: TextIO) -> None:
+    """Start the call's record with the REST answer (the server adds its progress)."""
+    if not settings.storage.enabled:
+        return
+    from voiceagent.storage.archive import open_store
+    from voiceagent.telephony.records import placed_update
+
+    def write() -> None:
+        store = open_store(settings.storage)
+        try:
+            store.record_status(placed_update(placed))
+        finally:
+            store.close()
+
+    try:
+        await asyncio.to_thread(write)
+    except Exception as e:
+        logger.warning(f"call {placed.sid}: placed, but recording it failed: {e!r}")
+        print(f"warning: call {placed.sid} was placed but not recorded here: {e}", file=out)
 
 
 async def _follow(rest: Any, sid: str, timeout_s: float, out: TextIO) -> int:
