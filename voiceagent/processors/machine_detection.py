@@ -132,7 +132,8 @@ class MachineDetection:
 
     def transcript(self, at_s: float, text: str) -> Decision | None:
         """A partial or final transcript of what they said."""
-        if not (self.own and self.listening and self._first_open and text):
+        first_utterance = self._first_open or self._first_start is None  # (words before the VAD)
+        if not (self.own and self.listening and first_utterance and text):
             return None
         if any(pattern.search(text) for pattern in self._wording):
             return self._decide(Phase.MACHINE, "machine_start", "wording", at_s)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from voiceagent.storage.store import CallDetail, CallEvent, CallSummary, StatusEntry
+from voiceagent.telephony.end_reason import END_REASONS
 
 TWILIO_STATUSES = (
     "queued",
@@ -28,18 +29,7 @@ TWILIO_STATUSES = (
     "failed",
     "canceled",
 )
-END_REASONS = (
-    "caller_hung_up",
-    "agent_hung_up",
-    "transferred",
-    "voicemail",
-    "no_answer",
-    "busy",
-    "failed",
-    "canceled",
-    "server_shutdown",
-    "error",
-)
+"""Twilio's ``CallStatus`` values, in the order a call goes through them."""
 
 
 def add_calls_parser(sub: Any) -> None:
