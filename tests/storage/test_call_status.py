@@ -7,7 +7,8 @@ from pathlib import Path
 
 from voiceagent.cli import main
 from voiceagent.storage import CallEnd, CallInfo
-from voiceagent.storage.sqlite import _SCHEMA, DB_NAME, SQLiteCallStore
+from voiceagent.storage.sqlite import DB_NAME, SQLiteCallStore
+from voiceagent.storage.sqlite_schema import _SCHEMA
 from voiceagent.storage.store import CallStatusUpdate
 
 T0 = 1_780_000_000.0
@@ -145,3 +146,28 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path):
     store.close()
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
     assert version == 2
+
+
+def test_processes_opening_a_new_database_at_once_all_get_the_full_schema(tmp_path: Path):
+    """The dialer and the server may create the database together: one of them does it."""
+    import threading
+
+    def open_it(path: Path, start: threading.Barrier, errors: list[BaseException]) -> None:
+        start.wait()
+        try:
+            SQLiteCallStore(path).close()
+        except BaseException as e:  # noqa: BLE001 (collected for the assertion)
+            errors.append(e)
+
+    for attempt in range(5):
+        path = tmp_path / f"race-{attempt}" / DB_NAME
+        path.parent.mkdir()
+        start = threading.Barrier(6)
+        errors: list[BaseException] = []
+        threads = [threading.Thread(target=open_it, args=(path, start, errors)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2

@@ -28,11 +28,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import re
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
@@ -155,6 +155,8 @@ class FakeTwilio:
         numbers: tuple[str, ...] = ("+15550100100",),
         callees: dict[str, Callee] | None = None,
         signing_token: str | None = None,
+        default_callee: Callee | None = None,
+        on_event: Callable[[str, str, dict[str, Any]], None] | None = None,
     ) -> None:
         """Create the fake.
 
@@ -165,11 +167,16 @@ class FakeTwilio:
             callees: How each ``To`` answers (default: a person with no script).
             signing_token: Sign callbacks and stream upgrades with this token instead (a
                 misconfigured server sees bad signatures).
+            default_callee: How numbers not in ``callees`` answer (a silent person).
+            on_event: Told ``(call sid, kind, data)`` of each callback posted (``callback``)
+                and each event of the callee's emulator (``caller_line``, ``agent_audio_start``…).
         """
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.numbers = numbers
         self.callees = dict(callees or {})
+        self.default_callee = default_callee or Callee()
+        self.on_event = on_event
         self.signing_token = signing_token or auth_token
         self.rate_limited = False
         self.calls: dict[str, FakeCall] = {}
@@ -188,7 +195,12 @@ class FakeTwilio:
         app.router.add_post(API + "/Calls.json", self._create)
         app.router.add_post(API + "/Calls/{sid}", self._update)
         app.router.add_get(API + "/Calls/{sid}", self._fetch)
-        self._runner, self.port = await start_loopback(app)
+        if self.port:  # a fixed port (the command-line fake)
+            self._runner = web.AppRunner(app, handle_signals=False)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        else:
+            self._runner, self.port = await start_loopback(app)
         self._session = aiohttp.ClientSession()
         return self
 
@@ -316,7 +328,7 @@ class FakeTwilio:
         task.add_done_callback(self._tasks.discard)
 
     async def _live(self, call: FakeCall) -> None:
-        callee = self.callees.get(call.to, Callee())
+        callee = self.callees.get(call.to, self.default_callee)
         try:
             await self._progress(call, "initiated")
             await asyncio.sleep(callee.ring_s / 2)
@@ -369,7 +381,14 @@ class FakeTwilio:
                 tail_s=callee.tail_s,
                 max_wait_reply_s=callee.max_wait_reply_s,
                 wait_for_greeting=callee.wait_for_greeting,
+                on_event=self._emulator_events(call.sid),
             )
+
+    def _emulator_events(self, sid: str) -> Callable[[str, dict], None] | None:
+        on_event = self.on_event
+        if on_event is None:
+            return None
+        return lambda kind, data: on_event(sid, kind, data)
 
     async def _post_amd(self, call: FakeCall, callee: Callee) -> None:
         await asyncio.sleep(callee.amd_delay_s)
@@ -420,6 +439,10 @@ class FakeTwilio:
                 call.posted.append((url, form, response.status))
         except aiohttp.ClientError:
             call.posted.append((url, form, 0))
+        if self.on_event is not None:
+            self.on_event(
+                call.sid, "callback", {"url": url, "form": form, "status": call.posted[-1][2]}
+            )
 
 
 def _dial_target(twiml: str) -> str | None:
@@ -432,10 +455,3 @@ def _dial_target(twiml: str) -> str | None:
         if node is not None and node.text:
             return node.text.strip()
     return (dial.text or "").strip() or None
-
-
-def describe(call: FakeCall) -> str:
-    """One line per callback posted (for failing-test messages and the CLI)."""
-    return json.dumps(
-        [(form.get("CallStatus") or form.get("AnsweredBy"), code) for _, form, code in call.posted]
-    )

@@ -286,3 +286,26 @@ async def test_a_call_live_at_shutdown_is_recorded_as_ended_by_the_server(tmp_pa
     record = stack.stored(placed.sid)  # the server stopped with the call still up
     assert record.call.end_reason == "server_shutdown"
     assert record.call.twilio_status == "in-progress"
+
+
+async def test_a_long_greeting_without_telltale_words_is_still_a_machine(tmp_path: Path):
+    """No "leave a message" in what the STT heard: the greeting's length and the beep decide."""
+    greeting = (
+        "Hi there, this is Sam Taylor speaking on the recording, thanks so much for your call "
+        "today, talk to you soon."
+    )
+    callee = outbound_harness.machine(tmp_path, greeting=greeting)
+    async with outbound_stack(
+        tmp_path,
+        callees={PERSON: callee},
+        heard=[["Hi", "there,", "this", "is", "Sam", "Taylor."]],
+        telephony={"voicemail_message": VOICEMAIL},
+    ) as stack:
+        placed = await place_call(stack.settings, PERSON)
+        await stack.twilio.finished(placed.sid)
+
+    record = stack.stored(placed.sid)
+    verdicts = [(e.status, e.data["evidence"]) for e in record.timeline if e.source == "agent"]
+    assert verdicts == [("machine_start", "long_greeting"), ("machine_end_beep", "beep")]
+    assert record.call.end_reason == "voicemail"
+    assert VOICEMAIL in [text.strip() for text in stack.tts.spoken]

@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from voiceagent.storage.sqlite_schema import SCHEMA_VERSION, prepare  # noqa: F401 (re-exported)
 from voiceagent.storage.store import (
     CallDetail,
     CallEnd,
@@ -26,73 +27,6 @@ from voiceagent.storage.store import (
 )
 
 DB_NAME = "calls.db"
-SCHEMA_VERSION = 2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
-    id INTEGER PRIMARY KEY,
-    call_sid TEXT NOT NULL,
-    stream_sid TEXT NOT NULL,
-    account_sid TEXT NOT NULL DEFAULT '',
-    from_number TEXT NOT NULL DEFAULT '',
-    to_number TEXT NOT NULL DEFAULT '',
-    parameters TEXT NOT NULL DEFAULT '{}',
-    started_at REAL NOT NULL,
-    ended_at REAL,
-    end_reason TEXT,
-    audio_path TEXT,
-    audio_seconds REAL,
-    caller_turns INTEGER NOT NULL DEFAULT 0,
-    agent_turns INTEGER NOT NULL DEFAULT 0,
-    interrupted_turns INTEGER NOT NULL DEFAULT 0,
-    tool_calls INTEGER NOT NULL DEFAULT 0,
-    write_errors INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS calls_by_sid ON calls (call_sid);
-CREATE INDEX IF NOT EXISTS calls_by_start ON calls (started_at);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    call_id INTEGER NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
-    kind TEXT NOT NULL,
-    at_s REAL NOT NULL,
-    turn_id INTEGER,
-    text TEXT NOT NULL DEFAULT '',
-    full_text TEXT,
-    interrupted INTEGER,
-    data TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS events_by_call ON events (call_id, id);
-"""
-
-_MIGRATIONS = {
-    # 2: which way the call went, Twilio's status and the timeline of its progress, answering
-    # machine verdicts; end reasons in the vocabulary of voiceagent.telephony.EndReason.
-    2: """
-ALTER TABLE calls ADD COLUMN direction TEXT NOT NULL DEFAULT 'inbound';
-ALTER TABLE calls ADD COLUMN twilio_status TEXT;
-ALTER TABLE calls ADD COLUMN answered_by TEXT;
-ALTER TABLE calls ADD COLUMN answered_at REAL;
-UPDATE calls SET answered_at = started_at WHERE stream_sid != '';
-UPDATE calls SET end_reason = CASE end_reason
-    WHEN 'stop' THEN 'caller_hung_up'
-    WHEN 'ended' THEN 'agent_hung_up'
-    WHEN 'server_shutdown' THEN 'server_shutdown'
-    ELSE 'error' END
-WHERE end_reason IS NOT NULL;
-CREATE TABLE IF NOT EXISTS call_status (
-    id INTEGER PRIMARY KEY,
-    call_id INTEGER NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
-    status TEXT NOT NULL,
-    at REAL NOT NULL,
-    source TEXT NOT NULL,
-    sequence INTEGER,
-    data TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS call_status_by_call ON call_status (call_id, at);
-CREATE INDEX IF NOT EXISTS calls_by_end_reason ON calls (end_reason);
-CREATE INDEX IF NOT EXISTS calls_by_twilio_status ON calls (twilio_status);
-""",
-}
 
 _STATUS_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3}
 """Twilio's statuses in the order a call goes through them; every other (final) one is last."""
@@ -135,22 +69,7 @@ class SQLiteCallStore:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, timeout=5.0, isolation_level=None)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(
-                    f"{path} has schema version {version}; this voiceagent knows "
-                    f"{SCHEMA_VERSION} (upgrade voiceagent)"
-                )
-            if version == 0:
-                self._db.executescript(_SCHEMA + f"PRAGMA user_version={1};")
-                version = 1
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                self._db.executescript(
-                    f"BEGIN; {_MIGRATIONS[target]} PRAGMA user_version={target}; COMMIT;"
-                )
+            prepare(self._db, path)
         except BaseException:
             self._db.close()
             raise
