@@ -49,9 +49,9 @@ def test_a_person_says_hello_and_waits():
 
 def test_a_person_who_replies_at_length_after_the_greeting_is_still_a_person():
     line = Line()
-    line.speech(4.5, 9.0, words="Yes, I got your message about the appointment")  # after 3 s
-    line.run_until(11.0)
-    assert line.verdicts()[0][:2] == ("human", "short_first_utterance")
+    line.speech(4.5, 9.0, words="Sorry, I'm not available on Tuesday, you have reached me late")
+    line.run_until(11.0)  # it began after the agent's greeting: not a recording's words
+    assert line.verdicts() == [("human", "short_first_utterance", 10.2)]
 
 
 def test_a_greeting_that_goes_on_is_a_machine_then_its_silence_ends_it():
@@ -88,8 +88,8 @@ def test_a_greeting_with_no_end_is_given_up_on():
 
 def test_nobody_speaks_and_nothing_is_decided():
     line = Line()
-    line.run_until(6.0)
-    assert line.verdicts() == [("unknown", "silence", 5.0)]
+    line.run_until(11.0)
+    assert line.verdicts() == [("unknown", "silence", 10.0)]
     assert line.core.phase is Phase.UNDECIDED
 
 

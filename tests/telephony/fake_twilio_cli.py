@@ -27,7 +27,9 @@ ACCOUNT = "AC" + "0" * 31 + "1"
 
 def _callee(args: argparse.Namespace, folder: Path) -> Callee:
     if args.answer == "person":
-        return person(folder, *args.say, ring_s=args.ring_s, tail_s=args.tail_s)
+        return person(
+            folder, *args.say, ring_s=args.ring_s, tail_s=args.tail_s, lead_in_s=args.lead_in_s
+        )
     if args.answer == "machine":
         return machine(folder, greeting=args.greeting, ring_s=args.ring_s)
     return Callee(answer=args.answer, ring_s=args.ring_s)
@@ -62,6 +64,12 @@ async def main() -> None:
     parser.add_argument("--greeting", default=GREETING, help="the machine's greeting")
     parser.add_argument("--ring-s", type=float, default=1.0)
     parser.add_argument("--tail-s", type=float, default=2.0)
+    parser.add_argument(
+        "--lead-in-s",
+        type=float,
+        default=1.5,
+        help="a person waits this long for the agent to greet before saying the first line",
+    )
     args = parser.parse_args()
     numbers = tuple(args.number or ["+15550100100"])
     with tempfile.TemporaryDirectory(prefix="fake-twilio-") as tmp:

@@ -11,6 +11,7 @@ import pytest
 from tests.telephony.accounts import ACCOUNT, OUR_NUMBER, PERSON, TOKEN
 from tests.telephony.fake_twilio import Callee, FakeTwilio
 from voiceagent.settings import Settings
+from voiceagent.storage import open_store
 from voiceagent.telephony import InvalidNumberError, place_call
 from voiceagent.telephony.cli import run_dial_command
 from voiceagent.transports.twilio.rest import TwilioRestError
@@ -135,6 +136,20 @@ async def test_voiceagent_dial_prints_the_call_and_follows_it(twilio: FakeTwilio
     assert seen[-1] == "busy"  # each change once, in Twilio's order
     assert seen[:-1] == [s for s in ("queued", "initiated", "ringing") if s in seen[:-1]]
     assert code == 1  # the call did not happen
+    # The dialer started the call's record (no server here to add Twilio's callbacks).
+    store = open_store(Settings.from_env().storage, create=False)
+    try:
+        record = store.find_call(sid)
+    finally:
+        store.close()
+    assert record is not None
+    assert [(e.status, e.source) for e in record.timeline] == [("queued", "rest")]
+    assert record.timeline[0].data == {
+        "machine_detection": "agent",
+        "voicemail_action": "leave_message",
+    }
+    assert (record.call.direction, record.call.to_number) == ("outbound-api", PERSON)
+    assert abs(record.call.started_at - twilio.calls[sid].created) < 1.0  # Twilio's stamp
 
 
 async def test_voiceagent_dial_says_what_went_wrong(twilio: FakeTwilio, environment, monkeypatch):

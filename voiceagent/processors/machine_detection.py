@@ -6,9 +6,10 @@ is heard over or right after the greeting):
 - a **beep** (a steady 0.7–2.5 kHz tone, :mod:`voiceagent.processors.beep`) is a machine, and
   its end is the end of the greeting;
 - a **greeting-shaped first utterance**: speech that starts within ``greeting_start_s`` of the
-  answer and goes on, with no pause of ``pause_s``, for ``long_greeting_s`` — a person says
-  "Hello?" and waits;
-- the **wording** of that first utterance ("leave a message", "not available", "after the tone");
+  answer (a machine does not wait for the agent's greeting to end) and goes on, with no pause
+  of ``pause_s``, for ``long_greeting_s`` — a person says "Hello?" and waits;
+- the **wording** of such a first utterance ("leave a message", "not available", "after the
+  tone") — a person answering the agent later may well say "I'm not available";
 - or **Twilio's AMD** result, when the call uses it (``AnsweredBy``).
 
 A first utterance that ends short, with none of that, is a person, and the core goes quiet.
@@ -41,6 +42,7 @@ DEFAULT_WORDING = (
     r"\brecord your message",
 )
 """Phrases of recorded greetings (lower-case regular expressions)."""
+_EPS = 1e-6  # audio times are sums of frame lengths: 1.2 may come out as 1.1999999
 
 
 class AnsweringMachineParams(BaseModel):
@@ -52,7 +54,7 @@ class AnsweringMachineParams(BaseModel):
     pause_s: float = Field(1.2, gt=0.0)
     end_silence_s: float = Field(2.0, gt=0.0)
     max_greeting_s: float = Field(20.0, gt=0.0)
-    silence_timeout_s: float = Field(5.0, gt=0.0)
+    silence_timeout_s: float = Field(10.0, gt=0.0)
     wording: tuple[str, ...] = DEFAULT_WORDING
     beep: BeepParams = Field(default_factory=BeepParams)
 
@@ -132,8 +134,10 @@ class MachineDetection:
 
     def transcript(self, at_s: float, text: str) -> Decision | None:
         """A partial or final transcript of what they said."""
-        first_utterance = self._first_open or self._first_start is None  # (words before the VAD)
-        if not (self.own and self.listening and first_utterance and text):
+        first = self._first_start if self._first_start is not None else at_s  # (before the VAD)
+        early = first <= self.params.greeting_start_s
+        opening = self._first_open or self._first_start is None
+        if not (self.own and self.listening and opening and early and text):
             return None
         if any(pattern.search(text) for pattern in self._wording):
             return self._decide(Phase.MACHINE, "machine_start", "wording", at_s)
@@ -169,12 +173,12 @@ class MachineDetection:
         p = self.params
         first, last_end = self._first_start, self._last_end
         if self._first_open and first is not None:
-            paused = not self._speaking and last_end is not None and at_s - last_end >= p.pause_s
+            paused = not self._speaking and last_end is not None and at_s - last_end + _EPS >= p.pause_s
             if paused:
                 self._first_open = False
                 if self.own:
                     return self._decide(Phase.HUMAN, "human", "short_first_utterance", at_s)
-            elif self.own and first <= p.greeting_start_s and at_s - first >= p.long_greeting_s:
+            elif self.own and first <= p.greeting_start_s and at_s - first + _EPS >= p.long_greeting_s:
                 return self._decide(Phase.MACHINE, "machine_start", "long_greeting", at_s)
         if first is None and at_s >= p.silence_timeout_s and self.own:
             return self._decide(Phase.UNDECIDED, "unknown", "silence", at_s)
@@ -189,9 +193,9 @@ class MachineDetection:
         if self._beep_on:
             return None
         quiet_since = self._last_end if self._last_end is not None else self._machine_at
-        if not self._speaking and at_s - quiet_since >= p.end_silence_s:
+        if not self._speaking and at_s - quiet_since + _EPS >= p.end_silence_s:
             return self._decide(Phase.GREETING_ENDED, "machine_end_silence", "silence", at_s)
-        if at_s - self._machine_at >= p.max_greeting_s:
+        if at_s - self._machine_at + _EPS >= p.max_greeting_s:
             return self._decide(Phase.GREETING_ENDED, "machine_end_other", "timeout", at_s)
         return None
 

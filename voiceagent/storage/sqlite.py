@@ -31,6 +31,12 @@ DB_NAME = "calls.db"
 _STATUS_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3}
 """Twilio's statuses in the order a call goes through them; every other (final) one is last."""
 
+_LIFE_ORDER = (
+    "CASE status WHEN 'queued' THEN 0 WHEN 'initiated' THEN 1 WHEN 'ringing' THEN 2 "
+    "WHEN 'in-progress' THEN 3 ELSE 4 END"
+)
+"""Twilio stamps whole seconds: steps of one second are shown in the order a call lives them."""
+
 _COUNTERS = {"caller": "caller_turns", "agent": "agent_turns", "tool": "tool_calls"}
 _SUMMARY_COLUMNS = (
     "id, call_sid, stream_sid, from_number, to_number, started_at, ended_at, end_reason, "
@@ -298,7 +304,7 @@ class SQLiteCallStore:
             StatusEntry(status, at, source, sequence, json.loads(data))
             for status, at, source, sequence, data in self._db.execute(
                 "SELECT status, at, source, sequence, data FROM call_status WHERE call_id = ? "
-                "ORDER BY at, id",
+                f"ORDER BY at, {_LIFE_ORDER}, id",
                 (call.id,),
             )
         ]

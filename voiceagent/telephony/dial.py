@@ -44,6 +44,8 @@ class PlacedCall:
     from_: str
     machine_detection: str
     voicemail_action: str
+    created_at: float | None = None
+    """When Twilio created it (its ``date_created``)."""
 
 
 def callback_url(host: str, path: str) -> str:
@@ -169,4 +171,5 @@ async def place_call(
         from_=str(params["from_"]),
         machine_detection=detection,
         voicemail_action=action,
+        created_at=call.created_at,
     )

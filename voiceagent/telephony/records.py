@@ -50,11 +50,15 @@ def amd_update(callback: AmdCallback, at: float | None = None) -> CallStatusUpda
 
 
 def placed_update(placed: PlacedCall, at: float | None = None) -> CallStatusUpdate:
-    """The REST answer that placed an outbound call, as its first timeline step."""
+    """The REST answer that placed an outbound call, as its first timeline step.
+
+    Stamped with Twilio's ``date_created`` when it gave one, like its callbacks' ``Timestamp``.
+    """
+    when = at if at is not None else placed.created_at
     return CallStatusUpdate(
         call_sid=placed.sid,
         status=placed.status,
-        at=time.time() if at is None else at,
+        at=time.time() if when is None else when,
         source="rest",
         direction=OUTBOUND,
         from_number=placed.from_,

@@ -117,6 +117,8 @@ class RestCall:
     from_: str = ""
     direction: str = ""
     duration_s: int | None = None
+    created_at: float | None = None
+    """Unix time Twilio created the call (``date_created``, whole seconds)."""
 
 
 @dataclass
@@ -297,6 +299,7 @@ class TwilioRestClient:
 
 def _rest_call(instance: Any) -> RestCall:
     duration = getattr(instance, "duration", None)
+    created = getattr(instance, "date_created", None)
     return RestCall(
         sid=str(getattr(instance, "sid", "") or ""),
         status=str(getattr(instance, "status", "") or ""),
@@ -304,4 +307,5 @@ def _rest_call(instance: Any) -> RestCall:
         from_=str(getattr(instance, "_from", "") or ""),
         direction=str(getattr(instance, "direction", "") or ""),
         duration_s=int(duration) if str(duration or "").isdigit() else None,
+        created_at=created.timestamp() if hasattr(created, "timestamp") else None,
     )
