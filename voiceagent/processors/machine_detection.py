@@ -173,12 +173,16 @@ class MachineDetection:
         p = self.params
         first, last_end = self._first_start, self._last_end
         if self._first_open and first is not None:
-            paused = not self._speaking and last_end is not None and at_s - last_end + _EPS >= p.pause_s
-            if paused:
+            quiet_s = at_s - last_end if last_end is not None else 0.0
+            if not self._speaking and last_end is not None and quiet_s + _EPS >= p.pause_s:
                 self._first_open = False
                 if self.own:
                     return self._decide(Phase.HUMAN, "human", "short_first_utterance", at_s)
-            elif self.own and first <= p.greeting_start_s and at_s - first + _EPS >= p.long_greeting_s:
+            elif (
+                self.own
+                and first <= p.greeting_start_s
+                and at_s - first + _EPS >= p.long_greeting_s
+            ):
                 return self._decide(Phase.MACHINE, "machine_start", "long_greeting", at_s)
         if first is None and at_s >= p.silence_timeout_s and self.own:
             return self._decide(Phase.UNDECIDED, "unknown", "silence", at_s)
