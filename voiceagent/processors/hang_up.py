@@ -217,7 +217,7 @@ class CallHangUp(FrameProcessor):
         # Declared before Twilio is asked, so a ``stop`` it sends in reply cannot claim the call.
         await self.push_frame(CallEndReasonFrame(reason=request.end_reason, detail=request.reason))
         if request.action is not None:
-            if not await request.action(self.call_sid):
+            if not await self._run_action(request):
                 self.stats.actions_failed += 1
                 self.stats.hung_up = False
                 self._ending = self._closed
@@ -228,6 +228,16 @@ class CallHangUp(FrameProcessor):
         await self.push_frame(
             EndWorkerFrame(reason=f"agent: {request.reason}"), FrameDirection.UPSTREAM
         )
+
+    async def _run_action(self, request: _Request) -> bool:
+        assert request.action is not None
+        try:
+            return await request.action(self.call_sid)
+        except Exception as e:  # a bug in the action must not leave the call half-ended
+            logger.opt(exception=e).error(
+                f"call {self.call_sid or '?'}: {request.reason} failed: {e!r}; the call goes on"
+            )
+            return False
 
     def _cancel_timer(self) -> None:
         request = self._request

@@ -7,12 +7,13 @@ the live call by its call sid, or kept in a small mailbox until its stream start
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import OrderedDict
 from typing import Protocol
 
 from loguru import logger
 from pipecat.frames.frames import Frame
+
+from voiceagent.clock import DEFAULT_CLOCK, Clock
 
 from voiceagent.server.metrics import LiveCounts
 
@@ -52,9 +53,10 @@ MAILBOX_TTL_S = 120.0
 class CallRegistry:
     """The calls in progress and whether new ones are accepted."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = DEFAULT_CLOCK) -> None:
         self._calls: set[ActiveCall] = set()
         self._accepting = True
+        self._clock = clock
         self._mail: OrderedDict[str, tuple[float, list[Frame]]] = OrderedDict()
 
     @property
@@ -96,7 +98,7 @@ class CallRegistry:
         call = self.find(call_sid)
         if call is not None and await call.deliver(frame):
             return True
-        now = time.monotonic()
+        now = self._clock.now()
         _, frames = self._mail.pop(call_sid, (now, []))
         frames.append(frame)
         self._mail[call_sid] = (now, frames)
@@ -106,7 +108,7 @@ class CallRegistry:
 
     def take_mail(self, call_sid: str) -> list[Frame]:
         """The frames kept for ``call_sid`` (now starting), oldest first; forgets them."""
-        now = time.monotonic()
+        now = self._clock.now()
         while self._mail:
             sid, (kept_at, _) = next(iter(self._mail.items()))
             if now - kept_at <= MAILBOX_TTL_S:
