@@ -14,7 +14,6 @@ from loguru import logger
 from pipecat.frames.frames import Frame
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
-
 from voiceagent.server.metrics import LiveCounts
 
 
