@@ -1,7 +1,8 @@
 """The answering machine stages in a chain: the detector's verdicts, the responder's actions.
 
-``detector → (stand-in for the conversation) → responder → recorder``, in pipecat's direct
-mode; the caller's audio is fed as 20 ms frames, so the detector's clock is the audio itself.
+``detector → (the STT's place) → MachineWords → (the turn engine's place) → responder``, in
+pipecat's direct mode; the caller's audio is fed as 20 ms frames, so the detector's clock is
+the audio itself; words enter where the STT would push them.
 """
 
 from __future__ import annotations
@@ -26,8 +27,19 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
 from pipecat.utils.asyncio.task_manager import TaskManager
 
-from voiceagent.frames import AnsweredByFrame, AnswerVerdictFrame, CallStartedFrame
-from voiceagent.processors.voicemail import AnsweringMachineDetector, VoicemailResponder
+from voiceagent.frames import (
+    AnsweredByFrame,
+    AnswerVerdictFrame,
+    CallerSoundFrame,
+    CallerWordsFrame,
+    CallStartedFrame,
+    PlaybackPauseFrame,
+)
+from voiceagent.processors.voicemail import (
+    AnsweringMachineDetector,
+    MachineWords,
+    VoicemailResponder,
+)
 
 RATE = 16000
 DOWN, UP = FrameDirection.DOWNSTREAM, FrameDirection.UPSTREAM
@@ -64,12 +76,22 @@ class Line:
         self.hang_up = HangUpStub()
         self.top = Recorder()
         self.detector = AnsweringMachineDetector(mode=mode, enable_direct_mode=True)
-        self.middle = Recorder()
+        self.stt = Recorder()
+        self.words = MachineWords(mode=mode, enable_direct_mode=True)
+        self.middle = Recorder()  # where the turn engine sits
         self.responder = VoicemailResponder(
             action=action, message=MESSAGE, hang_up=lambda: self.hang_up, enable_direct_mode=True
         )
         self.bottom = Recorder()
-        self.chain = [self.top, self.detector, self.middle, self.responder, self.bottom]
+        self.chain = [
+            self.top,
+            self.detector,
+            self.stt,
+            self.words,
+            self.middle,
+            self.responder,
+            self.bottom,
+        ]
         for a, b in zip(self.chain, self.chain[1:], strict=False):
             a.link(b)
 
@@ -88,6 +110,10 @@ class Line:
 
     async def send(self, frame: Frame) -> None:
         await self.top.queue_frame(frame)
+
+    async def heard(self, text: str) -> None:
+        """The STT's transcript of what the callee said."""
+        await self.stt.queue_frame(TranscriptionFrame(text, "callee", ""))
 
     async def answered(self, direction: str = "outbound-api", **params: str) -> None:
         parameters = {"Direction": direction, **params}
@@ -114,18 +140,28 @@ async def test_a_machine_greeting_mutes_the_conversation_and_the_message_follows
         await line.answered()
         await line.audio(0.3)
         await line.send(VADUserStartedSpeakingFrame())
+        await line.send(CallerSoundFrame(sounding=True))
         await line.audio(0.6)
-        await line.send(TranscriptionFrame("Hi, leave a message after the tone", "callee", ""))
-        # A machine: the agent is cut off (both ways) and told.
+        await line.heard("Hi, leave a message after the tone")
+        # The words went up to the detector: a machine. The agent is cut off (both ways).
+        words = [f for f, d in line.stt.frames if isinstance(f, CallerWordsFrame)]
+        assert [(w.text, w.final) for w in words] == [("Hi, leave a message after the tone", True)]
         assert [v.answered_by for v in line.below(AnswerVerdictFrame)] == ["machine_start"]
         assert line.below(InterruptionFrame)
         assert any(isinstance(f, InterruptionFrame) and d is UP for f, d in line.top.frames)
-        # Its words are not a turn of the conversation, and nothing is said to it yet.
-        assert not line.reached_conversation(TranscriptionFrame)
-        await line.send(TranscriptionFrame("after the tone", "callee", ""))
-        await line.send(TTSSpeakFrame("Are you still there?"))  # e.g. the watchdog
-        await line.send(LLMTextFrame("Sure, "))  # a reply already in flight
+        # The turn engine hears the line go quiet, and nothing more of the machine.
+        assert len(line.reached_conversation(VADUserStoppedSpeakingFrame)) == 1  # ours
+        assert line.reached_conversation(CallerSoundFrame)[-1].sounding is False
+        before = len(line.middle.frames)
+        await line.heard("after the tone")
+        await line.send(VADUserStartedSpeakingFrame())
+        assert len(line.middle.frames) == before
+        # Nothing the conversation still produces reaches the machine.
+        await line.middle.queue_frame(TTSSpeakFrame("Are you still there?"))  # a re-prompt
+        await line.middle.queue_frame(LLMTextFrame("Sure, "))  # a reply already in flight
+        await line.middle.queue_frame(PlaybackPauseFrame())
         assert not line.below(TTSSpeakFrame) and not line.below(LLMTextFrame)
+        assert not line.below(PlaybackPauseFrame)
         assert line.hang_up.requests == []
         await line.audio(1.4)
         await line.send(VADUserStoppedSpeakingFrame())
@@ -148,7 +184,7 @@ async def test_hang_up_action_ends_the_call_as_soon_as_a_machine_is_known():
     async with Line(action="hang_up") as line:
         await line.answered()
         await line.audio(0.2)
-        await line.send(TranscriptionFrame("You have reached voicemail", "callee", ""))
+        await line.heard("You have reached voicemail")
         assert line.below(TTSSpeakFrame) == []
         [(reason, options)] = line.hang_up.requests
         assert reason == "answering machine (machine_start)"
@@ -161,14 +197,16 @@ async def test_a_person_is_recorded_and_left_alone():
         await line.audio(0.5)
         await line.send(VADUserStartedSpeakingFrame())
         await line.audio(0.5)
-        await line.send(TranscriptionFrame("Hello?", "callee", ""))
+        await line.heard("Hello?")
         await line.send(VADUserStoppedSpeakingFrame())
         await line.audio(1.5)
         assert [(v.answered_by, v.evidence) for v in line.below(AnswerVerdictFrame)] == [
             ("human", "short_first_utterance")
         ]
         assert line.reached_conversation(TranscriptionFrame)  # a turn like any other
-        await line.send(LLMTextFrame("Hi, "))
+        await line.heard("Who is this?")  # no longer sent up: the detector is done
+        assert len([f for f, d in line.stt.frames if isinstance(f, CallerWordsFrame)]) == 1
+        await line.middle.queue_frame(LLMTextFrame("Hi, "))
         assert line.below(LLMTextFrame) and not line.hang_up.requests
         assert not line.detector.core.active  # nothing more to do per frame
 
@@ -178,15 +216,17 @@ async def test_inbound_calls_are_not_checked_for_machines(direction: str):
     async with Line() as line:
         await line.answered(direction=direction)
         await line.audio(0.2)
-        await line.send(TranscriptionFrame("Please leave a message", "caller", ""))
+        await line.heard("Please leave a message")
         await line.audio(0.5, hz=1000.0)
         assert line.detector.core is None and not line.below(AnswerVerdictFrame)
+        assert not [f for f, d in line.stt.frames if isinstance(f, CallerWordsFrame)]
+        assert line.reached_conversation(TranscriptionFrame)
 
 
 async def test_twilio_amd_decides_when_the_call_uses_it():
     async with Line(mode="agent") as line:
         await line.answered(AnsweringMachine="twilio", VoicemailAction="hang_up")
-        await line.send(TranscriptionFrame("Please leave a message", "callee", ""))
+        await line.heard("Please leave a message")
         assert not line.below(AnswerVerdictFrame)  # the wording is Twilio's job here
         await line.send(AnsweredByFrame(answered_by="machine_start"))
         assert [(v.answered_by, v.evidence) for v in line.below(AnswerVerdictFrame)] == [

@@ -1,19 +1,23 @@
 """Answering machines on outbound calls: notice them, stop talking, leave a message or hang up.
 
-Two stages share the work:
+Three stages share the work:
 
-- :class:`AnsweringMachineDetector` sits after the STT, where the caller's audio, the VAD's
-  speech frames and the transcripts all pass. On an outbound call (the stream's ``Direction``
-  parameter) it feeds them to :class:`~voiceagent.processors.machine_detection.MachineDetection`
-  — with a :class:`~voiceagent.processors.beep.BeepDetector` on the audio — and to Twilio's AMD
-  result when the server delivers one (``AnsweredByFrame``). When a machine answered it cuts
-  the agent off (an interruption), keeps the machine's words from the conversation, and tells
-  the responder (``AnswerVerdictFrame``) — again once the greeting has ended. A person (or no
-  decision) is announced the same way, for the call's record; then it only forwards frames.
-- :class:`VoicemailResponder` sits right before the TTS. On a machine it mutes everything the
-  conversation still produces (a reply in flight, a watchdog re-prompt), then either leaves
-  the message once the greeting ended and hangs up after it was heard, or hangs up at once
-  (``CallHangUp`` with ``end_reason="voicemail"``; a machine cannot barge in on it).
+- :class:`AnsweringMachineDetector` sits right after the caller's voice stage, before the STT,
+  where the caller's audio and the VAD's speech frames pass. On an outbound call (the stream's
+  ``Direction`` parameter) it feeds them to
+  :class:`~voiceagent.processors.machine_detection.MachineDetection` — with a
+  :class:`~voiceagent.processors.beep.BeepDetector` on the audio — together with the words the
+  STT heard (``CallerWordsFrame``, sent back up by :class:`MachineWords`) and Twilio's AMD result
+  when the server delivers one (``AnsweredByFrame``). Each verdict goes downstream as an
+  ``AnswerVerdictFrame`` (for the responder and the call's record); on a machine it first cuts
+  the agent off (an interruption). Once decided it only forwards frames.
+- :class:`MachineWords` sits right after the STT: while the detector listens it sends the
+  transcripts back up to it; once a machine answered it keeps the machine's sound and words
+  from the turn engine (the greeting is not a caller turn, and must not barge in).
+- :class:`VoicemailResponder` sits right before the TTS. On a machine it mutes what the
+  conversation still produces (a reply in flight, a re-prompt, a playback pause), then either
+  leaves the message once the greeting ended and hangs up after it was heard, or hangs up at
+  once (``CallHangUp`` with ``end_reason="voicemail"``; a machine cannot barge in on it).
 """
 
 from __future__ import annotations
@@ -37,8 +41,11 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from voiceagent.frames import (
     AnsweredByFrame,
     AnswerVerdictFrame,
+    CallerSoundFrame,
+    CallerWordsFrame,
     CallStartedFrame,
-    ResumeSpeechFrame,
+    EndOfTurnFrame,
+    PlaybackPauseFrame,
 )
 from voiceagent.processors.beep import BeepDetector
 from voiceagent.processors.hang_up import CallHangUp
@@ -55,10 +62,35 @@ if TYPE_CHECKING:
 OUTBOUND = "outbound-api"
 DETECTION_MODES = ("agent", "twilio", "off")
 VOICEMAIL_ACTIONS = ("leave_message", "hang_up")
+_CALLER_SIDE = (
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+    CallerSoundFrame,
+    InterimTranscriptionFrame,
+    TranscriptionFrame,
+    EndOfTurnFrame,
+)
+
+
+def detection_mode(frame: CallStartedFrame, default: str) -> str | None:
+    """How this call is checked for machines (``agent``/``twilio``), or None: not at all."""
+    params = frame.custom_parameters
+    mode = params.get("AnsweringMachine", default)
+    if mode not in DETECTION_MODES:
+        logger.warning(f"call {frame.call_sid}: unknown AnsweringMachine={mode!r}; using agent")
+        mode = "agent"
+    if params.get("Direction") != OUTBOUND or mode == "off":
+        return None
+    return mode
+
+
+def is_machine(answered_by: str) -> bool:
+    """A machine (or a fax) answered, in Twilio's words."""
+    return answered_by.startswith("machine") or answered_by == "fax"
 
 
 class AnsweringMachineDetector(FrameProcessor):
-    """Decides, on outbound calls, whether a machine answered; tells the responder."""
+    """Decides, on outbound calls, whether a machine answered; tells the stages after it."""
 
     def __init__(
         self,
@@ -91,34 +123,30 @@ class AnsweringMachineDetector(FrameProcessor):
         return self.core.decisions[-1] if self.core is not None and self.core.decisions else None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        """Watch the caller side of an outbound call; forward everything else unchanged."""
+        """Watch the callee's side of an outbound call; forward every frame unchanged."""
         await super().process_frame(frame, direction)
         core = self.core
         if isinstance(frame, CallStartedFrame):
             self._start(frame)
-        elif core is not None and direction is FrameDirection.DOWNSTREAM:
+        elif core is not None:
             if isinstance(frame, InputAudioRawFrame):
-                await self._audio(core, frame)
+                if direction is FrameDirection.DOWNSTREAM:
+                    await self._audio(core, frame)
             elif isinstance(frame, VADUserStartedSpeakingFrame):
                 core.speech_started(self._at_s)
             elif isinstance(frame, VADUserStoppedSpeakingFrame):
                 core.speech_stopped(max(0.0, self._at_s - frame.stop_secs))
             elif isinstance(frame, AnsweredByFrame):
                 await self._act(core.twilio(self._at_s, frame.answered_by))
-            elif isinstance(frame, InterimTranscriptionFrame | TranscriptionFrame):
+            elif isinstance(frame, CallerWordsFrame):
                 await self._act(core.transcript(self._at_s, frame.text))
-                if self._machine:
-                    return  # a machine's greeting is not a turn of the conversation
+                return  # it came up for this stage only
         await self.push_frame(frame, direction)
 
     def _start(self, frame: CallStartedFrame) -> None:
-        params = frame.custom_parameters
         self.call_sid = frame.call_sid
-        mode = params.get("AnsweringMachine", self._mode)
-        if mode not in DETECTION_MODES:
-            logger.warning(f"call {frame.call_sid}: unknown AnsweringMachine={mode!r}; using agent")
-            mode = "agent"
-        if params.get("Direction") != OUTBOUND or mode == "off":
+        mode = detection_mode(frame, self._mode)
+        if mode is None:
             return
         self.core = MachineDetection(self._params, own=mode == "agent")
         self._beep = BeepDetector(self._params.beep)
@@ -142,12 +170,7 @@ class AnsweringMachineDetector(FrameProcessor):
             f"call {self.call_sid or '?'}: answered by {decision.answered_by} "
             f"({decision.evidence}, at {decision.at_s:.2f} s)"
         )
-        if not decision.machine:
-            await self.push_frame(
-                AnswerVerdictFrame(answered_by=decision.answered_by, evidence=decision.evidence)
-            )
-            return
-        if not self._machine:
+        if decision.machine and not self._machine:
             self._machine = True
             # Cut off what the agent is saying first: the interruption flushes every queue,
             # and must not reach the TTS after the responder queued the message.
@@ -159,6 +182,52 @@ class AnsweringMachineDetector(FrameProcessor):
                 evidence=decision.evidence,
             )
         )
+
+
+class MachineWords(FrameProcessor):
+    """After the STT: the words go up to the detector; a machine's sound stays out of turns."""
+
+    def __init__(self, *, mode: str = "agent", **kwargs) -> None:
+        """Create the stage (``mode`` as the detector's)."""
+        super().__init__(**kwargs)
+        self._mode = mode
+        self._listening = False
+        self.machine = False
+        self._speaking = False
+        self._sounding = False
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """Relay transcripts while listening; drop the machine's caller-side frames."""
+        await super().process_frame(frame, direction)
+        if direction is FrameDirection.DOWNSTREAM:
+            if isinstance(frame, CallStartedFrame):
+                self._listening = detection_mode(frame, self._mode) is not None
+            elif isinstance(frame, AnswerVerdictFrame):
+                await self._verdict(frame)
+            elif self.machine and isinstance(frame, _CALLER_SIDE):
+                return  # a recorded greeting is not a caller turn
+            elif isinstance(frame, InterimTranscriptionFrame | TranscriptionFrame):
+                if self._listening and isinstance(frame.text, str) and frame.text:
+                    final = isinstance(frame, TranscriptionFrame)
+                    await self.push_frame(
+                        CallerWordsFrame(text=frame.text, final=final), FrameDirection.UPSTREAM
+                    )
+            elif isinstance(frame, VADUserStartedSpeakingFrame | VADUserStoppedSpeakingFrame):
+                self._speaking = isinstance(frame, VADUserStartedSpeakingFrame)
+            elif isinstance(frame, CallerSoundFrame):
+                self._sounding = frame.sounding
+        await self.push_frame(frame, direction)
+
+    async def _verdict(self, frame: AnswerVerdictFrame) -> None:
+        self._listening = False
+        if not is_machine(frame.answered_by) or self.machine:
+            return
+        self.machine = True
+        # The turn engine heard the machine start: tell it the line went quiet.
+        if self._speaking:
+            await self.push_frame(VADUserStoppedSpeakingFrame())
+        if self._sounding:
+            await self.push_frame(CallerSoundFrame(sounding=False))
 
 
 class VoicemailResponder(FrameProcessor):
@@ -206,14 +275,14 @@ class VoicemailResponder(FrameProcessor):
             self.action = action
         elif isinstance(frame, AnswerVerdictFrame):
             await self.push_frame(frame, direction)
-            if frame.answered_by.startswith("machine") or frame.answered_by == "fax":
+            if is_machine(frame.answered_by):
                 self.muted = True
                 await self._respond(frame)
             return
         elif (
             self.muted
             and direction is FrameDirection.DOWNSTREAM
-            and isinstance(frame, TextFrame | TTSSpeakFrame | ResumeSpeechFrame)
+            and isinstance(frame, TextFrame | TTSSpeakFrame | PlaybackPauseFrame)
         ):
             return  # the conversation's words are not for the machine
         await self.push_frame(frame, direction)
@@ -239,17 +308,29 @@ class VoicemailResponder(FrameProcessor):
         )
 
 
-def answering_machine_detector(parts: CallParts) -> FrameProcessor:
-    """The ``answering_machine`` stage of a call (``settings.telephony``)."""
+def answering_machine_detector(parts: CallParts) -> FrameProcessor | None:
+    """The ``answering_machine`` stage (left out when ``telephony.machine_detection`` is off)."""
     telephony = parts.settings.telephony
+    if telephony.machine_detection == "off":
+        return None
     return AnsweringMachineDetector(
         AnsweringMachineParams(**telephony.answering_machine), mode=telephony.machine_detection
     )
 
 
-def voicemail_responder(parts: CallParts) -> FrameProcessor:
-    """The ``voicemail`` stage of a call; its hang-up is the call's ``hang_up`` stage."""
+def machine_words(parts: CallParts) -> FrameProcessor | None:
+    """The ``machine_words`` stage (left out when ``telephony.machine_detection`` is off)."""
     telephony = parts.settings.telephony
+    if telephony.machine_detection == "off":
+        return None
+    return MachineWords(mode=telephony.machine_detection)
+
+
+def voicemail_responder(parts: CallParts) -> FrameProcessor | None:
+    """The ``voicemail`` stage; its hang-up is the call's ``hang_up`` stage."""
+    telephony = parts.settings.telephony
+    if telephony.machine_detection == "off":
+        return None
 
     def hang_up() -> CallHangUp | None:
         stage = parts.processors.get("hang_up")
