@@ -12,8 +12,9 @@ Three stages share the work:
   ``AnswerVerdictFrame`` (for the responder and the call's record); on a machine it first cuts
   the agent off (an interruption). Once decided it only forwards frames.
 - :class:`MachineWords` sits right after the STT: while the detector listens it sends the
-  transcripts back up to it; once a machine answered it keeps the machine's sound and words
-  from the turn engine (the greeting is not a caller turn, and must not barge in).
+  transcripts back up to it (and on to the turn engine: a person's first turn is not delayed,
+  so words heard before the verdict may still become a turn, whose reply is muted); once a
+  machine answered it keeps the machine's sound and words from the turn engine.
 - :class:`VoicemailResponder` sits right before the TTS. On a machine it mutes what the
   conversation still produces (a reply in flight, a re-prompt, a playback pause), then either
   leaves the message once the greeting ended and hangs up after it was heard, or hangs up at
