@@ -175,11 +175,13 @@ class EndOfTurnFrame(SystemFrame):
 class CallerSoundFrame(SystemFrame):
     """The caller's line went from quiet to sound (``sounding``) or back, frame-fast.
 
-    Pushed downstream by the CallerSoundDetector from audio energy, a few hundred ms before
-    the VAD confirms speech. The turn engine pauses agent audio for it (barge-in, held start).
+    Pushed downstream by the caller voice stage from audio energy, a few hundred ms before the
+    VAD confirms speech. The turn engine pauses agent audio for it (barge-in, held start).
+    ``since_s``: how long before this frame the change happened (the frames it took to be sure).
     """
 
     sounding: bool = True
+    since_s: float = 0.0
 
 
 @dataclass

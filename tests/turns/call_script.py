@@ -70,8 +70,9 @@ class Call:
 
     # -- the caller --------------------------------------------------------------------------
 
-    def sound(self, on: bool) -> list[d.Decision]:
-        return self._record(self.engine.caller_sound(self.now, on))
+    def sound(self, on: bool, *, since_s: float = 0.0) -> list[d.Decision]:
+        """The line turned loud/quiet; the detector needed ``since_s`` to be sure."""
+        return self._record(self.engine.caller_sound(self.now, on, at=self.now - since_s))
 
     def speech_start(self, began: float | None = None) -> list[d.Decision]:
         """VAD start now; the speech began at ``began`` (default: now)."""

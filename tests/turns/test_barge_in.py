@@ -200,3 +200,14 @@ def test_two_quick_backchannels_are_not_sustained_speech():
     call.sound(False)
     call.at(4.0)
     assert call.of(d.Interrupt) == []
+
+
+def test_the_duration_counts_from_the_first_loud_frame_not_from_when_it_was_sure():
+    # The energy detector needs two loud 20 ms frames: it reports the sound 40 ms late.
+    call = agent_talking(Call(), 0.0)
+    call.at(2.04)
+    call.sound(True, since_s=0.04)
+    call.at(2.3)
+    call.speech_start(began=2.0)
+    call.at(2.55)
+    assert call.when(d.Interrupt) == [2.5]

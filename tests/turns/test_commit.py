@@ -174,3 +174,22 @@ def test_speculation_is_replaced_when_the_words_change():
     assert len(call.of(d.Speculate)) == 2
     assert [c.reason for c in call.of(d.CancelSpeculation)] == ["text_changed"]
     assert call.commits[0].speculative_hit
+
+
+def test_a_new_stt_window_begun_as_the_caller_resumed_is_new_speech_not_a_revision():
+    # Whisper-like: windows without word times, each from its VAD start. "Great," is committed
+    # at the comma; "thank you so much" is a new window that starts 0.1 s after the sound.
+    call = Call()
+    call.speaks(0.0, 0.5)
+    call.at(0.75)
+    call.final("Great", 0.3, 0.7)
+    call.at(1.0)
+    [first] = call.commits
+    call.speaks(1.1, 2.3)
+    call.partial("Thank you so much.", 1.2, 2.4)
+    call.at(2.6)
+    call.final("Thank you so much.", 1.2, 2.5)
+    call.at(4.0)
+    assert call.of(d.Revise) == []
+    assert len(call.commits) == 2
+    assert call.user_messages == ["Great Thank you so much."]

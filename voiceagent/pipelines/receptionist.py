@@ -79,6 +79,7 @@ class TranscriptTap(FrameProcessor):
                     "turn": frame.turn_id,
                     "speculative_hit": frame.speculative_hit,
                     "reason": frame.reason,
+                    "revision": frame.revision,
                 },
             )
         elif isinstance(frame, AgentHeardFrame) and frame.full_text:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-EventKind = Literal["caller", "agent", "metrics", "tool"]
+EventKind = Literal["caller", "revision", "agent", "metrics", "tool"]
 
 
 @dataclass(frozen=True)

@@ -85,11 +85,12 @@ class CommitRules:
                 self._revise(now, transcript, out)
                 return None
             return transcript
-        boundary = last.voice_end + REVISION_TRAIL_S
+        boundary = window = last.voice_end + REVISION_TRAIL_S
         if last.resumed_at is not None:
             tolerance = self.options.endpointing.revision_tolerance_s
-            boundary = min(boundary, last.resumed_at + tolerance)
-        before, after = split_at(transcript, boundary)
+            boundary = min(boundary, last.resumed_at + tolerance)  # word times are approximate
+            window = min(window, last.resumed_at)  # a window begun after they resumed is new
+        before, after = split_at(transcript, boundary, window)
         if before is not None:
             self._revise(now, before, out)
         return after

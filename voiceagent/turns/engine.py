@@ -26,10 +26,8 @@ stalled reply and re-prompts a silent caller (re-prompts stay out of the convers
 
 from __future__ import annotations
 
-from typing import Any
-
 from voiceagent.turns import decisions as d
-from voiceagent.turns.backchannel import adds_nothing
+from voiceagent.turns.barge_in import BargeInRules
 from voiceagent.turns.commit import CommitRules
 from voiceagent.turns.conversation import Conversation, ToolExchange
 from voiceagent.turns.dtmf import KeypadEntry
@@ -49,7 +47,7 @@ REVISION_HORIZON_S = 6.0
 """A transcript without audio times revises the last turn only this soon after its commit."""
 
 
-class TurnEngine(CommitRules):
+class TurnEngine(CommitRules, BargeInRules):
     """The decision core of one call (see the module docstring)."""
 
     def __init__(
@@ -79,12 +77,15 @@ class TurnEngine(CommitRules):
 
     # ------------------------------------------------------------------ caller events
 
-    def caller_sound(self, now: float, sounding: bool) -> list[d.Decision]:
-        """The caller's line turned loud (``sounding``) or quiet, frame-fast."""
+    def caller_sound(
+        self, now: float, sounding: bool, *, at: float | None = None
+    ) -> list[d.Decision]:
+        """The caller's line turned loud (``sounding``) or quiet at ``at`` (default ``now``)."""
         out: list[d.Decision] = []
+        at = now if at is None else min(at, now)
         self.sounding = sounding
         if sounding:
-            self._sound_since = now
+            self._sound_since = at
             hold = self.options.interruption.floor_hold_max_s
             pending = self._agent_pending and not self.agent_audible
             self._hold_until = now + hold if pending and hold > 0 else None
@@ -92,10 +93,10 @@ class TurnEngine(CommitRules):
             self._hold_until = None
         ov = self.overlap
         if ov is not None:
-            ov.sound(sounding, now, self.options.interruption.join_gap_s)
+            ov.sound(sounding, at, self.options.interruption.join_gap_s)
             self._judge_overlap(now, out)  # a run resumed after a comma may be long enough
         elif sounding and self.agent_audible and self.options.interruption.enabled:
-            self.overlap = self._new_overlap(now, sounding=True)
+            self.overlap = self._new_overlap(at, sounding=True)
         return self._finish(now, out)
 
     def speech_started(self, now: float, began_at: float) -> list[d.Decision]:
@@ -368,66 +369,6 @@ class TurnEngine(CommitRules):
         self.stats.learned_pause_s = self.endpointer.learned_pause_s
         return out
 
-    def _want_pause(self, now: float) -> bool:
-        ov = self.overlap
-        if self.agent_audible:
-            if ov is None or ov.interrupted or ov.echo:
-                return False
-            if not self.options.interruption.pause_on_speech:
-                return False
-            due = self.judge.resume_due(ov)
-            return due is None or now + EPS < due
-        return self._hold_until is not None and now + EPS < self._hold_until
-
-    def _judge_overlap(self, now: float, out: list[d.Decision]) -> None:
-        """Interrupt on the duration rule, or let a quiet overlap go for good."""
-        ov = self.overlap
-        if ov is None or ov.interrupted:
-            return
-        if self.judge.takes_floor(ov, now):
-            self._interrupt(now, "duration", out)
-            return
-        over = self.judge.over_at(ov)
-        if over is not None and now + EPS >= over:
-            self.overlap = None
-            self._count_ignored(ov)
-
-    def _new_overlap(self, onset: float, *, sounding: bool) -> Overlap:
-        ov = Overlap(onset, onset, sounding=sounding, speech=self.speaking, echo=self._echo(onset))
-        if sounding:
-            ov.sound_since = onset
-        else:
-            ov.quiet_since = onset  # speech the energy detector missed: nothing to pause for
-        return ov
-
-    def _echo(self, onset: float) -> bool:
-        since = self._audible_since
-        guard = self.options.interruption.echo_guard_s
-        return since is not None and since - EPS <= onset < since + guard - EPS
-
-    def _interrupt(
-        self, now: float, reason: str, out: list[d.Decision], *, resume: bool = True
-    ) -> None:
-        out.append(d.Interrupt(reason))
-        self.stats.interrupted(reason)
-        self.agent_audible = False
-        self._agent_pending = False
-        self._hold_until = None
-        self.paused = False  # the output forgets its pause with the queue it flushed
-        last = self.last
-        if last is not None and last.reply_pending:
-            last.reply_pending = False
-        self.watchdog.reply_cancelled()
-        ov, self.overlap = self.overlap, None
-        quiet = None
-        if ov is not None:
-            ov.interrupted = True
-            quiet = ov.quiet_since if not ov.sounding else None
-        self.false_interruption = FalseInterruption(quiet_since=quiet) if resume else None
-        if ov is not None:
-            for t in latest_transcripts(ov.held):
-                self._add_words(now, t, out)
-
     def _cancel_pending_reply(self, reason: str, out: list[d.Decision]) -> None:
         last = self.last
         if last is not None and last.reply_pending:
@@ -456,26 +397,6 @@ class TurnEngine(CommitRules):
             last.generation = gen
         self.watchdog.reply_requested(now, rerun=reason == "watchdog")
 
-    def _resume_if_due(self, out: list[d.Decision]) -> None:
-        fi = self.false_interruption
-        if fi is None or not fi.due or fi.text is None:
-            return
-        self.false_interruption = None
-        u = self.utterance
-        if not u.transcript.empty and not adds_nothing(u.transcript.text()):
-            return  # the caller did say something: their turn is answered instead
-        self.utterance = OpenUtterance()
-        if fi.text and self.options.interruption.resume_false_interruption:
-            self.stats.resumes += 1
-            self._agent_pending = True
-            out.append(d.Say(fi.text, True, "resume"))
-
-    def _count_ignored(self, ov: Overlap) -> None:
-        if ov.backchannel:
-            self.stats.backchannels_ignored += 1
-        else:
-            self.stats.noises_ignored += 1
-
     def _watchdog(self, now: float, out: list[d.Decision]) -> None:
         action = self.watchdog.tick(now, caller_speaking=self.speaking)
         w = self.options.watchdog
@@ -498,11 +419,3 @@ class TurnEngine(CommitRules):
     def _next_id(self) -> int:
         self._ids += 1
         return self._ids
-
-    def report(self) -> dict[str, Any]:
-        """The open turn's figures (for a final report at the end of the call)."""
-        last = self.last
-        return dict(last.record) if last is not None else {}
-
-
-__all__ = ["TurnEngine"]

@@ -166,7 +166,7 @@ class TurnProcessor(FrameProcessor):
     def _downstream_event(self, frame: Frame, now: float) -> list[d.Decision]:
         e = self.engine
         if isinstance(frame, CallerSoundFrame):
-            return e.caller_sound(now, frame.sounding)
+            return e.caller_sound(now, frame.sounding, at=now - frame.since_s)
         if isinstance(frame, VADUserStartedSpeakingFrame):
             return e.speech_started(now, now - frame.start_secs)
         if isinstance(frame, VADUserStoppedSpeakingFrame):

@@ -113,18 +113,21 @@ def _overlaps(a: AudioSpan, b: AudioSpan) -> bool:
 
 
 def split_at(
-    transcript: Transcript, boundary: float
+    transcript: Transcript, boundary: float, window_boundary: float | None = None
 ) -> tuple[Transcript | None, Transcript | None]:
     """The part of ``transcript`` said before ``boundary`` and the part said after.
 
-    With word times the words are divided; with only a span, the whole transcript goes to the
-    side its start is on; without a span nothing can be told and it all goes after.
+    With word times the words are divided at ``boundary``; with only a span, the whole
+    transcript goes to the side its start is on, compared with ``window_boundary`` (default
+    ``boundary``: a window is placed by where the STT began it, words by when they were said);
+    without a span nothing can be told and it all goes after.
     """
     span = transcript.span
     if span is None:
         return None, transcript
     if not span.words:
-        return (transcript, None) if span.start < boundary else (None, transcript)
+        limit = boundary if window_boundary is None else window_boundary
+        return (transcript, None) if span.start < limit else (None, transcript)
     before = tuple(w for w in span.words if w.start < boundary)
     after = tuple(w for w in span.words if w.start >= boundary)
     if not after:
