@@ -1,4 +1,4 @@
-"""Command line: ``voiceagent serve | call | demo | eval | calls | dial``."""
+"""Command line: ``voiceagent serve | call | demo | eval | calls | phone-link | dial``."""
 
 from __future__ import annotations
 
@@ -44,6 +44,14 @@ async def _serve(args: argparse.Namespace) -> int:
                 "(POST /twiml, ws /media, /healthz, /metrics)",
                 flush=True,
             )
+            if settings.phone.enabled:
+                from voiceagent.server.phone_links import link_secret
+
+                signed = " (signed links: voiceagent phone-link)" if link_secret(settings) else ""
+                print(
+                    f"browser softphone: http://{settings.server.host}:{port}/phone{signed}",
+                    flush=True,
+                )
 
         await run_server(settings, bot, on_started=started)
     finally:
@@ -76,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="offline demo: server + emulated caller, multi-turn call")
     demo.add_argument("--out", default="demo-heard.wav", help="WAV of what the caller heard")
     demo.add_argument("--port", type=int, default=0, help="server port (default: any free)")
+    demo.add_argument(
+        "--browser",
+        action="store_true",
+        help="no emulated caller: serve the softphone page and open it (you are the caller)",
+    )
 
     from voiceagent.eval.cli import add_eval_parser
 
@@ -84,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     from voiceagent.storage.cli import add_calls_parser
 
     add_calls_parser(sub)
+
+    from voiceagent.server.phone_links import add_phone_link_parser
+
+    add_phone_link_parser(sub)
 
     from voiceagent.telephony.cli import add_dial_parser
 
@@ -102,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return asyncio.run(run_call_command(args))
         if args.command == "demo":
+            if args.browser:
+                from voiceagent.demo_browser import run_browser_demo
+
+                return asyncio.run(run_browser_demo(args))
             from voiceagent.demo import run_demo
 
             return asyncio.run(run_demo(args))
@@ -113,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             from voiceagent.storage.cli import run_calls_command
 
             return run_calls_command(args, sys.stdout)
+        if args.command == "phone-link":
+            from voiceagent.server.phone_links import run_phone_link_command
+
+            return run_phone_link_command(args, sys.stdout)
         if args.command == "dial":
             from voiceagent.telephony.cli import run_dial_command
 

@@ -210,6 +210,21 @@ class AgentSettings(BaseModel):
         return value
 
 
+class PhoneSettings(BaseModel):
+    """The browser softphone (``GET /phone`` and its socket ``/phone/ws``).
+
+    With a secret (``link_secret``, else the Twilio auth token) the page and its socket need a
+    signed, expiring link (``voiceagent phone-link``); without one the server listens on
+    loopback only (unless ``server.insecure``), like ``/media``.
+    """
+
+    enabled: bool = True
+    link_secret: str | None = None
+    """Signs phone links; the Twilio auth token signs them when this is unset."""
+    link_ttl_s: float = Field(600.0, gt=0.0, le=7 * 24 * 3600.0)
+    """How long a link from ``voiceagent phone-link`` opens the page and places calls."""
+
+
 def default_storage_dir() -> Path:
     """``$XDG_DATA_HOME/voiceagent``, i.e. ``~/.local/share/voiceagent`` by default."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
@@ -240,6 +255,7 @@ class Settings(BaseModel):
     """Turn-taking: endpointing, speculation, interruption, DTMF, watchdog (one typed model)."""
     storage: StorageSettings = Field(default_factory=StorageSettings)
     fallback: FallbackSettings = FallbackSettings()
+    phone: PhoneSettings = PhoneSettings()
     stt: Literal["auto", "local", "deepgram"] = "auto"
     llm: Literal["auto", "local", "openai"] = "auto"
     tts: Literal["auto", "local", "deepgram"] = "auto"

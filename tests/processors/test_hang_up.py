@@ -225,3 +225,19 @@ async def test_a_machine_cannot_withdraw_a_hang_up_by_talking():
         await rig.queue(InterruptionFrame())
         await rig.advance(1.0)
         assert rig.ended() and rig.hang_up.stats.withdrawn == 0
+
+
+async def test_a_browser_call_names_no_twilio_account_so_twilio_is_not_asked():
+    rest = TwilioRestClient(
+        "AC" + "1" * 32, "token", base_url=f"http://127.0.0.1:{_closed_port()}", timeout_s=2.0
+    )
+    rig = HangUpRig(rest=rest)
+    rig.twilio.account_sid = ""  # the softphone page's start: no Twilio account
+    async with rig:
+        await rig.hang_up.request("done")
+        for _ in range(200):
+            if rig.ended():
+                break
+            await asyncio.sleep(0.01)
+        assert rig.ended() and rig.hang_up.stats.hung_up
+        assert rig.hang_up.stats.rest_ok is None and rest.stats.failures_by_kind == {}

@@ -12,7 +12,8 @@ it has been played (Twilio's mark echoes). Then:
 2. the request's ``action`` if it has one (a transfer: new TwiML for the live call); if the
    action fails, the reason is withdrawn and the call goes on. Without an action, with Twilio
    REST credentials configured, ``POST …/Calls/{CallSid}.json Status=completed`` (a failure is
-   logged and counted; the call still ends);
+   logged and counted; the call still ends) — unless the stream named no Twilio account (a
+   browser softphone call: there is no Twilio call to end);
 3. ``EndWorkerFrame`` upstream: the pipeline ends cleanly and the media socket is closed.
 
 A barge-in before the fence is reached withdraws a ``withdrawable`` request: the caller cut
@@ -103,6 +104,8 @@ class CallHangUp(FrameProcessor):
         self.cue_via: FrameProcessor | None = None
         """Where the fence enters the pipeline (the LLM); None: right here, after the TTS."""
         self.call_sid: str = ""
+        self.twilio_account: str = ""
+        """The Twilio account of the call (empty: not a Twilio call, nothing to tell Twilio)."""
         self.stats = HangUpStats()
         self._request: _Request | None = None
         self._ending = False
@@ -165,6 +168,7 @@ class CallHangUp(FrameProcessor):
         await super().process_frame(frame, direction)
         if isinstance(frame, CallStartedFrame):
             self.call_sid = frame.call_sid
+            self.twilio_account = frame.account_sid
         elif isinstance(frame, PlaybackFenceReachedFrame):
             request = self._request
             if request is not None and frame.fence_id == request.fence_id:
@@ -223,7 +227,7 @@ class CallHangUp(FrameProcessor):
                 self._ending = self._closed
                 await self.push_frame(CallEndReasonFrame(reason="", detail="action failed"))
                 return
-        elif self._rest is not None:
+        elif self._rest is not None and self.twilio_account:
             self.stats.rest_ok = await self._rest.hang_up(self.call_sid)
         await self.push_frame(
             EndWorkerFrame(reason=f"agent: {request.reason}"), FrameDirection.UPSTREAM

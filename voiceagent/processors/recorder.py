@@ -147,4 +147,5 @@ def recorder_taps(
     """
     if output is not None:
         output.playout_tap = recording
+        recording.agent_line_format = output.line_format
     return CallerTap(recording), AgentTap(recording)

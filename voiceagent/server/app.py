@@ -4,9 +4,10 @@ Routes: ``POST /twiml`` (TwiML connecting the call to ``wss://PUBLIC_HOST/media`
 ``GET /media`` (refused before the upgrade while draining (503) or with a bad signature (403);
 then one pipeline per call, see :mod:`voiceagent.server.media`), ``POST /twilio/status`` and
 ``POST /twilio/amd`` (outbound calls' progress and AMD result, see
-:mod:`voiceagent.server.callbacks`), ``GET /healthz`` and ``GET /metrics`` (Prometheus
-text). :func:`run_server` binds the socket, refuses an unauthenticated public bind, and drains
-calls gracefully on SIGTERM/SIGINT.
+:mod:`voiceagent.server.callbacks`), ``GET /healthz`` and ``GET /metrics`` (Prometheus text),
+and the browser softphone ``GET /phone`` (:mod:`voiceagent.server.phone`). :func:`run_server`
+binds the socket, refuses an unauthenticated public bind, and drains calls gracefully on
+SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -98,7 +99,11 @@ class _WebhookHandler:
 
 
 class MediaStreamHandler:
-    """``GET /media``: checks, upgrade, then one :class:`MediaCall` per connection."""
+    """``GET /media``: checks, upgrade, then one :class:`MediaCall` per connection.
+
+    Another leg on the same protocol (the browser softphone) overrides :meth:`refuse` (its own
+    checks) and :meth:`new_call` (its own kind of call); the rest is shared.
+    """
 
     def __init__(
         self,
@@ -117,17 +122,35 @@ class MediaStreamHandler:
         self._metrics = metrics
         self._verifier = verifier
 
+    def refuse(self, request: web.Request) -> web.Response | None:
+        """The answer refusing this upgrade (a bad Twilio signature: 403), or None."""
+        if self._verifier is not None and not self._verifier.verify_request(
+            request, {}, configured_host=self._settings.server.public_host, websocket=True
+        ):
+            self._metrics.reject("signature")
+            return web.Response(status=403, text="invalid signature\n")
+        return None
+
+    def new_call(self, ws: web.WebSocketResponse, request: web.Request) -> MediaCall:
+        """The call for an upgraded connection (a Twilio Media Stream)."""
+        return MediaCall(
+            ws,
+            self._settings,
+            self._factory,
+            self._metrics,
+            self._archive,
+            mailbox=self._registry.take_mail,
+        )
+
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """Handle one Media Streams connection from upgrade to close."""
         if not self._registry.accepting:
             self._metrics.reject("shutdown")
             logger.warning(f"refused a media stream from {request.remote}: shutting down")
             return web.Response(status=503, text="shutting down\n")
-        if self._verifier is not None and not self._verifier.verify_request(
-            request, {}, configured_host=self._settings.server.public_host, websocket=True
-        ):
-            self._metrics.reject("signature")
-            return web.Response(status=403, text="invalid signature\n")
+        refusal = self.refuse(request)
+        if refusal is not None:
+            return refusal
         ws = web.WebSocketResponse(
             max_msg_size=ws_hard_cap(self._settings.server.max_message_bytes),
             compress=False,
@@ -137,14 +160,7 @@ class MediaStreamHandler:
         if not ws.can_prepare(request).ok:
             return web.Response(status=426, text="expected a WebSocket upgrade\n")
         await ws.prepare(request)
-        media_call = MediaCall(
-            ws,
-            self._settings,
-            self._factory,
-            self._metrics,
-            self._archive,
-            mailbox=self._registry.take_mail,
-        )
+        media_call = self.new_call(ws, request)
         if not self._registry.register(media_call):
             self._metrics.reject("shutdown")
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
@@ -245,6 +261,11 @@ def create_app(
     add_callback_routes(app, callbacks)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
+    from voiceagent.server.phone import add_phone_routes  # it builds on MediaStreamHandler
+
+    add_phone_routes(
+        app, settings, pipeline_factory, registry=registry, metrics=metrics, archive=archive
+    )
     return app
 
 
@@ -271,7 +292,8 @@ def _check_security(settings: Settings) -> None:
         )
     logger.warning(
         "*** TWILIO_AUTH_TOKEN is not set: X-Twilio-Signature is NOT checked on /twiml and "
-        f"/media (listening on {server.host}). Do not expose this server publicly. ***"
+        f"/media, and /phone needs no signed link (listening on {server.host}). Do not expose "
+        "this server publicly. ***"
     )
 
 

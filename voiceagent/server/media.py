@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from aiohttp import WSCloseCode, web
 from loguru import logger
 from pipecat.frames.frames import EndFrame, ErrorFrame, Frame
+from pipecat.observers.base_observer import BaseObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
@@ -58,7 +59,11 @@ _call_ids = itertools.count(1)
 
 
 class MediaCall:
-    """One phone call: its socket, its ``TwilioCall`` and its pipeline worker."""
+    """One phone call: its socket, its ``TwilioCall`` and its pipeline worker.
+
+    Another kind of leg on the same protocol (the browser softphone,
+    :mod:`voiceagent.server.phone`) overrides :meth:`make_transport` and :meth:`observers`.
+    """
 
     def __init__(
         self,
@@ -140,6 +145,23 @@ class MediaCall:
             logger.info(f"call {self.label}: ending ({reason})")
             self._end_requested.set()
 
+    # --- hooks for other legs --------------------------------------------------------------
+
+    def make_transport(self) -> TwilioCall:
+        """The call's transport (a Twilio Media Stream: 8 kHz μ-law, Twilio's identities)."""
+        server = self._settings.server
+        return TwilioCall(
+            self._send_text,
+            settings=self._settings.transport,
+            on_protocol_error=self._on_protocol_error,
+            max_message_bytes=server.max_message_bytes,
+            max_messages_per_s=server.max_messages_per_s,
+        )
+
+    def observers(self, call: TwilioCall) -> list[BaseObserver]:
+        """Pipecat observers of the call's pipeline (none for a Twilio call)."""
+        return []
+
     # --- the call ------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -175,14 +197,7 @@ class MediaCall:
             self._finished.set()
 
     async def _run(self) -> None:
-        server = self._settings.server
-        call = TwilioCall(
-            self._send_text,
-            settings=self._settings.transport,
-            on_protocol_error=self._on_protocol_error,
-            max_message_bytes=server.max_message_bytes,
-            max_messages_per_s=server.max_messages_per_s,
-        )
+        call = self.make_transport()
         self._call = call
         processors = await self._build(call)
         if processors is None:
@@ -204,6 +219,7 @@ class MediaCall:
             idle_timeout_secs=None,
             enable_rtvi=False,
             cancel_timeout_secs=PIPELINE_CANCEL_TIMEOUT_S,
+            observers=self.observers(call),
             name=f"call-{self._id}",
         )
         worker.add_event_handler("on_pipeline_started", self._on_pipeline_started)

@@ -67,7 +67,10 @@ class ServerMetrics:
         self.protocol_errors[kind] = self.protocol_errors.get(kind, 0) + 1
 
     def reject(self, reason: str) -> None:
-        """Count one refused request (``signature``, ``shutdown``, ``bad_host``)."""
+        """Count one refused request.
+
+        Reasons: ``signature``, ``shutdown``, ``bad_host``, ``phone_link``, ``phone_origin``.
+        """
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
     def call_finished(

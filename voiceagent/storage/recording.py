@@ -36,6 +36,7 @@ from voiceagent.storage.archive import CallArchive
 from voiceagent.storage.call_audio import CallAudio
 from voiceagent.storage.store import CallEnd, CallEvent, CallInfo, CallStatusUpdate
 from voiceagent.telephony.end_reason import from_transport
+from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 
 HORIZON_MARGIN_S = 0.25
 """A flush writes audio up to this long before now (later chunks may still arrive)."""
@@ -52,6 +53,8 @@ class CallRecording:
         call_sid: Twilio's call sid, once the call started.
         audio_path: The call's WAV, once created (storage thread).
         write_errors: Failed writes of this call.
+        agent_line_format: The format of the agent audio reported by :meth:`agent_audio`
+            (the stream's; set by ``recorder_taps`` from the output).
     """
 
     def __init__(self, archive: CallArchive, *, clock: Clock) -> None:
@@ -63,6 +66,7 @@ class CallRecording:
         self.call_sid: str | None = None
         self.audio_path: Path | None = None
         self.write_errors = 0
+        self.agent_line_format: LineFormat = MULAW_8K
         self._t0: float | None = None
         self._started_wall = 0.0
         self._caller: list[_CallerChunk] = []
@@ -127,15 +131,15 @@ class CallRecording:
         if self._t0 is not None and self._record_audio and self._closing is None:
             self._caller.append((self._clock.now(), pcm, sample_rate, channels))
 
-    def agent_audio(self, turn_id: int, ulaw: bytes, play_at: float) -> None:
-        """TwilioOutput sent 20 ms of agent μ-law that Twilio plays from ``play_at`` (clock)."""
+    def agent_audio(self, turn_id: int, audio: bytes, play_at: float) -> None:
+        """TwilioOutput sent 20 ms of agent audio, played from ``play_at`` (clock)."""
         t0 = self._t0
         if t0 is None or self._closing is not None:
             return
         if turn_id not in self._agent_started:
             self._agent_started[turn_id] = play_at - t0
         if self._record_audio:
-            self._agent_pending.append((play_at, ulaw))
+            self._agent_pending.append((play_at, audio))
 
     def agent_cleared(self, at: float) -> None:
         """Twilio was told to ``clear`` at ``at``: what it had not started playing never played."""
@@ -346,8 +350,9 @@ class CallRecording:
             for arrived, pcm, rate, channels in caller:
                 seconds = len(pcm) / (2 * channels * rate) if rate and channels else 0.0
                 audio.add_caller(arrived - seconds - t0, pcm, rate, channels)
-            for play_at, ulaw in agent:
-                audio.add_agent(play_at - t0, ulaw)
+            line_format = self.agent_line_format
+            for play_at, frame in agent:
+                audio.add_agent(play_at - t0, frame, line_format)
             if until_s is not None:
                 audio.write(until_s)
         except Exception as e:
