@@ -102,6 +102,8 @@ def test_every_way_a_call_ends_has_one_name():
     for lost in ("socket_closed", "cancelled", "protocol_errors", "bad_media_format"):
         assert from_transport(lost) == "error"
     assert from_transport("voicemail") == "voicemail"  # already a reason
+    # A browser softphone call (no Twilio account) ends by its page closing the socket.
+    assert from_transport("socket_closed", twilio=False) == "caller_hung_up"
     assert [from_twilio_status(s) for s in ("busy", "no-answer", "failed", "canceled")] == [
         "busy",
         "no_answer",

@@ -76,6 +76,7 @@ class CallRecording:
         self._ended_at: float | None = None
         self._end_reason = "ended"
         self._declared: str | None = None
+        self._account_sid = ""
         self._playback_cutoff: float | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._closing: asyncio.Future[None] | None = None
@@ -110,6 +111,7 @@ class CallRecording:
         self._t0 = self._clock.now()
         self._started_wall = time.time()
         self.call_sid = call_sid or stream_sid or "unknown"
+        self._account_sid = account_sid
         params = dict(parameters or {})
         info = CallInfo(
             call_sid=self.call_sid,
@@ -242,7 +244,8 @@ class CallRecording:
         caller, agent = self._take_audio(cutoff)
         self._agent_pending.clear()
         end_s = self._ended_at - t0
-        reason = self._declared or from_transport(self._end_reason).value
+        twilio = bool(self._account_sid)  # the softphone's browser calls name no Twilio account
+        reason = self._declared or from_transport(self._end_reason, twilio=twilio).value
         job = self._submit(self._finish, caller, agent, end_s, reason)
         if job is None:
             return

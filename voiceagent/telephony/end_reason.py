@@ -50,15 +50,18 @@ TERMINAL_STATUSES = frozenset(("completed", "busy", "no-answer", "failed", "canc
 """Twilio ``CallStatus`` values after which the call is over."""
 
 
-def from_transport(reason: str) -> EndReason:
+def from_transport(reason: str, *, twilio: bool = True) -> EndReason:
     """The end reason of a media stream that ended this way, absent the agent's own word.
 
     ``stop`` (Twilio stopped the stream) is the other party hanging up; ``ended`` (the pipeline
     ended itself) the agent; ``server_shutdown`` ours; anything else (a lost socket, a
-    cancelled pipeline, bad media, protocol abuse) an error.
+    cancelled pipeline, bad media, protocol abuse) an error — except that a browser call
+    (``twilio`` False: the softphone page) ends by closing its socket when the page goes away.
     """
     if reason in END_REASONS:
         return EndReason(reason)
+    if reason == "socket_closed" and not twilio:
+        return EndReason.CALLER_HUNG_UP
     return _TRANSPORT.get(reason, EndReason.ERROR)
 
 
