@@ -13,6 +13,7 @@ from voiceagent import __version__
 
 
 def _configure_logging(verbose: int) -> None:
+    logger.enable("voiceagent")  # the library keeps quiet unless the application asks
     logger.remove()
     level = "DEBUG" if verbose > 1 else "INFO" if verbose == 1 else "WARNING"
     logger.add(sys.stderr, level=level, format="{time:HH:mm:ss.SSS} {level: <7} {name}: {message}")
