@@ -15,6 +15,9 @@ The pieces a user composes, importable from here (each loaded on first use)::
   LLM service), ``VoiceDeepgramSTTService`` / ``create_deepgram_stt``, ``create_deepgram_tts``;
   tools: ``AgentTool``, ``ToolRegistry``;
 - the Twilio transport: ``TwilioCall``, ``TwilioSerializer``, ``TwilioOutput``;
+- telephony: ``place_call`` (an outbound call), ``transfer_call`` (a cold transfer), ``EndReason``
+  (how a call ended), ``TwilioRestClient`` / ``TwilioRestError`` (Twilio's REST API, named
+  errors), ``AnsweringMachineDetector`` / ``VoicemailResponder`` (answering machines);
 - frames shared by the stages: ``AudioSpan``, ``SpokenWord``, ``set_audio_span``,
   ``audio_span``, ``AgentHeardFrame``, ``UserTurnCommittedFrame``, ``CallerSoundFrame``,
   ``PlaybackPauseFrame``, ``PlaybackResumeFrame``, ``TurnMetricsFrame``.
@@ -70,6 +73,13 @@ _EXPORTS = {
     "PlaybackPauseFrame": "voiceagent.frames",
     "PlaybackResumeFrame": "voiceagent.frames",
     "TurnMetricsFrame": "voiceagent.frames",
+    "place_call": "voiceagent.telephony.dial",
+    "transfer_call": "voiceagent.telephony.transfer",
+    "EndReason": "voiceagent.telephony.end_reason",
+    "TwilioRestClient": "voiceagent.transports.twilio.rest",
+    "TwilioRestError": "voiceagent.transports.twilio.rest",
+    "AnsweringMachineDetector": "voiceagent.processors.voicemail",
+    "VoicemailResponder": "voiceagent.processors.voicemail",
 }
 
 __all__ = [
@@ -109,6 +119,13 @@ __all__ = [
     "PlaybackPauseFrame",
     "PlaybackResumeFrame",
     "TurnMetricsFrame",
+    "place_call",
+    "transfer_call",
+    "EndReason",
+    "TwilioRestClient",
+    "TwilioRestError",
+    "AnsweringMachineDetector",
+    "VoicemailResponder",
 ]
 
 
@@ -140,6 +157,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from voiceagent.processors.caller_voice import CallerVoiceProcessor
     from voiceagent.processors.hang_up import CallHangUp
     from voiceagent.processors.sentence_aggregator import SentenceAggregator
+    from voiceagent.processors.voicemail import AnsweringMachineDetector, VoicemailResponder
     from voiceagent.server.app import create_app, run_server
     from voiceagent.services.deepgram import (
         VoiceDeepgramSTTService,
@@ -150,8 +168,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from voiceagent.services.tools import AgentTool, ToolRegistry
     from voiceagent.services.voice_llm import VoiceLLMMixin
     from voiceagent.settings import Settings
+    from voiceagent.telephony.dial import place_call
+    from voiceagent.telephony.end_reason import EndReason
+    from voiceagent.telephony.transfer import transfer_call
     from voiceagent.transports.twilio.call import TwilioCall
     from voiceagent.transports.twilio.output import TwilioOutput
+    from voiceagent.transports.twilio.rest import TwilioRestClient, TwilioRestError
     from voiceagent.transports.twilio.serializer import TwilioSerializer
     from voiceagent.turns.conversation import Conversation
     from voiceagent.turns.engine import TurnEngine
