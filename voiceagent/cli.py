@@ -1,4 +1,4 @@
-"""Command line: ``voiceagent serve | call | demo | eval | calls | phone-link``."""
+"""Command line: ``voiceagent serve | call | demo | eval | calls | phone-link | dial``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from voiceagent import __version__
 
 
 def _configure_logging(verbose: int) -> None:
+    logger.enable("voiceagent")  # the library keeps quiet unless the application asks
     logger.remove()
     level = "DEBUG" if verbose > 1 else "INFO" if verbose == 1 else "WARNING"
     logger.add(sys.stderr, level=level, format="{time:HH:mm:ss.SSS} {level: <7} {name}: {message}")
@@ -102,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
 
     add_phone_link_parser(sub)
 
+    from voiceagent.telephony.cli import add_dial_parser
+
+    add_dial_parser(sub)
+
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
     # Idle OpenMP threads (CTranslate2, onnxruntime) sleep rather than spin: 2 cores are shared
@@ -134,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             from voiceagent.server.phone_links import run_phone_link_command
 
             return run_phone_link_command(args, sys.stdout)
+        if args.command == "dial":
+            from voiceagent.telephony.cli import run_dial_command
+
+            return asyncio.run(run_dial_command(args))
     except KeyboardInterrupt:
         return 130
     except (ValueError, RuntimeError) as e:

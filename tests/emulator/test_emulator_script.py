@@ -160,3 +160,20 @@ def test_empty_script_just_listens_for_lead_in_and_tail():
     script = CallScript([], lead_in_s=0.2, tail_s=0.3)
     chunks, _, _ = run(script)
     assert len(chunks) * CHUNK_S == pytest.approx(0.5, abs=0.021)
+
+
+def test_a_caller_who_expects_a_greeting_waits_for_a_slow_one_and_lets_it_finish():
+    """The greeting starts 1.5 s into the call (a slow TTS): the caller does not talk over it."""
+
+    class SlowGreeting(ScriptedAgent):
+        def __init__(self) -> None:
+            super().__init__(delay_s=0.5, reply_s=0.5)
+            self.spans.append((1.5, 3.0))
+
+    script = CallScript([line(0.4, text="hi")], lead_in_s=0.5, tail_s=0.2, greeting_wait_s=4.0)
+    run(script, SlowGreeting())
+    assert script.line_starts[0] == pytest.approx(3.5, abs=0.021)  # greeting end + lead-in
+    # no greeting at all: the caller speaks once the wait is over
+    lonely = CallScript([line(0.4, text="hi")], lead_in_s=0.5, tail_s=0.2, greeting_wait_s=2.0)
+    run(lonely, ScriptedAgent())
+    assert lonely.line_starts[0] == pytest.approx(2.0, abs=0.021)

@@ -107,7 +107,7 @@ async def test_a_browser_call_is_named_by_the_server_and_recorded_as_a_browser_c
     detail, parameters = stored_call(tmp_path, leg.ready["callSid"])
     assert detail.call.from_number == "client:browser"  # the page cannot pass as a phone
     assert parameters == {"From": "client:browser", "channel": "browser", "line": "mulaw-8k"}
-    assert detail.call.end_reason == "stop" and detail.call.ended_at is not None
+    assert detail.call.end_reason == "caller_hung_up" and detail.call.ended_at is not None
     assert [(e.kind, e.text) for e in detail.events if e.kind in ("caller", "agent")] == [
         ("caller", "Hello there."),
         ("agent", "Hi, how can I help?"),
@@ -159,7 +159,7 @@ async def test_a_page_that_vanishes_mid_call_still_ends_its_call_record(tmp_path
         assert await eventually(lambda: _no_active_calls(client))
         assert await metric_value(client, 'voiceagent_calls_ended_total{reason="hangup"}') == 1
     detail, _ = stored_call(tmp_path, leg.ready["callSid"])
-    assert detail.call.ended_at is not None and detail.call.end_reason == "socket_closed"
+    assert detail.call.ended_at is not None and detail.call.end_reason == "caller_hung_up"
     assert detail.call.audio_seconds is not None and detail.call.audio_seconds >= 0.4
 
 

@@ -42,9 +42,9 @@ from voiceagent.settings import LocalModelSettings, Settings
 from voiceagent.timeline.model import CallTimeline
 
 Progress = Callable[[str], None]
-LEAD_IN_S = 1.0
-"""Silence before the first line: long enough for a greeting to start (the caller then lets it
-finish), so a call's first line is never taken for an answer to the greeting."""
+GREETING_WAIT_S = 4.0
+"""Before the first line the caller waits this long for a greeting to start (then lets it
+finish), so a first line is never spoken over a slow greeting nor taken as its answer."""
 
 
 @dataclass
@@ -141,7 +141,8 @@ class EvalRunner:
         voice: CallerVoice,
         *,
         conditions: list[LineCondition] | None = None,
-        lead_in_s: float = LEAD_IN_S,
+        lead_in_s: float = 0.5,
+        greeting_wait_s: float = GREETING_WAIT_S,
         tail_s: float = 2.0,
         max_wait_reply_s: float = 15.0,
         progress: Progress | None = None,
@@ -150,6 +151,7 @@ class EvalRunner:
         self.voice = voice
         self.conditions = conditions
         self.lead_in_s = lead_in_s
+        self.greeting_wait_s = greeting_wait_s
         self.tail_s = tail_s
         self.max_wait_reply_s = max_wait_reply_s
         self._progress = progress or (lambda msg: logger.info(msg))
@@ -213,6 +215,7 @@ class EvalRunner:
                     tail_s=self.tail_s,
                     max_wait_reply_s=self.max_wait_reply_s,
                     on_event=on_event,
+                    greeting_wait_s=self.greeting_wait_s,
                     condition=condition,
                 )
         except TimeoutError:
@@ -247,7 +250,7 @@ class EvalRunner:
     def _budget_s(self, script: list[CallerLine]) -> float:
         audio_s = sum(len(line.pcm8k) / 16000 for line in script)
         waits = sum(self.max_wait_reply_s + line.pause_after_s + 30.0 for line in script)
-        return 30.0 + self.lead_in_s + audio_s + waits + self.tail_s
+        return 30.0 + self.lead_in_s + self.greeting_wait_s + audio_s + waits + self.tail_s
 
 
 @asynccontextmanager

@@ -2,10 +2,12 @@
 
 Routes: ``POST /twiml`` (TwiML connecting the call to ``wss://PUBLIC_HOST/media``),
 ``GET /media`` (refused before the upgrade while draining (503) or with a bad signature (403);
-then one pipeline per call, see :mod:`voiceagent.server.media`), ``GET /healthz``
-and ``GET /metrics`` (Prometheus text), and the browser softphone ``GET /phone``
-(:mod:`voiceagent.server.phone`). :func:`run_server` binds the socket, refuses an
-unauthenticated public bind, and drains calls gracefully on SIGTERM/SIGINT.
+then one pipeline per call, see :mod:`voiceagent.server.media`), ``POST /twilio/status`` and
+``POST /twilio/amd`` (outbound calls' progress and AMD result, see
+:mod:`voiceagent.server.callbacks`), ``GET /healthz`` and ``GET /metrics`` (Prometheus text),
+and the browser softphone ``GET /phone`` (:mod:`voiceagent.server.phone`). :func:`run_server`
+binds the socket, refuses an unauthenticated public bind, and drains calls gracefully on
+SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from aiohttp import WSCloseCode, web
 from loguru import logger
 
+from voiceagent.server.callbacks import TwilioCallbacks, add_callback_routes
 from voiceagent.server.media import (
     CALL_WIND_DOWN_S,
     WS_CLOSE_TIMEOUT_S,
@@ -36,6 +39,7 @@ from voiceagent.server.twiml import (
 )
 from voiceagent.settings import Settings
 from voiceagent.storage.archive import CallArchive
+from voiceagent.telephony.records import ArchiveStatusSink
 
 __all__ = ["PipelineFactory", "create_app", "is_loopback_host", "run_server"]
 
@@ -43,6 +47,7 @@ REGISTRY_KEY = web.AppKey("voiceagent_registry", CallRegistry)
 METRICS_KEY = web.AppKey("voiceagent_metrics", ServerMetrics)
 SETTINGS_KEY = web.AppKey("voiceagent_settings", Settings)
 ARCHIVE_KEY = web.AppKey("voiceagent_archive", CallArchive)
+CALLBACKS_KEY = web.AppKey("voiceagent_callbacks", TwilioCallbacks)
 _PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _WEBHOOK_MAX_BYTES = 64 * 1024
 _HANDLER_SHUTDOWN_S = 5.0
@@ -128,7 +133,14 @@ class MediaStreamHandler:
 
     def new_call(self, ws: web.WebSocketResponse, request: web.Request) -> MediaCall:
         """The call for an upgraded connection (a Twilio Media Stream)."""
-        return MediaCall(ws, self._settings, self._factory, self._metrics, self._archive)
+        return MediaCall(
+            ws,
+            self._settings,
+            self._factory,
+            self._metrics,
+            self._archive,
+            mailbox=self._registry.take_mail,
+        )
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """Handle one Media Streams connection from upgrade to close."""
@@ -241,6 +253,12 @@ def create_app(
     app.router.add_post("/twiml", webhook)
     app.router.add_get("/twiml", webhook)
     app.router.add_get(MEDIA_PATH, media)
+    sink = ArchiveStatusSink(archive) if archive is not None else None
+    callbacks = TwilioCallbacks(
+        settings, registry=registry, metrics=metrics, verifier=verifier, sink=sink
+    )
+    app[CALLBACKS_KEY] = callbacks
+    add_callback_routes(app, callbacks)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
     from voiceagent.server.phone import add_phone_routes  # it builds on MediaStreamHandler

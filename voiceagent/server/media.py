@@ -74,8 +74,10 @@ class MediaCall:
         factory: PipelineFactory,
         metrics: ServerMetrics,
         archive: CallArchive | None = None,
+        mailbox: Callable[[str], list[Frame]] | None = None,
     ) -> None:
         self._ws = ws
+        self._mailbox = mailbox
         self._settings = settings
         self._factory = factory
         self._metrics = metrics
@@ -88,6 +90,7 @@ class MediaCall:
         self._runner: WorkerRunner | None = None
         self._runner_task: asyncio.Task[None] | None = None
         self._reader_task: asyncio.Task[str] | None = None
+        self._mail_task: asyncio.Task[None] | None = None
         self._inbound: InboundReader | None = None
         self._started = asyncio.Event()
         self._end_requested = asyncio.Event()
@@ -124,6 +127,14 @@ class MediaCall:
     def twilio_call(self) -> TwilioCall | None:
         """The transport of this call (None until the call began)."""
         return self._call
+
+    async def deliver(self, frame: Frame) -> bool:
+        """Queue ``frame`` at the start of the call's pipeline; False before the call started."""
+        call, worker = self._call, self._worker
+        if call is None or worker is None or not call.started.is_set() or self._finished.is_set():
+            return False
+        await worker.queue_frame(frame)
+        return True
 
     async def end(self, reason: str) -> None:
         """Ask the call to end now: EndFrame to its pipeline, then close the socket 1001."""
@@ -222,6 +233,8 @@ class MediaCall:
         await self._runner.add_workers(worker)
         self._runner_task = asyncio.create_task(self._runner.run(), name=f"call-{self._id}-run")
         self._reader_task = asyncio.create_task(self._read(), name=f"call-{self._id}-read")
+        if self._mailbox is not None:
+            self._mail_task = asyncio.create_task(self._collect_mail(call, worker))
 
         end_wait = asyncio.create_task(self._end_requested.wait())
         try:
@@ -297,6 +310,13 @@ class MediaCall:
         )
         return await self._inbound.read()
 
+    async def _collect_mail(self, call: TwilioCall, worker: PipelineWorker) -> None:
+        """Once Twilio's ``start`` names the call, deliver what arrived for it before."""
+        assert self._mailbox is not None
+        await call.started.wait()
+        for frame in self._mailbox(call.call_sid or ""):
+            await worker.queue_frame(frame)
+
     async def _end_pipeline(self, reason: str) -> None:
         """End the call's pipeline cleanly; cancel it when it does not finish in time.
 
@@ -341,6 +361,8 @@ class MediaCall:
 
     async def _teardown(self) -> None:
         """Make sure nothing of this call outlives it (runs on every way out)."""
+        if self._mail_task is not None and not self._mail_task.done():
+            self._mail_task.cancel()
         await _shielded(self._cancel_reader())
         await _shielded(self._stop_runner())
         runner_task = self._runner_task

@@ -1,4 +1,10 @@
-"""``voiceagent calls``: recent stored calls; ``voiceagent calls show SID``: one call's timeline."""
+"""``voiceagent calls``: the recent stored calls; ``voiceagent calls show SID``: one call.
+
+The list can be filtered by Twilio's final status (``--status busy``) and by how the call
+ended (``--ended-by voicemail``); ``show`` prints the call's status timeline (Twilio's
+progress, answering machine verdicts), then every event of the call on the caller's stream
+clock (:mod:`voiceagent.timeline`) and each turn's latency split by stage.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,21 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from voiceagent.storage.store import CallDetail, CallStore, CallSummary
+from voiceagent.storage.store import CallDetail, CallStore, CallSummary, StatusEntry
+from voiceagent.telephony.end_reason import END_REASONS
+
+TWILIO_STATUSES = (
+    "queued",
+    "initiated",
+    "ringing",
+    "in-progress",
+    "completed",
+    "busy",
+    "no-answer",
+    "failed",
+    "canceled",
+)
+"""Twilio's ``CallStatus`` values, in the order a call goes through them."""
 
 
 def add_calls_parser(sub: Any) -> None:
@@ -19,6 +39,12 @@ def add_calls_parser(sub: Any) -> None:
     calls = sub.add_parser("calls", help="list stored calls; 'calls show SID' for a transcript")
     calls.add_argument("--dir", type=Path, default=None, help="storage folder (default: settings)")
     calls.add_argument("--limit", type=int, default=20, help="how many calls to list")
+    calls.add_argument(
+        "--status", choices=TWILIO_STATUSES, default=None, help="only calls with this Twilio status"
+    )
+    calls.add_argument(
+        "--ended-by", choices=END_REASONS, default=None, help="only calls that ended this way"
+    )
     actions = calls.add_subparsers(dest="calls_action")
     show = actions.add_parser(
         "show",
@@ -61,7 +87,12 @@ def run_calls_command(args: argparse.Namespace, out: TextIO) -> int:
             else:
                 print_call(detail, out)
         else:
-            print_calls(store.recent_calls(max(1, args.limit)), out)
+            calls = store.recent_calls(
+                max(1, args.limit),
+                status=getattr(args, "status", None),
+                ended_by=getattr(args, "ended_by", None),
+            )
+            print_calls(calls, out)
     finally:
         store.close()
     return 0
@@ -83,15 +114,17 @@ def print_calls(calls: list[CallSummary], out: TextIO) -> None:
         return
     sid_width = max(4, *(len(c.call_sid) for c in calls))
     print(
-        f"{'#':>5}  {'SID':<{sid_width}}  {'FROM':<16} {'STARTED':<19}  {'DURATION':>9}  "
-        f"{'TURNS':>5}  END",
+        f"{'#':>5}  {'SID':<{sid_width}}  {'DIR':<3} {'FROM':<16} {'TO':<16} {'STARTED':<19}  "
+        f"{'DURATION':>9}  {'TURNS':>5}  {'STATUS':<11}  END",
         file=out,
     )
     for c in calls:
         turns = c.caller_turns + c.agent_turns
+        way = "out" if c.direction.startswith("outbound") else "in"
         print(
-            f"{c.id:>5}  {c.call_sid:<{sid_width}}  {c.from_number or '-':<16} "
-            f"{_when(c.started_at):<19}  {_duration(c):>9}  {turns:>5}  {c.end_reason or '-'}",
+            f"{c.id:>5}  {c.call_sid:<{sid_width}}  {way:<3} {c.from_number or '-':<16} "
+            f"{c.to_number or '-':<16} {_when(c.started_at):<19}  {_duration(c):>9}  "
+            f"{turns:>5}  {c.twilio_status or '-':<11}  {c.end_reason or '-'}",
             file=out,
         )
 
@@ -120,10 +153,22 @@ def print_call(detail: CallDetail, out: TextIO) -> None:
     from voiceagent.timeline.text import print_timeline
 
     call = detail.call
-    print(f"call {call.call_sid} (#{call.id})  stream {call.stream_sid}", file=out)
-    print(f"  from {call.from_number or '-'} to {call.to_number or '-'}", file=out)
+    stream = f"  stream {call.stream_sid}" if call.stream_sid else "  (no media stream)"
+    print(f"call {call.call_sid} (#{call.id}){stream}", file=out)
+    print(
+        f"  {call.direction}, from {call.from_number or '-'} to {call.to_number or '-'}", file=out
+    )
     ended = f", ended by {call.end_reason}" if call.end_reason else " (not completed)"
     print(f"  started {_when(call.started_at)}, {_duration(call)}{ended}", file=out)
+    facts = []
+    if call.twilio_status:
+        facts.append(f"Twilio status {call.twilio_status}")
+    if call.answered_at is not None and call.answered_at - call.started_at > 0.05:
+        facts.append(f"stream started after {call.answered_at - call.started_at:.1f} s")
+    if call.answered_by:
+        facts.append(f"answered by {call.answered_by}")
+    if facts:
+        print(f"  {', '.join(facts)}", file=out)
     if call.audio_path:
         length = f"; {call.audio_seconds:.1f} s" if call.audio_seconds is not None else ""
         print(f"  audio {call.audio_path} (stereo: caller left, agent right{length})", file=out)
@@ -136,6 +181,8 @@ def print_call(detail: CallDetail, out: TextIO) -> None:
         f"({call.interrupted_turns} interrupted), tool calls {call.tool_calls}",
         file=out,
     )
+    if detail.timeline:
+        print_status(detail.timeline, call.started_at, out)
     timeline = CallTimeline.from_detail(detail)
     print("  times: seconds on the caller's stream clock", file=out)
     print("", file=out)
@@ -143,9 +190,32 @@ def print_call(detail: CallDetail, out: TextIO) -> None:
 
 
 def call_json(detail: CallDetail) -> dict[str, Any]:
-    """One call as JSON-ready data: its row and its timeline (with the latency per turn)."""
+    """One call as JSON-ready data: its row, status timeline and timeline (latency per turn)."""
     from voiceagent.timeline.model import CallTimeline
 
     call = dataclasses.asdict(detail.call)
     call["duration_s"] = detail.call.duration_s
-    return {"call": call, "timeline": CallTimeline.from_detail(detail).to_dict()}
+    return {
+        "call": call,
+        "status": [dataclasses.asdict(entry) for entry in detail.timeline],
+        "timeline": CallTimeline.from_detail(detail).to_dict(),
+    }
+
+
+_SOURCES = {"rest": "placed", "status_callback": "", "amd": "Twilio AMD", "agent": "the agent"}
+
+
+def print_status(timeline: list[StatusEntry], started_at: float, out: TextIO) -> None:
+    """The call's progress: one line per step, with its time since the call started."""
+    print("  status:", file=out)
+    for entry in timeline:
+        notes = [n for n in (_SOURCES.get(entry.source, entry.source),) if n]
+        if "duration_s" in entry.data:
+            notes.append(f"{entry.data['duration_s']} s")
+        if "evidence" in entry.data:
+            notes.append(str(entry.data["evidence"]))
+        if "detection_ms" in entry.data:
+            notes.append(f"after {entry.data['detection_ms']} ms")
+        shown = f" ({', '.join(notes)})" if notes else ""
+        clock = time.strftime("%H:%M:%S", time.localtime(entry.at))
+        print(f"    {clock} {entry.at - started_at:+7.2f}s  {entry.status}{shown}", file=out)

@@ -10,6 +10,10 @@ the output's lead, 200 ms): a ``clear`` on barge-in drops what was sent but neve
 so the recording holds what the caller heard. Audio the TTS made but that was dropped
 before it was sent never reaches the recording at all.
 
+The end reason (``voiceagent.telephony.EndReason``) is the agent's own when it declared one
+before the transport went away (it hung up, transferred, left a voicemail), else the way the
+stream ended (Twilio's ``stop``: the other party hung up; our shutdown; an error).
+
 Write errors (disk full, permissions) are counted; the first one of a call is logged with
 its call sid. The call itself never notices.
 """
@@ -30,7 +34,8 @@ from loguru import logger
 from voiceagent.clock import Clock
 from voiceagent.storage.archive import CallArchive
 from voiceagent.storage.call_audio import CallAudio
-from voiceagent.storage.store import CallEnd, CallEvent, CallInfo, EventKind
+from voiceagent.storage.store import CallEnd, CallEvent, CallInfo, CallStatusUpdate, EventKind
+from voiceagent.telephony.end_reason import from_transport
 from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 
 HORIZON_MARGIN_S = 0.25
@@ -74,6 +79,8 @@ class CallRecording:
         self._tools_seen: set[tuple[str, str]] = set()
         self._ended_at: float | None = None
         self._end_reason = "ended"
+        self._declared: str | None = None
+        self._account_sid = ""
         self._playback_cutoff: float | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._closing: asyncio.Future[None] | None = None
@@ -108,6 +115,7 @@ class CallRecording:
         self._t0 = self._clock.now()
         self._started_wall = time.time()
         self.call_sid = call_sid or stream_sid or "unknown"
+        self._account_sid = account_sid
         params = dict(parameters or {})
         info = CallInfo(
             call_sid=self.call_sid,
@@ -117,6 +125,7 @@ class CallRecording:
             from_number=params.get("From", ""),
             to_number=params.get("To", ""),
             parameters=params,
+            direction=params.get("Direction") or "inbound",
         )
         self._submit(self._open, info)
         self._flusher = asyncio.get_running_loop().create_task(
@@ -224,6 +233,27 @@ class CallRecording:
         payload = {"stage": stage, "tool_call_id": call_id, **data}
         self._event(CallEvent("tool", self._at(), text=name, data=payload))
 
+    def declare_end_reason(self, reason: str) -> None:
+        """The agent ends the call for ``reason`` (``""`` withdraws it: the action failed).
+
+        Ignored once the stream is gone: the call ended some other way first.
+        """
+        if self._playback_cutoff is None:
+            self._declared = reason or None
+
+    def answered_by(self, answered_by: str, evidence: str) -> None:
+        """The agent decided who answered (``human``, ``machine_start``, ``machine_end_beep``…)."""
+        if self._t0 is None or self._closing is not None or not self.call_sid:
+            return
+        update = CallStatusUpdate(
+            call_sid=self.call_sid,
+            status=answered_by,
+            at=time.time(),
+            source="agent",
+            data={"evidence": evidence, "at_s": round(self._at(), 3)},
+        )
+        self._submit(self._write_status, update)
+
     def mark_ended(self, reason: str, *, transport_gone: bool = False) -> None:
         """The call is ending (the first reason wins); ``transport_gone``: nothing more plays."""
         if self._ended_at is not None:
@@ -261,7 +291,9 @@ class CallRecording:
         caller, agent = self._take_audio(cutoff)
         self._agent_pending.clear()
         end_s = self._ended_at - t0
-        job = self._submit(self._finish, caller, agent, end_s, self._end_reason)
+        twilio = bool(self._account_sid)  # the softphone's browser calls name no Twilio account
+        reason = self._declared or from_transport(self._end_reason, twilio=twilio).value
+        job = self._submit(self._finish, caller, agent, end_s, reason)
         if job is None:
             return
         try:
@@ -359,6 +391,12 @@ class CallRecording:
             self._archive.store().add_event(self._call_id, event)
         except Exception as e:
             self._failed(f"storing a {event.kind} event", e)
+
+    def _write_status(self, update: CallStatusUpdate) -> None:
+        try:
+            self._archive.store().record_status(update)
+        except Exception as e:
+            self._failed("storing a status", e)
 
     def _write_audio(
         self,
