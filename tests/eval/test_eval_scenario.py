@@ -105,6 +105,7 @@ def test_the_shipped_receptionist_scenarios_load():
         "dtmf",
         "silence",
         "noise",
+        "tools",
     }
     assert sum(1 for call in calls for line in call.lines if line.clips) >= 6  # human voices
 

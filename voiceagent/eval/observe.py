@@ -29,8 +29,9 @@ class TranscriptEntry:
     """One server transcript event on the stream clock.
 
     ``who`` is ``"caller"`` (a committed caller turn), ``"revision"`` (fuller words of the last
-    committed turn, from a later transcript of its audio) or ``"agent"`` (what the caller heard
-    of one agent turn, with the turn's ``full_text`` and whether it was ``interrupted``).
+    committed turn, from a later transcript of its audio), ``"tool"`` (the agent called the
+    tool ``text``) or ``"agent"`` (what the caller heard of one agent turn, with the turn's
+    ``full_text`` and whether it was ``interrupted``).
     """
 
     who: str
@@ -72,6 +73,8 @@ class LineObservation:
     agent_audio_s: float = 0.0
     understood: list[str] = field(default_factory=list)
     """Caller turns the agent committed while (or after) this line was spoken."""
+    tools: list[str] = field(default_factory=list)
+    """Tools the agent called while (or after) this line was spoken."""
     reply: ReplyObservation = field(default_factory=ReplyObservation)
 
 
@@ -137,6 +140,10 @@ def observe_call(
             owner = last_owner = _caller_owner(observation.lines, entry.at_s)
             if owner is not None:
                 owner.understood.append(entry.text)
+        elif entry.who == "tool":
+            owner = _caller_owner(observation.lines, entry.at_s)
+            if owner is not None:
+                owner.tools.append(entry.text)
         elif entry.who == "revision" and last_owner is not None and last_owner.understood:
             last_owner.understood[-1] = entry.text
         elif entry.who == "agent" and entry.text.strip():
@@ -176,10 +183,12 @@ def _reply_owner(scenario: Scenario, observation: CallObservation, at_s: float) 
 
 
 def transcript_entries(timeline: CallTimeline) -> list[TranscriptEntry]:
-    """The server's committed caller turns, revisions and heard agent turns, in order."""
+    """The server's committed caller turns, revisions, tool calls and heard agent turns."""
     out = []
-    for e in timeline.of("caller", "revision", "agent"):
+    for e in timeline.of("caller", "revision", "agent", "tool"):
         if e.kind == "agent" and not (e.full_text or e.text):
+            continue
+        if e.kind == "tool" and e.data.get("stage") != "call":
             continue
         out.append(
             TranscriptEntry(

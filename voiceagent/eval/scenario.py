@@ -60,7 +60,15 @@ _LINE_KEYS = {
     "expect",
 }
 _REPLY_TEXT_KEYS = ("contains", "contains_any", "not_contains")
-_EXPECT_KEYS = {*_REPLY_TEXT_KEYS, "interrupted", "within_ms", "max_wer", "no_reply", "committed"}
+_EXPECT_KEYS = {
+    *_REPLY_TEXT_KEYS,
+    "interrupted",
+    "within_ms",
+    "max_wer",
+    "no_reply",
+    "committed",
+    "tools",
+}
 _GREETING_KEYS = {*_REPLY_TEXT_KEYS, "interrupted"}
 
 
@@ -121,6 +129,8 @@ class Expect:
     max_wer: float | None = None
     no_reply: bool | None = None
     committed: bool | None = None
+    tools: tuple[str, ...] = ()
+    """Tools the agent must call in answer to the line (``book_appointment``…)."""
 
 
 @dataclass(frozen=True)
@@ -457,6 +467,13 @@ def _expect(where: _Where, table: dict[str, Any], prefix: str) -> Expect:
         )
     if "max_wer" in table:
         values["max_wer"] = where.number(table["max_wer"], f"{prefix}.max_wer", minimum=0)
+    if "tools" in table:
+        names = table["tools"] if isinstance(table["tools"], list) else [table["tools"]]
+        if not names or not all(isinstance(n, str) and n.strip() for n in names):
+            raise where.error(
+                f"{prefix}.tools", f"expected tool names, got {_shown(table['tools'])}"
+            )
+        values["tools"] = tuple(n.strip() for n in names)
     return Expect(**values)
 
 
