@@ -223,5 +223,7 @@ def test_no_commit_while_the_callers_line_is_loud_again():
     call.speech_stop(ended=3.4)
     call.final("five five five, one two three four.", 2.1, 3.6)
     call.at(5.0)
-    assert [c.text for c in call.commits] == ["Um, my number is five five five, one two three four."]
+    assert [c.text for c in call.commits] == [
+        "Um, my number is five five five, one two three four."
+    ]
     assert call.engine.stats.regrets == 0
