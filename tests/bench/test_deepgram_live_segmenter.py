@@ -153,13 +153,24 @@ def test_long_speech_is_finalized_in_pieces_at_a_pause():
     s = Stream(endpointing_s=0.3, window_soft_s=3.0, cut_pause_s=0.09)
     s.speak(3.2)
     s.pause(0.1)  # a breath, shorter than endpointing
+    assert not s.finals()
+    s.speak(0.02)  # the caller goes on: the window closes at the end of the breath
     (piece,) = s.finals()
     assert piece.reason == "long" and not piece.speech_final and piece.start == 0.0
+    assert piece.end == pytest.approx(3.3)
     s.speak(1.0)
     s.pause(0.4)
     s.complete(piece)  # the next final is decoded after this one
     first, second = s.finals()
     assert second.start == first.end and second.speech_final
+
+
+def test_a_long_utterance_ending_in_silence_is_closed_by_endpointing():
+    s = Stream(endpointing_s=0.3, window_soft_s=3.0)
+    s.speak(4.0)
+    s.pause(0.4)
+    (final,) = s.finals()
+    assert final.speech_final and final.start == 0.0
 
 
 def test_speech_without_a_pause_is_cut_at_the_longest_window():

@@ -8,10 +8,11 @@ the same window, lag and finals as real recognition — the protocol, segmentati
 code is the recognizing server's — but every word is exactly what the script says.
 
 A line is done when all of its voiced time was heard, or at the first unvoiced frame past
-``END_TOLERANCE`` of it (its remaining words are revealed there). ``voiced_s`` of a line is
-best measured with the same detector (``measure_voiced_s``); without it, it is estimated
-from the text. A line still unfinished when voice resumes after ``LINE_GAP_S`` of silence is
-given up: its unrevealed words are dropped (``dropped_words``).
+``END_TOLERANCE`` of it (its remaining words are revealed there); voice that follows a done
+line within ``NEW_LINE_GAP_S`` is still that line's tail, not the next line. A line's
+``voiced_s`` is best measured with the same detector (``speech.voiced_seconds``); without
+it, it is estimated from the text. A line still unfinished when voice resumes after
+``LINE_GAP_S`` of silence is given up: its unrevealed words are dropped (``dropped_words``).
 
 Figures made with it measure a pipeline's load and timing around an STT, never recognition
 accuracy or turn-taking on real transcripts: its ``instrument`` says so.
@@ -30,6 +31,7 @@ from bench.fakes.deepgram_live.segmenter import Job, SpeechFrame
 CHARS_PER_VOICED_S = 16.0
 END_TOLERANCE = 0.85
 LINE_GAP_S = 1.0
+NEW_LINE_GAP_S = 0.25
 CONFIDENCE = 0.99
 _EPS = 1e-6
 
@@ -130,6 +132,10 @@ class ScriptedSession:
         ):
             self.dropped_words += len(line.words) - len(line.ends)
             line.done = True
+        tail = last is not None and frame.start - last < NEW_LINE_GAP_S - _EPS
+        if line is not None and line.done and tail:
+            self._last_voice_end = frame.end  # the end of the line just done
+            return
         if line is None or line.done:
             line = self._start_line(frame.start)
         self._last_voice_end = frame.end

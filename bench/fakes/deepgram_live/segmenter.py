@@ -15,8 +15,9 @@ Rules (Deepgram's documented live semantics):
   when new voiced audio arrived since the last decode.
 - A final closes the window at the current audio position; the next window starts there.
   Endpointing: ``endpointing_s`` of silence after voiced audio → ``speech_final``. Long
-  speech is finalized in pieces: past ``window_soft_s`` of speech at the first pause of
-  ``cut_pause_s``, at ``window_max_s`` wherever it is. ``Finalize`` closes the window with
+  speech is finalized in pieces: past ``window_soft_s`` of speech, where the caller goes on
+  after a pause of ``cut_pause_s`` (shorter than endpointing), the window closes at the end
+  of the pause; at ``window_max_s`` it closes wherever it is. ``Finalize`` closes the window with
   ``from_finalize`` (an empty final when nothing was voiced). A window of pure silence is
   closed empty every ``silence_window_s``. Finals are decoded in order after the running
   decode; they are never dropped.
@@ -152,8 +153,10 @@ class StreamSegmenter:
         """One detector frame: speech state, window closes, interim ticks, UtteranceEnd."""
         if self.closed:
             return []
-        self.audio_end = frame.end
         actions: list[Action] = []
+        if frame.voiced and self._resumes_long_speech(frame):
+            actions += self._close_window("long")  # at the end of the pause: frame.start
+        self.audio_end = frame.end
         self._follow_speech(frame, actions)
         self._close_if_due(actions)
         self._interim_if_due(actions)
@@ -210,6 +213,16 @@ class StreamSegmenter:
             if opts.vad_events:
                 actions.append(SpeechStarted(self._run_start))
 
+    def _resumes_long_speech(self, frame: SpeechFrame) -> bool:
+        opts = self.options
+        voice, last = self.window_voice, self.last_voice_end
+        if voice is None or last is None:
+            return False
+        return (
+            frame.start - voice >= opts.window_soft_s - _EPS
+            and frame.start - last >= opts.cut_pause_s - _EPS
+        )
+
     def _close_if_due(self, actions: list[Action]) -> None:
         opts = self.options
         now = self.audio_end
@@ -221,9 +234,7 @@ class StreamSegmenter:
         speech = now - self.window_voice
         if opts.endpointing_s is not None and silence >= opts.endpointing_s - _EPS:
             actions += self._close_window("endpoint", speech_final=True)
-        elif speech >= opts.window_max_s - _EPS or (
-            speech >= opts.window_soft_s - _EPS and silence >= opts.cut_pause_s - _EPS
-        ):
+        elif speech >= opts.window_max_s - _EPS:
             actions += self._close_window("long")
 
     def _interim_if_due(self, actions: list[Action]) -> None:

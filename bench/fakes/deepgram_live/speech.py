@@ -61,6 +61,10 @@ class AudioInput:
             pcm, self._odd = data[:cut], data[cut:]
         return self._resampler.resample(pcm)
 
+    def flush(self) -> bytes:
+        """The resampler's last samples (at the end of a clip)."""
+        return self._resampler.flush()
+
 
 class SileroModel:
     """pipecat's bundled Silero VAD, loaded once per server."""
@@ -126,3 +130,11 @@ class SpeechDetector:
         self._quiet = self._quiet + 1 if probability < _RESET_QUIET else 0
         if self._since_reset >= _RESET_AFTER_FRAMES and self._quiet >= _RESET_QUIET_FRAMES:
             self._reset()
+
+
+def voiced_seconds(pcm: bytes, model: SileroModel, *, sample_rate: int = 8000) -> float:
+    """Voiced audio in a PCM16 clip as this detector hears it (a scripted line's ``voiced_s``)."""
+    detector = SpeechDetector(model)
+    audio = AudioInput("linear16", sample_rate)
+    frames = detector.feed(audio.to_pcm16k(pcm) + audio.flush())
+    return sum(f.end - f.start for f in frames if f.voiced)
