@@ -14,7 +14,6 @@ def dump_records(records: list[CallRecord], path: Path) -> None:
     out = []
     for rec in records:
         tl = Timeline(rec)
-        router = rec.parts.processors["router"].stats if rec.parts else None
         out.append(
             {
                 "call": rec.name,
@@ -54,7 +53,11 @@ def dump_records(records: list[CallRecord], path: Path) -> None:
                     }
                     for q in (rec.tts.stats.requests if rec.tts else [])
                 ],
-                "router_turns": router.turns if router else [],
+                "stt_messages": [
+                    {"t": round(m.at - tl.t0, 4), "audio_s": m.audio_s, **m.body}
+                    for conn in rec.stt_connections
+                    for m in conn.sent
+                ],
             }
         )
     path.write_text(json.dumps(out, indent=1, default=str))

@@ -23,6 +23,7 @@ from pipecat.frames.frames import (
 )
 
 from bench.fakes.deepgram_live import DeepgramLiveServer, WhisperRecognizer
+from bench.fakes.deepgram_live.recognizers import load_server_transcriber
 from bench.fakes.phone_speech import silence
 from tests.bench.live_stt import (
     check_protocol_invariants,
@@ -38,7 +39,6 @@ from tests.bench.live_stt import (
 from tests.services.fakes.harness import LivePipeline, until
 from voiceagent.eval.metrics import wer
 from voiceagent.services.deepgram import create_deepgram_stt
-from voiceagent.services.local.whisper_transcriber import load_transcriber
 from voiceagent.settings import CloudSettings, LocalModelSettings
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
@@ -48,7 +48,7 @@ FRAME_BYTES = 640  # 20 ms of PCM16 at 16 kHz, as pipecat sends it
 
 @pytest.fixture(scope="module")
 def tiny_en(tmp_path_factory):
-    return load_transcriber(LocalModelSettings(cache_dir=tmp_path_factory.mktemp("cache")))
+    return load_server_transcriber(LocalModelSettings(cache_dir=tmp_path_factory.mktemp("c")))
 
 
 @pytest.fixture
@@ -238,3 +238,16 @@ async def test_several_callers_at_once_each_get_their_own_transcript(server):
         assert wer(reference, " ".join(finals)) <= 0.4, (reference, finals)
     for record in server.connections:
         check_protocol_invariants(record)
+
+
+async def test_one_word_answers_are_heard_once(server):
+    hello, _ = prompt("hello")
+    no, _ = prompt("vm-no")
+    audio = to_16k(silence(0.5) + hello + silence(1.5) + no + silence(1.2))
+    async with listen(server) as ws:
+        await pace(ws.send_bytes, audio, FRAME_BYTES, 32000)
+        await ws.send_str(json.dumps({"type": "CloseStream"}))
+        messages = await received(ws)
+    finals = [transcript(m) for m in messages if m["type"] == "Results" and m["is_final"]]
+    heard = " ".join(f for f in finals if f)
+    assert wer("Hello. No.", heard) <= 0.5, finals

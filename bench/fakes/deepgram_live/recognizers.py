@@ -4,9 +4,14 @@ A ``Recognizer`` is shared by the whole server; each connection opens a session.
 protocol, segmentation and timing code never looks inside: it hands a session each window
 to recognize (``Job`` + its 16 kHz PCM16 audio) and gets words with absolute stream times.
 
-``WhisperRecognizer`` is real recognition: voiceagent's own Whisper (``load_transcriber``,
-weights resolved offline from the ``[offline]`` packages, tiny.en by default) decoding each
+``WhisperRecognizer`` is real recognition: voiceagent's own Whisper (``WhisperTranscriber``
+on the weights ``resolve_whisper_model`` finds offline, tiny.en by default) decoding each
 window with word timestamps (``WhisperTranscriber.transcribe_words``) in a worker thread.
+Two choices keep Whisper's own artifacts from passing for a streaming STT's: the decode
+starts ``DECODE_LEAD_S`` before the window's first voiced frame (seconds of leading silence
+make Whisper repeat itself), and the encoder window is padded with ``PAD_S`` of silence
+(with voiceagent's 6 s, one-word answers come back empty or repeated: "Yeah." → "",
+"No." → "No? No? No?").
 One model serves every connection; decodes of different connections wait for each other in
 its thread pool, so each stream's interims thin out when the CPU is busy, as a loaded cloud
 STT's would. Misrecognitions are Whisper's own.
@@ -26,6 +31,8 @@ from voiceagent.settings import LocalModelSettings
 
 _EDGE_PUNCTUATION = re.compile(r"^[^\w$%]+|[^\w%]+$")
 _VOICE_LEAD_S = 0.05  # a word may start this long before the detector's first voiced frame
+DECODE_LEAD_S = 1.0
+PAD_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,20 @@ def place_words(job: Job, words: list[Word]) -> list[Word]:
     return placed
 
 
+def load_server_transcriber(settings: LocalModelSettings) -> Any:
+    """The configured Whisper, with the server's encoder padding (blocking: use a thread)."""
+    from voiceagent.services.local.weights import resolve_whisper_model
+    from voiceagent.services.local.whisper_transcriber import WhisperTranscriber
+
+    return WhisperTranscriber(
+        resolve_whisper_model(settings),
+        threads=settings.whisper_threads,
+        beam_size=settings.whisper_beam_size,
+        short_context=settings.whisper_short_context,
+        pad_s=PAD_S,
+    )
+
+
 class WhisperRecognizer:
     """Real recognition: voiceagent's offline Whisper, word timestamps, one shared model."""
 
@@ -119,10 +140,8 @@ class WhisperRecognizer:
         """Resolve and load the weights, then pay the first decode's one-off cost."""
         loop = asyncio.get_running_loop()
         if self.transcriber is None:
-            from voiceagent.services.local.whisper_transcriber import load_transcriber
-
             self.transcriber = await loop.run_in_executor(
-                self._pool, load_transcriber, self.settings
+                self._pool, load_server_transcriber, self.settings
             )
         await loop.run_in_executor(self._pool, self.transcriber.transcribe_words, bytes(32000))
 
@@ -150,10 +169,16 @@ class WhisperSession:
         """Whisper hears the audio itself."""
 
     async def recognize(self, job: Job, pcm16k: bytes) -> list[Word]:
-        """Decode the window in the shared pool; word times moved onto the stream."""
+        """Decode the window (from just before its speech) in the shared pool."""
+        skip = 0
+        if job.voice_start is not None:
+            skip = max(0, int((job.voice_start - DECODE_LEAD_S - job.start) * 16000)) * 2
+        offset = job.start + skip / 32000
         loop = asyncio.get_running_loop()
-        timed = await loop.run_in_executor(self._pool, self._transcriber.transcribe_words, pcm16k)
-        words = [Word(w.text, job.start + w.start, job.start + w.end, w.probability) for w in timed]
+        timed = await loop.run_in_executor(
+            self._pool, self._transcriber.transcribe_words, pcm16k[skip:]
+        )
+        words = [Word(w.text, offset + w.start, offset + w.end, w.probability) for w in timed]
         return place_words(job, words)
 
     def close(self) -> None:
