@@ -6,7 +6,10 @@ counts come from frames a ``Probe`` sees (``UserTurnCommittedFrame``, ``TurnMetr
 and the provider floor from the fakes' own records and the STT's final transcripts.
 
 Server times (``time.monotonic``) are put on the emulator's stream clock with the offset
-measured from its events that carry "now" (``agent_audio_start``, ``clear``).
+measured from its events that carry "now" (``agent_audio_start``, ``clear``). The provider
+floor of a reply is the STT's final latency (end of speech → the final that closes the audio
+up to it), the LLM's first token after its request and the TTS's first audio after its
+request, each measured in the same run.
 
 An agent *reply* is told apart from the caller's side by its marks: TwilioOutput names the
 mark after each segment ``a<reply>.<segment>``; a reply starts where the audio before its
@@ -152,7 +155,9 @@ class LineRow:
 
     @property
     def answered_twice(self) -> bool:
-        return self.line.kind in TALK_KINDS and len(self.replies) >= 2
+        return (
+            self.line.kind in TALK_KINDS and not self.line.mid_utterance and len(self.replies) >= 2
+        )
 
 
 def _ms(t: float | None, ref: float) -> float | None:
@@ -171,7 +176,7 @@ def line_rows(rec: CallRecord) -> list[LineRow]:
         if line.kind == "dtmf" and tl.keys.get(i):
             end = tl.keys[i][-1]
         replies = [t for t in tl.replies if end <= t < until]
-        stop = until if line.kind == "pause" else end
+        stop = until if line.mid_utterance else end
         over = [t for t in tl.replies if start + MID_UTTERANCE_GRACE_S < t < stop]
         row = LineRow(rec.name, i, line, start, end, replies, over)
         first = replies[0] if replies else None
@@ -187,12 +192,31 @@ def line_rows(rec: CallRecord) -> list[LineRow]:
     return rows
 
 
+def stt_final_at(rec: CallRecord, tl: Timeline, end: float) -> float | None:
+    """When the STT had finalized the audio up to ``end`` (stream clock).
+
+    With the live STT server's records: the first final whose window reaches the end of
+    speech (its audio timeline starts at the connection's first audio byte). Without them
+    (the scripted oracle): the first final transcript after the end of speech.
+    """
+    for conn in rec.stt_connections:
+        if conn.first_audio_at is None:
+            continue
+        offset = conn.first_audio_at - tl.t0  # STT audio second 0 on the stream clock
+        for m in conn.of("Results"):
+            body = m.body
+            if body["is_final"] and body["start"] + body["duration"] >= end - offset - 0.05:
+                return m.at - tl.t0
+    if rec.stt_connections:
+        return None
+    final = tl.events("final", end - 0.05)
+    return final[0][0] if final else None
+
+
 def _floor(row: LineRow, tl: Timeline, rec: CallRecord, reply: float) -> None:
     """The providers' share of this reply's latency, measured in the same run."""
     if row.line.kind != "dtmf":
-        final = tl.events("final", row.end - 0.05, reply)
-        if final:
-            row.stt_final_ms = _ms(final[0][0], row.end)
+        row.stt_final_ms = _ms(stt_final_at(rec, tl, row.end), row.end)
     requests = [r for r in rec.llm_requests if row.start <= tl.stream_t(r.received_at) < reply]
     if requests and requests[-1].first_token_at is not None:
         r = requests[-1]
@@ -267,7 +291,7 @@ def _print_lines(rows: list[LineRow]) -> None:
 
 
 def _print_turns(rows: list[LineRow]) -> None:
-    talk = [r for r in rows if r.line.kind in TALK_KINDS]
+    talk = [r for r in rows if r.line.kind in TALK_KINDS and not r.line.mid_utterance]
     twice = [r for r in talk if r.answered_twice]
     over = [(r, t) for r in rows for t in r.over_caller]
     print("\n== one utterance, one answer ==")

@@ -6,6 +6,7 @@ Kinds of line:
   reply to finish.
 - ``pause``: the first part of an utterance; the caller pauses ``pause_after_s`` and goes on.
 - ``barge``: spoken ``barge_after_s`` after the agent's reply starts, over it; should stop it.
+  With ``continues`` the caller goes on after ``pause_after_s`` ("Wait, | can you ...").
 - ``backchannel``: "uh-huh", "right" over the agent's reply; must not interrupt it.
 - ``dtmf``: keypad digits (``#`` ends an entry); the caller waits for the reply.
 
@@ -36,6 +37,7 @@ class BenchLine:
     voice: str = "piper"
     parts: tuple[str | float, ...] = ()  # human lines: Asterisk prompts and gaps
     dtmf: str = ""
+    continues: bool = False  # the utterance goes on in the next line after pause_after_s
     pause_after_s: float = 0.8
     barge_after_s: float = 1.0
     pcm8k: bytes = b""
@@ -44,6 +46,11 @@ class BenchLine:
     def duration_s(self) -> float:
         """Length of the (trimmed) audio."""
         return len(self.pcm8k) / 2 / RATE
+
+    @property
+    def mid_utterance(self) -> bool:
+        """The caller has not finished: the next line goes on after a short pause."""
+        return self.kind == "pause" or self.continues
 
     @property
     def over_agent(self) -> bool:
@@ -58,7 +65,7 @@ class BenchLine:
             text=self.text,
             dtmf=self.dtmf,
             start_after_agent_audio_s=self.barge_after_s if self.over_agent else None,
-            wait_for_reply=self.kind != "pause",
+            wait_for_reply=not self.mid_utterance,
         )
 
 
@@ -116,6 +123,7 @@ CALL_SCRIPTS: list[tuple[str, list[BenchLine]]] = [
         "keypad+dictation",
         [
             _l("I want to check on my appointment.", voice=_US_F),
+            _l("Okay.", "backchannel", barge_after_s=1.2),
             _keys("1"),
             _l("Um, my number is", "pause", pause_after_s=0.9),
             _l("five five five, one two three four."),
@@ -129,8 +137,7 @@ CALL_SCRIPTS: list[tuple[str, list[BenchLine]]] = [
             _l("What time do you close on Fridays?", voice=_SCOT),
             _l("Right.", "backchannel", voice=_SCOT, barge_after_s=1.0),
             _l("Can you explain what the new patient visit includes?"),
-            _l("Okay.", "backchannel", barge_after_s=1.5),
-            _l("Wait,", "pause", pause_after_s=0.5),
+            _l("Wait,", "barge", barge_after_s=2.0, continues=True, pause_after_s=0.5),
             _l("can you make it Wednesday instead?"),
             _l("Great, thank you so much. Goodbye!", voice=_SCOT),
         ],

@@ -27,10 +27,10 @@ def dump_records(records: list[CallRecord], path: Path) -> None:
                     }
                     for i, ln in enumerate(rec.lines)
                 ],
+                "agent_replies": tl.replies,
                 "caller_events": [
                     {"kind": k, **{a: b for a, b in d.items() if a != "marks"}}
                     for _, k, d in rec.events
-                    if k not in ("mark",)
                 ],
                 "server": [
                     {"t": round(t, 4), "stage": s, "event": e, "detail": repr(d)}

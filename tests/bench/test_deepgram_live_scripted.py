@@ -54,7 +54,7 @@ def lines_of(vad: SileroModel, *names: str) -> tuple[bytes, list[ScriptLine]]:
 
 async def test_every_word_of_the_script_arrives_on_the_recognizing_timeline(vad):
     audio, script = lines_of(vad, "privacy-unident", "vm-nobodyavail")
-    recognizer = ScriptedRecognizer()
+    recognizer = ScriptedRecognizer(decode_s=0.0)
     recognizer.expect(script)
     async with DeepgramLiveServer(recognizer) as server:
         assert "NOT recognition" in server.instrument
@@ -77,7 +77,7 @@ async def test_every_word_of_the_script_arrives_on_the_recognizing_timeline(vad)
 
 async def test_voice_past_the_end_of_the_script_gets_no_words(vad):
     audio, script = lines_of(vad, "hello", "auth-thankyou")
-    server = DeepgramLiveServer(ScriptedRecognizer(script[:1]))
+    server = DeepgramLiveServer(ScriptedRecognizer(script[:1], decode_s=0.0))
     async with server, listen(server) as ws:
         await pace(ws.send_bytes, to_16k(audio), 640, FAST)
         await ws.send_str(json.dumps({"type": "CloseStream"}))
@@ -160,3 +160,20 @@ async def test_a_line_heard_shorter_than_scripted_ends_at_its_first_pause():
     assert [w.text for w in session._words] == ["aa", "bb", "cc", "dd", "ee"]
     assert session._words[3].end == pytest.approx(0.9)  # the rest revealed at the voice end
     assert session.lines_started == 2
+
+
+async def test_without_punctuate_words_come_plain_and_decodes_take_their_time(vad):
+    audio, script = lines_of(vad, "privacy-unident")
+    server = DeepgramLiveServer(ScriptedRecognizer(script, decode_s=0.2))
+    async with server, listen(server, "encoding=linear16&sample_rate=16000&endpointing=300") as ws:
+        await pace(ws.send_bytes, to_16k(audio), 640, 32000)  # real time: decodes take 0.2 s
+        await ws.send_str(json.dumps({"type": "CloseStream"}))
+        await received(ws)
+    record = server.connections[0]
+    (final,) = [b for b in results(record, final=True) if transcript(b)]
+    assert (
+        transcript(final) == "the party you are trying to reach does not accept unidentified calls"
+    )
+    assert all("punctuated_word" not in w for w in words_of(final))
+    sent = next(m for m in record.of("Results") if transcript(m.body))
+    assert sent.audio_s - (sent.body["start"] + sent.body["duration"]) >= 0.18

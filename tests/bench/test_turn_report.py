@@ -111,3 +111,21 @@ def test_commits_are_counted_once_however_many_probes_saw_them():
         rec.probes += [ProbeEvent(2.0, stage, "turn_metrics", {"regret": True})]
     assert probe_counts(rec, "commit") == 1
     assert probe_counts(rec, "turn_metrics", lambda d: d["regret"]) == 1
+
+
+def test_stt_final_latency_is_to_the_final_closing_the_audio_up_to_the_end_of_speech():
+    from bench.fakes.breakdown import Timeline, stt_final_at
+    from bench.fakes.deepgram_live import ConnectionRecord, SentMessage
+    from bench.fakes.deepgram_live.protocol import ListenOptions
+
+    rec = call([BenchLine("Hi, I'd like to book a cleaning.")], *said(0, 1.0, 4.0), audio(5.0))
+    conn = ConnectionRecord("r", {}, ListenOptions(), 0.0, first_audio_at=0.2)
+
+    def final(start: float, duration: float, at: float) -> SentMessage:
+        body = {"type": "Results", "is_final": True, "start": start, "duration": duration}
+        return SentMessage(at - 0.2, at, body)
+
+    conn.sent = [final(0.0, 2.5, 3.0), final(2.5, 1.0, 4.1), final(3.5, 0.6, 4.6)]
+    rec.stt_connections = [conn]
+    # the caller stopped at 4.0 on the stream clock = 3.8 s into the STT's audio
+    assert stt_final_at(rec, Timeline(rec), 4.0) == 4.6

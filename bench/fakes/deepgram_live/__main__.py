@@ -39,18 +39,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scripted", metavar="FILE", help="scripted instrument on this script")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="extra recognition latency (0)")
     parser.add_argument("--interim-ms", type=float, default=100.0, help="interim cadence (100)")
+    parser.add_argument(
+        "--scripted-decode-ms", type=float, default=200.0, help="scripted 'decode' time (200)"
+    )
     parser.add_argument("--idle-timeout-s", type=float, default=10.0, help="idle close (10)")
     parser.add_argument("--workers", type=int, default=1, help="Whisper decodes at once (1)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     args = parser.parse_args(argv)
-    if args.delay_ms < 0 or args.interim_ms <= 0 or args.idle_timeout_s <= 0:
-        parser.error("--delay-ms must be ≥ 0, --interim-ms and --idle-timeout-s > 0")
+    if args.delay_ms < 0 or args.scripted_decode_ms < 0:
+        parser.error("--delay-ms and --scripted-decode-ms must be ≥ 0")
+    if args.interim_ms <= 0 or args.idle_timeout_s <= 0:
+        parser.error("--interim-ms and --idle-timeout-s must be > 0")
     return args
 
 
 async def serve(args: argparse.Namespace) -> None:
     if args.scripted:
-        recognizer = ScriptedRecognizer(load_script(args.scripted))
+        recognizer = ScriptedRecognizer(
+            load_script(args.scripted), decode_s=args.scripted_decode_ms / 1000.0
+        )
     else:
         recognizer = WhisperRecognizer(workers=args.workers)
     server = DeepgramLiveServer(

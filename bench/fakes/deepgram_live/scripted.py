@@ -5,7 +5,8 @@ frame (the server's own Silero detector) once the previous line is done; its wor
 revealed in proportion to the line's voiced audio heard so far, by character share (a word
 is known once the voiced time up to its end has been heard), so they reach the client with
 the same window, lag and finals as real recognition — the protocol, segmentation and timing
-code is the recognizing server's — but every word is exactly what the script says.
+code is the recognizing server's, and each "decode" takes ``decode_s`` like a Whisper decode
+would — but every word is exactly what the script says.
 
 A line is done when all of its voiced time was heard, or at the first unvoiced frame past
 ``END_TOLERANCE`` of it (its remaining words are revealed there); voice that follows a done
@@ -20,6 +21,7 @@ accuracy or turn-taking on real transcripts: its ``instrument`` says so.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ END_TOLERANCE = 0.85
 LINE_GAP_S = 1.0
 NEW_LINE_GAP_S = 0.25
 CONFIDENCE = 0.99
+DECODE_S = 0.2
 _EPS = 1e-6
 
 
@@ -107,8 +110,9 @@ class ScriptedSession:
 
     keeps_audio = False
 
-    def __init__(self, lines: Iterable[ScriptLine]) -> None:
+    def __init__(self, lines: Iterable[ScriptLine], *, decode_s: float = 0.0) -> None:
         self._script: deque[ScriptLine] = deque(lines)
+        self._decode_s = decode_s
         self._line: _Line | None = None
         self._words: list[Word] = []  # revealed, in order
         self._last_voice_end: float | None = None
@@ -154,6 +158,8 @@ class ScriptedSession:
 
     async def recognize(self, job: Job, pcm16k: bytes) -> list[Word]:
         """The revealed words that end inside the window (jobs come in audio order)."""
+        if self._decode_s > 0:
+            await asyncio.sleep(self._decode_s)
         self._words = [w for w in self._words if w.end > job.start + _EPS]
         return [w for w in self._words if w.end <= job.end + _EPS]
 
@@ -187,9 +193,15 @@ class ScriptedRecognizer:
         "load and timing only, never accuracy or turn-taking on real transcripts)"
     )
 
-    def __init__(self, lines: Iterable[ScriptLine] = ()) -> None:
-        """Every connection walks ``lines`` unless ``expect`` queued its own script."""
+    def __init__(self, lines: Iterable[ScriptLine] = (), *, decode_s: float = DECODE_S) -> None:
+        """Every connection walks ``lines`` unless ``expect`` queued its own script.
+
+        Args:
+            lines: The default script.
+            decode_s: How long each recognition takes (a short Whisper decode's time).
+        """
         self.default = list(lines)
+        self.decode_s = decode_s
         self._next: deque[list[ScriptLine]] = deque()
         self.sessions: deque[ScriptedSession] = deque(maxlen=256)  # the newest, for reports
 
@@ -202,7 +214,8 @@ class ScriptedRecognizer:
 
     def open(self, query: Mapping[str, str]) -> ScriptedSession:
         """A session on the next queued script, or on the default one."""
-        session = ScriptedSession(self._next.popleft() if self._next else self.default)
+        lines = self._next.popleft() if self._next else self.default
+        session = ScriptedSession(lines, decode_s=self.decode_s)
         self.sessions.append(session)
         return session
 
