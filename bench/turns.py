@@ -38,6 +38,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ from bench.fakes.openai_sse import FakeOpenAIServer  # noqa: E402
 from bench.fakes.probe import Probe  # noqa: E402
 from voiceagent.settings import AgentSettings, ServerSettings, Settings  # noqa: E402
 
-PROBED_STAGES = ("stt", "barge_in", "router", "llm", "hold", "aggregator", "tts")
+PROBED_STAGES = ("voice", "stt", "turns", "llm", "aggregator", "tts")
 CALL_TIMEOUT_S = 180.0
 GREETING = "Hi, thanks for calling Bright Smile Dental."
 SCRIPTED_STT = (
@@ -147,9 +148,15 @@ class TurnBench:
         return record
 
 
-def bench_settings(llm_base_url: str, turns: dict[str, Any], stt_server: Any) -> Settings:
-    """Cloud-shaped settings: the fake LLM as "openai", the STT as "deepgram" at the server."""
-    from voiceagent.settings import CloudSettings, FallbackSettings, TurnSettings
+def bench_settings(
+    llm_base_url: str, turns: dict[str, Any], stt_server: Any, storage_dir: Path
+) -> Settings:
+    """Cloud-shaped settings: the fake LLM as "openai", the STT as "deepgram" at the server.
+
+    Calls are recorded as in production, into ``storage_dir`` (not the user's call store).
+    """
+    from voiceagent.settings import CloudSettings, FallbackSettings, StorageSettings
+    from voiceagent.turns.options import TurnTaking
 
     cloud: dict[str, Any] = {
         "openai_base_url": llm_base_url,
@@ -162,7 +169,8 @@ def bench_settings(llm_base_url: str, turns: dict[str, Any], stt_server: Any) ->
         server=ServerSettings(host="127.0.0.1", port=0, shutdown_grace_s=0.0),
         cloud=CloudSettings(**cloud),
         agent=AgentSettings(greeting=GREETING),
-        turns=TurnSettings(**turns),
+        turns=TurnTaking.model_validate(turns),
+        storage=StorageSettings(dir=storage_dir),
         llm="openai",
         stt="deepgram" if stt_server is not None else "auto",
         fallback=FallbackSettings(llm=[], stt=[], tts=[]),  # one provider per stage
@@ -170,7 +178,7 @@ def bench_settings(llm_base_url: str, turns: dict[str, Any], stt_server: Any) ->
 
 
 def parse_turns(items: list[str]) -> dict[str, Any]:
-    """``router.max_speculations=6`` → ``{"router": {"max_speculations": 6}}`` (TurnSettings)."""
+    """``endpointing.min_silence_s=0.3`` → ``{"endpointing": {"min_silence_s": 0.3}}``."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -221,9 +229,10 @@ async def run(args: argparse.Namespace) -> int:
     print(f"STT: {instrument}", flush=True)
 
     records: list[CallRecord] = []
+    storage = tempfile.TemporaryDirectory(prefix="bench-turns-")
     try:
         async with FakeOpenAIServer(ttft_s=shape.ttft_s, tokens_per_s=shape.tokens_per_s) as llm:
-            settings = bench_settings(llm.base_url, turns, stt_server)
+            settings = bench_settings(llm.base_url, turns, stt_server, Path(storage.name))
             bench = TurnBench(settings, llm, shape, stt_server)
             port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             server = asyncio.create_task(
@@ -244,6 +253,7 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         if stt_server is not None:
             await stt_server.stop()
+        storage.cleanup()
     header = f"STT: {instrument}\n{_shape_text(shape)}" + (
         f"\nturn settings: {turns}" if turns else ""
     )
@@ -301,7 +311,7 @@ def main() -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="TurnSettings override, e.g. router.max_speculations=6 or vad_stop_s=0.15",
+        help="TurnTaking override, e.g. endpointing.min_silence_s=0.3 or voice.stop_s=0.15",
     )
     parser.add_argument("--dump", metavar="JSON", help="write every call's timeline here")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
