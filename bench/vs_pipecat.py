@@ -266,11 +266,7 @@ async def main() -> int:
     logger.remove()
     logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING")
 
-    from bench.fakes.deepgram_live import (
-        DeepgramLiveServer,
-        ScriptedRecognizer,
-        WhisperRecognizer,
-    )
+    from bench.fakes.deepgram_live import DeepgramLiveServer, ScriptedRecognizer, WhisperRecognizer
 
     categories = args.category or list(DEFAULT_CATEGORIES)
     scenarios = [
