@@ -55,10 +55,10 @@ def test_a_backchannel_during_a_slow_stt_never_interrupts():
     call.sound(False)
     call.at(2.55)
     call.speech_stop(ended=2.35)
-    call.at(2.9)
-    assert call.of(d.ResumePlayback) == []  # a comma-length pause: the caller may go on
     call.at(3.0)
-    assert call.of(d.ResumePlayback)  # quiet for good: the agent goes on
+    assert call.of(d.ResumePlayback) == []  # a comma-length pause: the caller may go on
+    call.at(3.1)
+    assert call.of(d.ResumePlayback)  # quiet for good (0.6 s): the agent goes on
     call.at(3.4)
     call.final("Uh-huh.", 2.0, 2.5)  # a second late
     call.at(6.0)
@@ -250,3 +250,22 @@ def test_yeah_over_the_end_of_a_question_is_an_answer_even_when_its_words_come_l
     call.final("Yeah.", 3.0, 3.3)  # a second after the agent stopped
     call.at(6.0)
     assert [c.text for c in call.commits] == ["Yeah."]
+
+
+def test_wait_then_a_half_second_comma_keeps_the_agent_paused_and_interrupts_on_duration():
+    # "Wait," (0.22 s, too short for the VAD) over the agent, a 0.5 s comma, "can you make it
+    # Wednesday instead?"; the STT lags a second, so no word helps.
+    call = agent_talking(Call(), 0.0)
+    call.at(1.0)
+    call.sound(True)
+    assert call.of(d.PausePlayback)
+    call.at(1.22)
+    call.sound(False)
+    call.at(1.72)
+    call.sound(True)  # the caller goes on before the agent does
+    assert call.of(d.ResumePlayback) == []
+    call.at(2.0)
+    call.speech_start(began=1.72)
+    [interrupt] = call.of(d.Interrupt)
+    assert interrupt.reason == "duration" and call.when(d.Interrupt) == [2.0]
+    assert call.of(d.ResumePlayback) == []  # the caller never heard the agent come back
