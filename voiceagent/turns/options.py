@@ -151,7 +151,7 @@ class Interruption(_Options):
         ge=0.0,
         le=3.0,
         description="Quiet shorter than this inside the caller's speech (a comma: \"Wait, | what "
-        'is...") keeps one run of speech; after it a paused agent goes on. LiveKit\'s VAD holds '
+        "is...\") keeps one run of speech; after it a paused agent goes on. LiveKit's VAD holds "
         "speech across 0.55 s; at 0.5 a caller going on after a 0.5 s comma met the agent "
         "resuming.",
     )
