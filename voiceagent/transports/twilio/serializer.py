@@ -33,6 +33,7 @@ from voiceagent.transports.twilio.protocol import (
     ULAW_RATE,
     Connected,
     Dtmf,
+    Inbound,
     Mark,
     Media,
     ProtocolError,
@@ -51,9 +52,16 @@ INBOUND_TRACKS = frozenset(("inbound", "inbound_track"))
 class InboundGuard:
     """Flood control and error accounting for one call's inbound messages. Clock-injected.
 
-    A token bucket admits ``rate`` messages per second with bursts of ``burst``. Errors are
-    counted per kind; a warning per kind is logged at most every ``warn_every_s`` (with the
-    number suppressed meanwhile); more than ``error_limit`` errors within
+    A token bucket admits ``rate`` messages per second with bursts of ``burst``, refilled on
+    the *caller's* clock, not on when the server happens to read: Twilio stamps every media
+    message with its stream time (``media.timestamp``), so messages that waited in the socket
+    while the event loop was busy (read late, all at once) are judged at the pace they were
+    sent. The caller's clock is ``origin + timestamp``, with ``origin`` the least delay seen
+    (arrival minus timestamp): it never runs ahead of arrival time, so made-up timestamps buy a
+    flooder nothing. Before any timestamp, or for a peer that sends none, arrival time counts.
+
+    Errors are counted per kind; a warning per kind is logged at most every ``warn_every_s``
+    (with the number suppressed meanwhile); more than ``error_limit`` errors within
     ``error_window_s`` means the call should be closed.
     """
 
@@ -73,6 +81,7 @@ class InboundGuard:
         self._burst = burst
         self._tokens = burst
         self._refilled_at = clock.now()
+        self._origin = float("inf")
         self._error_limit = error_limit
         self.error_window_s = error_window_s
         self._warn_every_s = warn_every_s
@@ -81,13 +90,29 @@ class InboundGuard:
         self.label = label
         self.counts: dict[str, int] = {}
 
-    def admit(self) -> bool:
-        """Take one token for a message; ``False`` when the caller is flooding."""
+    def admit(self, sent_at_s: float | None = None) -> bool:
+        """Take one token for a message; ``False`` when the caller is flooding.
+
+        Args:
+            sent_at_s: The message's own stream time (a media message's ``timestamp`` in
+                seconds), if it carries one.
+        """
         now = self._clock.now()
-        tokens = self._tokens + (now - self._refilled_at) * self._rate
-        self._refilled_at = now
-        if tokens > self._burst:
-            tokens = self._burst
+        if sent_at_s is not None:
+            implied = now - sent_at_s
+            if implied < self._origin:
+                self._origin = implied
+            at = self._origin + sent_at_s
+        elif self._origin == float("inf"):
+            at = now
+        else:
+            at = self._refilled_at  # no news of the caller's clock: no refill
+        tokens = self._tokens
+        if at > self._refilled_at:
+            tokens += (at - self._refilled_at) * self._rate
+            self._refilled_at = at
+            if tokens > self._burst:
+                tokens = self._burst
         if tokens < 1.0:
             self._tokens = tokens
             return False
@@ -168,21 +193,26 @@ class TwilioSerializer(FrameProcessor):
         if self.should_close is not None or self.ended.is_set():
             return
         try:
-            if not self.guard.admit():
-                await self._error("flood", "more messages than the per-second limit allows")
-                return
+            message: Inbound | None = None
+            problem: tuple[str, str] | None = None
             limit = self._max_message_bytes
             if len(text) > limit or (not text.isascii() and len(text.encode()) > limit):
-                await self._error("too_large", f"message over {limit} bytes")
-                return
-            try:
-                message = parse_inbound(text, stream_sid=self.stream_sid)
-            except ProtocolError as e:
-                await self._error(e.kind, e.reason)
-                return
-            if type(message) is Media:
-                await self._on_media(message)
+                problem = ("too_large", f"message over {limit} bytes")
             else:
+                try:
+                    message = parse_inbound(text, stream_sid=self.stream_sid)
+                except ProtocolError as e:
+                    problem = (e.kind, e.reason)
+            sent_at_s = None
+            if type(message) is Media and message.timestamp_ms is not None:
+                sent_at_s = message.timestamp_ms / 1000.0
+            if not self.guard.admit(sent_at_s):
+                await self._error("flood", "more messages than the per-second limit allows")
+            elif problem is not None:
+                await self._error(*problem)
+            elif type(message) is Media:
+                await self._on_media(message)
+            elif message is not None:
                 await self._on_event(message)
         except Exception:
             logger.opt(exception=True).error(f"{self}: failed handling an inbound message")
