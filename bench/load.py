@@ -126,6 +126,9 @@ def server_env(providers: dict[str, Any], run: Path, args: argparse.Namespace) -
     )
     if args.max_calls is not None:
         env["VOICEAGENT_SERVER__MAX_CALLS"] = str(args.max_calls)
+    if args.no_admission:  # measure raw capacity: no busy answers
+        env["VOICEAGENT_SERVER__MAX_CALLS"] = "100000"
+        env["VOICEAGENT_SERVER__MAX_LOOP_LAG_MS"] = "1e9"
     for item in args.env:
         key, _, value = item.partition("=")
         env[key] = value
@@ -282,6 +285,7 @@ def main() -> int:
     parser.add_argument("--ramp-s", type=float, default=5.0, help="spread of the callers' starts")
     parser.add_argument("--workers", type=int, default=None, help="voiceagent serve --workers")
     parser.add_argument("--max-calls", type=int, default=None, help="server admission limit")
+    parser.add_argument("--no-admission", action="store_true", help="no busy answers at all")
     parser.add_argument("--no-storage", action="store_true", help="do not record calls")
     parser.add_argument("--profile-s", type=float, default=0.0, help="py-spy the server (s)")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")

@@ -28,6 +28,18 @@ class ServerSettings(BaseModel):
     shutdown_grace_s: float = Field(30.0, ge=0)
     max_message_bytes: int = 64 * 1024
     max_messages_per_s: int = 200
+    max_calls: int = Field(12, ge=1)
+    """Calls one worker holds; past it a new call gets the busy answer (README: measured how)."""
+    max_loop_lag_ms: float = Field(250.0, gt=0)
+    """New calls are refused while the worker's event loop runs this late (it is overloaded)."""
+    busy_answer: Literal["say", "reject"] = "say"
+    """Past capacity the webhook answers ``<Say>busy_message</Say><Hangup/>`` or
+    ``<Reject reason="busy"/>`` (the caller hears a busy tone; no call minutes are billed)."""
+    busy_message: str = (
+        "Sorry, all our lines are busy right now. Please call again in a few minutes."
+    )
+    workers: int | None = Field(None, ge=1)
+    """Worker processes of ``voiceagent serve`` sharing the port; None: one per core."""
 
 
 class TransportSettings(BaseModel):

@@ -1,22 +1,28 @@
 """The aiohttp application: Twilio voice webhook, Media Streams socket, health and metrics.
 
-Routes: ``POST /twiml`` (TwiML connecting the call to ``wss://PUBLIC_HOST/media``),
-``GET /media`` (refused before the upgrade while draining (503) or with a bad signature (403);
-then one pipeline per call, see :mod:`voiceagent.server.media`), ``GET /healthz``
-and ``GET /metrics`` (Prometheus text). :func:`run_server` binds the socket, refuses an
-unauthenticated public bind, and drains calls gracefully on SIGTERM/SIGINT.
+Routes: ``POST /twiml`` (TwiML connecting the call to ``wss://PUBLIC_HOST/media``, or the busy
+answer past capacity), ``GET /media`` (refused before the upgrade while draining (503) or with a
+bad signature (403), closed 1013 right after it past capacity; then one pipeline per call, see
+:mod:`voiceagent.server.media`), ``GET /healthz`` (load: active calls, limit, event-loop lag;
+503 while refusing new calls) and ``GET /metrics`` (Prometheus text). :func:`run_server` binds
+the socket, refuses an unauthenticated public bind, and drains calls gracefully on
+SIGTERM/SIGINT. Admission: :mod:`voiceagent.server.admission`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 from aiohttp import WSCloseCode, web
 from loguru import logger
 
+from voiceagent.server.admission import BUSY_CLOSE_CODE, Admission
+from voiceagent.server.loop_lag import LoopLag
 from voiceagent.server.media import (
     CALL_WIND_DOWN_S,
     WS_CLOSE_TIMEOUT_S,
@@ -24,7 +30,7 @@ from voiceagent.server.media import (
     PipelineFactory,
     ws_hard_cap,
 )
-from voiceagent.server.metrics import ServerMetrics
+from voiceagent.server.metrics import ServerMetrics, render_load
 from voiceagent.server.registry import CallRegistry
 from voiceagent.server.signature import BadHostError, SignatureVerifier, public_host
 from voiceagent.server.twiml import (
@@ -42,6 +48,7 @@ REGISTRY_KEY = web.AppKey("voiceagent_registry", CallRegistry)
 METRICS_KEY = web.AppKey("voiceagent_metrics", ServerMetrics)
 SETTINGS_KEY = web.AppKey("voiceagent_settings", Settings)
 ARCHIVE_KEY = web.AppKey("voiceagent_archive", CallArchive)
+ADMISSION_KEY = web.AppKey("voiceagent_admission", Admission)
 _PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _WEBHOOK_MAX_BYTES = 64 * 1024
 _HANDLER_SHUTDOWN_S = 5.0
@@ -57,11 +64,13 @@ class _WebhookHandler:
         registry: CallRegistry,
         metrics: ServerMetrics,
         verifier: SignatureVerifier | None,
+        admission: Admission,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._metrics = metrics
         self._verifier = verifier
+        self._admission = admission
 
     async def __call__(self, request: web.Request) -> web.Response:
         if not self._registry.accepting:
@@ -84,6 +93,14 @@ class _WebhookHandler:
             return web.Response(status=400, text="no usable Host header\n")
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         parameters = stream_parameters(fields)
+        busy = self._admission.admit_webhook()
+        if busy is not None:
+            self._metrics.reject(f"busy_{busy}")
+            logger.warning(
+                f"call webhook: {parameters.get('CallSid', '?')} refused, worker {busy} "
+                f"({self._registry.active_count} active calls): busy answer"
+            )
+            return web.Response(text=self._admission.busy_twiml(), content_type="text/xml")
         logger.info(
             f"call webhook: {parameters.get('CallSid', '?')} from {parameters.get('From', '?')} "
             f"to {parameters.get('To', '?')} → {media_stream_url(host)}"
@@ -103,6 +120,7 @@ class MediaStreamHandler:
         registry: CallRegistry,
         metrics: ServerMetrics,
         verifier: SignatureVerifier | None,
+        admission: Admission,
         archive: CallArchive | None = None,
     ) -> None:
         self._settings = settings
@@ -111,6 +129,7 @@ class MediaStreamHandler:
         self._registry = registry
         self._metrics = metrics
         self._verifier = verifier
+        self._admission = admission
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """Handle one Media Streams connection from upgrade to close."""
@@ -132,6 +151,12 @@ class MediaStreamHandler:
         if not ws.can_prepare(request).ok:
             return web.Response(status=426, text="expected a WebSocket upgrade\n")
         await ws.prepare(request)
+        busy = self._admission.admit_stream()  # no await between this and register
+        if busy is not None:
+            self._metrics.reject(f"busy_{busy}")
+            logger.warning(f"refused a media stream from {request.remote}: worker {busy}")
+            await ws.close(code=BUSY_CLOSE_CODE, message=b"server at capacity, try again later")
+            return ws
         media_call = MediaCall(ws, self._settings, self._factory, self._metrics, self._archive)
         if not self._registry.register(media_call):
             self._metrics.reject("shutdown")
@@ -177,6 +202,10 @@ def create_app(
     app[REGISTRY_KEY] = registry
     app[METRICS_KEY] = metrics
     app[SETTINGS_KEY] = settings
+    lag = LoopLag()
+    admission = Admission(settings.server, lambda: registry.active_count, lag)
+    app[ADMISSION_KEY] = admission
+    _run_alongside(app, lag.run)
     archive = CallArchive(settings.storage) if settings.storage.enabled else None
     if archive is not None:
         app[ARCHIVE_KEY] = archive
@@ -186,32 +215,40 @@ def create_app(
 
         app.on_cleanup.append(close_archive)
 
-    webhook = _WebhookHandler(settings, registry, metrics, verifier)
+    webhook = _WebhookHandler(settings, registry, metrics, verifier, admission)
     media = MediaStreamHandler(
         settings,
         pipeline_factory,
         registry=registry,
         metrics=metrics,
         verifier=verifier,
+        admission=admission,
         archive=archive,
     )
 
     async def healthz(_request: web.Request) -> web.Response:
-        accepting = registry.accepting
+        load = admission.load()
+        status = "draining" if not registry.accepting else "busy" if load.refusing else "ok"
         return web.json_response(
             {
-                "status": "ok" if accepting else "draining",
-                "active_calls": registry.active_count,
-                "accepting_calls": accepting,
+                "status": status,
+                "active_calls": load.active_calls,
+                "max_calls": load.max_calls,
+                "reserved_calls": load.reserved,
+                "loop_lag_ms": load.loop_lag_ms,
+                "refusing": load.refusing,
+                "accepting_calls": status == "ok",
                 "calls_total": metrics.calls_total,
                 "signatures_checked": verifier is not None,
                 "uptime_s": round(metrics.uptime_s(), 3),
+                "pid": os.getpid(),
             },
-            status=200 if accepting else 503,
+            status=200 if status == "ok" else 503,
         )
 
     async def metrics_view(_request: web.Request) -> web.Response:
         text = metrics.render(registry.live_counts(), accepting=registry.accepting)
+        text += render_load(admission.load(), lag.worst_s)
         if archive is not None:
             text += archive.render_metrics()
         extra = getattr(pipeline_factory, "render_metrics", None)
@@ -228,6 +265,18 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
     return app
+
+
+def _run_alongside(app: web.Application, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``run()`` as a task from the app's startup to its cleanup."""
+
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run())
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    app.cleanup_ctx.append(context)
 
 
 def is_loopback_host(host: str) -> bool:
