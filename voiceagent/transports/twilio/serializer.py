@@ -55,10 +55,12 @@ class InboundGuard:
     A token bucket admits ``rate`` messages per second with bursts of ``burst``, refilled on
     the *caller's* clock, not on when the server happens to read: Twilio stamps every media
     message with its stream time (``media.timestamp``), so messages that waited in the socket
-    while the event loop was busy (read late, all at once) are judged at the pace they were
-    sent. The caller's clock is ``origin + timestamp``, with ``origin`` the least delay seen
-    (arrival minus timestamp): it never runs ahead of arrival time, so made-up timestamps buy a
-    flooder nothing. Before any timestamp, or for a peer that sends none, arrival time counts.
+    while the event loop was busy (or while the call's pipeline was being built), read late and
+    all at once, are judged at the pace they were sent. A stream starts after its socket opened
+    (when the guard is made), so a message was sent no earlier than ``opened + timestamp`` and
+    no later than its arrival: that earliest send time (never after the arrival) is the
+    caller's clock, and made-up timestamps buy a flooder nothing. Before any timestamp, or for
+    a peer that sends none, arrival time counts.
 
     Errors are counted per kind; a warning per kind is logged at most every ``warn_every_s``
     (with the number suppressed meanwhile); more than ``error_limit`` errors within
@@ -80,8 +82,8 @@ class InboundGuard:
         self._rate = rate
         self._burst = burst
         self._tokens = burst
-        self._refilled_at = clock.now()
-        self._origin = float("inf")
+        self._opened = self._refilled_at = clock.now()
+        self._stamped = False
         self._error_limit = error_limit
         self.error_window_s = error_window_s
         self._warn_every_s = warn_every_s
@@ -99,11 +101,9 @@ class InboundGuard:
         """
         now = self._clock.now()
         if sent_at_s is not None:
-            implied = now - sent_at_s
-            if implied < self._origin:
-                self._origin = implied
-            at = self._origin + sent_at_s
-        elif self._origin == float("inf"):
+            self._stamped = True
+            at = min(now, self._opened + sent_at_s)
+        elif not self._stamped:
             at = now
         else:
             at = self._refilled_at  # no news of the caller's clock: no refill
@@ -158,6 +158,9 @@ class TwilioSerializer(FrameProcessor):
         error_window_s: float = 10.0,
         **kwargs: Any,
     ) -> None:
+        # Direct mode: a frame made from a Twilio message goes straight to the next stage from
+        # the socket reader's task; no queue and task switch of its own per 20 ms frame.
+        kwargs.setdefault("enable_direct_mode", True)
         super().__init__(**kwargs)
         settings = settings or TransportSettings()
         self.sample_rate = settings.sample_rate
