@@ -289,7 +289,7 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def _check_security(settings: Settings) -> None:
+def check_security(settings: Settings) -> None:
     """Refuse a public bind without signature checks unless explicitly insecure."""
     server = settings.server
     if server.twilio_auth_token:
@@ -324,6 +324,7 @@ async def run_server(
     *,
     ready: asyncio.Event | None = None,
     on_started: Callable[[int], None] | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or cancellation), then drain calls and return.
 
@@ -336,12 +337,13 @@ async def run_server(
         pipeline_factory: Builds each call's processors between serializer and output.
         ready: Set once the socket is bound.
         on_started: Called with the bound port once listening.
+        reuse_port: Bind with ``SO_REUSEPORT``, sharing the port with other workers.
 
     Raises:
         ValueError: on a non-loopback bind without an auth token and without ``insecure``.
         OSError: when the address cannot be bound.
     """
-    _check_security(settings)
+    check_security(settings)
     registry = CallRegistry()
     app = create_app(settings, pipeline_factory, registry=registry)
     runner = web.AppRunner(
@@ -352,7 +354,9 @@ async def run_server(
     installed: list[signal.Signals] = []
     cancelled = False
     try:
-        site = web.TCPSite(runner, settings.server.host, settings.server.port)
+        site = web.TCPSite(
+            runner, settings.server.host, settings.server.port, reuse_port=reuse_port or None
+        )
         await site.start()
         port = int(runner.addresses[0][1])
         logger.info(f"voiceagent server listening on {settings.server.host}:{port}")
