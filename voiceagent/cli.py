@@ -35,6 +35,7 @@ DEFAULT_BOT = "voiceagent.pipelines.receptionist:ReceptionistBot"
 def _serve(args: argparse.Namespace) -> int:
     from voiceagent.server.app import check_security
     from voiceagent.server.workers import WorkerPool, default_workers, load_bot_factory
+    from voiceagent.services.reachability import warn_unreachable
 
     settings = _settings(args)
     bot_spec = args.bot or DEFAULT_BOT
@@ -43,6 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     check_security(settings)
+    asyncio.run(warn_unreachable(settings))  # a wrong URL is said at once, not at the first call
     if workers == 1:
         return asyncio.run(_serve_one(settings, bot_spec))
     level = "DEBUG" if args.verbose > 1 else "INFO" if args.verbose == 1 else "WARNING"

@@ -160,3 +160,17 @@ class PlaybackFenceReachedFrame(SystemFrame):
     """Everything the agent said before fence ``fence_id`` has been played (or cut)."""
 
     fence_id: int = 0
+
+
+@dataclass
+class ProviderSwitchedFrame(SystemFrame):
+    """A stage's provider failed; the next one serves the rest of the call.
+
+    ``serving`` is empty when no provider is left. Pushed downstream by the stage's
+    ``FallbackSwitcher``; the call's record keeps it.
+    """
+
+    stage: str = ""
+    failed: str = ""
+    serving: str = ""
+    reason: str = ""

@@ -95,6 +95,29 @@ class CloudSettings(BaseModel):
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
 
+    @field_validator("deepgram_url")
+    @classmethod
+    def _deepgram_url_shape(cls, value: str) -> str:
+        from voiceagent.services.reachability import check_url
+
+        problem = check_url(value, ("ws", "wss"), "deepgram_url", "wss://api.deepgram.com")
+        if problem is not None:
+            raise ValueError(problem)
+        return value.rstrip("/")
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _openai_url_shape(cls, value: str | None) -> str | None:
+        from voiceagent.services.reachability import check_url
+
+        if value is None:
+            return None
+        example = "https://api.openai.com/v1"
+        problem = check_url(value, ("http", "https"), "OPENAI_BASE_URL", example)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
 
 class FallbackSettings(BaseModel):
     """Providers tried after each stage's primary, and what counts as the primary failing.

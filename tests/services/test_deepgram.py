@@ -145,3 +145,28 @@ async def test_a_refused_tts_handshake_is_a_clear_error(errors_logged):
     assert "HTTP 402" in error.error and "credits" in error.error
     assert any("HTTP 402" in line for line in errors_logged)
     assert not pipe.down_of(TTSAudioRawFrame)
+
+
+async def test_a_deepgram_host_that_never_answers_does_not_hold_up_the_call():
+    """pipecat connects while the pipeline is set up and waits there; a host that accepts the
+    TCP connection and never answers the WebSocket handshake held every stage of the call."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept_and_stay_silent(_reader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept_and_stay_silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    cloud = CloudSettings(deepgram_api_key="dg-test-key", deepgram_url=f"ws://127.0.0.1:{port}")
+    stt = create_deepgram_stt(cloud)
+    try:
+        async with LivePipeline(stt) as pipe:
+            await until(lambda: held, 5.0)  # the handshake is under way...
+            assert not pipe.up_of(ErrorFrame) and stt.is_usable  # ...and the call has started
+            await pipe.push(InputAudioRawFrame(b"\x00\x00" * 320, 16000, 1))
+            await pipe.wait_for(lambda: pipe.down_of(InputAudioRawFrame), 2.0)  # frames flow
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()

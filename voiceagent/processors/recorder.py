@@ -35,6 +35,7 @@ from voiceagent.frames import (
     AgentHeardFrame,
     CallEndedFrame,
     CallStartedFrame,
+    ProviderSwitchedFrame,
     TurnMetricsFrame,
     UserTurnCommittedFrame,
 )
@@ -110,6 +111,8 @@ class AgentTap(_RecordingTap):
                 )
         elif isinstance(frame, TurnMetricsFrame):
             recording.turn_metrics(frame.turn_id, frame.data)
+        elif isinstance(frame, ProviderSwitchedFrame):
+            recording.provider_switch(frame.stage, frame.failed, frame.serving, frame.reason)
         elif isinstance(frame, FunctionCallInProgressFrame):
             recording.tool_call(
                 "call", frame.function_name, frame.tool_call_id, {"arguments": frame.arguments}

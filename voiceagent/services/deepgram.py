@@ -9,6 +9,10 @@ stop and ``CloseStream`` at the end; it maps interim ``Results`` to
 closes one STT segment, which the StabilityCommitRouter joins). A refused handshake (401 bad
 key, 402 no credit, 429 rate limit) is an ``ErrorFrame`` naming the reason; the service stops
 retrying and marks itself unusable, and the call goes on (a ``FallbackSwitcher`` moves on).
+pipecat connects from ``setup`` and waits there until Deepgram answers or its retries give up
+(seconds for a refused or silent host), which holds every stage of the call: here the
+connection is made in the background, so a Deepgram that cannot be reached never delays the
+greeting or the fallback.
 
 TTS is pipecat's ``DeepgramTTSService`` on ``/v1/speak`` (``Speak`` per chunk, ``Flush`` at
 the end of a reply, ``Clear`` on interruption, ``Close``), with one change: Deepgram does not
@@ -20,10 +24,12 @@ reply is one segment, placed after its audio.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from loguru import logger
 from pipecat.frames.frames import Frame, TTSStoppedFrame, TTSTextFrame
+from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.services.deepgram.stt import DeepgramSTTService
 from pipecat.services.deepgram.tts import DeepgramTTSService
 
@@ -44,7 +50,41 @@ def _require_key(cloud: CloudSettings, stage: str) -> str:
 
 
 class VoiceDeepgramSTTService(DeepgramSTTService):
-    """pipecat's Deepgram STT whose handshake refusals say what the status means."""
+    """pipecat's Deepgram STT, connecting in the background; refusals say what they mean."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._in_setup = False
+        self._background_connect: asyncio.Task | None = None
+
+    async def setup(self, setup: FrameProcessorSetup) -> None:
+        """Set up as pipecat does, but without waiting for the socket (see ``_connect``)."""
+        self._in_setup = True
+        try:
+            await super().setup(setup)
+        finally:
+            self._in_setup = False
+
+    async def _connect(self) -> None:
+        """At setup, start pipecat's connection attempt and return at once.
+
+        Until the socket is up, audio is not sent (pipecat's ``run_stt`` skips it: the caller
+        is hearing the greeting then); errors reach the fallback as they happen. A reconnect
+        later waits as pipecat does.
+        """
+        if not self._in_setup:
+            await super()._connect()
+            return
+        self._background_connect = self.create_task(
+            super()._connect(), name=f"{self}::background_connect"
+        )
+
+    async def cleanup(self) -> None:
+        """Stop a connection attempt still running, then clean up as pipecat does."""
+        task, self._background_connect = self._background_connect, None
+        if task is not None and not task.done():
+            await self.cancel_task(task)
+        await super().cleanup()
 
     async def push_error(self, error_msg: str, exception: Exception | None = None, **kwargs):
         """Name the meaning of a 401/402/429 handshake refusal in the error (and its log line)."""

@@ -124,7 +124,8 @@ def print_call(detail: CallDetail, out: TextIO) -> None:
     for event in shown:
         at = f"{_shown_at(event):7.2f}s"
         turn = "" if event.turn_id is None else str(event.turn_id)
-        head = f"{at}  {event.kind:<6} {turn:>3}  "
+        label = "switch" if event.kind == "provider" else event.kind
+        head = f"{at}  {label:<6} {turn:>3}  "
         pad = " " * len(head)
         if event.kind == "caller":
             print(f"{head}{event.text}", file=out)
@@ -139,6 +140,11 @@ def print_call(detail: CallDetail, out: TextIO) -> None:
                 print(f"{pad}(interrupted, {until})", file=out)
             else:
                 print(f"{head}{event.text or event.full_text or ''}  ({until})", file=out)
+        elif event.kind == "provider":
+            data = event.data
+            serving = data.get("serving") or "no provider left"
+            print(f"{head}{event.text}: {data.get('failed')} failed → {serving}", file=out)
+            print(f"{pad}({data.get('reason', '')})", file=out)
         else:
             stage = event.data.get("stage", "")
             value = event.data.get("arguments") if stage == "call" else event.data.get("result")

@@ -32,6 +32,8 @@ from voiceagent.storage.archive import CallArchive
 from voiceagent.storage.call_audio import CallAudio
 from voiceagent.storage.store import CallEnd, CallEvent, CallInfo
 
+MAX_EARLY_EVENTS = 20
+"""Events before the call's start (a provider failing at once) kept until the start."""
 HORIZON_MARGIN_S = 0.25
 """A flush writes audio up to this long before now (later chunks may still arrive)."""
 CLOSE_WAIT_S = 5.0
@@ -64,6 +66,7 @@ class CallRecording:
         self._agent_pending: deque[tuple[float, bytes]] = deque()
         self._agent_started: dict[int, float] = {}
         self._tools_seen: set[tuple[str, str]] = set()
+        self._early: list[CallEvent] = []
         self._ended_at: float | None = None
         self._end_reason = "ended"
         self._playback_cutoff: float | None = None
@@ -111,6 +114,9 @@ class CallRecording:
             parameters=params,
         )
         self._submit(self._open, info)
+        for event in self._early:
+            self._submit(self._write_event, event)
+        self._early.clear()
         self._flusher = asyncio.get_running_loop().create_task(
             self._flush_every(), name=f"recording-{self.call_sid}"
         )
@@ -171,6 +177,16 @@ class CallRecording:
         self._tools_seen.add(key)
         payload = {"stage": stage, "tool_call_id": call_id, **data}
         self._event(CallEvent("tool", self._at(), text=name, data=payload))
+
+    def provider_switch(self, stage: str, failed: str, serving: str, reason: str) -> None:
+        """A stage's provider failed; ``serving`` took over (empty: no provider left)."""
+        data = {"failed": failed, "serving": serving, "reason": reason}
+        event = CallEvent("provider", self._at(), text=stage, data=data)
+        if self._t0 is None and not self.closed:
+            if len(self._early) < MAX_EARLY_EVENTS:
+                self._early.append(event)  # written once the call starts, at 0 s
+            return
+        self._event(event)
 
     def mark_ended(self, reason: str, *, transport_gone: bool = False) -> None:
         """The call is ending (the first reason wins); ``transport_gone``: nothing more plays."""

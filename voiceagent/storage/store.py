@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-EventKind = Literal["caller", "agent", "metrics", "tool"]
+EventKind = Literal["caller", "agent", "metrics", "tool", "provider"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,9 @@ class CallEvent:
     ``agent``: one agent turn (``text`` heard, ``full_text`` meant, ``interrupted``; ``data``:
     ``started_s`` when it became audible, ``unheard_text``). ``metrics``: the turn-taking
     figures of caller turn ``turn_id`` (``data``). ``tool``: a tool call (``text`` the
-    function name; ``data``: call id, arguments, result).
+    function name; ``data``: call id, arguments, result). ``provider``: a stage's provider
+    failed (``text`` the stage; ``data``: ``failed``, ``serving`` (empty: none left),
+    ``reason``, the error).
     """
 
     kind: EventKind

@@ -59,8 +59,9 @@ class InboundGuard:
     all at once, are judged at the pace they were sent. A stream starts after its socket opened
     (when the guard is made), so a message was sent no earlier than ``opened + timestamp`` and
     no later than its arrival: that earliest send time (never after the arrival) is the
-    caller's clock, and made-up timestamps buy a flooder nothing. Before any timestamp, or for
-    a peer that sends none, arrival time counts.
+    caller's clock, and made-up timestamps buy a flooder nothing. Messages without a timestamp
+    (``mark``, ``dtmf``) take a token without refilling; before any timestamp, or from a peer
+    that sends none, arrival time counts.
 
     Errors are counted per kind; a warning per kind is logged at most every ``warn_every_s``
     (with the number suppressed meanwhile); more than ``error_limit`` errors within
@@ -101,7 +102,9 @@ class InboundGuard:
         """
         now = self._clock.now()
         if sent_at_s is not None:
-            self._stamped = True
+            if not self._stamped:  # from now on the caller's clock counts, from the opening
+                self._stamped = True
+                self._refilled_at = min(self._refilled_at, self._opened)
             at = min(now, self._opened + sent_at_s)
         elif not self._stamped:
             at = now
