@@ -222,13 +222,30 @@ def default_storage_dir() -> Path:
 
 
 class StorageSettings(BaseModel):
-    """Persisted calls: a SQLite database of calls and turns plus one WAV per call, in ``dir``."""
+    """Persisted calls: a database of calls and turns plus one WAV per call.
+
+    The database is SQLite in ``dir`` unless ``url`` names a PostgreSQL server (several servers
+    sharing one database); recordings go to ``dir``/recordings either way (a shared mount when
+    several servers record).
+    """
 
     enabled: bool = True
     dir: Path = Field(default_factory=default_storage_dir)
+    url: str | None = None
+    """``postgresql://user:password@host:5432/db``: keep calls in PostgreSQL instead of SQLite."""
     record_audio: bool = True
     flush_interval_s: float = Field(1.0, gt=0.0, le=10.0)
     """How often buffered audio is written to disk (at most this much is lost on a crash)."""
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "storage.url must be a postgresql:// URL (leave it unset for SQLite in "
+                "storage.dir), e.g. postgresql://voiceagent:secret@db.internal:5432/voiceagent"
+            )
+        return value or None
 
 
 class Settings(BaseModel):

@@ -36,11 +36,20 @@ async def _health(session: aiohttp.ClientSession, port: int) -> dict | None:
         return None
 
 
-async def test_two_workers_share_the_port_keep_their_calls_and_drain_on_sigterm(tmp_path):
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Where both workers record: one SQLite file, or one PostgreSQL database."""
+    env = {"VOICEAGENT_STORAGE__DIR": str(tmp_path / "calls")}
+    if request.param == "postgres":
+        env["VOICEAGENT_STORAGE__URL"] = request.getfixturevalue("postgres_url")
+    return env
+
+
+async def test_two_workers_share_the_port_keep_their_calls_and_drain_on_sigterm(store_env):
     port = _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("VOICEAGENT_")},
-        "VOICEAGENT_STORAGE__DIR": str(tmp_path / "calls"),
+        **store_env,
         "VOICEAGENT_SERVER__SHUTDOWN_GRACE_S": "1",
     }
     cmd = [sys.executable, "-m", "voiceagent.cli", "serve", "--workers", "2", "--port", str(port)]

@@ -6,14 +6,21 @@ the caller heard, the full text, whether it was cut), per-turn metrics and tool 
 
 Store methods block (disk or network I/O): the server calls them only from its storage
 thread (:class:`~voiceagent.storage.archive.CallArchive`), the CLI directly.
-SQLite (:class:`~voiceagent.storage.sqlite.SQLiteCallStore`) is the default; another
-database fits behind the same :class:`CallStore` protocol.
+SQLite (:class:`~voiceagent.storage.sqlite.SQLiteCallStore`) is the default; PostgreSQL
+(:class:`~voiceagent.storage.postgres.PostgresCallStore`, ``storage.url``) serves several
+servers at once; both share their queries (:mod:`voiceagent.storage.sql_store`) and schema
+(:mod:`voiceagent.storage.migrations`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used (unreachable server, a schema from the future...)."""
+
 
 EventKind = Literal["caller", "agent", "metrics", "tool", "provider"]
 
