@@ -207,7 +207,11 @@ def run_level(calls: int, args: argparse.Namespace, lines: Path, run: Path) -> d
         cmd = [py, "-m", "voiceagent.cli", "serve", "--port", str(port)]
         if args.workers is not None:
             cmd += ["--workers", str(args.workers)]
-        server = spawn(cmd, level / "server.log", env=server_env(providers, level, args), cwd=ROOT)
+        env, cwd = server_env(providers, level, args), ROOT
+        if args.server_src:  # A/B runs: the server from another checkout (e.g. main's)
+            cwd = Path(args.server_src).resolve()
+            env["PYTHONPATH"] = str(cwd)
+        server = spawn(cmd, level / "server.log", env=env, cwd=cwd)
         started.append(server)
         wait_healthy(port, server)
         time.sleep(1.0)  # workers up, idle
@@ -289,6 +293,7 @@ def main() -> int:
     parser.add_argument("--no-storage", action="store_true", help="do not record calls")
     parser.add_argument("--profile-s", type=float, default=0.0, help="py-spy the server (s)")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")
+    parser.add_argument("--server-src", help="run the server from this source tree (A/B runs)")
     parser.add_argument("--json", help="write every figure here")
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs)")
     args = parser.parse_args()
