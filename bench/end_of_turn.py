@@ -24,8 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from voiceagent.processors.end_of_turn import smart_turn_analyzer  # noqa: E402
-from voiceagent.processors.text_normalize import ends_incomplete  # noqa: E402
 from voiceagent.transports.twilio.codec import StreamResampler  # noqa: E402
+from voiceagent.turns.text import ends_incomplete  # noqa: E402
 
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
 TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")

@@ -18,13 +18,13 @@ def test_env_overrides_nested_fields_and_well_known_keys():
     settings = Settings.from_env(
         {
             "VOICEAGENT_SERVER__PORT": "9000",
-            "VOICEAGENT_TURNS__VAD_MIN_VOLUME": "0.3",
+            "VOICEAGENT_TURNS__VOICE__MIN_VOLUME": "0.3",
             "VOICEAGENT_LOCAL__LLM_MODEL": "qwen2.5-1.5b",
             "TWILIO_AUTH_TOKEN": "secret",
             "DEEPGRAM_API_KEY": "dg",
         }
     )
-    assert settings.server.port == 9000 and settings.turns.vad_min_volume == 0.3
+    assert settings.server.port == 9000 and settings.turns.voice.min_volume == 0.3
     assert settings.local.llm_model == "qwen2.5-1.5b"
     assert settings.server.twilio_auth_token == "secret"
     choice = choose_stages(settings)

@@ -60,7 +60,9 @@ async def run_demo(args: Any) -> int:
         print(f"[{time.monotonic() - t0:5.1f}s] {msg}", flush=True)
 
     def on_transcript(who: str, text: str, info: dict) -> None:
-        if who == "caller":
+        if who == "caller" and info.get("revision"):
+            print(f"    caller (revised):        {text}", flush=True)
+        elif who == "caller":
             print(f"    caller (as transcribed): {text}", flush=True)
         else:
             cut = " [interrupted]" if info.get("interrupted") else ""

@@ -3,9 +3,12 @@
 Pipecat frames used across voiceagent (for reference):
 - ``InputAudioRawFrame`` (caller PCM16 mono, pipeline rate), ``InputDTMFFrame``.
 - ``VADUserStartedSpeakingFrame`` / ``VADUserStoppedSpeakingFrame`` (from pipecat's VADProcessor).
-- ``InterimTranscriptionFrame`` (a partial) and ``TranscriptionFrame`` (a final).
-- ``LLMContextFrame`` → LLM → ``LLMFullResponseStartFrame``, ``LLMTextFrame``*,
-  ``LLMFullResponseEndFrame``.
+- ``InterimTranscriptionFrame`` (a partial) and ``TranscriptionFrame`` (a final); an STT may
+  attach the audio they cover (``set_audio_span``).
+- ``UserStartedSpeakingFrame`` / ``UserStoppedSpeakingFrame``: the caller's turn opened /
+  was committed (from the turn engine); ``EagerEndOfTurnCancelFrame`` withdraws a speculation.
+- ``LLMContextFrame`` (``speculation=True``: the reply is held until ``UserStoppedSpeakingFrame``)
+  → LLM → ``LLMFullResponseStartFrame``, ``LLMTextFrame``*, ``LLMFullResponseEndFrame``.
 - ``TTSSpeakFrame`` / ``AggregatedTextFrame`` → TTS → ``TTSStartedFrame``, ``TTSAudioRawFrame``*,
   ``TTSTextFrame``
   (the text of the audio just before it: one *segment*), ``TTSStoppedFrame``.
@@ -19,7 +22,44 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipecat.frames.frames import ControlFrame, SystemFrame
+from pipecat.frames.frames import ControlFrame, Frame, SystemFrame
+
+_SPAN_KEY = "voiceagent.audio_span"
+
+
+@dataclass(frozen=True, slots=True)
+class SpokenWord:
+    """One recognised word and when the caller said it (call clock seconds)."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSpan:
+    """The caller audio a transcript covers, on the call's clock.
+
+    ``start``/``end``: the audio the STT had recognised when it produced the transcript (for a
+    streaming STT: its result window). ``words``: the words with their own times, when the STT
+    gives them. Times are call-clock seconds: the time at which that audio reached the
+    pipeline, so they compare directly with VAD events and timers.
+    """
+
+    start: float
+    end: float
+    words: tuple[SpokenWord, ...] = ()
+
+
+def set_audio_span(frame: Frame, span: AudioSpan) -> None:
+    """Attach the caller audio a transcript frame covers (any pipecat transcript frame)."""
+    frame.metadata[_SPAN_KEY] = span
+
+
+def audio_span(frame: Frame) -> AudioSpan | None:
+    """The audio span an STT attached to a transcript frame, if any."""
+    span = frame.metadata.get(_SPAN_KEY)
+    return span if isinstance(span, AudioSpan) else None
 
 
 @dataclass
@@ -61,47 +101,53 @@ class AgentHeardFrame(SystemFrame):
     full_text: str = ""
     interrupted: bool = False
     unheard_text: str = ""
+    in_context: bool = True
+    """False for speech that is not part of the conversation (a re-prompt): recorded, not
+    offered to the LLM."""
 
 
 @dataclass
 class UserTurnCommittedFrame(SystemFrame):
-    """The StabilityCommitRouter committed the caller's utterance (for observers, metrics)."""
+    """The turn engine committed the caller's utterance (for observers, metrics).
+
+    ``revision`` is True when this is a later, fuller text of an already committed turn
+    (a late final): the same ``turn_id``, never a second caller turn.
+    """
 
     turn_id: int = 0
     text: str = ""
     speculative_hit: bool = False
     reason: str = ""
     at: float = 0.0
+    revision: bool = False
 
 
 @dataclass
-class LLMCancelFrame(SystemFrame):
-    """Cancel the in-flight LLM generation (closing its HTTP stream); no global interruption."""
+class ConversationUpdatedFrame(SystemFrame):
+    """The conversation changed (agent speech was heard): the next request will start with it.
 
-    turn_id: int = 0
+    Pushed downstream by the turn processor; an LLM service may pre-evaluate ``context`` so the
+    caller's next turn costs only its own tokens (the local llama.cpp server does).
+    """
+
+    context: Any = None
+
+
+@dataclass
+class PlaybackPauseFrame(SystemFrame):
+    """Stop sending agent audio to the caller for now (a sound over the agent, a held start).
+
+    What is already in the carrier's buffer still plays; nothing queued is dropped.
+    """
+
     reason: str = ""
 
 
 @dataclass
-class SpeculationStartFrame(SystemFrame):
-    """Output of the LLM generation for ``turn_id`` that follows must be held, not spoken."""
+class PlaybackResumeFrame(SystemFrame):
+    """Send agent audio again after a ``PlaybackPauseFrame``."""
 
-    turn_id: int = 0
-    text: str = ""
-
-
-@dataclass
-class SpeculationCommitFrame(SystemFrame):
-    """Release the held output of ``turn_id`` (the committed text equals the speculated text)."""
-
-    turn_id: int = 0
-
-
-@dataclass
-class SpeculationDiscardFrame(SystemFrame):
-    """Drop the held output of ``turn_id``; its generation was cancelled."""
-
-    turn_id: int = 0
+    reason: str = ""
 
 
 @dataclass
@@ -113,17 +159,10 @@ class TurnMetricsFrame(SystemFrame):
 
 
 @dataclass
-class ResumeSpeechFrame(ControlFrame):
-    """Re-speak text the caller did not hear (false-interruption resume)."""
-
-    text: str = ""
-
-
-@dataclass
 class EndOfTurnFrame(SystemFrame):
     """The end-of-turn model's verdict on the caller's audio at a VAD stop.
 
-    Pushed downstream by the EndOfTurnDetector; the StabilityCommitRouter waits longer when
+    Pushed downstream by the EndOfTurnDetector; the turn engine waits longer when
     ``complete`` is False (the caller sounds unfinished).
     """
 
@@ -136,11 +175,13 @@ class EndOfTurnFrame(SystemFrame):
 class CallerSoundFrame(SystemFrame):
     """The caller's line went from quiet to sound (``sounding``) or back, frame-fast.
 
-    Pushed downstream by the CallerSoundDetector from audio energy, a few hundred ms before
-    the VAD confirms speech. The FloorHold keeps a new agent turn from starting over it.
+    Pushed downstream by the caller voice stage from audio energy, a few hundred ms before the
+    VAD confirms speech. The turn engine pauses agent audio for it (barge-in, held start).
+    ``since_s``: how long before this frame the change happened (the frames it took to be sure).
     """
 
     sounding: bool = True
+    since_s: float = 0.0
 
 
 @dataclass

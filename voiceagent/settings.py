@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from voiceagent.turns.options import TurnTaking
+
 PIPELINE_SAMPLE_RATE = 16000
 
 
@@ -181,40 +183,6 @@ class AgentSettings(BaseModel):
         return value
 
 
-class TurnSettings(BaseModel):
-    """Turn-taking: commit rule, barge-in gate, watchdog, first speakable chunk.
-
-    ``router``, ``barge_in`` and ``watchdog`` are passed as keyword overrides to
-    ``RouterParams``, ``BargeInParams`` and ``WatchdogParams`` (see voiceagent.processors).
-    """
-
-    router: dict[str, Any] = Field(default_factory=dict)
-    barge_in: dict[str, Any] = Field(default_factory=dict)
-    watchdog: dict[str, Any] = Field(default_factory=dict)
-    vad_start_s: float = 0.15
-    vad_stop_s: float = 0.2
-    vad_confidence: float = 0.7
-    floor_hold: bool = True
-    """Hold the start of an agent turn while the caller's line is loud (``FloorHold``): a reply
-    committed at a pause never starts over a caller who resumes."""
-    floor_max_hold_s: float = Field(1.0, gt=0.0)
-    caller_sound: dict[str, Any] = Field(default_factory=dict)
-    """Keyword overrides of ``CallerSoundParams`` (the energy onset detector)."""
-    end_of_turn_model: bool = False
-    """Ask pipecat's bundled Smart Turn model at each VAD stop whether the caller sounds done;
-    an unfinished-sounding turn waits ``router.acoustic_extra_s`` longer before the commit.
-    Off by default: on human phone prompts it calls 10 % of finished sentences unfinished
-    (``bench/end_of_turn.py``), and the bundled STTs punctuate, which the text cues read
-    (a trailing comma or dash waits like "and"). Turn it on for an STT without punctuation."""
-    vad_min_volume: float = 0.6
-    """Silero's volume gate; lower (≈0.3) detects barge-in onset ≈ 150 ms sooner on loud lines."""
-    first_chunk_min_words: int = Field(1, ge=1)
-    """Words the first spoken chunk needs at a clause boundary. 1: the agent starts speaking at
-    the first comma (the prompt opens every reply with a short acknowledgement, "Sure," — a
-    natural pause while the next clause is synthesized); cloud-shaped bench: p50 1045 → 871 ms
-    against 4 words."""
-
-
 def default_storage_dir() -> Path:
     """``$XDG_DATA_HOME/voiceagent``, i.e. ``~/.local/share/voiceagent`` by default."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
@@ -257,7 +225,8 @@ class Settings(BaseModel):
     cloud: CloudSettings = CloudSettings()
     twilio: TwilioSettings = TwilioSettings()
     agent: AgentSettings = AgentSettings()
-    turns: TurnSettings = TurnSettings()
+    turns: TurnTaking = Field(default_factory=TurnTaking)
+    """Turn-taking: endpointing, speculation, interruption, DTMF, watchdog (one typed model)."""
     storage: StorageSettings = Field(default_factory=StorageSettings)
     fallback: FallbackSettings = FallbackSettings()
     stt: Literal["auto", "local", "deepgram"] = "auto"

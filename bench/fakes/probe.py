@@ -15,6 +15,7 @@ from pipecat.frames.frames import (
     AggregatedTextFrame,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
+    EagerEndOfTurnCancelFrame,
     Frame,
     InterimTranscriptionFrame,
     InterruptionFrame,
@@ -31,12 +32,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from voiceagent.frames import (
-    LLMCancelFrame,
-    SpeculationStartFrame,
-    UserTurnCommittedFrame,
-)
-from voiceagent.processors.speculation_hold import GenerationTagFrame
+from voiceagent.frames import PlaybackPauseFrame, TurnMetricsFrame, UserTurnCommittedFrame
 
 _DOWN = FrameDirection.DOWNSTREAM
 _UP = FrameDirection.UPSTREAM
@@ -106,14 +102,15 @@ class Probe(FrameProcessor):
         elif isinstance(frame, InterimTranscriptionFrame):
             self._note("partial", frame.text)
         elif isinstance(frame, UserTurnCommittedFrame):
-            self._note("commit", (frame.turn_id, frame.speculative_hit, frame.text))
-        elif isinstance(frame, SpeculationStartFrame):
-            self._note("speculate", (frame.turn_id, frame.text))
-        elif isinstance(frame, LLMCancelFrame):
-            self._note("llm_cancel", (frame.turn_id, frame.reason))
-        elif isinstance(frame, GenerationTagFrame):
-            self._note("generation", (frame.turn_id, frame.speculative))
+            event = "revision" if frame.revision else "commit"
+            self._note(event, (frame.turn_id, frame.speculative_hit, frame.text))
+        elif isinstance(frame, TurnMetricsFrame):
+            self._note("turn_metrics", dict(frame.data))
+        elif isinstance(frame, EagerEndOfTurnCancelFrame):
+            self._note("llm_cancel")
         elif isinstance(frame, LLMContextFrame):
-            self._note("llm_request")
+            self._note("speculate" if frame.speculation else "llm_request")
         elif isinstance(frame, InterruptionFrame):
             self._note("interruption")
+        elif isinstance(frame, PlaybackPauseFrame):
+            self._note("pause", frame.reason)

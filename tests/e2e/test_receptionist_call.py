@@ -22,7 +22,7 @@ from voiceagent.demo import DemoLine, synthesize_caller_lines, trim_silence
 from voiceagent.emulator.audio import load_wav_pcm8k, write_wav
 from voiceagent.emulator.caller import CallerEmulator
 from voiceagent.emulator.script import CallerLine
-from voiceagent.processors.agent_context import INTERRUPTED_SUFFIX
+from voiceagent.turns.conversation import INTERRUPTED_SUFFIX
 
 from .e2e_harness import (
     SPEECH_RMS,
@@ -188,7 +188,7 @@ async def test_caller_interrupts_the_greeting_and_the_context_keeps_only_what_wa
     write_wav(tmp_path / "heard.wav", report.heard_pcm8k, 8000)
     agent = receptionist.transcript.agent_turns()
     receptionist.bot.on_call_built = None
-    messages = built[0].context.messages if built else []
+    messages = built[0].conversation.messages if built else []
     clears = events.of("clear")
     utterances = events.utterances()
     assert len(report.turns) == 1, "the caller never barged in"

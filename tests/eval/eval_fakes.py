@@ -1,10 +1,10 @@
 """Test-only stages for a cheap, deterministic agent: the real chain without model weights.
 
-``CheapAgent`` is a pipeline factory: the builder's real chain (barge-in gate, commit router,
-watchdog, the real ``VoiceLLMService`` talking to the fake OpenAI server, speculation hold,
-sentence aggregator, greeter) with three stages swapped: an energy VAD (caller tones are
-"speech"), a scripted STT that "hears" given words for each caller utterance, and a TTS that
-speaks a tone per character. The bundled bot's ``TranscriptTap`` reports to the eval's book.
+``CheapAgent`` is a pipeline factory: the builder's real chain (caller voice stage with its
+sound onset, the turn engine, the real ``VoiceLLMService`` talking to the fake OpenAI server,
+sentence aggregator) with three parts swapped: an energy VAD (caller tones are "speech"), a
+scripted STT that "hears" given words for each caller utterance, and a TTS that speaks a tone
+per character. The bundled bot's ``TranscriptTap`` reports to the eval's book.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from pipecat.frames.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TextAggregationMode, TTSService
@@ -40,6 +39,7 @@ from voiceagent.eval.runner import TranscriptBook
 from voiceagent.pipelines.builder import build_call_processors
 from voiceagent.pipelines.receptionist import TranscriptTap
 from voiceagent.pipelines.resources import AgentResources
+from voiceagent.processors.caller_voice import CallerVoiceProcessor
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))  # shared fakes
@@ -155,10 +155,12 @@ class CheapAgent:
             settings,
             AgentResources(settings),  # not started: no model is used
             overrides={
-                "vad": lambda parts: VADProcessor(vad_analyzer=EnergyVAD(params=vad_params)),
+                "voice": lambda parts: CallerVoiceProcessor(
+                    parts.settings.turns.voice, vad_analyzer=EnergyVAD(params=vad_params)
+                ),
                 "stt": lambda parts: ScriptedSTT(list(self.heard)),
                 "tts": lambda parts: ToneTTS(),
             },
-            extra={"router": [TranscriptTap(call, self.book)]},
+            extra={"turns": [TranscriptTap(call, self.book)]},
         )
         return processors

@@ -4,8 +4,8 @@
 TwilioCall.output]`` — the server's chain — in a pipecat PipelineWorker. Audio-side stages are
 swapped: the caller's words arrive as VAD + transcript frames (no VAD/STT models), and a tone
 "TTS" speaks each chunk the SentenceAggregator releases (0.1 s per chunk, with its text), so
-TwilioOutput paces, marks and reports what was heard. The router, watchdog, tool relay, LLM
-(HTTP to ``FakeToolServer``), hold, aggregator and hang-up are the real ones.
+TwilioOutput paces, marks and reports what was heard. The turn engine, the LLM (HTTP to
+``FakeToolServer``, with pipecat's speculation gate), aggregator and hang-up are the real ones.
 
 Call time is a ManualClock: ``wait`` advances it and, like Twilio, echoes each mark once the
 audio before it has played. ``FakeTwilioRest`` is Twilio's REST API on 127.0.0.1.
@@ -30,6 +30,7 @@ from pipecat.frames.frames import (
     InterimTranscriptionFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
+    TranscriptionFrame,
     TTSAudioRawFrame,
     TTSStartedFrame,
     TTSStoppedFrame,
@@ -39,7 +40,6 @@ from pipecat.frames.frames import (
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineWorker
-from pipecat.processors.filters.identity_filter import IdentityFilter
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
@@ -144,8 +144,14 @@ class FakeTwilioRest:
         return web.json_response({"sid": sid, "status": "completed"})
 
 
-def receptionist_settings(llm_url: str, tmp: Path, rest_url: str | None = None) -> Settings:
-    """The bundled bot on an OpenAI-compatible server, tools on, Twilio REST when given."""
+def receptionist_settings(
+    llm_url: str, tmp: Path, rest_url: str | None = None, *, speculate: bool = False
+) -> Settings:
+    """The bundled bot on an OpenAI-compatible server, tools on, Twilio REST when given.
+
+    Early LLM starts are off unless ``speculate``: a speculative request that asks for a tool
+    is withdrawn and asked again at the commit, so a script of replies would depend on timing.
+    """
     twilio: dict[str, Any] = {}
     server: dict[str, Any] = {}
     if rest_url is not None:
@@ -159,7 +165,10 @@ def receptionist_settings(llm_url: str, tmp: Path, rest_url: str | None = None) 
         agent={"system_prompt": SYSTEM, "greeting": "", "tools": True, "tools_prompt": ""},
         twilio=twilio,
         server=server,
-        turns={"watchdog": {"reply_timeout_s": 60.0, "idle_timeout_s": 120.0}},
+        turns={
+            "watchdog": {"reply_timeout_s": 60.0, "idle_timeout_s": 120.0},
+            "speculation": {"enabled": speculate},
+        },
         fallback={"stt": [], "llm": [], "tts": []},
         storage=StorageSettings(dir=tmp),
     )
@@ -176,10 +185,9 @@ class PhoneCall:
             settings,
             clock=self.clock,
             overrides={
-                "vad": lambda p: IdentityFilter(),
-                "end_of_turn": lambda p: IdentityFilter(),
-                "stt": lambda p: IdentityFilter(),
-                "barge_in": lambda p: IdentityFilter(),
+                "voice": lambda p: None,
+                "end_of_turn": lambda p: None,
+                "stt": lambda p: None,
                 "tts": lambda p: self.tts,
                 **overrides,
             },
@@ -278,7 +286,7 @@ class PhoneCall:
         await self.settle()
 
     async def says(self, text: str) -> None:
-        """One caller utterance: speech starts, three agreeing partials, speech stops."""
+        """One caller utterance: speech starts, three agreeing partials, speech stops, final."""
         assert self.worker is not None
         await self.worker.queue_frame(VADUserStartedSpeakingFrame(start_secs=0.15))
         for _ in range(3):
@@ -286,6 +294,8 @@ class PhoneCall:
             await self.worker.queue_frame(InterimTranscriptionFrame(text, "caller", ""))
             await self.settle()
         await self.worker.queue_frame(VADUserStoppedSpeakingFrame(stop_secs=0.2))
+        await self.wait(0.05)
+        await self.worker.queue_frame(TranscriptionFrame(text, "caller", "", finalized=True))
         await self.settle()
 
     async def until(self, predicate, timeout: float = 5.0) -> None:

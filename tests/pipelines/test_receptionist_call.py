@@ -1,8 +1,8 @@
 """Phone calls with the receptionist's tools: book, confirm, say goodbye, hang up.
 
-Call scripts through the bundled bot's real chain (router → tool relay → VoiceLLMService →
-hold → aggregator → … → hang-up → TwilioOutput) against the fake OpenAI server streaming tool
-calls, a Twilio leg that echoes marks as audio plays, and a fake Twilio REST API.
+Call scripts through the bundled bot's real chain (turn engine → VoiceLLMService with pipecat's
+speculation gate → aggregator → … → hang-up → TwilioOutput) against the fake OpenAI server
+streaming tool calls, a Twilio leg that echoes marks as audio plays, and a fake Twilio REST API.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ GOODBYE = ["Thanks", " for", " calling,", " goodbye!"]
 
 def heard(call: PhoneCall) -> str:
     """What the agent said that the caller heard (the context keeps only that)."""
-    messages = call.parts.context.messages
+    messages = call.parts.conversation.messages
     return " ".join(m["content"] for m in messages if m["role"] == "assistant" and m["content"])
 
 
@@ -128,10 +128,8 @@ async def test_caller_books_tuesday_at_two_the_agent_confirms_then_hangs_up(tmp_
         assert booked.data["result"]["confirmation_id"] == "BSD-0001"
 
 
-async def test_a_discarded_speculation_never_books_its_slot(tmp_path: Path):
-    # "Book me a cleaning Tuesday at 2 pm" — a pause — "... no, make it 4 pm".
-    first = "I'm Ann Lee, book me a cleaning on Tuesday at 2 pm"
-    full = "I'm Ann Lee, book me a cleaning on Tuesday at 2 pm, no, make it 4 pm"
+async def test_a_speculation_that_wants_to_book_never_books_its_slot(tmp_path: Path):
+    # "Book me a cleaning Tuesday at 2 pm," — a pause — "no, make it 4 pm".
     script = [
         FakeToolReply(tool_calls=[FakeToolCall("book_appointment", ANN, id="call_spec")]),
         FakeToolReply(
@@ -141,20 +139,20 @@ async def test_a_discarded_speculation_never_books_its_slot(tmp_path: Path):
         FakeReply(tokens=["Booked", " for", " 4", " pm."]),
     ]
     async with FakeToolServer(script=script) as llm:
-        async with PhoneCall(receptionist_settings(llm.base_url, tmp_path)) as call:
-            service = call.parts.processors["llm"]
-            await call.says(first)
-            # The router speculated on the pause; the model wants to book: it must wait.
-            await call.until(lambda: service.tool_stats.deferred == 1)
+        settings = receptionist_settings(llm.base_url, tmp_path, speculate=True)
+        async with PhoneCall(settings) as call:
+            engine = call.parts.processors["turns"].engine
+            await call.says("I'm Ann Lee, book me a cleaning on Tuesday at 2 pm,")
+            # The engine started the LLM on the pause; the model wants to book: pipecat's
+            # LLM service withdraws a speculation that asks for a tool.
+            await call.until(lambda: engine.utterance.no_speculation)
             assert call.bot.bookings == {}
 
-            await call.says(full)  # the caller goes on: the speculation is withdrawn
+            await call.says("no, make it 4 pm")  # the caller goes on; then the commit
             await call.plays_out(lambda: "Booked for 4 pm." in call.tts.spoken)
 
             assert [b.time for b in call.bot.bookings[CALL_SID]] == ["4 pm"]
             assert call.bot.appointments.availability("tuesday").open_slots == ["2 pm"]
-            assert service.tool_stats.dropped == 1
-            assert list(service.tool_stats.dropped_reasons) == ["speculation_discarded"]
             assert len(llm.requests) == 3
             [calls, result] = tool_messages(llm.requests[2])
             assert [c["id"] for c in calls["tool_calls"]] == ["call_real"]
@@ -167,7 +165,7 @@ async def test_a_discarded_speculation_never_books_its_slot(tmp_path: Path):
         assert ids == {"call_real"}
 
 
-async def test_a_lookup_of_a_discarded_speculation_never_reaches_the_conversation(
+async def test_a_lookup_of_a_withdrawn_speculation_never_reaches_the_conversation(
     tmp_path: Path,
 ):
     script = [
@@ -175,18 +173,16 @@ async def test_a_lookup_of_a_discarded_speculation_never_reaches_the_conversatio
         FakeReply(tokens=["Tuesday", " at", " 2", " or", " 4", " pm."]),
     ]
     async with FakeToolServer(script=script) as llm:
-        call = PhoneCall(receptionist_settings(llm.base_url, tmp_path))
+        call = PhoneCall(receptionist_settings(llm.base_url, tmp_path, speculate=True))
         async with call:
-            relay = call.parts.processors["tools"]
-            await call.says("What do you have on Friday")
-            # Read-only: the lookup ran at once, but its result waits for the commit.
-            await call.until(lambda: relay.stats.results == 1)
-            await call.says("What do you have on Friday, or rather on Tuesday?")
+            engine = call.parts.processors["turns"].engine
+            await call.says("What do you have on Friday,")
+            await call.until(lambda: engine.utterance.no_speculation)
+            await call.says("or rather on Tuesday?")
             await call.plays_out(lambda: "Tuesday at 2 or 4 pm." in call.tts.spoken)
 
-            assert relay.stats.dropped == 1 and relay.stats.follow_ups == 0
             assert len(llm.requests) == 2 and not tool_messages(llm.requests[1])
-            assert not any(m["role"] == "tool" for m in call.parts.context.messages)
+            assert not any(m["role"] == "tool" for m in call.parts.conversation.messages)
 
 
 async def test_a_failed_rest_hang_up_is_logged_and_the_call_still_ends(tmp_path: Path, caplog):
@@ -246,9 +242,8 @@ async def test_the_agent_looks_up_tuesday_and_answers_with_the_open_times(tmp_pa
             [calls, result] = tool_messages(llm.requests[1])
             assert calls["tool_calls"][0]["function"]["name"] == "check_availability"
             assert json.loads(result["content"])["open_slots"] == ["2 pm", "4 pm"]
-            assert call.parts.processors["tools"].stats.follow_ups == 1
             await call.plays_out(lambda: "We have 2 pm and 4 pm." in heard(call))
-            roles = [m["role"] for m in call.parts.context.messages]
+            roles = [m["role"] for m in call.parts.conversation.messages]
             assert roles == ["user", "assistant", "tool", "assistant"]
 
 

@@ -24,7 +24,6 @@ from voiceagent.processors.sentence_aggregator import (
     clean_for_speech,
     split_speakable,
 )
-from voiceagent.processors.speculation_hold import ReplyDroppedFrame
 
 # (reply, chunks) — the whole reply, split as the caller will hear it.
 CASES = [
@@ -180,15 +179,11 @@ async def test_processor_pushes_aggregated_chunks_and_keeps_brackets():
     assert all(f.text_type == TextType.SENTENCE for f in down if isinstance(f, AggregatedTextFrame))
 
 
-async def test_interruption_and_dropped_reply_forget_the_buffer():
+async def test_interruption_forgets_the_buffer():
     frames = [
         LLMFullResponseStartFrame(),
         LLMTextFrame("I was going to say"),
         InterruptionFrame(),
-        LLMFullResponseStartFrame(),
-        LLMTextFrame("Sure thing"),
-        ReplyDroppedFrame(turn_id=2),
-        LLMFullResponseEndFrame(),
         LLMFullResponseStartFrame(),
         LLMTextFrame("Hello there"),
         LLMFullResponseEndFrame(),

@@ -6,6 +6,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 from loguru import logger
 from pipecat.frames.frames import (
@@ -110,8 +111,8 @@ async def test_a_wrong_key_is_refused_by_the_auth_header():
 
 
 async def test_agent_text_comes_back_as_audio_with_its_text_after_it():
-    async with FakeDeepgramTTS() as fake:
-        async with LivePipeline(create_deepgram_tts(cloud(fake))) as pipe:
+    async with FakeDeepgramTTS() as fake, aiohttp.ClientSession() as http:
+        async with LivePipeline(create_deepgram_tts(cloud(fake), http)) as pipe:
             await pipe.push(LLMFullResponseStartFrame())
             await pipe.push(AggregatedTextFrame("Sure, we open at nine.", TextType.SENTENCE))
             await pipe.push(AggregatedTextFrame("See you then!", TextType.SENTENCE))
@@ -119,27 +120,31 @@ async def test_agent_text_comes_back_as_audio_with_its_text_after_it():
             await pipe.wait_for(lambda: pipe.down_of(LLMFullResponseEndFrame), 5.0)
         audio_frames = pipe.down_of(TTSAudioRawFrame)
         texts = pipe.down_of(TTSTextFrame)
-    assert fake.spoken == ["Sure, we open at nine. ", "See you then! "]
-    assert fake.messages_of("Flush")
+    assert fake.spoken == ["Sure, we open at nine.", "See you then!"]
     assert sum(len(f.audio) for f in audio_frames) == fake.audio_bytes_sent > 0
     assert all(f.sample_rate == 16000 for f in audio_frames)
     assert fake.queries[0]["model"] == "aura-2-thalia-en"
     assert fake.queries[0]["encoding"] == "linear16"
     assert fake.queries[0]["sample_rate"] == "16000"
-    # TwilioOutput counts the audio before a TTSTextFrame as its segment: text after audio.
+    assert fake.queries[0]["container"] == "none"  # no WAV header in the caller's audio
+    # One request per chunk: each chunk's text comes right after its own audio, so the
+    # output can put a Twilio mark at every clause boundary.
     order = pipe.down.frames
-    last_audio = max(order.index(f) for f in audio_frames)
     assert [t.text.strip() for t in texts] == ["Sure, we open at nine.", "See you then!"]
-    assert all(order.index(t) > last_audio for t in texts)
+    first_text, second_text = (order.index(t) for t in texts)
+    between = [f for f in order[first_text:second_text] if isinstance(f, TTSAudioRawFrame)]
+    before = [f for f in order[:first_text] if isinstance(f, TTSAudioRawFrame)]
+    assert before and between
+    last_audio = max(order.index(f) for f in audio_frames)
     assert order.index(pipe.down_of(TTSStoppedFrame)[0]) > last_audio
 
 
-async def test_a_refused_tts_handshake_is_a_clear_error(errors_logged):
-    async with FakeDeepgramTTS() as fake:
+async def test_a_refused_tts_request_is_a_clear_error(errors_logged):
+    async with FakeDeepgramTTS() as fake, aiohttp.ClientSession() as http:
         fake.reject_status = 402
-        async with LivePipeline(create_deepgram_tts(cloud(fake))) as pipe:
-            await pipe.wait_for(lambda: pipe.up_of(ErrorFrame), 5.0, recorder=pipe.up)
+        async with LivePipeline(create_deepgram_tts(cloud(fake), http)) as pipe:
             await pipe.push(TTSSpeakFrame("Hello."))
+            await pipe.wait_for(lambda: pipe.up_of(ErrorFrame), 5.0, recorder=pipe.up)
             await asyncio.sleep(0.2)
         error = pipe.up_of(ErrorFrame)[0]
     assert "HTTP 402" in error.error and "credits" in error.error
@@ -163,8 +168,9 @@ async def test_a_deepgram_host_that_never_answers_does_not_hold_up_the_call():
         async with LivePipeline(stt) as pipe:
             await until(lambda: held, 5.0)  # the handshake is under way...
             assert not pipe.up_of(ErrorFrame) and stt.is_usable  # ...and the call has started
-            await pipe.push(InputAudioRawFrame(b"\x00\x00" * 320, 16000, 1))
-            await pipe.wait_for(lambda: pipe.down_of(InputAudioRawFrame), 2.0)  # frames flow
+            await pipe.push(InputAudioRawFrame(b"\x00\x00" * 320, 16000, 1))  # not sent: no socket
+            await pipe.push(VADUserStartedSpeakingFrame())
+            await pipe.wait_for(lambda: pipe.down_of(VADUserStartedSpeakingFrame), 2.0)  # flowing
     finally:
         for writer in held:
             writer.close()

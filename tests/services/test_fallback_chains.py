@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from pipecat.services.deepgram.tts import DeepgramHttpTTSService
 
 from voiceagent.pipelines.builder import build_call_processors
 from voiceagent.pipelines.resources import AgentResources, LLMEndpoint, choose_stages
 from voiceagent.processors.fallback_stages import LLMFallback, STTFallback
-from voiceagent.services.deepgram import VoiceDeepgramSTTService, VoiceDeepgramTTSService
+from voiceagent.services.deepgram import VoiceDeepgramSTTService
 from voiceagent.services.llm import VoiceLLMService
 from voiceagent.settings import Settings
 
@@ -52,7 +53,7 @@ def test_a_cloud_fallback_without_its_key_is_refused():
         Settings.from_env({"VOICEAGENT_FALLBACK__LLM": "claude"})
 
 
-def test_the_builder_wires_the_chains_with_the_configured_endpoints():
+async def test_the_builder_wires_the_chains_with_the_configured_endpoints():
     env = {
         **KEYS,
         "VOICEAGENT_CLOUD__DEEPGRAM_URL": "ws://127.0.0.1:9",
@@ -73,8 +74,8 @@ def test_the_builder_wires_the_chains_with_the_configured_endpoints():
     assert all(isinstance(s, VoiceLLMService) for s in llm.services)
     assert [str(s._client.base_url) for s in llm.services][1] == "http://127.0.0.1:8/v1/"
     assert llm.apology_text == settings.fallback.apology_text
-    assert isinstance(tts, VoiceDeepgramTTSService)  # its fallback was turned off
-    assert tts._base_url == "ws://127.0.0.1:9"
+    assert isinstance(tts, DeepgramHttpTTSService)  # its fallback was turned off
+    assert tts._base_url == "http://127.0.0.1:9"
 
 
 def test_a_local_fallback_llm_must_be_started_first():

@@ -1,8 +1,9 @@
 """VoiceLLMService against a fake OpenAI-compatible SSE server (and, marked, the real local one).
 
-Call scripts: the router hands the LLM a committed caller turn; the agent's reply streams out
-token by token; when the router withdraws a speculative turn (LLMCancelFrame), the HTTP stream
-must close at once and nothing more of that reply may come out.
+Call scripts: the turn engine hands the LLM a committed caller turn; the agent's reply streams
+out token by token. A speculative request's reply is held until the commit
+(``UserStoppedSpeakingFrame``) releases it; when the engine withdraws it
+(``EagerEndOfTurnCancelFrame``) the HTTP stream must close at once and nothing of it may come out.
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ from pathlib import Path
 
 import pytest
 from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
     ErrorFrame,
     InterruptionFrame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
 )
 from pipecat.processors.aggregators.llm_context import LLMContext
 
-from voiceagent.frames import LLMCancelFrame
 from voiceagent.services.llm import VoiceLLMService, create_llm_service
 from voiceagent.settings import AgentSettings, LocalModelSettings
 
@@ -35,8 +38,9 @@ from fakes.harness import LivePipeline  # noqa: E402
 SYSTEM = AgentSettings().system_prompt
 
 
-def caller_turn(text: str) -> LLMContextFrame:
-    return LLMContextFrame(context=LLMContext(messages=[{"role": "user", "content": text}]))
+def caller_turn(text: str, *, speculation: bool = False) -> LLMContextFrame:
+    messages = [{"role": "user", "content": text}]
+    return LLMContextFrame(context=LLMContext(messages=messages), speculation=speculation)
 
 
 def llm_for(base_url: str, **kwargs) -> VoiceLLMService:
@@ -49,6 +53,14 @@ def llm_for(base_url: str, **kwargs) -> VoiceLLMService:
         system_instruction=SYSTEM,
         **kwargs,
     )
+
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    """Poll ``predicate`` (for conditions no frame announces, e.g. the fake server's state)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
 
 
 def reply_text(p: LivePipeline) -> str:
@@ -88,69 +100,93 @@ async def test_agent_reply_streams_start_tokens_end_in_order():
     assert fake.completed_streams == 1
 
 
-async def test_cancel_mid_reply_closes_the_http_stream_and_stops_tokens():
-    # The agent starts a long reply slowly (50 ms per token); after three tokens the router
-    # withdraws the turn. The server must see the client hang up, and no token may follow.
+async def test_a_withdrawn_speculation_closes_the_stream_and_nothing_of_it_comes_out():
+    # The caller pauses; the engine starts the LLM early on their words (50 ms per token),
+    # then the caller goes on: the engine withdraws it. The server must see the client hang up.
     tokens = [f" word{i}" for i in range(60)]
     async with FakeOpenAIServer(FakeReply(tokens=tokens, token_delay_s=0.05)) as fake:
         llm = llm_for(fake.base_url)
         async with LivePipeline(llm) as p:
-            await p.push(caller_turn("Tell me everything about your clinic."))
-            await p.wait_for(lambda: len(p.down_of(LLMTextFrame)) >= 3, timeout=10)
+            await p.push(UserStartedSpeakingFrame())
+            await p.push(caller_turn("Tell me everything about", speculation=True))
+            await until(lambda: fake.tokens_sent >= 3)
+            assert not p.down_of(LLMTextFrame)  # held: the turn is not over
 
-            cancelled_at = time.monotonic()
-            await p.push(LLMCancelFrame(turn_id=7, reason="speculation mismatch"))
+            withdrawn_at = time.monotonic()
+            await p.push(EagerEndOfTurnCancelFrame())
             await asyncio.wait_for(fake.client_gone.wait(), timeout=2.0)
             assert fake.client_gone_at is not None
-            assert fake.client_gone_at - cancelled_at < 0.5
-
-            await p.wait_for(ended(p), timeout=2.0)
-            texts_at_end = len(p.down_of(LLMTextFrame))
+            assert fake.client_gone_at - withdrawn_at < 0.5
             await asyncio.sleep(0.3)  # six more token periods of the fake server
-            assert len(p.down_of(LLMTextFrame)) == texts_at_end
-            assert texts_at_end < 10
-            assert fake.tokens_sent < len(tokens)
+            assert not p.down_of(LLMTextFrame)
             assert fake.completed_streams == 0
-
-            # End comes after the last text; the cancel is forwarded, no interruption anywhere.
-            end_index = p.down.frames.index(p.down_of(LLMFullResponseEndFrame)[0])
-            last_text_index = p.down.frames.index(p.down_of(LLMTextFrame)[-1])
-            assert last_text_index < end_index
-            assert [f.turn_id for f in p.down_of(LLMCancelFrame)] == [7]
             assert not p.down_of(InterruptionFrame) and not p.up_of(InterruptionFrame)
-            assert not p.up_of(ErrorFrame)
-            assert llm.cancelled_generations == 1
 
-            # The next committed turn is answered in full.
+            # The committed turn is answered in full.
             fake.reply = FakeReply(tokens=["Yes", "."])
-            await p.push(caller_turn("Are you open on Saturday?"))
-            await p.wait_for(ended(p, 2), timeout=10)
-            assert reply_text(p).endswith("Yes.")
+            await p.push(UserStoppedSpeakingFrame())
+            await p.push(caller_turn("Tell me everything about your opening hours."))
+            await p.wait_for(ended(p), timeout=10)
+            assert reply_text(p) == "Yes."
             assert fake.completed_streams == 1
 
 
-async def test_cancel_also_drops_a_queued_turn():
-    # Two turns are queued behind each other; a cancel during the first drops both.
+async def test_the_commit_releases_a_held_speculation_in_order_then_it_streams_live():
+    tokens = ["Sure", ",", " we", " open", " at", " eight", "."]
     async with (
-        FakeOpenAIServer(FakeReply(tokens=["a"] * 40, token_delay_s=0.05)) as fake,
+        FakeOpenAIServer(FakeReply(tokens=tokens, token_delay_s=0.05)) as fake,
         LivePipeline(llm_for(fake.base_url)) as p,
     ):
+        await p.push(UserStartedSpeakingFrame())
+        await p.push(caller_turn("When do you open?", speculation=True))
+        await until(lambda: fake.tokens_sent >= 3)
+        assert not p.down_of(LLMTextFrame)
+        await p.push(UserStoppedSpeakingFrame())  # the caller's turn is committed
+        await p.wait_for(ended(p), timeout=10)
+        assert reply_text(p) == "Sure, we open at eight."
+        assert len(fake.requests) == 1  # no second request
+
+
+async def test_a_withdrawal_also_drops_a_speculation_still_queued():
+    # A committed reply is streaming; a speculation for the caller's next words waits behind
+    # it; the caller goes on and the engine withdraws it before it ever ran.
+    async with (
+        FakeOpenAIServer(FakeReply(tokens=["a"] * 20, token_delay_s=0.05)) as fake,
+        LivePipeline(llm := llm_for(fake.base_url)) as p,
+    ):
         await p.push(caller_turn("First question?"))
-        await p.push(caller_turn("Second question?"))
+        await p.push(UserStartedSpeakingFrame())
+        await p.push(caller_turn("Second", speculation=True))
         await p.wait_for(lambda: len(p.down_of(LLMTextFrame)) >= 2, timeout=10)
-        await p.push(LLMCancelFrame(turn_id=1, reason="caller kept talking"))
-        await asyncio.wait_for(fake.client_gone.wait(), timeout=2.0)
+        await p.push(EagerEndOfTurnCancelFrame())
+        await p.wait_for(ended(p), timeout=10)
         await asyncio.sleep(0.3)
         assert len(fake.requests) == 1
-        assert len(p.down_of(LLMFullResponseStartFrame)) == 1
+        assert llm.withdrawn_queued == 1
 
 
-async def test_cancel_with_nothing_running_is_harmless():
+async def test_an_interruption_mid_reply_closes_the_http_stream_and_stops_tokens():
+    tokens = [f" word{i}" for i in range(60)]
+    async with (
+        FakeOpenAIServer(FakeReply(tokens=tokens, token_delay_s=0.05)) as fake,
+        LivePipeline(llm_for(fake.base_url)) as p,
+    ):
+        await p.push(caller_turn("Tell me everything about your clinic."))
+        await p.wait_for(lambda: len(p.down_of(LLMTextFrame)) >= 3, timeout=10)
+        await p.push(InterruptionFrame())
+        await asyncio.wait_for(fake.client_gone.wait(), timeout=2.0)
+        texts = len(p.down_of(LLMTextFrame))
+        await asyncio.sleep(0.3)
+        assert len(p.down_of(LLMTextFrame)) == texts < 10
+        assert fake.completed_streams == 0
+
+
+async def test_a_withdrawal_with_nothing_running_is_harmless():
     async with (
         FakeOpenAIServer(FakeReply(tokens=["Hi", "."])) as fake,
         LivePipeline(llm_for(fake.base_url)) as p,
     ):
-        await p.push(LLMCancelFrame(turn_id=3, reason="nothing to cancel"))
+        await p.push(EagerEndOfTurnCancelFrame())
         await p.push(caller_turn("Hello?"))
         await p.wait_for(ended(p), timeout=10)
         assert reply_text(p) == "Hi."
@@ -225,8 +261,8 @@ async def test_real_local_server_cancel_mid_reply_then_serves_next_turn(gguf: Pa
         async with LivePipeline(llm) as p:
             await p.push(caller_turn("Please describe, in detail, every service you offer."))
             await p.wait_for(lambda: len(p.down_of(LLMTextFrame)) >= 4, timeout=30)
-            await p.push(LLMCancelFrame(turn_id=1, reason="test"))
-            await p.wait_for(ended(p), timeout=5)
+            await p.push(InterruptionFrame())
+            await asyncio.sleep(0.2)
             # llama.cpp's server notices the closed stream and stops generating.
             deadline = time.monotonic() + 3.0
             while not any("Disconnected from client" in line for line in server.recent_output()):

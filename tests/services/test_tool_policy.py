@@ -1,8 +1,9 @@
 """Tool calls vs speculation and barge-in: side effects only for turns the caller committed.
 
-Call scripts against the fake OpenAI server streaming tool calls. The router's frames
-(``GenerationTagFrame``, ``SpeculationCommitFrame``/``DiscardFrame``, ``LLMCancelFrame``)
-are pushed by hand; the practice's desk records what the agent's tools actually did.
+Call scripts against the fake OpenAI server streaming tool calls. The turn engine's frames
+(``LLMContextFrame(speculation=True)``, ``UserStoppedSpeakingFrame`` for the commit,
+``EagerEndOfTurnCancelFrame``, ``InterruptionFrame``) are pushed by hand; the practice's desk
+records what the agent's tools actually did.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
     FunctionCallCancelFrame,
     FunctionCallFromLLM,
     FunctionCallInProgressFrame,
@@ -21,15 +23,14 @@ from pipecat.frames.frames import (
     InterruptionFrame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
-    LLMTextFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
 )
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.llm_service import FunctionCallParams
 
-from voiceagent.frames import LLMCancelFrame, SpeculationCommitFrame, SpeculationDiscardFrame
-from voiceagent.processors.speculation_hold import GenerationTagFrame
 from voiceagent.services.llm import VoiceLLMService, create_llm_service
-from voiceagent.services.tools import AgentTool, ToolCallPolicy, ToolRegistry, pipecat_handler
+from voiceagent.services.tools import AgentTool, ToolGuard, ToolRegistry, pipecat_handler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/services: shared fakes
 from fakes.fake_openai import FakeReply  # noqa: E402
@@ -99,11 +100,14 @@ class Call:
         self.p, self.llm, self.fake, self.desk = p, llm, fake, desk
         self.schema = llm.register_tools(desk.tools())
 
-    async def generation(self, turn_id: int, text: str, *, speculative: bool) -> None:
-        """The router asks the LLM to answer the caller's (maybe not yet committed) turn."""
+    async def generation(self, text: str, *, speculative: bool) -> None:
+        """The engine asks the LLM to answer the caller's (maybe not yet committed) turn."""
         context = LLMContext(messages=[{"role": "user", "content": text}], tools=self.schema)
-        await self.p.push(GenerationTagFrame(turn_id=turn_id, speculative=speculative))
-        await self.p.push(LLMContextFrame(context=context))
+        if speculative:
+            await self.p.push(UserStartedSpeakingFrame())
+        else:
+            await self.p.push(UserStoppedSpeakingFrame())
+        await self.p.push(LLMContextFrame(context=context, speculation=speculative))
 
     async def replies_end(self, count: int) -> None:
         await self.p.wait_for(lambda: len(self.p.down_of(LLMFullResponseEndFrame)) >= count, 10)
@@ -118,11 +122,11 @@ class Call:
         frames = self.p.down_of(FunctionCallInProgressFrame)
         return [f for f in frames if f.function_name == name]
 
-    async def settle_with_another_turn(self, turn_id: int) -> None:
+    async def settle_with_another_turn(self) -> None:
         """A later plain reply: everything queued before it has had its chance to run."""
         self.fake.reply = FakeReply(tokens=["Anything", " else?"])
         ends = len(self.p.down_of(LLMFullResponseEndFrame))
-        await self.generation(turn_id, "Thanks.", speculative=False)
+        await self.generation("Thanks.", speculative=False)
         await self.replies_end(ends + 1)
         await asyncio.sleep(0.05)
 
@@ -145,39 +149,27 @@ def books(arguments: dict[str, Any] | str = BOOKING, **kwargs) -> FakeToolReply:
 # ---------------------------------------------------------------- speculation
 
 
-async def test_speculative_booking_then_caller_keeps_talking_never_books(call: Call):
-    # Caller: "I'd like to book a cleaning on December 2nd at ten" — the router speculates
-    # before the caller is done; the model answers with a booking.
+async def test_a_speculation_that_wants_to_book_is_withdrawn_and_never_books(call: Call):
+    # Caller: "I'd like to book a cleaning on December 2nd at ten" — the engine speculates
+    # before the caller is done; the model answers with a booking. pipecat's LLM service
+    # withdraws a speculative inference that asks for a tool: nothing is booked.
     call.fake.reply = books()
-    await call.generation(1, "I'd like to book a cleaning on December 2nd at ten", speculative=True)
-    await call.replies_end(1)
-    assert call.llm.tool_stats.deferred == 1
+    await call.generation("I'd like to book a cleaning on December 2nd at ten", speculative=True)
+    await call.until(lambda: bool(call.p.up_of(EagerEndOfTurnCancelFrame)))
+    await call.settle_with_another_turn()
     assert call.desk.bookings == [] and not call.started("book_appointment")
-
-    # ... "for my son" — the caller kept talking: the router withdraws the speculation.
-    await call.p.push(LLMCancelFrame(turn_id=1, reason="caller_resumed"))
-    await call.p.push(SpeculationDiscardFrame(turn_id=1))
-    await call.until(lambda: call.llm.tool_stats.dropped == 1)
-
-    await call.settle_with_another_turn(2)
-    assert call.desk.bookings == []
-    assert not call.started("book_appointment") and not call.results("book_appointment")
-    assert call.llm.tool_stats.dropped_reasons == {"cancelled (caller_resumed)": 1}
     assert call.fake.requests[0]["tools"][0]["function"]["name"] == "book_appointment"
 
 
-async def test_speculation_withdrawn_mid_stream_never_books(call: Call):
+async def test_a_speculation_withdrawn_mid_stream_never_books(call: Call):
     # The model says a few words first, slowly; the caller resumes before the call is out.
     call.fake.reply = books(tokens=["Sure", ",", " one", " moment", "."], token_delay_s=0.05)
-    await call.generation(1, "Book me a cleaning on December 2nd at ten", speculative=True)
-    await call.until(lambda: len(call.p.down_of(LLMTextFrame)) >= 2)
-    await call.p.push(LLMCancelFrame(turn_id=1, reason="caller_resumed"))
-    await call.p.push(SpeculationDiscardFrame(turn_id=1))
+    await call.generation("Book me a cleaning on December 2nd at ten", speculative=True)
+    await asyncio.sleep(0.12)
+    await call.p.push(EagerEndOfTurnCancelFrame())
     await asyncio.wait_for(call.fake.client_gone.wait(), 2.0)
-
-    await call.settle_with_another_turn(2)
+    await call.settle_with_another_turn()
     assert call.desk.bookings == [] and not call.started("book_appointment")
-    assert call.llm.tool_stats.deferred == 0
 
 
 # ------------------------------------------------------------------ committed
@@ -186,64 +178,23 @@ async def test_speculation_withdrawn_mid_stream_never_books(call: Call):
 async def test_committed_turn_books_once_with_validated_arguments(call: Call):
     # The model adds a stray "notes" argument: the handler sees only declared fields.
     call.fake.reply = books({**BOOKING, "notes": "caller sounded happy"})
-    await call.generation(1, "Book a cleaning on December 2nd at ten, please.", speculative=False)
+    await call.generation("Book a cleaning on December 2nd at ten, please.", speculative=False)
     await call.until(lambda: bool(call.results("book_appointment")))
 
-    await call.settle_with_another_turn(2)
+    await call.settle_with_another_turn()
     assert call.desk.bookings == [BOOKING]
     [result] = call.results("book_appointment")
     assert result.result == {"booked": True, "date": "2026-12-02", "time": "10:00"}
     assert call.llm.tool_stats.dropped == 0
 
 
-async def test_speculation_hit_books_once_at_the_commit(call: Call):
-    call.fake.reply = books()
-    await call.generation(1, "Book a cleaning on December 2nd at ten.", speculative=True)
-    await call.replies_end(1)
-    await asyncio.sleep(0.05)
-    assert call.desk.bookings == []  # held back while the caller might still go on
-
-    # The caller's turn ends on exactly the speculated words: the router commits it.
-    await call.p.push(SpeculationCommitFrame(turn_id=1))
-    await call.until(lambda: bool(call.results("book_appointment")))
-
-    await call.settle_with_another_turn(2)
-    assert call.desk.bookings == [BOOKING]
-    assert len(call.started("book_appointment")) == 1
-    assert call.llm.tool_stats.released == 1
-
-
 # ------------------------------------------------------------------- barge-in
-
-
-async def test_barge_in_before_booking_started_drops_it_but_lookup_completes(call: Call):
-    # "Are you open Saturday? If so book me in" — a speculative reply looks up the hours
-    # and books; the lookup is harmless and runs at once, the booking waits for the commit.
-    call.fake.reply = FakeToolReply(
-        tool_calls=[
-            FakeToolCall("lookup_hours", {"day": "saturday"}),
-            FakeToolCall("book_appointment", BOOKING),
-        ]
-    )
-    await call.generation(1, "Are you open Saturday? If so book me in.", speculative=True)
-    await call.until(lambda: bool(call.results("lookup_hours")))
-    assert call.desk.bookings == []
-
-    # The caller barges in ("no wait, not Saturday") before the booking could start.
-    await call.p.push(InterruptionFrame())
-    await call.until(lambda: call.llm.tool_stats.dropped == 1)
-
-    await call.settle_with_another_turn(2)
-    assert call.desk.lookups == [{"day": "saturday"}]
-    assert call.results("lookup_hours")[0].result["open"] == "09:00"
-    assert call.desk.bookings == [] and not call.started("book_appointment")
-    assert call.llm.tool_stats.dropped_reasons == {"interrupted": 1}
 
 
 async def test_barge_in_after_booking_started_lets_it_finish_and_report(call: Call):
     call.desk.booking_may_finish = asyncio.Event()
     call.fake.reply = books()
-    await call.generation(1, "Book a cleaning on December 2nd at ten.", speculative=False)
+    await call.generation("Book a cleaning on December 2nd at ten.", speculative=False)
     await asyncio.wait_for(call.desk.booking_started.wait(), 5.0)
 
     await call.p.push(InterruptionFrame())  # the caller talks over the agent mid-booking
@@ -263,7 +214,7 @@ async def test_barge_in_after_booking_started_lets_it_finish_and_report(call: Ca
 async def test_invalid_arguments_reach_the_llm_as_an_error_not_the_handler(call: Call):
     # A small model garbles the call: a number for the date, no time, an unknown service.
     call.fake.reply = books({"date": 20261202, "service": "whitening"})
-    await call.generation(1, "Book me in on the second.", speculative=False)
+    await call.generation("Book me in on the second.", speculative=False)
     await call.until(lambda: bool(call.results("book_appointment")))
 
     assert call.desk.bookings == []
@@ -286,12 +237,9 @@ def _fc(name: str, call_id: str) -> FunctionCallFromLLM:
 async def test_booking_admitted_then_barge_in_before_its_handler_starts_is_refused():
     desk = Desk()
     [book, _] = list(desk.tools())
-    policy = ToolCallPolicy(lambda name: name == "book_appointment")
-    policy.on_tag(1, speculative=False)
-    policy.begin_generation()
-    assert policy.admit([_fc("book_appointment", "c1")]) == [_fc("book_appointment", "c1")]
-    policy.end_generation()
-    policy.on_interruption()  # lands between admission and the handler's first line
+    guard = ToolGuard(lambda name: name == "book_appointment")
+    guard.admit([_fc("book_appointment", "c1")])
+    guard.interrupted()  # lands between the model's ask and the handler's first line
 
     results: list[Any] = []
 
@@ -307,25 +255,34 @@ async def test_booking_admitted_then_barge_in_before_its_handler_starts_is_refus
         context=LLMContext(),
         result_callback=report,
     )
-    await pipecat_handler(book, policy)(params)
+    await pipecat_handler(book, guard)(params)
     assert desk.bookings == []
     assert results[0]["executed"] is False
-    assert policy.stats.dropped_reasons == {"withdrawn_before_start": 1}
+    assert guard.stats.dropped_reasons == {"interrupted_before_start": 1}
 
 
-def test_verdicts_may_arrive_before_the_generation_they_judge():
-    policy = ToolCallPolicy(lambda name: name == "end_call")
-    policy.on_tag(4, speculative=True)
-    policy.on_commit(4)  # a system frame overtaking the queued context frame
-    policy.begin_generation()
-    assert [c.function_name for c in policy.admit([_fc("end_call", "a")])] == ["end_call"]
-    policy.end_generation()
+async def test_a_booking_asked_for_before_no_interruption_runs():
+    desk = Desk()
+    [book, _] = list(desk.tools())
+    guard = ToolGuard(lambda name: name == "book_appointment")
+    guard.interrupted()  # an earlier barge-in does not concern a later ask
+    guard.admit([_fc("book_appointment", "c2")])
+    results: list[Any] = []
 
-    policy.on_tag(5, speculative=True)
-    policy.on_discard(5)
-    policy.begin_generation()
-    assert policy.admit([_fc("end_call", "b")]) == []
-    assert policy.stats.dropped_reasons == {"speculation_discarded": 1}
+    async def report(result: Any, *, properties=None) -> None:
+        results.append(result)
+
+    params = FunctionCallParams(
+        function_name="book_appointment",
+        tool_call_id="c2",
+        arguments=BOOKING,
+        llm=None,  # type: ignore[arg-type]
+        pipeline_worker=None,  # type: ignore[arg-type]
+        context=LLMContext(),
+        result_callback=report,
+    )
+    await pipecat_handler(book, guard)(params)
+    assert desk.bookings == [BOOKING] and results[0]["booked"] is True
 
 
 @pytest.mark.parametrize(

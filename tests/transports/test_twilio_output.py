@@ -21,7 +21,7 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.workers.runner import WorkerRunner
 
-from voiceagent.frames import AgentHeardFrame
+from voiceagent.frames import AgentHeardFrame, PlaybackPauseFrame, PlaybackResumeFrame
 from voiceagent.transports.twilio.call import TwilioCall
 
 from .conftest import CallRig, Probe, TwilioScript, Wire, tone_pcm
@@ -298,3 +298,59 @@ async def test_real_clock_smoke() -> None:
 async def _until(condition) -> None:
     while not condition():
         await asyncio.sleep(0.01)
+
+
+async def test_a_pause_stops_the_agents_audio_and_the_heard_share_counts_only_what_played(
+    live: CallRig,
+) -> None:
+    # The caller coughs 0.5 s into the question; the engine pauses the agent for 0.8 s.
+    rig = live
+    await rig.queue(*speech([(GREETING, 1000), (QUESTION, 1500)]))
+    await rig.advance(1.5)
+    await rig.queue(PlaybackPauseFrame(reason="caller_sound"))
+    sent = rig.wire.media_count()
+    await rig.advance(0.8)
+    assert rig.wire.media_count() == sent  # nothing more went out while paused
+    await rig.queue(InterruptionFrame())  # the cough was a barge-in after all
+    (heard,) = rig.probe.upstream(AgentHeardFrame)
+    # Twilio had ≤ 200 ms buffered at the pause: the caller heard ~0.7 s of the 1.5 s
+    # question (47 %), not the 1.3 s (87 %) that passed since it started.
+    assert heard.text == f"{GREETING} How can I"
+
+
+async def test_a_resume_sends_the_rest_of_the_turn(live: CallRig) -> None:
+    rig = live
+    await rig.queue(*speech([(GREETING, 1000)]))
+    await rig.advance(0.4)
+    await rig.queue(PlaybackPauseFrame(reason="caller_sound"))
+    sent = rig.wire.media_count()
+    await rig.advance(0.5)
+    assert rig.wire.media_count() == sent
+    await rig.queue(PlaybackResumeFrame(reason="caller_quiet"))
+    await rig.advance(1.2)
+    assert rig.wire.media_count() == 50  # all of the greeting, none lost
+    (heard,) = rig.probe.upstream(AgentHeardFrame)
+    assert heard.text == GREETING and not heard.interrupted
+
+
+async def test_a_tts_that_sends_its_text_before_its_audio_still_gets_clause_marks(
+    live: CallRig,
+) -> None:
+    # A WebSocket TTS without word timestamps: both clauses' text arrive first, then 3 s of
+    # audio. The caller barges in 2.2 s in: the first clause was heard, not "(nothing)".
+    rig = live
+    first, second = "Sure, I can help with that.", "Let me check the calendar for you."
+    pcm = tone_pcm(3000, 24000, freq=220)
+    step = 24000 * 40 // 1000 * 2
+    audio = [TTSAudioRawFrame(pcm[i : i + step], 24000, 1) for i in range(0, len(pcm), step)]
+    await rig.queue(
+        TTSStartedFrame(), TTSTextFrame(first, "sentence"), TTSTextFrame(second, "sentence")
+    )
+    await rig.queue(*audio, TTSStoppedFrame())
+    await rig.advance(2.2)
+    assert rig.wire.marks() == ["a1.1"]  # the first clause's mark, mid-reply
+    assert rig.playback.echoed == {"a1.1"}  # and it came back: the caller heard it
+    await rig.queue(InterruptionFrame())
+    (heard,) = rig.probe.upstream(AgentHeardFrame)
+    assert heard.text.startswith(first) and heard.interrupted
+    assert heard.unheard_text

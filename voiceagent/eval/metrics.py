@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from voiceagent.processors.text_normalize import words
+from voiceagent.turns.text import words
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class WordErrors:
 def word_errors(reference: str, hypothesis: str) -> WordErrors:
     """Substitutions + deletions + insertions turning ``reference`` into ``hypothesis``.
 
-    Both are compared as lower-cased words without punctuation (``text_normalize.words``).
+    Both are compared as lower-cased words without punctuation (``voiceagent.turns.text.words``).
     """
     ref, hyp = words(reference), words(hypothesis)
     previous = list(range(len(hyp) + 1))

@@ -26,8 +26,9 @@ from voiceagent.eval.scenario import LineKind, Scenario
 class TranscriptEntry:
     """One server transcript event on the stream clock.
 
-    ``who`` is ``"caller"`` (a committed caller turn) or ``"agent"`` (what the caller heard of
-    one agent turn, with the turn's ``full_text`` and whether it was ``interrupted``).
+    ``who`` is ``"caller"`` (a committed caller turn), ``"revision"`` (fuller words of the last
+    committed turn, from a later transcript of its audio) or ``"agent"`` (what the caller heard
+    of one agent turn, with the turn's ``full_text`` and whether it was ``interrupted``).
     """
 
     who: str
@@ -128,11 +129,14 @@ def observe_call(
         line.latency_ms = turn.latency_ms
         line.first_agent_audio_s = turn.first_agent_audio_s
         line.agent_audio_s = turn.agent_audio_s
+    last_owner = None
     for entry in transcript or []:
         if entry.who == "caller":
-            owner = _caller_owner(observation.lines, entry.at_s)
+            owner = last_owner = _caller_owner(observation.lines, entry.at_s)
             if owner is not None:
                 owner.understood.append(entry.text)
+        elif entry.who == "revision" and last_owner is not None and last_owner.understood:
+            last_owner.understood[-1] = entry.text
         elif entry.who == "agent" and entry.text.strip():
             reply = _reply_owner(scenario, observation, entry.at_s)
             reply.heard.append(entry.text)

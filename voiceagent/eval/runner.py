@@ -57,7 +57,7 @@ class TranscriptBook:
         """Events of ``call_sid`` on its stream clock (``stream_origin``: clock time of t = 0)."""
         return [
             TranscriptEntry(
-                who=said.who,
+                who="revision" if said.info.get("revision") else said.who,
                 text=said.text,
                 at_s=said.at - stream_origin,
                 interrupted=bool(said.info.get("interrupted", False)),

@@ -29,11 +29,10 @@ from voiceagent.pipelines.receptionist_tools import (
 )
 from voiceagent.pipelines.resources import AgentResources
 from voiceagent.processors.fallback import FallbackSwitcher
-from voiceagent.processors.floor_hold import FloorHold
 from voiceagent.processors.hang_up import CallHangUp
-from voiceagent.processors.stability_router import StabilityCommitRouter
 from voiceagent.processors.turn_totals import TurnTotals
 from voiceagent.settings import Settings
+from voiceagent.turns.processor import TurnProcessor
 
 MAX_LEDGER_CALLS = 1000
 """Calls whose bookings the bot keeps in memory (oldest forgotten first)."""
@@ -42,16 +41,12 @@ TranscriptCallback = Callable[[str, str, dict[str, Any]], None]
 
 
 def _stage_counts(parts: CallParts) -> Callable[[], dict[str, int]]:
-    """Fallback switches and held turn starts of one call, read when /metrics needs them."""
+    """Fallback switches of one call, read when /metrics needs them."""
     stages = [parts.processors.get(name) for name in ("stt", "llm", "tts")]
     switchers = [s for s in stages if isinstance(s, FallbackSwitcher)]
-    floor = parts.processors.get("floor")
 
     def counts() -> dict[str, int]:
-        return {
-            "fallback_switches": sum(s.stats.switches for s in switchers),
-            "floor_holds": floor.holds if isinstance(floor, FloorHold) else 0,
-        }
+        return {"fallback_switches": sum(s.stats.switches for s in switchers)}
 
     return counts
 
@@ -80,6 +75,7 @@ class TranscriptTap(FrameProcessor):
                     "turn": frame.turn_id,
                     "speculative_hit": frame.speculative_hit,
                     "reason": frame.reason,
+                    "revision": frame.revision,
                 },
             )
         elif isinstance(frame, AgentHeardFrame) and frame.full_text:
@@ -188,7 +184,7 @@ class ReceptionistBot:
         """The server's pipeline factory: the processors between serializer and output."""
         extra = None
         if self._on_transcript is not None:
-            extra = {"router": [TranscriptTap(call, self._on_transcript)]}
+            extra = {"turns": [TranscriptTap(call, self._on_transcript)]}
         processors, parts = build_call_processors(
             self._call_settings(settings),
             self.resources,
@@ -196,9 +192,9 @@ class ReceptionistBot:
             overrides=self._overrides,
             extra=extra,
         )
-        router = parts.processors.get("router")
-        if isinstance(router, StabilityCommitRouter):
-            self.turn_totals.track(router, _stage_counts(parts))
+        turns = parts.processors.get("turns")
+        if isinstance(turns, TurnProcessor):
+            self.turn_totals.track(turns, _stage_counts(parts))
         if self.tool_names:
             self._give_tools(call, parts)
         if self.on_call_built is not None:
@@ -215,15 +211,13 @@ class ReceptionistBot:
             )
             return
         hang_up = parts.processors.get("hang_up")
-        if isinstance(hang_up, CallHangUp):
-            hang_up.cue_via = llm
         desk = ReceptionDesk(
             self.appointments,
             call_sid=lambda: getattr(call, "call_sid", None) or "",
             hang_up=hang_up.request if isinstance(hang_up, CallHangUp) else None,
             on_booked=self._record_booking,
         )
-        parts.context.tools = llm.register_tools(receptionist_tools(desk, self.tool_names))
+        parts.conversation.tools = llm.register_tools(receptionist_tools(desk, self.tool_names))
 
     def _record_booking(self, booking: BookingConfirmation) -> None:
         self.bookings.setdefault(booking.call_sid, []).append(booking)

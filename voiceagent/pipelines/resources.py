@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from loguru import logger
 
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
@@ -107,6 +108,13 @@ class AgentResources:
         self.llm_endpoints: dict[str, LLMEndpoint] = {
             "openai": LLMEndpoint(cloud.openai_base_url, cloud.openai_api_key, cloud.openai_model)
         }
+        self._http: aiohttp.ClientSession | None = None
+
+    def http_session(self) -> aiohttp.ClientSession:
+        """The process's shared keep-alive HTTP session (cloud TTS requests), made on first use."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+        return self._http
 
     def llm_endpoint(self, provider: str) -> LLMEndpoint:
         """Where ``provider`` ("openai" or "local") is reached; the primary's fields win.
@@ -177,7 +185,10 @@ class AgentResources:
             self.llm_model = endpoint.model
 
     async def stop(self) -> None:
-        """Stop child processes."""
+        """Stop child processes; close the HTTP session."""
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
         if self.llama is not None:
             await self.llama.stop()
             self.llama = None

@@ -5,11 +5,11 @@ a rising, unfinished intonation; the voice can. At each VAD stop this processor 
 pipecat's bundled Smart Turn v3 model (``LocalSmartTurnAnalyzerV3``: ONNX on the CPU, ≈ 75 ms
 on the analyzer's own thread, never on the event loop) whether the caller's audio since the
 turn began sounds finished, and pushes an ``EndOfTurnFrame`` downstream. The
-StabilityCommitRouter then waits longer for a caller who sounds unfinished, as it does for
+turn engine then waits longer for a caller who sounds unfinished, as it does for
 "and" or "my number is". A verdict that arrives after the caller resumed is dropped.
 
 The model is loaded per call in a worker thread when the call starts; until it is ready (or
-if it fails) no verdict is sent and the router decides on text and silence alone.
+if it fails) no verdict is sent and the engine decides on text and silence alone.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from voiceagent.settings import PIPELINE_SAMPLE_RATE
 AnalyzerFactory = Callable[[], BaseTurnAnalyzer]
 
 CLEAR_AFTER_S = 3.0
-"""Silence after which the analyzer forgets the turn's audio (the router has committed by then)."""
+"""Silence after which the analyzer forgets the turn's audio (the engine has committed by then)."""
 
 
 def smart_turn_analyzer(sample_rate: int = PIPELINE_SAMPLE_RATE) -> BaseTurnAnalyzer:

@@ -5,10 +5,10 @@
   caller's utterance so far (pre-roll audio, VAD start, audio, VAD stop if it came), so the
   words being spoken when the primary failed are transcribed too.
 - ``LLMFallback``: a generation gets an error (connection refused, 5xx, ...) or no first
-  token within ``first_token_timeout_s``. The same generation (its ``GenerationTagFrame`` and
-  ``LLMContextFrame``) is re-run on the next LLM; the failed attempt's
-  ``LLMFullResponseStartFrame`` is held until its first token, so downstream sees one reply.
-  With no LLM left the reply is ``apology_text`` instead of dead air. An error after the
+  token within ``first_token_timeout_s``. The same generation (its ``LLMContextFrame``; no
+  longer speculative if the commit released it meanwhile) is re-run on the next LLM; the failed
+  attempt's ``LLMFullResponseStartFrame`` is held until its first token, so downstream sees one
+  reply. With no LLM left the reply is ``apology_text`` instead of dead air. An error after the
   first token ends the reply there (``LLMFullResponseEndFrame``) and later generations use
   the next LLM.
 - ``TTSFallback``: any error from the TTS (402/429 refusals, a lost socket...). The next TTS
@@ -27,6 +27,7 @@ from typing import Any
 
 from pipecat.frames.frames import (
     AggregatedTextFrame,
+    EagerEndOfTurnCancelFrame,
     ErrorFrame,
     Frame,
     FunctionCallInProgressFrame,
@@ -44,15 +45,14 @@ from pipecat.frames.frames import (
     TTSAudioRawFrame,
     TTSSpeakFrame,
     TTSTextFrame,
+    UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
-from voiceagent.frames import LLMCancelFrame
 from voiceagent.processors.fallback import FallbackSwitcher
-from voiceagent.processors.speculation_hold import GenerationTagFrame
 
 _FRAME_S = 0.02
 _TRANSCRIPTS = (InterimTranscriptionFrame, TranscriptionFrame)
@@ -139,8 +139,8 @@ class _Generation:
     """One attempt at a generation on one LLM."""
 
     context: LLMContextFrame
-    tag: GenerationTagFrame | None
     service: FrameProcessor
+    released: bool = False  # the commit released it (it is no longer speculative)
     held_start: LLMFullResponseStartFrame | None = None
     answered: bool = False
     failed: bool = False
@@ -174,7 +174,6 @@ class LLMFallback(FallbackSwitcher):
         self.apology_text = apology_text
         self.apologies = 0
         self.retries = 0
-        self._tag: GenerationTagFrame | None = None
         self._gen: _Generation | None = None
         self._deadline = self.new_deadline(self._on_timeout)
 
@@ -185,13 +184,15 @@ class LLMFallback(FallbackSwitcher):
 
     def on_input(self, service: FrameProcessor, frame: Frame) -> None:
         """Follow the generations the active LLM is asked for."""
-        if isinstance(frame, GenerationTagFrame):
-            self._tag = frame
-        elif isinstance(frame, LLMContextFrame):
-            self._gen = _Generation(frame, self._tag, service)
-            self._tag = None
+        if isinstance(frame, LLMContextFrame):
+            self._gen = _Generation(frame, service)
             self._deadline.set(self._clock.now() + self.first_token_timeout_s)
-        elif isinstance(frame, LLMCancelFrame | InterruptionFrame) and self._gen is not None:
+        elif isinstance(frame, UserStoppedSpeakingFrame) and self._gen is not None:
+            self._gen.released = True
+        elif self._gen is not None and (
+            isinstance(frame, InterruptionFrame)
+            or (isinstance(frame, EagerEndOfTurnCancelFrame) and not self._gen.released)
+        ):
             self._gen.cancelled = True  # its end still comes out, after its held start
             self._deadline.cancel()
 
@@ -234,7 +235,10 @@ class LLMFallback(FallbackSwitcher):
         if gen is None or not gen.failed or gen.answered:
             return
         self.retries += 1
-        await self.hand(new, [f for f in (gen.tag, gen.context) if f is not None])
+        context = gen.context
+        if context.speculation and gen.released:
+            context = LLMContextFrame(context=context.context)  # the commit already released it
+        await self.hand(new, [context])
 
     async def _retry(self, gen: _Generation, reason: str) -> None:
         if await self.fail_over(reason) is None:
@@ -256,8 +260,7 @@ class LLMFallback(FallbackSwitcher):
         if gen is not self._gen or gen.answered or gen.failed or gen.cancelled:
             return
         gen.failed = True
-        turn_id = gen.tag.turn_id if gen.tag is not None else 0
-        await self.send_quietly(gen.service, LLMCancelFrame(turn_id=turn_id, reason="fallback"))
+        await self.send_quietly(gen.service, InterruptionFrame())  # stop the late generation
         await self._retry(gen, f"no first token within {self.first_token_timeout_s:g} s")
 
 

@@ -94,7 +94,9 @@ class AgentTap(_RecordingTap):
         """Record the transcript frames, forward the frame."""
         await super().process_frame(frame, direction)
         recording = self.recording
-        if isinstance(frame, UserTurnCommittedFrame):
+        if isinstance(frame, UserTurnCommittedFrame) and frame.revision:
+            recording.caller_revised(frame.turn_id, frame.text)
+        elif isinstance(frame, UserTurnCommittedFrame):
             recording.caller_turn(
                 frame.turn_id,
                 frame.text,

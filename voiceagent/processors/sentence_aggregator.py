@@ -29,8 +29,6 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.utils.text.base_text_aggregator import TextType
 
-from voiceagent.processors.speculation_hold import ReplyDroppedFrame
-
 _SENTENCE_END = ".!?"
 _CLAUSE_END = ",;:"
 _DASHES = "\u2014\u2013"  # em dash, en dash
@@ -267,7 +265,7 @@ class SentenceAggregator(FrameProcessor):
         elif isinstance(frame, LLMFullResponseEndFrame | EndFrame):
             await self._release(final=True)
             self._reset()
-        elif isinstance(frame, InterruptionFrame | ReplyDroppedFrame):
+        elif isinstance(frame, InterruptionFrame):
             self._reset()
         await self.push_frame(frame, direction)
 

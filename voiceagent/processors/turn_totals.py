@@ -1,9 +1,8 @@
 """Process-wide turn-taking counters for /metrics: finished calls folded in, live calls summed.
 
-Each call's ``StabilityCommitRouter`` is tracked while the call lives and folded into the totals
-when it ends (``on_finished``), so a scrape is cheap and nothing is lost. Counters of the call's
-other stages (fallback switches, held turn starts) come from a ``stage_counts`` callable read at
-the same moments.
+Each call's ``TurnProcessor`` is tracked while the call lives and folded into the totals when it
+ends (``on_finished``), so a scrape is cheap and nothing is lost. Counters of the call's other
+stages (fallback switches) come from a ``stage_counts`` callable read at the same moments.
 """
 
 from __future__ import annotations
@@ -11,49 +10,58 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 
-from voiceagent.processors.stability_router import RouterStats, StabilityCommitRouter
+from voiceagent.turns.processor import TurnProcessor
+from voiceagent.turns.state import TurnStats
 
 COUNTERS = (
     ("commits", "Caller utterances committed."),
+    ("revisions", "Committed turns whose words a later transcript of their audio changed."),
+    ("revisions_before_audible", "Revisions that regenerated a reply nobody had heard yet."),
     ("speculative_starts", "LLM generations started before the commit."),
     ("speculative_hits", "Commits that released a speculative generation at once."),
-    ("cancellations", "Speculative generations cancelled (caller resumed, text changed)."),
+    ("speculations_cancelled", "Speculative generations withdrawn (the words changed)."),
     ("regrets", "Commits after which the caller kept talking within the regret window."),
-    ("replies_cancelled", "Replies cancelled because the caller kept talking."),
+    ("replies_cancelled", "Replies cancelled before they were heard (the caller went on)."),
     ("reruns", "Cancelled replies re-run because the caller's sound had no words."),
+    ("interruptions", "Barge-ins: the caller took the floor from the agent."),
+    ("backchannels_ignored", "Backchannels over the agent that did not interrupt it."),
+    ("false_interruptions", "Barge-ins with no words after them."),
+    ("resumes", "Agent speech resumed after a false interruption."),
+    ("pauses", "Agent audio paused for a sound from the caller."),
+    ("keypad_entries", "Keypad entries finished by the caller."),
+    ("reprompts", "Re-prompts of a silent caller."),
 )
 STAGE_COUNTERS = (
     ("fallback_switches", "Calls' switches from a failing provider to its fallback."),
-    ("floor_holds", "Agent turns held back because the caller's line was loud."),
 )
 
 StageCounts = Callable[[], dict[str, int]]
 
 
 class TurnTotals:
-    """Sums ``RouterStats`` over every call of the process."""
+    """Sums ``TurnStats`` over every call of the process."""
 
     def __init__(self) -> None:
         names = [name for name, _ in (*COUNTERS, *STAGE_COUNTERS)]
         self.finished: dict[str, int] = dict.fromkeys(names, 0)
         self.calls = 0
-        self._live: weakref.WeakKeyDictionary[StabilityCommitRouter, StageCounts | None] = (
+        self._live: weakref.WeakKeyDictionary[TurnProcessor, StageCounts | None] = (
             weakref.WeakKeyDictionary()
         )
 
-    def track(self, router: StabilityCommitRouter, stage_counts: StageCounts | None = None) -> None:
+    def track(self, turns: TurnProcessor, stage_counts: StageCounts | None = None) -> None:
         """Count this call's turns (live now, folded in when its call ends)."""
-        self._live[router] = stage_counts
+        self._live[turns] = stage_counts
 
-        def finished(stats: RouterStats) -> None:
-            self._live.pop(router, None)
+        def finished(stats: TurnStats) -> None:
+            self._live.pop(turns, None)
             self.calls += 1
             self._add(self.finished, stats, stage_counts)
 
-        router.on_finished = finished
+        turns.on_finished = finished
 
     @staticmethod
-    def _add(totals: dict[str, int], stats: RouterStats, stage_counts: StageCounts | None) -> None:
+    def _add(totals: dict[str, int], stats: TurnStats, stage_counts: StageCounts | None) -> None:
         for name, _ in COUNTERS:
             totals[name] += getattr(stats, name)
         if stage_counts is not None:
@@ -63,8 +71,8 @@ class TurnTotals:
     def snapshot(self) -> dict[str, int]:
         """Totals including the calls still running."""
         totals = dict(self.finished)
-        for router, stage_counts in list(self._live.items()):
-            self._add(totals, router.stats, stage_counts)
+        for turns, stage_counts in list(self._live.items()):
+            self._add(totals, turns.stats, stage_counts)
         return totals
 
     def render(self, prefix: str = "voiceagent_") -> str:

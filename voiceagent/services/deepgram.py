@@ -5,34 +5,43 @@ the pipeline rate: ``encoding=linear16``, ``sample_rate=16000``) and what turn-t
 ``model=nova-3``, ``interim_results``, ``endpointing``, ``utterance_end_ms``, ``vad_events``,
 ``smart_format``, ``punctuate``. pipecat sends ``KeepAlive`` every 5 s, ``Finalize`` at VAD
 stop and ``CloseStream`` at the end; it maps interim ``Results`` to
-``InterimTranscriptionFrame`` and finals (``is_final``) to ``TranscriptionFrame`` (each final
-closes one STT segment, which the StabilityCommitRouter joins). A refused handshake (401 bad
-key, 402 no credit, 429 rate limit) is an ``ErrorFrame`` naming the reason; the service stops
-retrying and marks itself unusable, and the call goes on (a ``FallbackSwitcher`` moves on).
+``InterimTranscriptionFrame`` and finals (``is_final``) to ``TranscriptionFrame``. Each
+transcript frame also carries the caller audio it covers (``voiceagent.frames.AudioSpan``:
+the result window ``start``/``duration`` and every word's ``start``/``end``, moved from
+Deepgram's stream time to the call clock), which the turn engine needs to tell a late final of
+words already committed from new speech. A refused handshake (401 bad key, 402 no credit, 429
+rate limit) is an ``ErrorFrame`` naming the reason; the service stops retrying and marks itself
+unusable, and the call goes on (a ``FallbackSwitcher`` moves on).
+
 pipecat connects from ``setup`` and waits there until Deepgram answers or its retries give up
 (seconds for a refused or silent host), which holds every stage of the call: here the
 connection is made in the background, so a Deepgram that cannot be reached never delays the
 greeting or the fallback.
 
-TTS is pipecat's ``DeepgramTTSService`` on ``/v1/speak`` (``Speak`` per chunk, ``Flush`` at
-the end of a reply, ``Clear`` on interruption, ``Close``), with one change: Deepgram does not
-delimit the audio of each ``Speak``, so pipecat queues a chunk's ``TTSTextFrame`` *before*
-its audio arrives. TwilioOutput counts the audio before a ``TTSTextFrame`` as that text's
-segment, so ``VoiceDeepgramTTSService`` holds a reply's text frames until its ``Flushed``: the
-reply is one segment, placed after its audio.
+TTS is pipecat's ``DeepgramHttpTTSService``: one ``POST /v1/speak`` (``container=none``) per
+clause-sized chunk from the ``SentenceAggregator``, on a shared keep-alive session. Each chunk's
+audio is delimited by its response, so its ``TTSTextFrame`` follows its audio and the output
+places a Twilio ``mark`` at every clause boundary: the heard-only context is right within a
+clause. (Deepgram's WebSocket ``/v1/speak`` streams a reply's chunks as one undelimited audio
+stream and limits ``Flush`` to 20 a minute, so marks there could only fall at the end of a
+reply.) HTTP 402/429 refusals become an ``ErrorFrame``; a ``TTSFallback`` moves on.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 from typing import Any
 
+import aiohttp
 from loguru import logger
-from pipecat.frames.frames import Frame, TTSStoppedFrame, TTSTextFrame
-from pipecat.processors.frame_processor import FrameProcessorSetup
+from pipecat.frames.frames import Frame, InterimTranscriptionFrame, TranscriptionFrame
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
 from pipecat.services.deepgram.stt import DeepgramSTTService
-from pipecat.services.deepgram.tts import DeepgramTTSService
+from pipecat.services.deepgram.tts import DeepgramHttpTTSService
 
+from voiceagent.clock import DEFAULT_CLOCK, Clock
+from voiceagent.frames import AudioSpan, SpokenWord, set_audio_span
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, CloudSettings
 
 _REFUSALS = {
@@ -49,13 +58,84 @@ def _require_key(cloud: CloudSettings, stage: str) -> str:
     return cloud.deepgram_api_key
 
 
-class VoiceDeepgramSTTService(DeepgramSTTService):
-    """pipecat's Deepgram STT, connecting in the background; refusals say what they mean."""
+class StreamClock:
+    """Deepgram's stream time (audio seconds sent on one connection) → the call clock.
 
-    def __init__(self, **kwargs: Any) -> None:
+    Audio is sent as it arrives, so stream time ``t`` was on the wire ``sent_s - t`` seconds
+    before the last send; a new connection starts its stream time at 0 again.
+    """
+
+    def __init__(self, clock: Clock, bytes_per_s: float) -> None:
+        self._clock = clock
+        self._bytes_per_s = bytes_per_s
+        self._connection: object | None = None
+        self._sent_s = 0.0
+        self._sent_at: float | None = None
+
+    def sent(self, connection: object | None, nbytes: int) -> None:
+        """``nbytes`` of audio went out on ``connection`` just now."""
+        if connection is None:
+            return
+        if connection is not self._connection:
+            self._connection = connection
+            self._sent_s = 0.0
+        self._sent_s += nbytes / self._bytes_per_s
+        self._sent_at = self._clock.now()
+
+    def to_clock(self, stream_s: float) -> float | None:
+        """The call-clock time of stream second ``stream_s`` (None before any audio)."""
+        if self._sent_at is None:
+            return None
+        return self._sent_at - (self._sent_s - stream_s)
+
+
+def result_span(result: Any, stream: StreamClock) -> AudioSpan | None:
+    """The ``AudioSpan`` of a Deepgram ``Results`` message (None if it has no timing)."""
+    start = getattr(result, "start", None)
+    duration = getattr(result, "duration", None)
+    begin = stream.to_clock(start) if isinstance(start, int | float) else None
+    if begin is None or not isinstance(duration, int | float):
+        return None
+    words: list[SpokenWord] = []
+    channel = getattr(result, "channel", None)
+    alternatives = getattr(channel, "alternatives", None) or []
+    for word in getattr(alternatives[0], "words", None) or [] if alternatives else []:
+        w_start, w_end = stream.to_clock(word.start), stream.to_clock(word.end)
+        if w_start is not None and w_end is not None:
+            words.append(SpokenWord(word.punctuated_word or word.word, w_start, w_end))
+    return AudioSpan(begin, begin + duration, tuple(words))
+
+
+class VoiceDeepgramSTTService(DeepgramSTTService):
+    """pipecat's Deepgram STT: audio spans, named refusals, a connection made in the background."""
+
+    def __init__(self, *, clock: Clock = DEFAULT_CLOCK, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._stream = StreamClock(clock, bytes_per_s=2.0 * (self.sample_rate or 16000))
+        self._stream_clock_source = clock
         self._in_setup = False
         self._background_connect: asyncio.Task | None = None
+
+    async def start(self, frame) -> None:
+        """Start; the stream clock learns the negotiated sample rate."""
+        await super().start(frame)
+        self._stream = StreamClock(self._stream_clock_source, bytes_per_s=2.0 * self.sample_rate)
+
+    async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
+        """Send the audio (pipecat) and note how much of the stream it made."""
+        connection = self._connection
+        async for frame in super().run_stt(audio):
+            yield frame
+        if connection is not None and self._connection is connection:
+            self._stream.sent(connection, len(audio))
+
+    async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM):
+        """Attach the audio span to transcripts on their way out."""
+        if isinstance(frame, InterimTranscriptionFrame | TranscriptionFrame):
+            span = result_span(frame.result, self._stream) if frame.result is not None else None
+            if span is not None:
+                set_audio_span(frame, span)
+        await super().push_frame(frame, direction)
 
     async def setup(self, setup: FrameProcessorSetup) -> None:
         """Set up as pipecat does, but without waiting for the socket (see ``_connect``)."""
@@ -94,37 +174,8 @@ class VoiceDeepgramSTTService(DeepgramSTTService):
         await super().push_error(error_msg, exception, **kwargs)
 
 
-class VoiceDeepgramTTSService(DeepgramTTSService):
-    """pipecat's Deepgram TTS with each reply's ``TTSTextFrame`` s placed after its audio."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._unvoiced: dict[str, list[Frame]] = {}
-
-    async def append_to_audio_context(self, context_id: str, frame: Frame) -> None:
-        """Hold a context's text frames until its audio is complete (``Flushed``)."""
-        if isinstance(frame, TTSTextFrame):
-            self._unvoiced.setdefault(context_id, []).append(frame)
-            return
-        if isinstance(frame, TTSStoppedFrame):
-            for text in self._unvoiced.pop(context_id, []):
-                await super().append_to_audio_context(context_id, text)
-        await super().append_to_audio_context(context_id, frame)
-
-    async def on_audio_context_interrupted(self, context_id: str) -> None:
-        """An interrupted reply's text was not heard: forget it."""
-        self._unvoiced.pop(context_id, None)
-        await super().on_audio_context_interrupted(context_id)
-
-    async def remove_audio_context(self, context_id: str | None) -> None:
-        """Forget the held text of a context that is gone."""
-        if context_id is not None:
-            self._unvoiced.pop(context_id, None)
-        await super().remove_audio_context(context_id)
-
-
 def create_deepgram_stt(
-    cloud: CloudSettings, *, sample_rate: int = PIPELINE_SAMPLE_RATE
+    cloud: CloudSettings, *, sample_rate: int = PIPELINE_SAMPLE_RATE, clock: Clock = DEFAULT_CLOCK
 ) -> VoiceDeepgramSTTService:
     """Deepgram live transcription of the caller (PCM16 mono at ``sample_rate``).
 
@@ -132,6 +183,8 @@ def create_deepgram_stt(
         ValueError: No Deepgram API key.
     """
     return VoiceDeepgramSTTService(
+        clock=clock,
+        audio_passthrough=False,  # nothing after the STT needs the caller's audio
         api_key=_require_key(cloud, "STT"),
         base_url=cloud.deepgram_url,
         encoding="linear16",
@@ -149,18 +202,36 @@ def create_deepgram_stt(
     )
 
 
+def http_base_url(ws_url: str) -> str:
+    """Deepgram's REST base for a configured (WebSocket) base URL: ``wss://h`` → ``https://h``."""
+    if ws_url.startswith("wss://"):
+        return "https://" + ws_url[len("wss://") :]
+    if ws_url.startswith("ws://"):
+        return "http://" + ws_url[len("ws://") :]
+    return ws_url
+
+
 def create_deepgram_tts(
-    cloud: CloudSettings, *, sample_rate: int = PIPELINE_SAMPLE_RATE
-) -> VoiceDeepgramTTSService:
-    """Deepgram Aura streaming speech (PCM16 mono at ``sample_rate``).
+    cloud: CloudSettings,
+    session: aiohttp.ClientSession,
+    *,
+    sample_rate: int = PIPELINE_SAMPLE_RATE,
+) -> DeepgramHttpTTSService:
+    """Deepgram Aura speech, one request per chunk (PCM16 mono at ``sample_rate``).
+
+    Args:
+        cloud: Key, base URL and voice.
+        session: The process's shared HTTP session (keep-alive to Deepgram).
+        sample_rate: Audio rate asked of Deepgram.
 
     Raises:
         ValueError: No Deepgram API key.
     """
-    return VoiceDeepgramTTSService(
+    return DeepgramHttpTTSService(
         api_key=_require_key(cloud, "TTS"),
-        base_url=cloud.deepgram_url,
+        aiohttp_session=session,
+        base_url=http_base_url(cloud.deepgram_url),
         sample_rate=sample_rate,
         encoding="linear16",
-        settings=DeepgramTTSService.Settings(voice=cloud.deepgram_tts_voice),
+        settings=DeepgramHttpTTSService.Settings(voice=cloud.deepgram_tts_voice),
     )

@@ -2,27 +2,29 @@
 
 pipecat's ``OpenAILLMService`` already streams a completion per ``LLMContextFrame`` and, when its
 processing task is cancelled, closes the HTTP response stream in a ``finally`` (the server sees the
-client go away; llama.cpp stops generating at its next token). This subclass adds
-``LLMCancelFrame``: the StabilityCommitRouter's way to withdraw a speculative generation without
-an interruption reaching the rest of the pipeline (TTS, transport and context are untouched).
+client go away; llama.cpp stops generating at its next token). Speculation is pipecat's own:
+``LLMContextFrame(speculation=True)`` starts an inference whose reply the service's speculation
+gate holds until ``UserStoppedSpeakingFrame`` (the commit) releases it, and
+``EagerEndOfTurnCancelFrame`` withdraws it (the stream is closed, the held reply dropped); a
+speculative inference that asks for a tool is withdrawn by pipecat itself.
 
-Order contract for the sender: push ``LLMCancelFrame`` *before* the ``LLMContextFrame`` that
-replaces the cancelled one; queued context frames that are not yet running are dropped too.
-
-Tools (``register_tools``) run under ``voiceagent.services.tools.ToolCallPolicy``: the service
-reads the router's ``GenerationTagFrame`` and the speculation verdicts on their way through,
-so side-effecting calls of a speculative generation wait for its commit and never run for a
-generation that was discarded, cancelled or interrupted before they started.
+This subclass adds what a phone call needs on top: a withdrawal also drops a speculative request
+still *queued* behind the running one (pipecat only stops the running inference), tools with
+validated arguments whose side effects never run for a reply interrupted before the handler
+started (``ToolGuard``), an option to not offer tools to a model that cannot call them, and
+voice-friendly client retries and timeouts.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from loguru import logger
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient, Timeout
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
     Frame,
     FunctionCallFromLLM,
     InterruptionFrame,
@@ -32,32 +34,24 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.utils.http import connection_limits
 
-from voiceagent.frames import LLMCancelFrame, SpeculationCommitFrame, SpeculationDiscardFrame
-from voiceagent.processors.speculation_hold import GenerationTagFrame
-from voiceagent.services.tools import (
-    AgentTool,
-    ToolCallPolicy,
-    ToolRegistry,
-    ToolStats,
-    pipecat_handler,
-)
+from voiceagent.frames import ConversationUpdatedFrame
+from voiceagent.services.local.kv_prefetch import ContextPrefetcher
+from voiceagent.services.tools import AgentTool, ToolGuard, ToolRegistry, ToolStats, pipecat_handler
 
 # No key is needed by the local server; a placeholder keeps the OpenAI client from picking up
 # OPENAI_API_KEY from the environment and sending a cloud key to a third-party endpoint.
 _NO_KEY = "not-needed"
+_SPEC_SEQ = "voiceagent.speculation_seq"
 
 
 class VoiceLLMService(OpenAILLMService):
     """OpenAI-compatible streaming LLM (cloud or the local llama.cpp server): one code path.
 
-    Frames in: ``LLMContextFrame`` (starts a generation), ``LLMCancelFrame`` (cancels it), and
-    everything pipecat's LLM services handle. Frames out per generation:
-    ``LLMFullResponseStartFrame``, ``LLMTextFrame``*, ``LLMFullResponseEndFrame`` (always, also
-    after a cancel or a provider error; errors add an upstream ``ErrorFrame``).
-
-    ``LLMCancelFrame`` cancels the running generation at once, closing its HTTP stream, and drops
-    queued ``LLMContextFrame`` s, like an interruption does inside this processor, but pushes no
-    ``InterruptionFrame``. The cancel frame itself is forwarded downstream afterwards.
+    Frames in: ``LLMContextFrame`` (starts a generation; ``speculation=True`` holds its reply),
+    ``UserStoppedSpeakingFrame`` (releases a held reply), ``EagerEndOfTurnCancelFrame``
+    (withdraws a speculation, running or queued), ``InterruptionFrame``, and everything pipecat's
+    LLM services handle. Frames out per generation: ``LLMFullResponseStartFrame``,
+    ``LLMTextFrame``*, ``LLMFullResponseEndFrame`` (errors add an upstream ``ErrorFrame``).
     """
 
     def __init__(
@@ -66,6 +60,7 @@ class VoiceLLMService(OpenAILLMService):
         max_retries: int = 1,
         timeout_s: float = 30.0,
         offer_tools: bool = True,
+        prefetch: bool = False,
         **kwargs,
     ) -> None:
         """Create the service.
@@ -77,15 +72,29 @@ class VoiceLLMService(OpenAILLMService):
             offer_tools: Whether the context's tools are sent to the model. False for a model
                 that cannot call them (the local 0.5B writes calls as text, which would be
                 spoken); registered handlers stay, so earlier calls in the context still read.
+            prefetch: On ``ConversationUpdatedFrame`` have the server evaluate the conversation
+                ahead of the caller's next turn (the local llama.cpp server's KV cache).
             **kwargs: ``OpenAILLMService`` arguments (``api_key``, ``base_url``, ``settings``...).
         """
         self._max_retries = max_retries
         self._timeout_s = timeout_s
         self.offer_tools = offer_tools
         super().__init__(**kwargs)
-        self.cancelled_generations = 0
+        self.withdrawn_queued = 0
         self._agent_tools: dict[str, AgentTool] = {}
-        self.tool_policy = ToolCallPolicy(self._has_side_effects)
+        self.tool_guard = ToolGuard(self._has_side_effects)
+        self._speculations = itertools.count(1)
+        self._queued_spec = 0  # sequence number of the latest speculative request queued
+        self._prefetcher: ContextPrefetcher | None = None
+        if prefetch:
+            base = kwargs.get("base_url") or ""
+            settings = kwargs.get("settings")
+            self._prefetcher = ContextPrefetcher(
+                base_url=base,
+                model=getattr(settings, "model", None) or "local",
+                system_prompt=getattr(settings, "system_instruction", None),
+            )
+        self._void_upto = 0  # speculative requests up to this one were withdrawn
 
     def create_client(
         self,
@@ -114,8 +123,8 @@ class VoiceLLMService(OpenAILLMService):
 
     @property
     def tool_stats(self) -> ToolStats:
-        """Counters of this call's tool calls (admitted, deferred, dropped by reason...)."""
-        return self.tool_policy.stats
+        """Counters of this call's tool calls (admitted, dropped by reason...)."""
+        return self.tool_guard.stats
 
     def register_tools(self, tools: ToolRegistry | list[AgentTool]) -> ToolsSchema:
         """Register the tools' handlers under the tool policy; returns the context's schema.
@@ -128,7 +137,7 @@ class VoiceLLMService(OpenAILLMService):
             self._agent_tools[tool.name] = tool
             self.register_function(
                 tool.name,
-                pipecat_handler(tool, self.tool_policy),
+                pipecat_handler(tool, self.tool_guard),
                 cancel_on_interruption=not tool.side_effects,
             )
         return registry.tools_schema()
@@ -159,45 +168,51 @@ class VoiceLLMService(OpenAILLMService):
         # an unknown function only gets pipecat's "not available" result.
         return self.has_function(name)
 
+    async def queue_frame(
+        self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM, callback=None
+    ):
+        """Number speculative requests as they arrive; a withdrawal voids those before it.
+
+        Done on arrival, not when processed: the withdrawal is a system frame that overtakes
+        the queue, and must not void the request that was sent right after it.
+        """
+        if isinstance(frame, LLMContextFrame) and frame.speculation:
+            self._queued_spec = next(self._speculations)
+            frame.metadata[_SPEC_SEQ] = self._queued_spec
+        elif (
+            isinstance(frame, EagerEndOfTurnCancelFrame) and direction is FrameDirection.DOWNSTREAM
+        ):
+            self._void_upto = self._queued_spec
+        await super().queue_frame(frame, direction, callback)
+
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        """Cancel on ``LLMCancelFrame``; track generations for the tool policy; else pipecat."""
-        policy = self.tool_policy
-        if isinstance(frame, LLMCancelFrame):
-            policy.on_cancel(frame.turn_id, frame.reason)
-            await self._cancel_generation(frame)
-        elif isinstance(frame, InterruptionFrame):
-            policy.on_interruption()
-        elif isinstance(frame, SpeculationDiscardFrame):
-            policy.on_discard(frame.turn_id)
-        elif isinstance(frame, SpeculationCommitFrame):
-            released = policy.on_commit(frame.turn_id)
-            if released:
-                await super().run_function_calls(released)
-        elif isinstance(frame, GenerationTagFrame):
-            policy.on_tag(frame.turn_id, frame.speculative)
-        elif isinstance(frame, LLMContextFrame):
-            policy.begin_generation()
-            try:
-                await super().process_frame(frame, direction)
-            finally:
-                policy.end_generation()
+        """Skip withdrawn speculative requests; guard tools against interruptions; else pipecat."""
+        if isinstance(frame, ConversationUpdatedFrame):
+            context = frame.context
+            if self._prefetcher is not None and context is not None and not context.tools:
+                self._prefetcher.schedule(list(context.messages))
+        elif isinstance(frame, EagerEndOfTurnCancelFrame | InterruptionFrame):
+            self.tool_guard.interrupted()
+        elif (
+            isinstance(frame, LLMContextFrame)
+            and frame.speculation
+            and frame.metadata.get(_SPEC_SEQ, 0) <= self._void_upto
+        ):
+            self.withdrawn_queued += 1
+            logger.debug(f"{self}: skipping a speculative request withdrawn while queued")
             return
         await super().process_frame(frame, direction)
 
+    async def cleanup(self) -> None:
+        """Stop a running prefetch; then pipecat's cleanup."""
+        if self._prefetcher is not None:
+            await self._prefetcher.close()
+        await super().cleanup()
+
     async def run_function_calls(self, function_calls: Sequence[FunctionCallFromLLM]) -> None:
-        """Run the calls the tool policy admits now (the rest wait for a commit or are dropped)."""
-        await super().run_function_calls(self.tool_policy.admit(function_calls))
-
-    async def _cancel_generation(self, frame: LLMCancelFrame) -> None:
-        """Cancel and recreate the processing task, as pipecat's interruption does locally.
-
-        Cancelling the task raises ``CancelledError`` inside the streaming loop; pipecat's
-        ``finally`` blocks close the response stream and push ``LLMFullResponseEndFrame``.
-        """
-        logger.debug(f"{self}: cancelling generation of turn {frame.turn_id} ({frame.reason})")
-        self.cancelled_generations += 1
-        await self._start_interruption()
-        await self.stop_all_metrics()
+        """Note when the model asked for each call (a later barge-in drops side effects)."""
+        self.tool_guard.admit(function_calls)
+        await super().run_function_calls(function_calls)
 
 
 def create_llm_service(
@@ -210,6 +225,7 @@ def create_llm_service(
     system_instruction: str | None = None,
     max_retries: int = 1,
     offer_tools: bool = True,
+    prefetch: bool = False,
 ) -> VoiceLLMService:
     """Build the LLM service for OpenAI itself (``base_url=None``) or any compatible server.
 
@@ -225,6 +241,7 @@ def create_llm_service(
             system message in the context; both render the same prompt prefix).
         max_retries: Client retries of a failed request before an ``ErrorFrame``.
         offer_tools: Whether tools in the context are sent to the model (see the service).
+        prefetch: Pre-evaluate the conversation after each heard agent turn (local server).
 
     Raises:
         ValueError: Cloud OpenAI without an API key, or non-positive ``max_tokens``.
@@ -250,4 +267,5 @@ def create_llm_service(
         settings=settings,
         max_retries=max_retries,
         offer_tools=offer_tools,
+        prefetch=prefetch and base_url is not None,
     )

@@ -150,6 +150,8 @@ def print_call(detail: CallDetail, out: TextIO) -> None:
             notes = _commit_notes(event.data, metrics.get(event.turn_id))
             if notes:
                 print(f"{pad}(committed at {event.at_s:.2f}s: {notes})", file=out)
+        elif event.kind == "revision":
+            print(f"{head}revised: {event.text}", file=out)
         elif event.kind == "agent":
             until = f"until {event.at_s:.2f}s"
             if event.interrupted:

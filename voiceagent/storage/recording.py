@@ -146,6 +146,10 @@ class CallRecording:
         """The caller's utterance was committed."""
         self._event(CallEvent("caller", self._at(), turn_id=turn_id, text=text, data=data))
 
+    def caller_revised(self, turn_id: int, text: str) -> None:
+        """A later transcript of caller turn ``turn_id``'s audio changed its words."""
+        self._event(CallEvent("revision", self._at(), turn_id=turn_id, text=text))
+
     def agent_turn(
         self, turn_id: int, heard: str, full_text: str, *, interrupted: bool, unheard: str = ""
     ) -> None:

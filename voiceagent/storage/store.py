@@ -22,7 +22,7 @@ class StoreError(Exception):
     """The store cannot be opened or used (unreachable server, a schema from the future...)."""
 
 
-EventKind = Literal["caller", "agent", "metrics", "tool", "provider"]
+EventKind = Literal["caller", "revision", "agent", "metrics", "tool", "provider"]
 
 
 @dataclass(frozen=True)

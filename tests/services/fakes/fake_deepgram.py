@@ -7,9 +7,10 @@ false) with the first words once ``interim_after_bytes`` of the utterance arrive
 ``from_finalize``, then ``UtteranceEnd``. ``KeepAlive`` is counted; ``CloseStream`` answers
 ``Metadata`` and closes.
 
-``FakeDeepgramTTS`` serves ``/v1/speak``: ``Speak`` → binary PCM16 (``bytes_per_char`` per
-character, in messages of at most 3200 bytes), ``Flush`` → ``Flushed``, ``Clear`` →
-``Cleared``, ``Close`` → close.
+``FakeDeepgramTTS`` serves ``/v1/speak`` both ways Deepgram does: REST (``POST`` with
+``{"text"}`` → PCM16, ``bytes_per_char`` per character, streamed in chunks of at most 3200
+bytes; the voiceagent client) and WebSocket (``Speak`` → binary PCM16, ``Flush`` → ``Flushed``,
+``Clear`` → ``Cleared``, ``Close`` → close).
 
 Both can refuse the handshake (``reject_status`` 401/402/429 with a ``dg-error`` header, like
 Deepgram) or go silent (accept and read, never answer).
@@ -61,9 +62,13 @@ class _FakeDeepgram:
 
     async def __aenter__(self):
         app = web.Application()
-        app.router.add_get(self.path, self._handle)
+        self.add_routes(app)
         self._runner, self.port = await start_loopback(app)
         return self
+
+    def add_routes(self, app: web.Application) -> None:
+        """The fake's endpoints on ``app``."""
+        app.router.add_get(self.path, self._handle)
 
     async def __aexit__(self, *exc: object) -> None:
         for ws in list(self._sockets):
@@ -79,19 +84,25 @@ class _FakeDeepgram:
         for ws in list(self._sockets):
             await ws.close(code=code, message=b"NET-0001")
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.handshakes += 1
+    def _refusal(self, request: web.Request) -> web.Response | None:
         status = self.reject_status
         if request.headers.get("Authorization") != f"Token {self.api_key}":
             status = 401
-        if status is not None:
-            self.refused.append(status)
-            error = {"err_code": "REFUSED", "err_msg": _REASONS.get(status, "refused")}
-            return web.Response(
-                status=status,
-                headers={"dg-error": _REASONS.get(status, "refused")},
-                text=json.dumps(error),
-            )
+        if status is None:
+            return None
+        self.refused.append(status)
+        error = {"err_code": "REFUSED", "err_msg": _REASONS.get(status, "refused")}
+        return web.Response(
+            status=status,
+            headers={"dg-error": _REASONS.get(status, "refused")},
+            text=json.dumps(error),
+        )
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.handshakes += 1
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
         self.queries.append(dict(request.query))
         ws = web.WebSocketResponse()
         await ws.prepare(request)
@@ -321,6 +332,31 @@ class FakeDeepgramTTS(_FakeDeepgram):
             return False
         return True
 
+    def add_routes(self, app: web.Application) -> None:
+        """WebSocket and REST ``/v1/speak``."""
+        super().add_routes(app)
+        app.router.add_post(self.path, self._rest)
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/speak``: one text, its audio streamed back (``container=none``)."""
+        self.handshakes += 1
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        self.queries.append(dict(request.query))
+        text = (await request.json()).get("text", "")
+        self.spoken.append(text.strip())
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        await response.prepare(request)
+        if self.silent:
+            await asyncio.sleep(3600)
+        audio = self._audio(len(text) * self.bytes_per_char // 2)
+        for start in range(0, len(audio), 3200):
+            await response.write(audio[start : start + 3200])
+            self.audio_bytes_sent += len(audio[start : start + 3200])
+        await response.write_eof()
+        return response
+
     def _audio(self, samples: int) -> bytes:
         if not self.amplitude:
             return bytes([1, 0]) * samples
@@ -350,8 +386,8 @@ class FakeDeepgramHost:
 
     async def __aenter__(self) -> FakeDeepgramHost:
         app = web.Application()
-        app.router.add_get(self.stt.path, self.stt._handle)
-        app.router.add_get(self.tts.path, self.tts._handle)
+        self.stt.add_routes(app)
+        self.tts.add_routes(app)
         self._runner, self.port = await start_loopback(app)
         self.stt.port = self.tts.port = self.port
         return self

@@ -1,4 +1,4 @@
-"""KVPrefetch: once the caller heard the agent, the local LLM evaluates the conversation."""
+"""KV prefetch: once the caller heard the agent, the local LLM evaluates the conversation."""
 
 from __future__ import annotations
 
@@ -6,17 +6,16 @@ import asyncio
 import sys
 from pathlib import Path
 
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 
-from voiceagent.clock import ManualClock
-from voiceagent.frames import AgentHeardFrame
-from voiceagent.processors.agent_context import CallContext
-from voiceagent.services.local.kv_prefetch import KVPrefetch
+from voiceagent.frames import ConversationUpdatedFrame
+from voiceagent.services.llm import create_llm_service
+from voiceagent.turns.conversation import Conversation
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "processors"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from clocked_pipeline import UP, Call  # noqa: E402
 from fakes.fake_openai import FakeOpenAIServer  # noqa: E402
+from fakes.harness import LivePipeline  # noqa: E402
 
 SYSTEM = "You are the receptionist of Bright Smile Dental."
 
@@ -27,18 +26,28 @@ async def until(predicate, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.005)
 
 
+def local_llm(base_url: str):
+    return create_llm_service(
+        base_url=base_url,
+        api_key=None,
+        model="qwen",
+        max_tokens=80,
+        temperature=0.3,
+        system_instruction=SYSTEM,
+        prefetch=True,
+    )
+
+
 async def test_the_heard_reply_is_evaluated_while_the_caller_talks():
-    context = CallContext()
+    conversation = Conversation()
     async with FakeOpenAIServer() as server:
-        prefetch = KVPrefetch(context, base_url=server.base_url, model="qwen", system_prompt=SYSTEM)
-        async with Call(prefetch, ManualClock()) as call:
+        llm = local_llm(server.base_url)
+        async with LivePipeline(llm) as p:
             # Caller: "How much is a cleaning?" — the agent answers, the caller hears it all.
-            context.add_user("How much is a cleaning?")
-            context.add_agent_heard("A cleaning is 120 dollars.")
-            heard = AgentHeardFrame(turn_id=1, text="A cleaning is 120 dollars.")
-            await call.send(heard, direction=UP)
-            await until(lambda: prefetch.prefetches == 1)
-            assert call.up == [heard]  # passed on untouched
+            conversation.add_user(1, "How much is a cleaning?")
+            conversation.add_agent_heard("A cleaning is 120 dollars.")
+            await p.push(ConversationUpdatedFrame(conversation.llm_context()))
+            await until(lambda: llm._prefetcher.prefetches == 1)
     [request] = server.requests
     assert request["messages"] == [
         {"role": "system", "content": SYSTEM},
@@ -48,24 +57,23 @@ async def test_the_heard_reply_is_evaluated_while_the_caller_talks():
     assert (request["max_tokens"], request["stream"], request["model"]) == (1, False, "qwen")
 
 
-async def test_nothing_heard_or_tools_offered_means_no_prefetch():
-    context = CallContext(tools=ToolsSchema(standard_tools=[]))
+async def test_tools_offered_means_no_prefetch():
+    hours = FunctionSchema(name="hours", description="Opening hours.", properties={}, required=[])
+    conversation = Conversation(tools=ToolsSchema(standard_tools=[hours]))
+    conversation.add_agent_heard("Sure.")
     async with FakeOpenAIServer() as server:
-        prefetch = KVPrefetch(context, base_url=server.base_url, model="qwen", system_prompt=SYSTEM)
-        async with Call(prefetch, ManualClock()) as call:
-            await call.send(AgentHeardFrame(turn_id=1, text="Sure."), direction=UP)
-            context.tools = None
-            await call.send(AgentHeardFrame(turn_id=2, text="", full_text="Hi"), direction=UP)
+        llm = local_llm(server.base_url)
+        async with LivePipeline(llm) as p:
+            await p.push(ConversationUpdatedFrame(conversation.llm_context()))
             await asyncio.sleep(0.1)
-    assert server.requests == [] and prefetch.prefetches == 0
+    assert server.requests == [] and llm._prefetcher.prefetches == 0
 
 
 async def test_a_server_that_is_down_costs_one_log_line_and_the_call_goes_on():
-    context = CallContext()
-    context.add_agent_heard("Hello, how can I help?")
-    prefetch = KVPrefetch(context, base_url="http://127.0.0.1:9", model="q", system_prompt=None)
-    async with Call(prefetch, ManualClock()) as call:
+    conversation = Conversation()
+    conversation.add_agent_heard("Hello, how can I help?")
+    llm = local_llm("http://127.0.0.1:9")
+    async with LivePipeline(llm) as p:
         for turn in (1, 2):
-            await call.send(AgentHeardFrame(turn_id=turn, text="Hello."), direction=UP)
-            await until(lambda t=turn: prefetch.failures == t)
-        assert len(call.up) == 2
+            await p.push(ConversationUpdatedFrame(conversation.llm_context()))
+            await until(lambda t=turn: llm._prefetcher.failures == t)

@@ -14,6 +14,7 @@ import warnings
 import wave
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from pipecat.frames.frames import (
     InputAudioRawFrame,
     InterimTranscriptionFrame,
     StartFrame,
+    SystemFrame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
@@ -85,16 +87,25 @@ class Recorder(FrameProcessor):
                     pass
 
 
+@dataclass
+class Probe(SystemFrame):
+    """Marks how far the pipeline got."""
+
+
 class Call:
     def __init__(self, worker: PipelineWorker, down: Recorder, up: Recorder) -> None:
         self.worker, self.down, self.up = worker, down, up
 
     async def say(self, *frames: Frame) -> None:
-        """Send frames into the pipeline and wait until they came out the other side."""
-        for frame in frames:
+        """Send frames into the pipeline and wait until the STT has taken all of them.
+
+        Caller audio stops at the STT, so a probe (a system frame, ordered with the audio)
+        follows the frames and is waited for at the other side.
+        """
+        probe = Probe()
+        for frame in (*frames, probe):
             await self.worker.queue_frame(frame)
-        last = frames[-1].id
-        await self.down.until(lambda: last in self.down.ids)
+        await self.down.until(lambda: probe.id in self.down.ids)
 
     async def heard(self, kind: type, count: int = 1) -> list:
         await self.down.until(lambda: len(self.down.of(kind)) >= count)
@@ -236,10 +247,10 @@ async def test_caller_speaks_partials_on_cadence_then_final_with_whole_utterance
     assert [f.text for f in interims] == ["I'd like", "I'd like to book"]  # stale one dropped
     assert all(f.user_id == "caller" and f.timestamp for f in interims)
     assert len(fake.calls) == 4
-    # Everything was forwarded, in order, and the final came after the VAD stop.
-    sent_audio = [f.audio for f in call.down.of(InputAudioRawFrame)]
-    assert sent_audio == line.sent
-    order = [type(f) for f in call.down.frames if not isinstance(f, InputAudioRawFrame)]
+    # The caller's audio stops at the STT; everything else is forwarded, in order, and the
+    # final came after the VAD stop.
+    assert call.down.of(InputAudioRawFrame) == []
+    order = [type(f) for f in call.down.frames]
     assert order.index(VADUserStartedSpeakingFrame) < order.index(VADUserStoppedSpeakingFrame)
     assert order.index(VADUserStoppedSpeakingFrame) < order.index(TranscriptionFrame)
 
@@ -300,7 +311,7 @@ async def test_a_model_that_cannot_load_is_reported_and_the_call_goes_on(monkeyp
         await call.say(VADUserStartedSpeakingFrame(), *line.frames(20))
         clock.advance(0.35)
         await call.say(VADUserStoppedSpeakingFrame(), *line.frames(5))
-    assert len(call.down.of(InputAudioRawFrame)) == 25
+    assert call.down.of(InputAudioRawFrame) == []
     assert call.down.of(TranscriptionFrame) == []
 
 
@@ -344,7 +355,7 @@ async def test_a_monologue_is_sealed_at_a_pause_and_its_text_kept():
     assert transcript.text == "first part of a long story and then the end."
 
 
-async def test_audio_at_the_wrong_rate_is_forwarded_but_not_transcribed():
+async def test_audio_at_the_wrong_rate_is_not_transcribed():
     clock, fake, line = ManualClock(), GatedTranscriber(), Line()
     stt = stt_with(fake, clock, preroll_s=0.0)
     wrong = InputAudioRawFrame(audio=b"\x01\x02" * 160, sample_rate=8000, num_channels=1)
@@ -355,7 +366,7 @@ async def test_audio_at_the_wrong_rate_is_forwarded_but_not_transcribed():
         final.answer("ok")
         await call.heard(TranscriptionFrame)
     assert final.audio == line.audio(0, 20)
-    assert wrong in call.down.frames
+    assert wrong not in call.down.frames  # caller audio stops at the STT either way
 
 
 # --- real Whisper tiny.en on phone-quality speech -----------------------------------------

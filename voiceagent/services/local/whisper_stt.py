@@ -5,10 +5,13 @@ Whisper has no native partial results. ``WhisperStreamingSTT`` keeps the caller'
 speaks, re-decodes the growing window every ``partial_interval_s`` in a worker thread,
 pushing each hypothesis as an ``InterimTranscriptionFrame``. A tick that finds a decode
 still running is skipped, never queued. At VAD stop the whole utterance is decoded once
-more and pushed as a ``TranscriptionFrame(finalized=True)``.
+more and pushed as a ``TranscriptionFrame(finalized=True)``. Each transcript carries the audio
+it covers (``AudioSpan``: from the utterance's VAD start to the end of the audio decoded, on the
+call clock), so the turn engine knows when it has heard the whole utterance.
 
 Frames in: ``InputAudioRawFrame`` (16 kHz PCM16 mono), ``VADUserStartedSpeakingFrame``,
-``VADUserStoppedSpeakingFrame``. Everything is forwarded.
+``VADUserStoppedSpeakingFrame``. Everything but the caller's audio is forwarded (nothing after
+the STT needs it).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock, TimerHandle
+from voiceagent.frames import AudioSpan, set_audio_span
 from voiceagent.services.local.whisper_transcriber import (  # noqa: F401 (re-exported)
     NO_SPEECH_MAX,
     WhisperTranscriber,
@@ -96,6 +100,8 @@ class WhisperStreamingSTT(FrameProcessor):
         self._preroll_bytes = int(preroll_s * PIPELINE_SAMPLE_RATE) * 2
         self._max_bytes = max(int(max_window_s * PIPELINE_SAMPLE_RATE) * 2, 4 * _BYTES_PER_S)
         self._audio = bytearray()
+        self._span_start = 0.0  # call-clock start of the utterance's audio span
+        self._last_end = float("-inf")  # where the previous utterance's final span ended
         self._speaking = False
         self._utterance = 0
         self._sealed: list[str] = []
@@ -125,12 +131,13 @@ class WhisperStreamingSTT(FrameProcessor):
         return self._busy > 0
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        """Collect caller audio, follow VAD, and forward every frame."""
+        """Collect caller audio (it stops here), follow VAD, forward every other frame."""
         await super().process_frame(frame, direction)
         downstream = direction == FrameDirection.DOWNSTREAM
         if isinstance(frame, InputAudioRawFrame):
             if downstream:
                 self._append_audio(frame)
+                return
         elif isinstance(frame, VADUserStartedSpeakingFrame):
             if downstream:
                 self._start_utterance()
@@ -176,6 +183,7 @@ class WhisperStreamingSTT(FrameProcessor):
             return
         self._speaking = True
         self._utterance += 1
+        self._span_start = max(self._clock.now(), self._last_end)
         self._sealed = []
         self._seals = []
         self._tick = self._clock.call_later(self._interval, self._on_tick)
@@ -189,7 +197,8 @@ class WhisperStreamingSTT(FrameProcessor):
             self.partials_skipped += 1
             return
         self._busy += 1
-        self._spawn(self._partial(self._utterance, bytes(self._audio), self._sealed))
+        span = AudioSpan(self._span_start, self._clock.now())
+        self._spawn(self._partial(self._utterance, bytes(self._audio), self._sealed, span))
 
     def _end_utterance(self) -> None:
         if not self._speaking:
@@ -199,7 +208,10 @@ class WhisperStreamingSTT(FrameProcessor):
         audio = bytes(self._audio)
         self._audio.clear()
         self._busy += 1
-        task = self._spawn(self._final(audio, self._sealed, self._seals, self._clock.now()))
+        now = self._clock.now()
+        span = AudioSpan(self._span_start, max(now, self._span_start))
+        self._last_end = span.end
+        task = self._spawn(self._final(audio, self._sealed, self._seals, now, span))
         self._finals.add(task)
         task.add_done_callback(self._finals.discard)
 
@@ -223,7 +235,9 @@ class WhisperStreamingSTT(FrameProcessor):
         async with self._lane:
             return await asyncio.to_thread(transcriber.transcribe, audio)
 
-    async def _partial(self, utterance: int, audio: bytes, sealed: list[str]) -> None:
+    async def _partial(
+        self, utterance: int, audio: bytes, sealed: list[str], span: AudioSpan
+    ) -> None:
         started = time.perf_counter()
         try:
             text = await self._decode(audio)
@@ -237,11 +251,11 @@ class WhisperStreamingSTT(FrameProcessor):
             return  # the utterance ended meanwhile: its final supersedes this partial
         text = _join([*sealed, text])
         if text:
-            await self.push_frame(
-                InterimTranscriptionFrame(
-                    text=text, user_id=CALLER_ID, timestamp=time_now_iso8601()
-                )
+            frame = InterimTranscriptionFrame(
+                text=text, user_id=CALLER_ID, timestamp=time_now_iso8601()
             )
+            set_audio_span(frame, span)
+            await self.push_frame(frame)
 
     async def _seal(self, audio: bytes, sealed: list[str], index: int) -> None:
         try:
@@ -252,7 +266,12 @@ class WhisperStreamingSTT(FrameProcessor):
             self._busy -= 1
 
     async def _final(
-        self, audio: bytes, sealed: list[str], seals: list[asyncio.Task], stopped_at: float
+        self,
+        audio: bytes,
+        sealed: list[str],
+        seals: list[asyncio.Task],
+        stopped_at: float,
+        span: AudioSpan,
     ) -> None:
         try:
             if seals:
@@ -268,15 +287,15 @@ class WhisperStreamingSTT(FrameProcessor):
         if not text:
             logger.debug(f"{self}: utterance had no words")
             return
-        await self.push_frame(
-            TranscriptionFrame(
-                text=text,
-                user_id=CALLER_ID,
-                timestamp=time_now_iso8601(),
-                language=Language.EN,
-                finalized=True,
-            )
+        frame = TranscriptionFrame(
+            text=text,
+            user_id=CALLER_ID,
+            timestamp=time_now_iso8601(),
+            language=Language.EN,
+            finalized=True,
         )
+        set_audio_span(frame, span)
+        await self.push_frame(frame)
 
     async def _report_decode_error(self, what: str, error: Exception) -> None:
         logger.error(f"{self}: Whisper {what} decode failed: {error!r}")

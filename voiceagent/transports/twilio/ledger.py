@@ -7,14 +7,16 @@ decides when the next 20 ms frame may be sent.
 ``TTSTextFrame`` and its text). After each segment's audio the output sends a ``mark``;
 Twilio echoes it once that audio has played. A ``clear`` (barge-in) makes Twilio echo every
 outstanding mark at once, so echoes after a clear prove nothing: :meth:`PlaybackLedger.on_clear`
-invalidates them and estimates how far into the segment being played the caller got, from
-when that segment started playing (the previous mark's echo, or its first send) and elapsed
-time.
+invalidates them and estimates how far into the segment being played the caller got from the
+output's own clock: the turn's audio sent so far minus what the pacer says Twilio still holds
+(so a paused turn is not counted as played), never past the previous mark's echo plus the time
+since it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
@@ -82,7 +84,7 @@ class Segment:
     mark: str
     text: str
     duration: float
-    first_sent: float | None = None
+    offset: float = 0.0  # where its audio starts in the turn's audio (seconds)
     echoed_at: float | None = None
 
 
@@ -95,14 +97,16 @@ class HeardReport:
     full_text: str
     interrupted: bool
     unheard_text: str
+    in_context: bool = True
 
 
 @dataclass(slots=True)
 class _Turn:
     turn_id: int
     segments: list[Segment] = field(default_factory=list)
-    first_sent: list[float] = field(default_factory=list)
+    sent_s: float = 0.0  # audio of this turn sent to Twilio so far
     pending_text: str = ""
+    in_context: bool = True
     complete: bool = False
     cut_chars: int | None = None  # heard prefix length of the joined text, fixed at a clear
 
@@ -110,8 +114,18 @@ class _Turn:
 class PlaybackLedger:
     """Segments per agent turn and which of them the caller heard. Pure; clock-injected."""
 
-    def __init__(self, clock: Clock = DEFAULT_CLOCK) -> None:
+    def __init__(
+        self, clock: Clock = DEFAULT_CLOCK, buffered: Callable[[float], float] | None = None
+    ) -> None:
+        """Create the ledger.
+
+        Args:
+            clock: Time source.
+            buffered: Seconds of sent audio Twilio still holds at a time (the pacer's estimate);
+                None: everything sent counts as played.
+        """
         self._clock = clock
+        self._buffered = buffered
         self._turns: dict[int, _Turn] = {}
         self._outstanding: dict[str, tuple[_Turn, Segment]] = {}
 
@@ -121,15 +135,23 @@ class PlaybackLedger:
         """Open a turn (idempotent)."""
         self._turns.setdefault(turn_id, _Turn(turn_id))
 
-    def add_segment(self, turn_id: int, mark: str, text: str, duration: float) -> Segment:
-        """Record a segment whose audio (``duration`` s) is followed by mark ``mark``."""
+    def add_segment(
+        self, turn_id: int, mark: str, text: str, duration: float, *, in_context: bool = True
+    ) -> Segment:
+        """Record a segment whose audio (``duration`` s) is followed by mark ``mark``.
+
+        ``in_context``: False for speech outside the conversation (a re-prompt).
+        """
         turn = self._turns.setdefault(turn_id, _Turn(turn_id))
         if turn.pending_text:
             text = f"{turn.pending_text} {text}"
             turn.pending_text = ""
+        if not in_context:
+            turn.in_context = False
         index = len(turn.segments)
-        first = turn.first_sent[index] if index < len(turn.first_sent) else None
-        segment = Segment(index, mark, " ".join(text.split()), duration, first)
+        last = turn.segments[-1] if turn.segments else None
+        offset = last.offset + last.duration if last is not None else 0.0
+        segment = Segment(index, mark, " ".join(text.split()), duration, offset)
         turn.segments.append(segment)
         self._outstanding[mark] = (turn, segment)
         return segment
@@ -152,15 +174,11 @@ class PlaybackLedger:
         if turn is not None:
             turn.complete = True
 
-    def on_audio_sent(self, turn_id: int, segment_index: int, now: float) -> None:
-        """The first audio of segment ``segment_index`` went to Twilio at ``now``."""
+    def on_sent(self, turn_id: int, seconds: float = FRAME_S) -> None:
+        """``seconds`` more of the turn's audio went to Twilio (per frame: no allocation)."""
         turn = self._turns.get(turn_id)
-        if turn is None:
-            return
-        while len(turn.first_sent) <= segment_index:
-            turn.first_sent.append(now)
-        if segment_index < len(turn.segments) and turn.segments[segment_index].first_sent is None:
-            turn.segments[segment_index].first_sent = now
+        if turn is not None:
+            turn.sent_s += seconds
 
     # -- playback evidence ----------------------------------------------------------------
 
@@ -231,7 +249,9 @@ class PlaybackLedger:
         else:
             chars = len(full)
         heard = full[:chars].rstrip()
-        return HeardReport(turn_id, heard, full, interrupted, full[chars:].strip())
+        return HeardReport(
+            turn_id, heard, full, interrupted, full[chars:].strip(), in_context=turn.in_context
+        )
 
     # -- internals --------------------------------------------------------------------------
 
@@ -258,6 +278,8 @@ class PlaybackLedger:
 
     def _heard_chars(self, turn: _Turn, now: float) -> int:
         full, starts = self._joined(turn)
+        buffered = self._buffered(now) if self._buffered is not None else 0.0
+        played = max(0.0, turn.sent_s - buffered)  # the turn's audio the caller has heard
         heard = 0
         previous_echo: float | None = None
         for segment, start in zip(turn.segments, starts, strict=True):
@@ -265,13 +287,13 @@ class PlaybackLedger:
                 heard = start + len(segment.text)
                 previous_echo = segment.echoed_at
                 continue
-            if segment.first_sent is None:
-                break  # none of its audio reached Twilio
-            began = segment.first_sent
-            if previous_echo is not None and previous_echo > began:
-                began = previous_echo
-            duration = segment.duration
-            fraction = (now - began) / duration if duration > 0.0 else 1.0
+            position = played
+            if previous_echo is not None:
+                position = min(position, segment.offset + max(0.0, now - previous_echo))
+            into = position - segment.offset
+            if into <= 0.0:
+                break  # none of it played
+            fraction = into / segment.duration if segment.duration > 0.0 else 1.0
             part = cut_at_word(segment.text, fraction)
             if part:
                 heard = start + len(part)

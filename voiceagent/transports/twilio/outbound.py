@@ -2,10 +2,13 @@
 
 Agent turns are cut into the items the sender task sends, in order: exact 20 ms (160-byte)
 μ-law media frames, a ``mark`` after each TTS segment (the audio before a ``TTSTextFrame``),
-and a turn end. TTS audio (any rate) is resampled to 8 kHz and μ-law encoded; a partial
-frame waits for the next chunk. Each closed segment is recorded in the
-:class:`~voiceagent.transports.twilio.ledger.PlaybackLedger`. Every item carries the
-*generation* it was queued in: a barge-in bumps it, so nothing queued before it is sent.
+and a turn end. A TTS that sends its text *before* the audio (a WebSocket service without word
+timestamps) still gets marks at clause boundaries: such *announced* texts are placed on the
+audio that follows at their estimated length (characters × the speaking rate learned from
+delimited segments), the last one at the end of the turn. TTS audio (any rate) is resampled to
+8 kHz and μ-law encoded; a partial frame waits for the next chunk. Each closed segment is
+recorded in the :class:`~voiceagent.transports.twilio.ledger.PlaybackLedger`. Every item carries
+the *generation* it was queued in: a barge-in bumps it, so nothing queued before it is sent.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from voiceagent.transports.twilio.protocol import TWILIO_FRAME_BYTES, ULAW_RATE
 
 MEDIA, MARK, TURN_END = 0, 1, 2
 """Kinds of outbound items."""
+DEFAULT_S_PER_CHAR = 0.065
+"""Speaking rate assumed for announced text until delimited segments teach a better one."""
 
 
 @dataclass(slots=True, eq=False)
@@ -36,11 +41,12 @@ class OutTurn:
     boundaries: list[int] = field(default_factory=list)  # where each closed segment ends
     pending: deque[tuple[int, str, int]] = field(default_factory=deque)  # marks not yet queued
     tag_index: int = 0  # segment of the next frame
-    reported_segment: int = -1
     sent_any: bool = False
     all_sent: bool = False
     finished: bool = False
     fallback: TimerHandle | None = None
+    announced: deque[str] = field(default_factory=deque)  # text that came before its audio
+    in_context: bool = True
 
 
 OutItem = tuple[int, int, OutTurn, bytes | str | None, int]
@@ -73,6 +79,8 @@ class OutboundQueue:
         self._remainder = b""
         self._resamplers: dict[int, StreamResampler] = {}
         self._turn_counter = 0
+        self.s_per_char = DEFAULT_S_PER_CHAR
+        """Speaking rate of the TTS (an EMA over delimited segments)."""
 
     def open_turn(self) -> OutTurn:
         """Start a new agent turn; TTS audio is added to it from now on."""
@@ -111,17 +119,33 @@ class OutboundQueue:
         if pcm8:
             self._enqueue_ulaw(turn, pcm16_to_ulaw(pcm8))
 
-    def add_segment_text(self, text: str) -> None:
+    def add_segment_text(self, text: str, *, in_context: bool = True) -> None:
         """A ``TTSTextFrame``: the audio queued so far for the current turn is one segment.
 
         The segment's audio is complete, so what the resampler and the partial frame hold back
         goes out now (padded to a whole frame): the caller hears the end of "Sure," and its
-        mark comes back even if the next segment's audio is late.
+        mark comes back even if the next segment's audio is late. Text with no new audio
+        before it is *announced*: its audio is still to come.
         """
-        turn = self.current
-        if turn is not None and text:
-            self._close_segment(turn, text)
-            self._flush_held(turn)
+        if not text:
+            return
+        turn = self.current or self.open_turn()
+        if not in_context:
+            turn.in_context = False
+        start = turn.boundaries[-1] if turn.boundaries else 0
+        if round(turn.expected) <= start:
+            turn.announced.append(text)
+            return
+        if turn.announced:  # the TTS delimits after all: the audio so far is theirs too
+            text = " ".join([*turn.announced, text])
+            turn.announced.clear()
+        else:
+            chars = len(text)
+            if chars >= 8:
+                seconds = (round(turn.expected) - start) / ULAW_RATE
+                self.s_per_char += 0.3 * (seconds / chars - self.s_per_char)
+        self._close_segment(turn, text)
+        self._flush_held(turn)
 
     def end_turn(self, *, flush: bool) -> None:
         """TTS finished the current turn: flush filters and the partial frame, then the final mark.
@@ -134,6 +158,10 @@ class OutboundQueue:
             return
         if flush:
             self._flush_held(turn)
+        if turn.announced:
+            text = " ".join(turn.announced)
+            turn.announced.clear()
+            self._close_segment(turn, text, end=turn.queued)
         self._queue_due_marks(turn, force=True)
         # Frames after the last mark (audio without text, or no text at all) get their own.
         last = turn.boundaries[-1] if turn.boundaries else 0
@@ -182,11 +210,22 @@ class OutboundQueue:
                 turn.tag_index += 1
             append((MEDIA, gen, turn, buf[start : start + TWILIO_FRAME_BYTES], turn.tag_index))
             turn.queued += TWILIO_FRAME_BYTES
+            if len(turn.announced) > 1:
+                self._place_announced(turn)
             if turn.pending and turn.pending[0][0] <= turn.queued:
                 self._queue_due_marks(turn)
         self._remainder = buf[whole:]
         if whole:
             self._wake.set()
+
+    def _place_announced(self, turn: OutTurn) -> None:
+        """Close the first announced text once its estimated audio has been queued."""
+        start = turn.boundaries[-1] if turn.boundaries else 0
+        text = turn.announced[0]
+        length = round(len(text) * self.s_per_char * ULAW_RATE)
+        if turn.queued - start >= length:
+            turn.announced.popleft()
+            self._close_segment(turn, text, end=turn.queued)
 
     def _queue_due_marks(self, turn: OutTurn, *, force: bool = False) -> None:
         """Queue each pending mark once the frame holding its segment's last byte is queued.
@@ -208,7 +247,9 @@ class OutboundQueue:
             return
         index = len(turn.boundaries)
         mark = f"a{turn.turn_id}.{index + 1}"
-        self.ledger.add_segment(turn.turn_id, mark, text, (boundary - start) / ULAW_RATE)
+        self.ledger.add_segment(
+            turn.turn_id, mark, text, (boundary - start) / ULAW_RATE, in_context=turn.in_context
+        )
         turn.boundaries.append(boundary)
         turn.pending.append((boundary, mark, index))
         self._queue_due_marks(turn)

@@ -8,8 +8,11 @@ task paces them at real time, keeping Twilio's playback buffer at most ``lead_ms
 ``TTSTextFrame``) is followed by a ``mark``; echoes of those marks tell the
 :class:`~voiceagent.transports.twilio.ledger.PlaybackLedger` what the caller heard.
 On an ``InterruptionFrame`` a ``clear`` goes out before anything else and no audio
-queued before it is ever sent. A ``PlaybackFenceFrame`` is answered upstream with
-``PlaybackFenceReachedFrame`` once every turn received before it has finished playing.
+queued before it is ever sent. ``PlaybackPauseFrame`` stops sending media (what Twilio already
+holds, at most ``lead_ms``, still plays) until ``PlaybackResumeFrame`` or an interruption; the
+turn's heard share counts only audio actually played. A ``PlaybackFenceFrame`` is answered
+upstream with ``PlaybackFenceReachedFrame`` once every turn received before it has finished
+playing.
 """
 
 from __future__ import annotations
@@ -36,7 +39,13 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
-from voiceagent.frames import AgentHeardFrame, PlaybackFenceFrame, PlaybackFenceReachedFrame
+from voiceagent.frames import (
+    AgentHeardFrame,
+    PlaybackFenceFrame,
+    PlaybackFenceReachedFrame,
+    PlaybackPauseFrame,
+    PlaybackResumeFrame,
+)
 from voiceagent.settings import TransportSettings
 from voiceagent.transports.twilio.ledger import FRAME_S, PlaybackLedger, PlayoutPacer
 from voiceagent.transports.twilio.outbound import MEDIA, TURN_END, OutboundQueue, OutTurn
@@ -75,12 +84,14 @@ class TwilioOutput(FrameProcessor):
         settings = settings or TransportSettings()
         self._send_text = send_text
         self._clock = clock
-        self.ledger = PlaybackLedger(clock)
         self.pacer = PlayoutPacer(settings.lead_ms / 1000.0)
+        self.ledger = PlaybackLedger(clock, buffered=self.pacer.buffered)
         self.stream_sid: str | None = None
         self.frames_out = 0
         self.marks_sent = 0
         self.clears_sent = 0
+        self.pauses = 0
+        self._paused = False
         self._closed = False
         self._stream_ready = asyncio.Event()
         self._wake = asyncio.Event()
@@ -129,13 +140,23 @@ class TwilioOutput(FrameProcessor):
                     self._out.add_audio(frame)
                 return
             if isinstance(frame, TTSTextFrame):
-                self._out.add_segment_text(frame.text)
+                self._out.add_segment_text(frame.text, in_context=frame.append_to_context)
             elif isinstance(frame, TTSStartedFrame):
                 self._out.start_turn(flush=not self._closed)
             elif isinstance(frame, TTSStoppedFrame):
                 self._out.end_turn(flush=not self._closed)
             elif isinstance(frame, InterruptionFrame):
+                self._paused = False
                 await self._interrupt()
+            elif isinstance(frame, PlaybackPauseFrame):
+                if not self._paused:
+                    self._paused = True
+                    self.pauses += 1
+                return
+            elif isinstance(frame, PlaybackResumeFrame):
+                self._paused = False
+                self._wake.set()
+                return
             elif isinstance(frame, PlaybackFenceFrame):
                 self._fences.append(frame.fence_id)
                 await self._release_fences()
@@ -183,6 +204,10 @@ class TwilioOutput(FrameProcessor):
                     await self._wake.wait()
                 continue
             kind, gen, turn, payload, index = queue[0]
+            if kind == MEDIA and self._paused:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
             if kind == MEDIA:
                 now = clock.now()
                 delay = pacer.send_delay(now)
@@ -210,14 +235,12 @@ class TwilioOutput(FrameProcessor):
                         continue
                     self.marks_sent += 1
             if kind == MEDIA:
-                await self._on_media_sent(turn, index, now)
+                await self._on_media_sent(turn)
 
-    async def _on_media_sent(self, turn: OutTurn, index: int, now: float) -> None:
+    async def _on_media_sent(self, turn: OutTurn) -> None:
         if turn.finished:
             return
-        if turn.reported_segment != index:
-            turn.reported_segment = index
-            self.ledger.on_audio_sent(turn.turn_id, index, now)
+        self.ledger.on_sent(turn.turn_id)
         if not turn.sent_any:
             turn.sent_any = True
             self._playing.add(turn.turn_id)
@@ -277,6 +300,7 @@ class TwilioOutput(FrameProcessor):
                     full_text=report.full_text,
                     interrupted=report.interrupted,
                     unheard_text=report.unheard_text,
+                    in_context=report.in_context,
                 ),
                 FrameDirection.UPSTREAM,
             )
@@ -312,6 +336,7 @@ class TwilioOutput(FrameProcessor):
 
     async def _drain_and_stop(self) -> None:
         """EndFrame: play out what is queued (unless the socket is gone), then stop."""
+        self._paused = False
         out = self._out
         if out.current is not None:
             out.end_turn(flush=not self._closed)

@@ -176,6 +176,12 @@ def is_backchannel(text: str) -> bool:
     return is_backchannel_words(tokenize(text))
 
 
+def adds_nothing(text: str) -> bool:
+    """True if ``text`` has no content words or only acknowledgements ("", "um", "Yeah, okay.")."""
+    words = content_words(text)
+    return not words or is_backchannel_words(words)
+
+
 def is_clear_word(word: str) -> bool:
     """True if one normalised word can take the floor alone ("stop", "wait", "no", "tuesday").
 

@@ -2,15 +2,14 @@
 
 Partials are re-decoded hypotheses of the same audio, so they differ in case, punctuation
 and filler words ("um", "uh") without the caller having said anything new. ``normalize``
-removes those differences so the StabilityCommitRouter can tell "the STT changed its mind"
-from "the STT is just re-punctuating". ``ends_incomplete`` spots utterances that sound
-unfinished ("and", "my number is", a phone number being dictated) so the router waits longer
-before committing them.
+removes those differences so the turn engine can tell "the STT changed its mind" from "the
+STT is just re-punctuating". ``ends_incomplete`` spots utterances that sound unfinished
+("and", "my number is", "my number", a phone number being dictated) so the engine waits
+longer before committing them.
 """
 
 from __future__ import annotations
 
-import math
 import re
 
 
@@ -47,6 +46,9 @@ _DICTATION_CUES = _word_set(
     "address unit apartment suite"
 )
 """Words after which a single trailing number is likely the start of a dictated string."""
+
+_POSSESSIVES = _word_set("my your our his her their the a an this that")
+"""Before a dictation noun at the end ("my number", "the address"), the value is still to come."""
 
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _TRAILING_PAUSE_RE = re.compile(r"(?:[,;:\u2014\u2013-]|\.\.\.|\u2026)[\"')\]\s]*$")
@@ -99,7 +101,7 @@ def ends_incomplete(text: str) -> bool:
     A hanging word ("and", "my number is"), a filler, a number being dictated, or a trailing
     continuation mark (comma, dash, ellipsis). Incomplete: "I'd like to book and", "so um",
     "my number is", "it's", "five five five", "555-12", "anything open next Wednesday,",
-    "Hi", "Sorry" (an opener alone).
+    "Hi", "Sorry" (an opener alone), "Um. My number" (a dictation noun after "my").
     Complete: "I need to book a cleaning", "a table for two", "yes".
     """
     ws = words(text)
@@ -108,8 +110,12 @@ def ends_incomplete(text: str) -> bool:
     if _TRAILING_PAUSE_RE.search(text):
         return True
     last = ws[-1]
-    if last in FILLERS or last in _CONTINUATION_WORDS or all(w in _OPENERS for w in ws):
+    if last in FILLERS or last in _CONTINUATION_WORDS:
         return True
+    if all(w in _OPENERS for w in ws) and not text.rstrip().endswith(("?", "!")):
+        return True  # "Hi," / "Sorry" open a request; "Hello?" asks for an answer
+    if last in _DICTATION_CUES and last != "is" and len(ws) >= 2 and ws[-2] in _POSSESSIVES:
+        return True  # "my number", "the address": an STT that dropped the trailing "is"
     # A trailing unfinished digit group ("555-12", "555 123") or a dictated number string.
     return _dictating(ws)
 
@@ -117,67 +123,3 @@ def ends_incomplete(text: str) -> bool:
 def word_count(text: str) -> int:
     """Number of whitespace-separated words in ``text``."""
     return len(text.split())
-
-
-class UtteranceText:
-    """The caller's words since the last commit, from partials and finals of any STT.
-
-    Finals close STT segments (Deepgram sends several per utterance); a partial is the
-    hypothesis of the open segment. A commit can come before the STT closes its segment, so
-    later hypotheses of that segment repeat the committed words: they are stripped (also
-    when re-decoded slightly differently); a hypothesis that does not start with them is
-    taken as the STT starting over.
-    """
-
-    __slots__ = ("finals", "interim", "_committed", "_base")
-
-    def __init__(self) -> None:
-        self.finals: list[str] = []
-        self.interim = ""
-        self._committed: list[str] = []  # normalized words of the open segment, committed
-        self._base: list[str] = []  # the committed words the current interim follows
-
-    def _new_part(self, text: str) -> tuple[str, list[str]]:
-        committed = self._committed
-        if not committed:
-            return text.strip(), []
-        tokens = [(tok, normalize(tok).split()) for tok in text.split()]
-        hyp = [w for _, ws in tokens for w in ws]
-        overlap = 0
-        while overlap < min(len(committed), len(hyp)) and committed[overlap] == hyp[overlap]:
-            overlap += 1
-        if overlap == len(hyp):
-            return "", committed  # a (shorter) re-decoding of committed words
-        revised = overlap >= max(2, math.ceil(0.6 * len(committed)))
-        if overlap < len(committed) and not revised:
-            return text.strip(), []  # the STT started over
-        count = 0
-        for i, (_, ws) in enumerate(tokens):
-            count += len(ws)
-            if count >= len(committed):
-                return " ".join(tok for tok, _ in tokens[i + 1 :]), committed
-        return "", committed
-
-    def partial(self, text: str) -> None:
-        """A new hypothesis of the open segment."""
-        self.interim, self._base = self._new_part(text)
-
-    def final(self, text: str) -> None:
-        """The final text of the open segment (the next hypothesis starts a new one)."""
-        part, _ = self._new_part(text)
-        if part:
-            self.finals.append(part)
-        self.interim = ""
-        self._committed = []
-        self._base = []
-
-    def text(self) -> str:
-        """The uncommitted words."""
-        return " ".join(p for p in (*self.finals, self.interim) if p)
-
-    def commit(self) -> None:
-        """The current words were committed: forget them (and strip them if re-decoded)."""
-        self._committed = [*self._base, *normalize(self.interim).split()]
-        self._base = []
-        self.finals.clear()
-        self.interim = ""

@@ -1,0 +1,213 @@
+"""Call scripts for barge-in: from the audio, confirmed by words, never on a backchannel."""
+
+from tests.turns.call_script import Call
+from voiceagent.turns import decisions as d
+
+
+def agent_talking(call: Call, at: float = 0.0) -> Call:
+    call.at(at)
+    call.agent_starts()
+    return call
+
+
+def test_sustained_speech_interrupts_on_duration_when_the_words_come_1_s_late():
+    # "No no, stop, I meant the morning" over the agent; the STT lags a full second.
+    call = agent_talking(Call(), 0.0)
+    call.at(2.0)
+    call.sound(True)
+    assert call.of(d.PausePlayback)  # the agent's audio stops at the first sound
+    call.at(2.3)
+    call.speech_start(began=2.0)
+    call.at(2.49)
+    assert call.of(d.Interrupt) == []
+    call.at(2.51)
+    [interrupt] = call.of(d.Interrupt)
+    assert interrupt.reason == "duration"
+    assert call.when(d.Interrupt) == [2.5]
+    call.at(3.6)
+    call.sound(False)
+    call.at(3.7)
+    call.speech_stop(ended=3.5)
+    call.at(3.8)
+    call.final("No no, stop, I meant the morning.", 2.0, 3.6)
+    call.at(5.0)
+    assert [c.text for c in call.commits] == ["No no, stop, I meant the morning."]
+
+
+def test_words_interrupt_before_the_duration_does():
+    call = agent_talking(Call(), 0.0)
+    call.at(1.0)
+    call.sound(True)
+    call.at(1.25)
+    call.speech_start(began=1.0)
+    call.partial("Wait, stop", 1.0, 1.3)
+    assert [i.reason for i in call.of(d.Interrupt)] == ["words"]
+    assert call.when(d.Interrupt) == [1.25]
+
+
+def test_a_backchannel_during_a_slow_stt_never_interrupts():
+    call = agent_talking(Call(), 0.0)
+    call.at(2.0)
+    call.sound(True)  # "uh-huh", 0.35 s
+    call.at(2.3)
+    call.speech_start(began=2.0)
+    call.at(2.45)
+    call.sound(False)
+    call.at(2.55)
+    call.speech_stop(ended=2.35)
+    call.at(2.9)
+    assert call.of(d.ResumePlayback) == []  # a comma-length pause: the caller may go on
+    call.at(3.0)
+    assert call.of(d.ResumePlayback)  # quiet for good: the agent goes on
+    call.at(3.4)
+    call.final("Uh-huh.", 2.0, 2.5)  # a second late
+    call.at(6.0)
+    assert call.of(d.Interrupt) == []
+    assert call.commits == []
+    assert call.engine.stats.backchannels_ignored == 1
+
+
+def test_a_long_backchannel_is_still_not_a_barge_in_once_words_show_it():
+    call = agent_talking(Call(), 0.0)
+    call.at(2.0)
+    call.sound(True)
+    call.at(2.3)
+    call.speech_start(began=2.0)
+    call.partial("Yeah, yeah", 2.0, 2.4)
+    call.at(2.9)  # 0.9 s of "yeah, yeah, okay": longer than min_duration, shorter than 1.5 s
+    assert call.of(d.Interrupt) == []
+    call.sound(False)
+    call.at(3.5)
+    assert call.of(d.Interrupt) == []
+
+
+def test_sound_at_the_agents_first_syllable_is_echo_not_a_barge_in():
+    call = agent_talking(Call(), 1.0)
+    call.at(1.1)
+    call.sound(True)
+    call.at(1.4)
+    call.speech_start(began=1.1)
+    call.at(2.5)
+    assert call.of(d.Interrupt) == []
+    assert call.of(d.PausePlayback) == []
+
+
+def test_yeah_over_the_end_of_the_agents_question_is_an_answer():
+    call = agent_talking(Call(), 0.0)
+    call.at(3.0)
+    call.sound(True)
+    call.at(3.3)
+    call.speech_start(began=3.0)
+    call.partial("Yeah.", 3.0, 3.3)
+    call.at(3.4)
+    call.sound(False)
+    call.agent_stops()  # the question ended as the caller answered
+    call.at(3.5)
+    call.speech_stop(ended=3.35)
+    call.final("Yeah.", 3.0, 3.6)
+    call.at(5.0)
+    assert [c.text for c in call.commits] == ["Yeah."]
+    assert call.of(d.Interrupt) == []
+
+
+def test_a_false_interruption_resumes_what_the_caller_did_not_hear():
+    call = agent_talking(Call(), 0.0)
+    call.at(2.0)
+    call.sound(True)  # a door slam the VAD takes for speech
+    call.at(2.3)
+    call.speech_start(began=2.0)
+    call.at(2.6)
+    assert call.of(d.Interrupt)
+    call.sound(False)
+    call.heard(
+        "Sure, I can help with that.",
+        interrupted=True,
+        unheard="Let me check the calendar for next week.",
+    )
+    call.at(2.8)
+    call.speech_stop(ended=2.6)
+    call.at(2.6 + 1.5 + 0.05)
+    [say] = call.of(d.Say)
+    assert say.reason == "resume" and say.text == "Let me check the calendar for next week."
+    assert call.engine.conversation.messages == [
+        {"role": "assistant", "content": "Sure, I can help with that...."}
+    ]
+
+
+def test_a_caller_who_resumes_as_the_reply_starts_is_still_taking_their_turn():
+    call = Call()
+    call.speaks(0.0, 1.5)
+    call.final("Do you have anything open next Tuesday", 0.0, 1.7)
+    call.at(2.0)
+    call.agent_starts()  # the reply starts just as the caller goes on
+    call.at(2.1)
+    call.sound(True)
+    call.at(2.3)
+    call.speech_start(began=2.1)
+    assert [i.reason for i in call.of(d.Interrupt)] == ["regret"]
+    call.at(3.3)
+    call.sound(False)
+    call.speech_stop(ended=3.2)
+    call.final("in the morning?", 2.1, 3.4)
+    call.at(5.0)
+    assert call.user_messages == ["Do you have anything open next Tuesday in the morning?"]
+    assert call.of(d.Say) == []  # no false-interruption resume of the cut reply
+
+
+def test_a_reply_never_starts_over_a_caller_who_sounds():
+    call = Call()
+    call.speaks(0.0, 1.5)
+    call.final("How much is a cleaning", 0.0, 1.7)
+    call.at(2.0)
+    assert call.commits
+    call.sound(True)  # a breath before going on: hold the reply's start
+    assert call.of(d.PausePlayback)
+    call.at(2.15)
+    call.sound(False)
+    assert call.of(d.ResumePlayback)
+
+
+def test_a_comma_inside_the_barge_in_keeps_one_run_and_the_agent_stays_paused():
+    # "Wait, | what is your street address?" over the agent; the STT lags a full second.
+    call = agent_talking(Call(), 0.0)
+    call.at(2.0)
+    call.sound(True)
+    call.at(2.3)
+    call.speech_start(began=2.0)
+    call.at(2.4)
+    call.sound(False)  # "Wait," — then a 0.4 s comma pause
+    call.at(2.6)
+    call.speech_stop(ended=2.4)
+    call.at(2.8)
+    call.sound(True)  # "what is your street address?": the same run
+    assert call.of(d.ResumePlayback) == []  # the agent never came back in the pause
+    call.at(2.95)
+    assert [i.reason for i in call.of(d.Interrupt)] == ["duration"]
+    assert call.when(d.Interrupt) == [2.9]  # 0.4 s of "Wait," + 0.1 s more: 0.5 s of speech
+
+
+def test_two_quick_backchannels_are_not_sustained_speech():
+    # "Uh-huh... yeah." — 0.3 s, a 0.4 s gap, 0.15 s: 0.45 s of sound in all.
+    call = agent_talking(Call(), 0.0)
+    call.at(2.0)
+    call.sound(True)
+    call.at(2.3)
+    call.speech_start(began=2.0)
+    call.sound(False)
+    call.at(2.7)
+    call.sound(True)
+    call.at(2.85)
+    call.sound(False)
+    call.at(4.0)
+    assert call.of(d.Interrupt) == []
+
+
+def test_the_duration_counts_from_the_first_loud_frame_not_from_when_it_was_sure():
+    # The energy detector needs two loud 20 ms frames: it reports the sound 40 ms late.
+    call = agent_talking(Call(), 0.0)
+    call.at(2.04)
+    call.sound(True, since_s=0.04)
+    call.at(2.3)
+    call.speech_start(began=2.0)
+    call.at(2.55)
+    assert call.when(d.Interrupt) == [2.5]

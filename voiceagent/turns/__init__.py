@@ -1,0 +1,1 @@
+"""The turn engine: when the caller's turn ends, when the agent speaks, stops and goes on."""
