@@ -1,12 +1,13 @@
-"""A cloud-shaped Deepgram streaming TTS server (``/v1/speak``), for load runs.
+"""A cloud-shaped Deepgram TTS server (``/v1/speak``, REST and WebSocket), for load runs.
 
-Wire protocol as Deepgram's (``Authorization: Token``; client ``Speak`` / ``Flush`` /
-``Clear`` / ``Close``; server binary PCM16 at the requested ``sample_rate``, ``Flushed`` and
-``Cleared`` with a ``sequence_id``). Shape: a ``Speak`` starts sounding ``first_audio_s`` after
-it arrives (or after the previous text finished), lasts ``ms_per_char`` per character, and is
-streamed in ``chunk_ms`` messages ``speed`` times faster than real time. ``Flushed`` follows
-the audio of every ``Speak`` before the ``Flush``. The audio is speech-like (a voiced buzz,
-``bench.fakes.cloud_tts.speech_like``), cut from one buffer made at start.
+Wire protocol as Deepgram's (``Authorization: Token``). REST: ``POST /v1/speak`` with
+``{"text"}`` and ``encoding``/``sample_rate``/``container=none`` in the query answers the raw
+PCM16 as a streamed body. WebSocket: client ``Speak`` / ``Flush`` / ``Clear`` / ``Close``;
+server binary PCM16, ``Flushed`` and ``Cleared`` with a ``sequence_id``. Shape: a text starts
+sounding ``first_audio_s`` after it arrives (or after the previous text finished), lasts
+``ms_per_char`` per character, and is streamed in ``chunk_ms`` pieces ``speed`` times faster
+than real time. The audio is speech-like (a voiced buzz, ``bench.fakes.cloud_tts.speech_like``),
+cut from one buffer made at start.
 """
 
 from __future__ import annotations
@@ -62,6 +63,32 @@ class ScriptedSpeak:
         if buffer is None:
             buffer = self._buffers[rate] = speech_like(_BUFFER_S, rate)
         return buffer
+
+    async def handle_post(self, request: web.Request) -> web.StreamResponse:
+        """One REST synthesis (one clause)."""
+        if request.headers.get("Authorization") != f"Token {self.api_key}":
+            self.stats.refused += 1
+            return web.Response(status=401, headers={"dg-error": "Invalid credentials."})
+        rate = int(request.query.get("sample_rate", "24000"))
+        text = str((await request.json()).get("text", ""))
+        self.stats.texts += 1
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        await response.prepare(request)
+        loop = asyncio.get_running_loop()
+        buffer = self.audio(rate)
+        chunk = rate * 2 * self.chunk_ms // 1000
+        total = int(len(text) * self.ms_per_char / 1000.0 * rate) * 2
+        due, sent = loop.time() + self.first_audio_s, 0
+        while sent < total:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            size = min(chunk, total - sent)
+            start = (sent % (len(buffer) - chunk)) // 2 * 2
+            await response.write(buffer[start : start + size])
+            sent += size
+            self.stats.audio_bytes += size
+            due += self.chunk_ms / 1000.0 / self.speed
+        await response.write_eof()
+        return response
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """One speak socket (one call's TTS)."""

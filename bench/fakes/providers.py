@@ -39,6 +39,7 @@ async def serve(args: argparse.Namespace) -> dict:
     app = web.Application()
     app.router.add_get(listen.path, listen.handle)
     app.router.add_get(speak.path, speak.handle)
+    app.router.add_post(speak.path, speak.handle_post)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
