@@ -176,3 +176,15 @@ async def test_a_deepgram_host_that_never_answers_does_not_hold_up_the_call():
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_caller_audio_goes_out_in_100ms_messages_and_all_of_it_before_finalize():
+    async with (
+        FakeDeepgramSTT([FakeUtterance(["Hello"])]) as fake,
+        LivePipeline(create_deepgram_stt(cloud(fake))) as pipe,
+    ):
+        await until(lambda: fake.connected.is_set(), 5.0)
+        await speak(pipe, 12)  # 240 ms, then the VAD stop
+        await until(lambda: fake.messages_of("Finalize"), 5.0)
+    assert fake.audio_messages == [3200, 3200, 1280]  # 100 ms, 100 ms, the rest at the stop
+    assert fake.messages_of("Finalize")[0]["_audio_bytes_before"] == 12 * len(FRAME)

@@ -79,8 +79,9 @@ async def test_a_silent_primary_times_out_and_the_next_stt_transcribes_the_utter
             assert switcher.stats.switches == 0 and not backup.audio
             clock.advance(0.2)  # 2.6 s after the VAD start, still no transcript
             await pipe.wait_for(lambda: pipe.down_of(TranscriptionFrame), 5.0)
-            await pipe.push(audio(999))  # later caller audio goes to the new STT only
-            await until(lambda: len(backup.audio) == 71 * 640, 2.0)
+            for n in range(5):  # later caller audio goes to the new STT only (100 ms a message)
+                await pipe.push(audio(999 + n))
+            await until(lambda: len(backup.audio) == 75 * 640, 2.0)
     assert switcher.stats.switches == 1 and "no transcript 2.5 s" in switcher.stats.reasons[0]
     assert one_line(warnings_logged, "stt fallback") == 1
     # The backup heard the utterance from its pre-roll: the same bytes, in order.

@@ -16,7 +16,10 @@ unusable, and the call goes on (a ``FallbackSwitcher`` moves on).
 pipecat connects from ``setup`` and waits there until Deepgram answers or its retries give up
 (seconds for a refused or silent host), which holds every stage of the call: here the
 connection is made in the background, so a Deepgram that cannot be reached never delays the
-greeting or the fallback.
+greeting or the fallback. Caller audio goes out in ``send_ms`` pieces (one WebSocket message
+per 100 ms rather than per 20 ms frame: sending was the largest per-frame cost of a cloud call,
+``bench/load.py``); what is held back is sent before the ``Finalize`` at each VAD stop, so the
+final transcript is never later.
 
 TTS is pipecat's ``DeepgramHttpTTSService``: one ``POST /v1/speak`` (``container=none``) per
 clause-sized chunk from the ``SentenceAggregator``, on a shared keep-alive session. Each chunk's
@@ -35,7 +38,12 @@ from typing import Any
 
 import aiohttp
 from loguru import logger
-from pipecat.frames.frames import Frame, InterimTranscriptionFrame, TranscriptionFrame
+from pipecat.frames.frames import (
+    Frame,
+    InterimTranscriptionFrame,
+    TranscriptionFrame,
+    VADUserStoppedSpeakingFrame,
+)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
 from pipecat.services.deepgram.stt import DeepgramSTTService
 from pipecat.services.deepgram.tts import DeepgramHttpTTSService
@@ -44,6 +52,8 @@ from voiceagent.clock import DEFAULT_CLOCK, Clock
 from voiceagent.frames import AudioSpan, SpokenWord, set_audio_span
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, CloudSettings
 
+SEND_MS = 100
+"""Caller audio per WebSocket message to Deepgram."""
 _REFUSALS = {
     401: "the API key was rejected (check DEEPGRAM_API_KEY)",
     402: "the account has run out of credit (payment required)",
@@ -109,12 +119,17 @@ def result_span(result: Any, stream: StreamClock) -> AudioSpan | None:
 class VoiceDeepgramSTTService(DeepgramSTTService):
     """pipecat's Deepgram STT: audio spans, named refusals, a connection made in the background."""
 
-    def __init__(self, *, clock: Clock = DEFAULT_CLOCK, **kwargs: Any) -> None:
+    def __init__(
+        self, *, clock: Clock = DEFAULT_CLOCK, send_ms: int = SEND_MS, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._stream = StreamClock(clock, bytes_per_s=2.0 * (self.sample_rate or 16000))
         self._stream_clock_source = clock
         self._in_setup = False
         self._background_connect: asyncio.Task | None = None
+        self._send_ms = send_ms
+        self._held = bytearray()
+        self._flushing = False
 
     async def start(self, frame) -> None:
         """Start; the stream clock learns the negotiated sample rate."""
@@ -123,6 +138,11 @@ class VoiceDeepgramSTTService(DeepgramSTTService):
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
         """Send the audio (pipecat) and note how much of the stream it made."""
+        batch = self._batched(audio)
+        if batch is None:
+            yield None
+            return
+        audio = batch
         connection = self._connection
         async for frame in super().run_stt(audio):
             yield frame
@@ -136,6 +156,28 @@ class VoiceDeepgramSTTService(DeepgramSTTService):
             if span is not None:
                 set_audio_span(frame, span)
         await super().push_frame(frame, direction)
+
+    def _batched(self, audio: bytes) -> bytes | None:
+        """The audio to send now: ``send_ms`` of it once gathered (or all, when flushing)."""
+        held = self._held
+        held += audio
+        size = int(2 * (self.sample_rate or 16000) * self._send_ms / 1000)
+        if not held or (len(held) < size and not self._flushing):
+            return None
+        out = bytes(held)
+        held.clear()
+        return out
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """At a VAD stop, send the audio held back before pipecat sends ``Finalize``."""
+        if isinstance(frame, VADUserStoppedSpeakingFrame) and self._held:
+            self._flushing = True
+            try:
+                async for _ in self.run_stt(b""):
+                    pass
+            finally:
+                self._flushing = False
+        await super().process_frame(frame, direction)
 
     async def setup(self, setup: FrameProcessorSetup) -> None:
         """Set up as pipecat does, but without waiting for the socket (see ``_connect``)."""
