@@ -86,3 +86,32 @@ def test_stereo_caller_audio_keeps_its_first_channel(tmp_path: Path):
     audio.close(end_s=0.5)
     caller, _ = channels(audio.path)
     assert np.array_equal(caller, mono)
+
+
+def test_caller_chunks_joined_into_runs_land_where_they_would_one_by_one(tmp_path: Path):
+    """The storage thread resamples back-to-back caller audio in runs, not 20 ms at a time."""
+    from voiceagent.storage.recording import _caller_runs
+
+    t0 = 100.0
+    talk = tone(0.4, 16000)
+    chunks = []  # (arrived, pcm, rate, channels): 0.4 s of talk, a 0.5 s hole, 0.4 s more
+    for n in range(20):
+        chunks.append((t0 + 0.02 * (n + 1), talk[n * 640 : (n + 1) * 640], 16000, 1))
+    for n in range(20):
+        chunks.append((t0 + 0.9 + 0.02 * (n + 1), talk[n * 640 : (n + 1) * 640], 16000, 1))
+    runs = _caller_runs(chunks, t0)
+    assert [(round(start, 3), len(pcm)) for start, pcm, _, _ in runs] == [
+        (0.0, 12800),
+        (0.9, 12800),
+    ]
+
+    one_by_one, joined = CallAudio(tmp_path / "a.wav"), CallAudio(tmp_path / "b.wav")
+    for arrived, pcm, rate, ch in chunks:
+        one_by_one.add_caller(arrived - len(pcm) / (2 * rate) - t0, pcm, rate, ch)
+    for start, pcm, rate, ch in runs:
+        joined.add_caller(start, pcm, rate, ch)
+    one_by_one.close(2.0)
+    joined.close(2.0)
+    a, b = channels(tmp_path / "a.wav")[0], channels(tmp_path / "b.wav")[0]
+    assert len(a) == len(b) and np.max(np.abs(a.astype(int) - b.astype(int))) <= 2
+    assert loud_runs(b) == loud_runs(a)

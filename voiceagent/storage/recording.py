@@ -29,7 +29,7 @@ from loguru import logger
 
 from voiceagent.clock import Clock
 from voiceagent.storage.archive import CallArchive
-from voiceagent.storage.call_audio import CallAudio
+from voiceagent.storage.call_audio import GAP_TOLERANCE_S, CallAudio
 from voiceagent.storage.store import CallEnd, CallEvent, CallInfo
 
 MAX_EARLY_EVENTS = 20
@@ -324,9 +324,8 @@ class CallRecording:
         if audio is None or t0 is None:
             return
         try:
-            for arrived, pcm, rate, channels in caller:
-                seconds = len(pcm) / (2 * channels * rate) if rate and channels else 0.0
-                audio.add_caller(arrived - seconds - t0, pcm, rate, channels)
+            for start_s, pcm, rate, channels in _caller_runs(caller, t0):
+                audio.add_caller(start_s, pcm, rate, channels)
             for play_at, ulaw in agent:
                 audio.add_agent(play_at - t0, ulaw)
             if until_s is not None:
@@ -359,3 +358,25 @@ class CallRecording:
             self._archive.store().end_call(self._call_id, end)
         except Exception as e:
             self._failed("completing the call", e)
+
+
+def _caller_runs(caller: list[_CallerChunk], t0: float) -> list[tuple[float, bytes, int, int]]:
+    """The caller's 20 ms chunks joined into runs of back-to-back audio (start, PCM, format).
+
+    ``CallAudio.add_caller`` places a chunk right after the previous one unless the gap is over
+    its tolerance, so a run is placed exactly as its chunks one by one would be: one resampler
+    call per run instead of fifty a second (the storage thread shares the interpreter with the
+    calls).
+    """
+    runs: list[tuple[float, bytearray, int, int]] = []
+    end_s = float("-inf")
+    for arrived, pcm, rate, channels in caller:
+        seconds = len(pcm) / (2 * channels * rate) if rate and channels else 0.0
+        start_s = arrived - seconds - t0
+        gap = start_s - end_s > GAP_TOLERANCE_S
+        end_s = (start_s if gap else end_s) + seconds
+        if runs and not gap and runs[-1][2:] == (rate, channels):
+            runs[-1][1].extend(pcm)
+        else:
+            runs.append((start_s, bytearray(pcm), rate, channels))
+    return [(start, bytes(pcm), rate, channels) for start, pcm, rate, channels in runs]
