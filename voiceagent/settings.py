@@ -30,7 +30,7 @@ class ServerSettings(BaseModel):
     shutdown_grace_s: float = Field(30.0, ge=0)
     max_message_bytes: int = 64 * 1024
     max_messages_per_s: int = 200
-    max_calls: int = Field(12, ge=1)
+    max_calls: int = Field(20, ge=1)
     """Calls one worker holds; past it a new call gets the busy answer (README: measured how)."""
     max_loop_lag_ms: float = Field(250.0, gt=0)
     """New calls are refused while the worker's event loop runs this late (it is overloaded)."""
