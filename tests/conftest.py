@@ -22,6 +22,15 @@ def _storage_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _voiceagent_logs_on():
+    """The suite is the application here: it turns voiceagent's (library-disabled) logs on."""
+    from loguru import logger
+
+    logger.enable("voiceagent")
+    yield
+
+
 SERVER_URL_VAR = "VOICEAGENT_TEST_POSTGRES_URL"
 
 

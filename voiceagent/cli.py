@@ -1,4 +1,4 @@
-"""Command line: ``voiceagent serve | call | demo | eval | calls``."""
+"""Command line: ``voiceagent serve | call | demo | eval | calls | phone-link | dial``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from voiceagent import __version__
 
 
 def _configure_logging(verbose: int) -> None:
+    logger.enable("voiceagent")  # the library keeps quiet unless the application asks
     logger.remove()
     level = "DEBUG" if verbose > 1 else "INFO" if verbose == 1 else "WARNING"
     logger.add(sys.stderr, level=level, format="{time:HH:mm:ss.SSS} {level: <7} {name}: {message}")
@@ -59,6 +60,11 @@ def _listening(settings, port: int, workers: int = 1) -> None:
         f"(POST /twiml, ws /media, /healthz, /metrics{processes})",
         flush=True,
     )
+    if settings.phone.enabled:
+        from voiceagent.server.phone_links import link_secret
+
+        signed = " (signed links: voiceagent phone-link)" if link_secret(settings) else ""
+        print(f"browser softphone: http://{settings.server.host}:{port}/phone{signed}", flush=True)
 
 
 async def _serve_one(settings, bot_spec: str) -> int:
@@ -108,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="offline demo: server + emulated caller, multi-turn call")
     demo.add_argument("--out", default="demo-heard.wav", help="WAV of what the caller heard")
     demo.add_argument("--port", type=int, default=0, help="server port (default: any free)")
+    demo.add_argument(
+        "--browser",
+        action="store_true",
+        help="no emulated caller: serve the softphone page and open it (you are the caller)",
+    )
 
     from voiceagent.eval.cli import add_eval_parser
 
@@ -116,6 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     from voiceagent.storage.cli import add_calls_parser
 
     add_calls_parser(sub)
+
+    from voiceagent.server.phone_links import add_phone_link_parser
+
+    add_phone_link_parser(sub)
+
+    from voiceagent.telephony.cli import add_dial_parser
+
+    add_dial_parser(sub)
 
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
@@ -130,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return asyncio.run(run_call_command(args))
         if args.command == "demo":
+            if args.browser:
+                from voiceagent.demo_browser import run_browser_demo
+
+                return asyncio.run(run_browser_demo(args))
             from voiceagent.demo import run_demo
 
             return asyncio.run(run_demo(args))
@@ -141,6 +164,14 @@ def main(argv: list[str] | None = None) -> int:
             from voiceagent.storage.cli import run_calls_command
 
             return run_calls_command(args, sys.stdout)
+        if args.command == "phone-link":
+            from voiceagent.server.phone_links import run_phone_link_command
+
+            return run_phone_link_command(args, sys.stdout)
+        if args.command == "dial":
+            from voiceagent.telephony.cli import run_dial_command
+
+            return asyncio.run(run_dial_command(args))
     except KeyboardInterrupt:
         return 130
     except (ValueError, RuntimeError) as e:

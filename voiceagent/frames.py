@@ -203,6 +203,62 @@ class PlaybackFenceReachedFrame(SystemFrame):
     fence_id: int = 0
 
 
+# --- telephony: how a call ends, answering machines ------------------------------------------
+
+
+@dataclass
+class CallEndReasonFrame(SystemFrame):
+    """The agent ended its part of the call for this reason (``voiceagent.telephony.EndReason``).
+
+    Pushed downstream by ``CallHangUp`` right before it ends the pipeline (``agent_hung_up``,
+    ``transferred``, ``voicemail``); the call recording keeps the first reason it is told.
+    """
+
+    reason: str = ""
+    detail: str = ""
+
+
+@dataclass
+class AnsweredByFrame(SystemFrame):
+    """Twilio's answering machine detection result for this call (its ``AnsweredBy``).
+
+    Queued into the call's pipeline by the server when the ``AsyncAmdStatusCallback`` arrives:
+    ``human``, ``machine_start``, ``machine_end_beep``, ``machine_end_silence``,
+    ``machine_end_other``, ``fax`` or ``unknown``.
+    """
+
+    answered_by: str = ""
+
+
+@dataclass
+class CallerWordsFrame(SystemFrame):
+    """What the STT heard the other party say, sent back up to the answering machine detector.
+
+    Pushed upstream by ``MachineWords`` (right after the STT) while the detector is listening:
+    the detector sits before the STT, where the caller's audio still flows.
+    """
+
+    text: str = ""
+    final: bool = False
+
+
+@dataclass
+class AnswerVerdictFrame(SystemFrame):
+    """Who answered an outbound call: a person, or a machine (and whether its greeting ended).
+
+    Pushed downstream by the ``AnsweringMachineDetector`` on each decision; on a machine the
+    ``VoicemailResponder`` mutes the conversation, then leaves the message or hangs up, and
+    the call's record keeps every verdict. ``answered_by`` uses Twilio's words (``human``,
+    ``machine_start``, ``machine_end_beep``, ``machine_end_silence``, ``fax``, ``unknown``…);
+    ``evidence`` says what gave it away (``beep``, ``long_greeting``, ``wording``,
+    ``short_first_utterance``, ``twilio_amd``, ``silence``).
+    """
+
+    answered_by: str = "machine_start"
+    greeting_ended: bool = False
+    evidence: str = ""
+
+
 @dataclass
 class ProviderSwitchedFrame(SystemFrame):
     """A stage's provider failed; the next one serves the rest of the call.

@@ -3,7 +3,8 @@
 Each stage owns a small settings model; ``Settings`` composes them. ``Settings.from_env()``
 reads ``VOICEAGENT_<SECTION>__<FIELD>`` (e.g. ``VOICEAGENT_SERVER__PORT=9000``) plus the
 well-known provider variables (``TWILIO_AUTH_TOKEN``, ``TWILIO_ACCOUNT_SID``,
-``DEEPGRAM_API_KEY``, ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``PUBLIC_HOST``).
+``TWILIO_FROM_NUMBER``, ``DEEPGRAM_API_KEY``, ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``,
+``PUBLIC_HOST``).
 """
 
 from __future__ import annotations
@@ -76,11 +77,72 @@ class LocalModelSettings(BaseModel):
 
 
 class TwilioSettings(BaseModel):
-    """Twilio's REST API (the agent's hang-up); the auth token is ``server.twilio_auth_token``."""
+    """Twilio's REST API (calls, hang-up, transfer); the token is ``server.twilio_auth_token``."""
 
     account_sid: str | None = None
     api_base_url: str = "https://api.twilio.com"
+    """Where the twilio SDK's requests go (tests point it at a fake on 127.0.0.1)."""
     timeout_s: float = Field(5.0, gt=0.0, le=30.0)
+
+
+class TelephonySettings(BaseModel):
+    """Outbound calls, answering machines and transfers (see :mod:`voiceagent.telephony`)."""
+
+    from_number: str | None = None
+    """The caller id of outbound calls (a Twilio number, E.164); ``TWILIO_FROM_NUMBER``."""
+    ring_timeout_s: int = Field(30, ge=5, le=600)
+    """How long an outbound call rings before Twilio reports ``no-answer``."""
+    outbound_greeting: str = (
+        "Hello, this is the receptionist at Bright Smile Dental calling. Do you have a moment?"
+    )
+    """What the agent says first when the person it called answers."""
+    machine_detection: Literal["agent", "twilio", "off"] = "agent"
+    """Who tells an answering machine from a person on outbound calls: the agent itself
+    (greeting-shaped first utterance, beep, wording), Twilio's AMD (``AsyncAmd``), or nobody."""
+    voicemail_action: Literal["leave_message", "hang_up"] = "leave_message"
+    """On an answering machine: speak ``voicemail_message`` once the greeting ended, or hang up."""
+    voicemail_message: str = (
+        "Hello, this is Bright Smile Dental calling about your appointment. Please call us "
+        "back at your convenience. Thank you, goodbye."
+    )
+    answering_machine: dict[str, Any] = Field(default_factory=dict)
+    """Keyword overrides of ``AnsweringMachineParams`` (the agent's own detector)."""
+    amd_timeout_s: int = Field(30, ge=3, le=59)
+    """Twilio AMD's ``MachineDetectionTimeout``."""
+    transfer_targets: dict[str, str] = Field(default_factory=dict)
+    """Where ``transfer_call`` may send a caller: name → E.164 number or SIP URI."""
+    transfer_caller_id: str | None = None
+    """Caller id of the transferred leg (``<Dial callerId>``); None: the caller's own number."""
+    transfer_failed_text: str = (
+        "I'm sorry, I couldn't transfer your call right now. Can I help you with something else?"
+    )
+    """Spoken when Twilio refuses a transfer; the conversation goes on."""
+
+    @field_validator("transfer_targets", mode="before")
+    @classmethod
+    def _targets(cls, value: Any) -> Any:
+        """``VOICEAGENT_TELEPHONY__TRANSFER_TARGETS=front desk=+15550100,billing=sip:b@pbx``."""
+        if isinstance(value, str):
+            targets = {}
+            for item in value.split(","):
+                name, sep, target = item.partition("=")
+                if item.strip() and not sep:
+                    raise ValueError(f"expected NAME=NUMBER, got {item.strip()!r}")
+                if item.strip():
+                    targets[name.strip()] = target.strip()
+            return targets
+        return value
+
+    @field_validator("transfer_targets")
+    @classmethod
+    def _valid_targets(cls, value: dict[str, str]) -> dict[str, str]:
+        from voiceagent.telephony.numbers import check_transfer_target
+
+        for name, target in value.items():
+            if not name:
+                raise ValueError("a transfer target needs a name")
+            check_transfer_target(target)
+        return value
 
 
 class CloudSettings(BaseModel):
@@ -183,6 +245,21 @@ class AgentSettings(BaseModel):
         return value
 
 
+class PhoneSettings(BaseModel):
+    """The browser softphone (``GET /phone`` and its socket ``/phone/ws``).
+
+    With a secret (``link_secret``, else the Twilio auth token) the page and its socket need a
+    signed, expiring link (``voiceagent phone-link``); without one the server listens on
+    loopback only (unless ``server.insecure``), like ``/media``.
+    """
+
+    enabled: bool = True
+    link_secret: str | None = None
+    """Signs phone links; the Twilio auth token signs them when this is unset."""
+    link_ttl_s: float = Field(600.0, gt=0.0, le=7 * 24 * 3600.0)
+    """How long a link from ``voiceagent phone-link`` opens the page and places calls."""
+
+
 def default_storage_dir() -> Path:
     """``$XDG_DATA_HOME/voiceagent``, i.e. ``~/.local/share/voiceagent`` by default."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
@@ -224,11 +301,13 @@ class Settings(BaseModel):
     local: LocalModelSettings = LocalModelSettings()
     cloud: CloudSettings = CloudSettings()
     twilio: TwilioSettings = TwilioSettings()
+    telephony: TelephonySettings = TelephonySettings()
     agent: AgentSettings = AgentSettings()
     turns: TurnTaking = Field(default_factory=TurnTaking)
     """Turn-taking: endpointing, speculation, interruption, DTMF, watchdog (one typed model)."""
     storage: StorageSettings = Field(default_factory=StorageSettings)
     fallback: FallbackSettings = FallbackSettings()
+    phone: PhoneSettings = PhoneSettings()
     stt: Literal["auto", "local", "deepgram"] = "auto"
     llm: Literal["auto", "local", "openai"] = "auto"
     tts: Literal["auto", "local", "deepgram"] = "auto"
@@ -253,6 +332,7 @@ class Settings(BaseModel):
         well_known = {
             "TWILIO_AUTH_TOKEN": ("server", "twilio_auth_token"),
             "TWILIO_ACCOUNT_SID": ("twilio", "account_sid"),
+            "TWILIO_FROM_NUMBER": ("telephony", "from_number"),
             "PUBLIC_HOST": ("server", "public_host"),
             "DEEPGRAM_API_KEY": ("cloud", "deepgram_api_key"),
             "OPENAI_API_KEY": ("cloud", "openai_api_key"),

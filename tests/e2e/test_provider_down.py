@@ -110,7 +110,7 @@ def assert_carried(report: CallReport, events: CallEvents, detail: CallDetail) -
     heard = events.utterances()
     assert heard and heard[0][0] < GREETING_WITHIN_S, f"no greeting in time: {heard[:1]}"
     assert [t.latency_ms is not None for t in report.turns] == [True], "a line got no reply"
-    assert detail.call.end_reason == "stop"
+    assert detail.call.end_reason == "caller_hung_up"
     assert detail.call.duration_s == pytest.approx(report.duration_s, abs=1.0)
     assert detail.call.agent_turns >= 2  # the greeting and the reply
 

@@ -58,7 +58,11 @@ async def test_a_call_and_its_audio_are_persisted(tmp_path: Path, capsys) -> Non
     assert detail is not None
     call = detail.call
     assert (call.call_sid, call.stream_sid) == (report.call_sid, report.stream_sid)
-    assert (call.from_number, call.to_number, call.end_reason) == ("+15550100", "+15550199", "stop")
+    assert (call.from_number, call.to_number, call.end_reason) == (
+        "+15550100",
+        "+15550199",
+        "caller_hung_up",
+    )
     assert call.duration_s is not None and abs(call.duration_s - report.duration_s) < 1.0
     assert call.write_errors == 0
     (agent,) = [e for e in detail.events if e.kind == "agent"]

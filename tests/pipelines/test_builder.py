@@ -9,6 +9,11 @@ from voiceagent.processors.caller_voice import CallerVoiceProcessor
 from voiceagent.processors.end_of_turn import EndOfTurnDetector
 from voiceagent.processors.hang_up import CallHangUp
 from voiceagent.processors.sentence_aggregator import SentenceAggregator
+from voiceagent.processors.voicemail import (
+    AnsweringMachineDetector,
+    MachineWords,
+    VoicemailResponder,
+)
 from voiceagent.settings import Settings
 from voiceagent.turns.processor import TurnProcessor
 
@@ -30,11 +35,14 @@ def test_the_chain_follows_the_card_with_swapped_providers():
     chain, parts = build_call_processors(settings, AgentResources(settings), overrides=providers())
     assert [type(p) for p in chain] == [
         CallerVoiceProcessor,
+        AnsweringMachineDetector,
         EndOfTurnDetector,
         Stage,
+        MachineWords,
         TurnProcessor,
         Stage,
         SentenceAggregator,
+        VoicemailResponder,
         Stage,
         CallHangUp,
     ]
@@ -56,6 +64,12 @@ def test_an_optional_stage_that_is_off_is_left_out_not_replaced_by_a_placeholder
     assert not any(isinstance(p, EndOfTurnDetector) for p in chain)
     assert "end_of_turn" not in parts.processors
     assert len(chain) == len(STAGES) - 1
+    # No answering machine detection at all: its three stages are left out too.
+    no_amd = Settings.from_env({"VOICEAGENT_TELEPHONY__MACHINE_DETECTION": "off"})
+    chain, parts = build_call_processors(no_amd, AgentResources(no_amd), overrides=providers())
+    machine_stages = {"answering_machine", "machine_words", "voicemail"}
+    assert not machine_stages & set(parts.processors)
+    assert len(chain) == len(STAGES) - 1 - len(machine_stages)
 
 
 def test_extra_processors_go_right_after_their_stage():

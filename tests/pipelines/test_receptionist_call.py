@@ -200,7 +200,7 @@ async def test_a_failed_rest_hang_up_is_logged_and_the_call_still_ends(tmp_path:
 
             assert len(rest.requests) == 1
             assert hang_up.stats.hung_up and hang_up.stats.rest_ok is False
-            assert rest_client.stats.failures_by_kind == {"http_404": 1}
+            assert rest_client.stats.failures_by_kind == {"not_found": 1}
             assert call.tts.spoken == ["Thanks for calling,", "goodbye!"]
 
 

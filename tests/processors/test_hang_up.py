@@ -18,7 +18,7 @@ from pipecat.workers.runner import WorkerRunner
 from tests.transports.conftest import Probe, TwilioPlayback, TwilioScript, Wire
 from tests.transports.test_twilio_output import speech
 from voiceagent.clock import ManualClock
-from voiceagent.frames import PlaybackFenceReachedFrame
+from voiceagent.frames import CallEndReasonFrame, PlaybackFenceReachedFrame
 from voiceagent.processors.hang_up import CallHangUp
 from voiceagent.transports.twilio.call import TwilioCall
 from voiceagent.transports.twilio.rest import TwilioRestClient
@@ -151,7 +151,6 @@ async def test_an_unreachable_twilio_api_is_counted_and_the_call_still_ends():
             await asyncio.sleep(0.01)
         assert rig.ended() and rig.hang_up.stats.rest_ok is False
         assert rest.stats.failures_by_kind == {"network": 1}
-        assert rest.call_url("CA0001").endswith(f"/Accounts/{'AC' + '1' * 32}/Calls/CA0001.json")
 
 
 async def test_rest_client_refuses_to_hang_up_without_a_call_sid():
@@ -175,4 +174,70 @@ def test_rest_credentials_come_from_the_environment():
     )
     client = TwilioRestClient.from_settings(settings)
     assert client is not None
-    assert client.call_url("CA1") == "http://127.0.0.1:1/2010-04-01/Accounts/AC9/Calls/CA1.json"
+    assert (client.account_sid, client.base_url) == ("AC9", "http://127.0.0.1:1")
+
+
+async def test_a_hand_over_runs_its_action_after_the_words_instead_of_hanging_up():
+    done: list[str] = []
+
+    async def transfer(call_sid: str) -> bool:
+        done.append(call_sid)
+        return True
+
+    async with HangUpRig() as rig:
+        await rig.queue(*speech(GOODBYE))
+        await rig.hang_up.request("to the front desk", end_reason="transferred", action=transfer)
+        await rig.advance(0.9)
+        assert not done  # the hand-off sentence is still playing
+        await rig.advance(0.3)
+        assert done == [rig.hang_up.call_sid] and rig.ended()
+        reasons = [f.reason for f in rig.probe.downstream(CallEndReasonFrame)]
+        assert reasons == ["transferred"]  # declared before Twilio was asked
+        assert rig.hang_up.stats.end_reason == "transferred"
+
+
+async def test_a_failed_or_broken_action_withdraws_the_reason_and_the_call_goes_on():
+    async def refused(call_sid: str) -> bool:
+        return False
+
+    async def broken(call_sid: str) -> bool:
+        raise KeyError("bug")
+
+    async with HangUpRig() as rig:
+        for action in (refused, broken):
+            assert await rig.hang_up.request("transfer", end_reason="transferred", action=action)
+            await rig.advance(0.1)
+            assert not rig.ended() and not rig.hang_up.pending
+        reasons = [f.reason for f in rig.probe.downstream(CallEndReasonFrame)]
+        assert reasons == ["transferred", "", "transferred", ""]
+        assert rig.hang_up.stats.actions_failed == 2
+        assert await rig.hang_up.request("goodbye")  # the agent may still hang up later
+        await rig.advance(0.1)
+        assert rig.ended()
+        assert [f.reason for f in rig.probe.downstream(CallEndReasonFrame)][-1] == "agent_hung_up"
+
+
+async def test_a_machine_cannot_withdraw_a_hang_up_by_talking():
+    async with HangUpRig() as rig:
+        await rig.queue(*speech(GOODBYE))
+        await rig.hang_up.request("voicemail left", end_reason="voicemail", withdrawable=False)
+        await rig.advance(0.3)
+        await rig.queue(InterruptionFrame())
+        await rig.advance(1.0)
+        assert rig.ended() and rig.hang_up.stats.withdrawn == 0
+
+
+async def test_a_browser_call_names_no_twilio_account_so_twilio_is_not_asked():
+    rest = TwilioRestClient(
+        "AC" + "1" * 32, "token", base_url=f"http://127.0.0.1:{_closed_port()}", timeout_s=2.0
+    )
+    rig = HangUpRig(rest=rest)
+    rig.twilio.account_sid = ""  # the softphone page's start: no Twilio account
+    async with rig:
+        await rig.hang_up.request("done")
+        for _ in range(200):
+            if rig.ended():
+                break
+            await asyncio.sleep(0.01)
+        assert rig.ended() and rig.hang_up.stats.hung_up
+        assert rig.hang_up.stats.rest_ok is None and rest.stats.failures_by_kind == {}

@@ -218,7 +218,7 @@ async def test_a_call_is_stored_with_its_transcript_and_a_stereo_wav(tmp_path: P
         "+15550100",
         "+15550199",
     )
-    assert row.end_reason == "stop" and row.duration_s is not None
+    assert row.end_reason == "caller_hung_up" and row.duration_s is not None
     assert (row.caller_turns, row.agent_turns, row.interrupted_turns, row.write_errors) == (
         1,
         1,
@@ -333,7 +333,7 @@ async def test_a_cancelled_call_is_still_completed(tmp_path: Path) -> None:
     await call.cancel()
 
     detail = await stored(archive)
-    assert detail.call.end_reason == "cancelled"
+    assert detail.call.end_reason == "error"  # cancelled
     assert detail.call.ended_at is not None
     left, right = read_wav(detail.call.audio_path)
     assert abs(left.size / 8000 - 0.7) < 0.03
@@ -383,7 +383,7 @@ async def test_a_full_disk_loses_the_audio_but_not_the_call(tmp_path: Path) -> N
 
     assert call.media_sent() == 20  # all 0.4 s of the answer went out
     assert [e.kind for e in detail.events] == ["caller", "agent"]
-    assert detail.call.end_reason == "stop"
+    assert detail.call.end_reason == "caller_hung_up"
     assert detail.call.write_errors >= 1 and archive.write_errors >= 1
     (logged,) = [m for m in errors if "recording" in m]
     assert "CA0001" in logged and "No space left" in logged

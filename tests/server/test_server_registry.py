@@ -63,3 +63,40 @@ async def test_calls_still_talking_after_the_grace_are_ended() -> None:
 async def test_end_all_with_no_calls_returns_at_once() -> None:
     registry = CallRegistry()
     assert await asyncio.wait_for(registry.end_all(grace_s=30.0), 0.5) == 0
+
+
+class StreamingCall(FakeCall):
+    """A call whose stream may or may not have started (frames for it queue up)."""
+
+    def __init__(self, label: str, *, started: bool) -> None:
+        super().__init__(label)
+        self.started = started
+        self.delivered: list = []
+
+    async def deliver(self, frame) -> bool:
+        if not self.started:
+            return False
+        self.delivered.append(frame)
+        return True
+
+
+async def test_frames_for_a_call_reach_it_or_wait_for_its_stream_a_while() -> None:
+    from voiceagent.clock import ManualClock
+    from voiceagent.frames import AnsweredByFrame
+    from voiceagent.server.registry import MAILBOX_TTL_S
+
+    clock = ManualClock()
+    registry = CallRegistry(clock=clock)
+    live, starting = StreamingCall("CA1", started=True), StreamingCall("#2", started=False)
+    registry.register(live)
+    registry.register(starting)
+    assert await registry.deliver("CA1", AnsweredByFrame(answered_by="human"))
+    assert [f.answered_by for f in live.delivered] == ["human"]
+    # Not streaming yet (its label is not the sid yet): kept until it asks.
+    assert not await registry.deliver("CA2", AnsweredByFrame(answered_by="machine_start"))
+    assert not await registry.deliver("CA3", AnsweredByFrame(answered_by="fax"))
+    clock.advance(MAILBOX_TTL_S - 1.0)
+    assert [f.answered_by for f in registry.take_mail("CA2")] == ["machine_start"]
+    assert registry.take_mail("CA2") == []  # taken once
+    clock.advance(2.0)
+    assert registry.take_mail("CA3") == []  # too old: its call never started

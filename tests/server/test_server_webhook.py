@@ -72,7 +72,11 @@ async def test_sdk_vector_through_the_webhook_handler(factory: Factory) -> None:
     """The SDK's published vector, byte for byte: the webhook handler mounted at /myapp.php."""
 
     def mount_vector_path(app) -> None:
-        (route,) = [r for r in app.router.routes() if r.method == "POST"]
+        (route,) = [
+            r
+            for r in app.router.routes()
+            if r.method == "POST" and r.resource.canonical == "/twiml"
+        ]
         app.router.add_post("/myapp.php", route.handler)
 
     settings = settings_for(twilio_auth_token=TOKEN, public_host="mycompany.com")

@@ -10,6 +10,7 @@ import numpy as np
 
 from voiceagent.storage.call_audio import AGENT, CALLER, CallAudio, StereoTimeline
 from voiceagent.transports.twilio.codec import pcm16_to_ulaw
+from voiceagent.transports.twilio.line_format import PCM16_16K
 
 
 def tone(seconds: float, rate: int, hz: float = 400.0) -> bytes:
@@ -88,9 +89,35 @@ def test_stereo_caller_audio_keeps_its_first_channel(tmp_path: Path):
     assert np.array_equal(caller, mono)
 
 
+def test_wideband_agent_audio_is_recorded_at_8khz_in_place_and_without_frame_clicks(
+    tmp_path: Path,
+):
+    """A browser call on 16 kHz PCM16: two agent turns of 20 ms frames, the second cut short."""
+    audio = CallAudio(tmp_path / "wide.wav")
+    first = tone(0.6, 16000, 440.0)
+    frame = PCM16_16K.frame_bytes
+    for n, start in enumerate(range(0, len(first), frame)):
+        audio.add_agent(0.2 + n * 0.02, first[start : start + frame], PCM16_16K)
+    second = tone(0.2, 16000, 440.0)
+    for n, start in enumerate(range(0, len(second), frame)):
+        audio.add_agent(1.5 + n * 0.02, second[start : start + frame], PCM16_16K)
+    audio.close(end_s=2.0)
+
+    _, agent = channels(audio.path)
+    assert agent.size == 16000
+    assert loud_runs(agent) == [(0.2, 0.8), (1.5, 1.7)]
+    # One resampler stream per run: a clean 440 Hz tone, no 50 Hz train of clicks at the edges.
+    middle = agent[round(0.25 * 8000) : round(0.75 * 8000)].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(middle)) ** 2
+    freqs = np.fft.rfftfreq(middle.size, 1 / 8000)
+    tone_power = spectrum[(freqs > 400) & (freqs < 480)].sum()
+    assert spectrum[(freqs > 1000)].sum() < 1e-6 * tone_power  # per-frame resampling: 5e-4
+    assert abs(np.sqrt(np.mean(middle**2)) - 8000 / math.sqrt(2)) < 200
+
+
 def test_caller_chunks_joined_into_runs_land_where_they_would_one_by_one(tmp_path: Path):
     """The storage thread resamples back-to-back caller audio in runs, not 20 ms at a time."""
-    from voiceagent.storage.recording import _caller_runs
+    from voiceagent.storage.call_audio import caller_runs
 
     t0 = 100.0
     talk = tone(0.4, 16000)
@@ -99,7 +126,7 @@ def test_caller_chunks_joined_into_runs_land_where_they_would_one_by_one(tmp_pat
         chunks.append((t0 + 0.02 * (n + 1), talk[n * 640 : (n + 1) * 640], 16000, 1))
     for n in range(20):
         chunks.append((t0 + 0.9 + 0.02 * (n + 1), talk[n * 640 : (n + 1) * 640], 16000, 1))
-    runs = _caller_runs(chunks, t0)
+    runs = caller_runs(chunks, t0)
     assert [(round(start, 3), len(pcm)) for start, pcm, _, _ in runs] == [
         (0.0, 12800),
         (0.9, 12800),

@@ -73,9 +73,20 @@ def test_calls_lists_the_stored_calls(stored_call: Path, capsys, monkeypatch) ->
     monkeypatch.setenv("VOICEAGENT_STORAGE__DIR", str(stored_call))
     assert main(["calls"]) == 0
     header, row = capsys.readouterr().out.splitlines()
-    assert header.split() == ["#", "SID", "FROM", "STARTED", "DURATION", "TURNS", "END"]
-    assert row.split()[:3] == ["1", "CA5e1f", "+15550100"]
-    assert row.split()[-4:] == ["12.5", "s", "3", "stop"]
+    assert header.split() == [
+        "#",
+        "SID",
+        "DIR",
+        "FROM",
+        "TO",
+        "STARTED",
+        "DURATION",
+        "TURNS",
+        "STATUS",
+        "END",
+    ]
+    assert row.split()[:5] == ["1", "CA5e1f", "in", "+15550100", "+15550199"]
+    assert row.split()[-5:] == ["12.5", "s", "3", "-", "stop"]
 
 
 def test_calls_show_prints_the_transcript_with_heard_and_full_text(stored_call, capsys):

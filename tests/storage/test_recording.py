@@ -63,4 +63,4 @@ async def test_a_provider_that_failed_before_the_call_started_is_recorded_at_its
     assert [(e.kind, e.text, e.at_s, e.data["serving"]) for e in detail.events] == [
         ("provider", "stt", 0.0, "whisper")
     ]
-    assert detail.call.duration_s == 3.0 and detail.call.end_reason == "stop"
+    assert detail.call.duration_s == 3.0 and detail.call.end_reason == "caller_hung_up"

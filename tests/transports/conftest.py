@@ -24,6 +24,7 @@ from pipecat.workers.runner import WorkerRunner
 from voiceagent.clock import ManualClock
 from voiceagent.transports.twilio.call import TwilioCall
 from voiceagent.transports.twilio.codec import pcm16_to_ulaw
+from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 
 
 def tone_pcm(ms: int, rate: int, freq: float = 440.0, amplitude: int = 8000) -> bytes:
@@ -44,6 +45,7 @@ class TwilioScript:
     def __init__(self, stream_sid: str = "MZ0001", call_sid: str = "CA0001") -> None:
         self.stream_sid = stream_sid
         self.call_sid = call_sid
+        self.account_sid = "AC0001"
         self.seq = 0
         self.chunk = 0
 
@@ -62,7 +64,7 @@ class TwilioScript:
                 "sequenceNumber": self._next(),
                 "streamSid": self.stream_sid,
                 "start": {
-                    "accountSid": "AC0001",
+                    "accountSid": self.account_sid,
                     "streamSid": self.stream_sid,
                     "callSid": self.call_sid,
                     "tracks": ["inbound"],
@@ -167,8 +169,9 @@ class TwilioPlayback:
     (as Twilio does, all at once).
     """
 
-    def __init__(self, wire: Wire) -> None:
+    def __init__(self, wire: Wire, line_format: LineFormat = MULAW_8K) -> None:
         self.wire = wire
+        self.line_format = line_format
         self.echoed: set[str] = set()
 
     def due(self, now: float) -> list[str]:
@@ -179,7 +182,8 @@ class TwilioPlayback:
             if event == "clear":
                 play_end = at
             elif event == "media":
-                seconds = len(base64.b64decode(message["media"]["payload"])) / 8000
+                size = len(base64.b64decode(message["media"]["payload"]))
+                seconds = size / self.line_format.bytes_per_s
                 play_end = max(play_end, at) + seconds
             elif event == "mark":
                 name = message["mark"]["name"]
@@ -219,7 +223,7 @@ class CallRig:
         self.clock = ManualClock()
         self.wire = Wire(self.clock)
         self.twilio = TwilioScript()
-        self.playback = TwilioPlayback(self.wire)
+        self.playback = TwilioPlayback(self.wire, call_kwargs.get("line_format", MULAW_8K))
         self.echo_marks = True
         self.errors: list[str] = []
         self.call = TwilioCall(

@@ -51,7 +51,7 @@ def test_a_call_from_connected_to_stop_parses() -> None:
 
     ulaw = tone_ulaw(20)
     media = parse_inbound(twilio.media(ulaw), stream_sid=SID)
-    assert media == Media(ulaw=ulaw, track="inbound", chunk=1, timestamp_ms=0)
+    assert media == Media(payload=ulaw, track="inbound", chunk=1, timestamp_ms=0)
     assert parse_inbound(twilio.media(ulaw), stream_sid=SID).timestamp_ms == 20
 
     assert parse_inbound(twilio.dtmf("#"), stream_sid=SID) == Dtmf("#")
@@ -62,7 +62,7 @@ def test_a_call_from_connected_to_stop_parses() -> None:
 def test_a_twilio_sized_frame_is_160_bytes_in_216_characters() -> None:
     message = json.loads(TwilioScript().media(tone_ulaw(20)))
     assert len(message["media"]["payload"]) == 216
-    assert len(parse_inbound(json.dumps(message), stream_sid=SID).ulaw) == 160
+    assert len(parse_inbound(json.dumps(message), stream_sid=SID).payload) == 160
 
 
 def test_custom_parameter_values_become_strings() -> None:
@@ -147,7 +147,7 @@ def test_broken_media_messages() -> None:
 
 def test_one_second_of_audio_is_the_largest_media_payload() -> None:
     one_second = base64.b64encode(bytes(8000)).decode()
-    assert len(parse_inbound(_media(one_second), stream_sid=SID).ulaw) == 8000
+    assert len(parse_inbound(_media(one_second), stream_sid=SID).payload) == 8000
 
 
 def test_broken_dtmf_and_mark_messages() -> None:

@@ -193,3 +193,37 @@ def test_a_new_stt_window_begun_as_the_caller_resumed_is_new_speech_not_a_revisi
     assert call.of(d.Revise) == []
     assert len(call.commits) == 2
     assert call.user_messages == ["Great Thank you so much."]
+
+
+def test_neighbouring_windows_with_rounded_times_both_keep_their_words():
+    # Deepgram closes "Great," then "thank you so much." then "Goodbye!": the windows tile the
+    # audio, but their rounded times overlap by a few milliseconds.
+    call = Call()
+    call.speaks(0.0, 3.0)
+    call.final("Great,", 0.0, 0.62)
+    call.final("thank you so much.", 0.615, 2.1)
+    call.final("Goodbye!", 2.098, 3.2)
+    call.at(4.5)
+    assert [c.text for c in call.commits] == ["Great, thank you so much. Goodbye!"]
+
+
+def test_no_commit_while_the_callers_line_is_loud_again():
+    # "Um, my number is" — 0.9 s of thinking — the digits start; the VAD confirms them only
+    # 0.3 s after the first sound. The commit due in that gap must wait for the VAD.
+    call = Call()
+    call.speaks(0.0, 1.2)
+    call.final("Um, my number is", 0.0, 1.4)
+    call.at(2.1)
+    call.sound(True)  # the caller goes on (a commit was due at 1.2 + 1.1 = 2.3)
+    call.at(2.4)
+    assert call.commits == []
+    call.speech_start(began=2.1)
+    call.at(3.5)
+    call.sound(False)
+    call.speech_stop(ended=3.4)
+    call.final("five five five, one two three four.", 2.1, 3.6)
+    call.at(5.0)
+    assert [c.text for c in call.commits] == [
+        "Um, my number is five five five, one two three four."
+    ]
+    assert call.engine.stats.regrets == 0

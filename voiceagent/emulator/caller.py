@@ -106,6 +106,9 @@ class CallerEmulator:
         self.stream_sid = stream_sid or _sid("MZ")
         self.account_sid = _sid("AC")
         self.headers = dict(headers or {})
+        self._call: _Call | None = None
+        self._hang_up_early = False
+        self._send_stop = True
 
     async def run(
         self,
@@ -115,6 +118,7 @@ class CallerEmulator:
         tail_s: float = 4.0,
         max_wait_reply_s: float = 15.0,
         on_event: EventCallback | None = None,
+        wait_for_greeting: bool = True,
     ) -> CallReport:
         """Place the call, follow the script, hang up and report.
 
@@ -125,12 +129,18 @@ class CallerEmulator:
             max_wait_reply_s: how long to wait for a reply to start before speaking again.
             on_event: live events: ``caller_line``, ``caller_line_end``, ``dtmf``, ``no_reply``,
                 ``agent_audio_start``, ``agent_audio_end``, ``mark``, ``clear``, ``hangup``.
+            wait_for_greeting: False: speak the first line after ``lead_in_s`` even over the
+                agent (an answering machine).
 
         Raises:
             RuntimeError: the WebSocket could not be opened.
         """
         plan = CallScript(
-            script, lead_in_s=lead_in_s, tail_s=tail_s, max_wait_reply_s=max_wait_reply_s
+            script,
+            lead_in_s=lead_in_s,
+            tail_s=tail_s,
+            max_wait_reply_s=max_wait_reply_s,
+            wait_for_greeting=wait_for_greeting,
         )
         async with aiohttp.ClientSession() as session:
             try:
@@ -140,7 +150,24 @@ class CallerEmulator:
                 logger.error(f"caller emulator: cannot connect to {self.url}: {e!r}")
                 raise RuntimeError(f"cannot connect to {self.url}: {e}") from e
             logger.info(f"caller emulator: connected to {self.url} (stream {self.stream_sid})")
-            return await _Call(self, ws, plan, on_event).run()
+            self._call = _Call(self, ws, plan, on_event)
+            if self._hang_up_early:
+                self._call.end_stream(send_stop=self._send_stop)
+            try:
+                return await self._call.run()
+            finally:
+                self._call = None
+
+    def hang_up(self, *, send_stop: bool = True) -> None:
+        """End the stream now, as Twilio does when the call hangs up or gets new TwiML.
+
+        The script stops, ``stop`` is sent (unless ``send_stop`` is False: the connection just
+        drops) and the socket closed; :meth:`run` returns its report.
+        """
+        self._hang_up_early = True
+        self._send_stop = send_stop
+        if self._call is not None:
+            self._call.end_stream(send_stop=send_stop)
 
 
 class _Call:
@@ -162,6 +189,8 @@ class _Call:
         self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._seq = 1
         self._closed = asyncio.Event()  # the line is dead: server closed or sending failed
+        self._ended = asyncio.Event()  # Twilio's side ends the stream (``hang_up``)
+        self._send_stop = True
         self._stopping = False  # we sent (or gave up sending) stop; ignore the server now
         self._end_s = 0.0
         self.closed_by_server = False
@@ -221,11 +250,16 @@ class _Call:
                 self._closed.set()
                 return
 
+    def end_stream(self, *, send_stop: bool = True) -> None:
+        """Stop the script at the next chunk; the call then hangs up (``stop`` unless not)."""
+        self._send_stop = send_stop
+        self._ended.set()
+
     async def _stream(self) -> None:
         """Send one 20 ms media message per tick at real-time pace until the script is done."""
         t0 = self._clock.now() - self._timeline.now_s()
         chunk = 0
-        while not self._closed.is_set():
+        while not self._closed.is_set() and not self._ended.is_set():
             delay = t0 + (chunk + 1) * CHUNK_S - self._clock.now()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -233,7 +267,7 @@ class _Call:
                 self.send_late_max_s = max(self.send_late_max_s, -delay)
                 if delay <= -CHUNK_S:
                     self.sends_late += 1
-            if self._closed.is_set():
+            if self._closed.is_set() or self._ended.is_set():
                 break
             step = self._plan.step((chunk + 1) * CHUNK_S, self._timeline.agent_state())
             for kind, data in step.events:
@@ -254,7 +288,7 @@ class _Call:
 
     async def _hang_up(self, writer: asyncio.Task, reader: asyncio.Task) -> None:
         em = self._em
-        if not self._closed.is_set():
+        if not self._closed.is_set() and self._send_stop:
             self._stream_event("stop", stop={"accountSid": em.account_sid, "callSid": em.call_sid})
         self._stopping = True
         self._outbox.put_nowait(None)

@@ -85,7 +85,9 @@ class CallScript:
     the caller lets the greeting finish and stay quiet for ``lead_in_s`` first. After each line
     it waits for the reply: silent until agent audio has played and then been quiet for the
     line's ``pause_after_s`` (or ``max_wait_reply_s`` passed with no agent audio at all). After
-    the last line it stays on the line ``tail_s`` more seconds.
+    the last line it stays on the line ``tail_s`` more seconds. With ``wait_for_greeting``
+    False the first line starts after ``lead_in_s`` whatever the agent does: an answering
+    machine plays its greeting over anyone.
     """
 
     def __init__(
@@ -95,9 +97,11 @@ class CallScript:
         lead_in_s: float = 0.5,
         tail_s: float = 4.0,
         max_wait_reply_s: float = 15.0,
+        wait_for_greeting: bool = True,
     ) -> None:
         """Prepare the script; times are stream seconds."""
         self.lines = list(lines)
+        self.wait_for_greeting = wait_for_greeting
         self.lead_in_s = max(0.0, lead_in_s)
         self.tail_s = max(0.0, tail_s)
         self.max_wait_reply_s = max(0.0, max_wait_reply_s)
@@ -148,8 +152,9 @@ class CallScript:
         phase = self._phase
         begin = now - CHUNK_S + 1e-9
         if phase is _Phase.LEAD_IN:
-            greeting = agent.playing or (
-                agent.last_audio_s is not None and begin - agent.last_audio_s < self.lead_in_s
+            greeting = self.wait_for_greeting and (
+                agent.playing
+                or (agent.last_audio_s is not None and begin - agent.last_audio_s < self.lead_in_s)
             )
             if begin < self.lead_in_s or (greeting and begin < MAX_REPLY_S):
                 return True

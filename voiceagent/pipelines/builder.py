@@ -1,7 +1,8 @@
 """Assemble the card's chain for one call from settings.
 
-    TwilioSerializer → voice (VAD + sound onset) → [end_of_turn] → STT → turns → LLM
-    → SentenceAggregator → TTS → CallHangUp → TwilioOutput
+    TwilioSerializer → voice (VAD + sound onset) → [answering_machine] → [end_of_turn] → STT
+    → [machine_words] → turns → LLM → SentenceAggregator → [voicemail] → TTS → CallHangUp
+    → TwilioOutput
 
 ``build_call_processors`` returns the middle of that chain (the server adds the serializer and
 the output of the call's transport). Users swap a stage by passing ``overrides`` — any stage name
@@ -11,6 +12,8 @@ no do-nothing placeholders in the chain.
 
 Caller audio goes as far as the STT; the turn engine (``TurnProcessor``) decides when the
 agent replies, stops and goes on; the LLM's built-in speculation gate holds early replies.
+The three answering machine stages (``voiceagent.processors.voicemail``) act on outbound calls
+only; they are left out when ``telephony.machine_detection`` is off.
 
 STT, LLM and TTS are each built from the stage's provider chain (``StageChoice.chain``): one
 provider is built as is; several are wrapped in the stage's ``FallbackSwitcher``
@@ -32,13 +35,30 @@ from voiceagent.processors.end_of_turn import EndOfTurnDetector
 from voiceagent.processors.fallback_stages import LLMFallback, STTFallback, TTSFallback
 from voiceagent.processors.hang_up import CallHangUp
 from voiceagent.processors.sentence_aggregator import SentenceAggregator
+from voiceagent.processors.voicemail import (
+    answering_machine_detector,
+    machine_words,
+    voicemail_responder,
+)
 from voiceagent.services.llm import create_llm_service
 from voiceagent.settings import Settings
 from voiceagent.transports.twilio.rest import TwilioRestClient
 from voiceagent.turns.conversation import Conversation
 from voiceagent.turns.processor import TurnProcessor
 
-STAGES = ("voice", "end_of_turn", "stt", "turns", "llm", "aggregator", "tts", "hang_up")
+STAGES = (
+    "voice",
+    "answering_machine",
+    "end_of_turn",
+    "stt",
+    "machine_words",
+    "turns",
+    "llm",
+    "aggregator",
+    "voicemail",
+    "tts",
+    "hang_up",
+)
 
 StageFactory = Callable[["CallParts"], FrameProcessor | None]
 
@@ -88,6 +108,7 @@ def _turns(parts: CallParts) -> FrameProcessor:
         options=parts.settings.turns,
         conversation=parts.conversation,
         greeting=parts.settings.agent.greeting,
+        outbound_greeting=parts.settings.telephony.outbound_greeting,
         clock=parts.clock,
     )
 
@@ -158,11 +179,14 @@ def _hang_up(parts: CallParts) -> FrameProcessor:
 
 DEFAULT_STAGES: dict[str, StageFactory] = {
     "voice": _voice,
+    "answering_machine": answering_machine_detector,
     "end_of_turn": _end_of_turn,
     "stt": _stt,
+    "machine_words": machine_words,
     "turns": _turns,
     "llm": _llm,
     "aggregator": _aggregator,
+    "voicemail": voicemail_responder,
     "tts": _tts,
     "hang_up": _hang_up,
 }

@@ -3,7 +3,8 @@
 ``ReceptionistBot`` owns the shared resources and is the server's pipeline factory. With tools
 on (``settings.agent.tools``), each call gets a ``ReceptionDesk``: ``check_availability``,
 ``book_appointment`` and ``end_call`` on the office's shared ``AppointmentBook``; the bot keeps
-every call's bookings in ``bookings`` (by call sid).
+every call's bookings in ``bookings`` (by call sid). With ``telephony.transfer_targets`` and
+Twilio REST credentials configured, ``transfer_call`` hands the caller to one of those people.
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ from voiceagent.processors.fallback import FallbackSwitcher
 from voiceagent.processors.hang_up import CallHangUp
 from voiceagent.processors.turn_totals import TurnTotals
 from voiceagent.settings import Settings
+from voiceagent.telephony.transfer import TRANSFER_HINT, TransferDesk
+from voiceagent.transports.twilio.rest import TwilioRestClient
 from voiceagent.turns.processor import TurnProcessor
 
+TRANSFER_TOOL = "transfer_call"
 MAX_LEDGER_CALLS = 1000
 """Calls whose bookings the bot keeps in memory (oldest forgotten first)."""
 
@@ -129,7 +133,9 @@ class ReceptionistBot:
         self.bookings: OrderedDict[str, list[BookingConfirmation]] = OrderedDict()
         """Bookings made, by call sid (the most recent ``MAX_LEDGER_CALLS`` calls)."""
         self.tool_names = self._tool_names()
-        """The tools advertised to the LLM on every call (may be empty)."""
+        """The desk's tools advertised to the LLM on every call (may be empty)."""
+        self.transfer_offered = self._transfer_offered()
+        """Whether ``transfer_call`` is advertised too."""
 
     def _tool_names(self) -> tuple[str, ...]:
         wanted = self.settings.agent.tools
@@ -146,12 +152,28 @@ class ReceptionistBot:
             return TOOL_NAMES
         if wanted is False:
             return ()
-        unknown = sorted(set(wanted) - set(TOOL_NAMES))
+        unknown = sorted(set(wanted) - {*TOOL_NAMES, TRANSFER_TOOL})
         if unknown:
             raise ValueError(
-                f"agent.tools names unknown tool(s) {unknown}; tools are {list(TOOL_NAMES)}"
+                f"agent.tools names unknown tool(s) {unknown}; tools are "
+                f"{[*TOOL_NAMES, TRANSFER_TOOL]}"
             )
         return tuple(name for name in TOOL_NAMES if name in wanted)
+
+    def _transfer_offered(self) -> bool:
+        wanted = self.settings.agent.tools
+        if isinstance(wanted, list):
+            asked = TRANSFER_TOOL in wanted
+        else:
+            asked = wanted is True or (wanted == "auto" and self.resources.choice.llm != "local")
+        if not asked or not self.settings.telephony.transfer_targets:
+            return False
+        if TwilioRestClient.from_settings(self.settings) is None:
+            logger.warning(
+                "transfer_call off: transfers need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+            )
+            return False
+        return True
 
     def _call_settings(self, settings: Settings) -> Settings:
         """``settings`` with the tools' sentence appended to the system prompt."""
@@ -159,7 +181,10 @@ class ReceptionistBot:
         extra = agent.tools_prompt
         if extra is None:
             extra = tools_prompt(self.tool_names)
-        if not self.tool_names or not extra:
+            if self.transfer_offered:
+                hint = f"You can also use {TRANSFER_HINT}."
+                extra = f"{extra} {hint}" if extra else hint
+        if not (self.tool_names or self.transfer_offered) or not extra:
             return settings
         prompt = f"{agent.system_prompt} {extra}"
         return settings.model_copy(
@@ -170,9 +195,12 @@ class ReceptionistBot:
         """Load models / start the local LLM server (warmed with the tools when advertised)."""
         await self.resources.start(progress)
         llama = self.resources.llama
-        if llama is not None and self.tool_names:
+        if llama is not None and (self.tool_names or self.transfer_offered):
             desk = ReceptionDesk(self.appointments)
-            tools = receptionist_tools(desk, self.tool_names).openai_tools()
+            registry = receptionist_tools(desk, self.tool_names)
+            if self.transfer_offered:
+                registry.add(self._transfer_desk(CallHangUp()).tool())
+            tools = registry.openai_tools()
             prompt = self._call_settings(self.settings).agent.system_prompt
             await llama.warm_up(prompt, tools=tools)
 
@@ -195,7 +223,7 @@ class ReceptionistBot:
         turns = parts.processors.get("turns")
         if isinstance(turns, TurnProcessor):
             self.turn_totals.track(turns, _stage_counts(parts))
-        if self.tool_names:
+        if self.tool_names or self.transfer_offered:
             self._give_tools(call, parts)
         if self.on_call_built is not None:
             self.on_call_built(call, parts)
@@ -217,7 +245,23 @@ class ReceptionistBot:
             hang_up=hang_up.request if isinstance(hang_up, CallHangUp) else None,
             on_booked=self._record_booking,
         )
-        parts.conversation.tools = llm.register_tools(receptionist_tools(desk, self.tool_names))
+        registry = receptionist_tools(desk, self.tool_names)
+        if self.transfer_offered and isinstance(hang_up, CallHangUp):
+            registry.add(self._transfer_desk(hang_up, lambda: llm).tool())
+        parts.conversation.tools = llm.register_tools(registry)
+
+    def _transfer_desk(self, hang_up: CallHangUp, speak_via=None) -> TransferDesk:
+        telephony = self.settings.telephony
+        rest = TwilioRestClient.from_settings(self.settings)
+        assert rest is not None  # checked by _transfer_offered
+        return TransferDesk(
+            telephony.transfer_targets,
+            rest=rest,
+            hang_up=hang_up,
+            caller_id=telephony.transfer_caller_id,
+            failed_text=telephony.transfer_failed_text,
+            speak_via=speak_via,
+        )
 
     def _record_booking(self, booking: BookingConfirmation) -> None:
         self.bookings.setdefault(booking.call_sid, []).append(booking)

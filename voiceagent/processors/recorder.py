@@ -33,7 +33,9 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voiceagent.frames import (
     AgentHeardFrame,
+    AnswerVerdictFrame,
     CallEndedFrame,
+    CallEndReasonFrame,
     CallStartedFrame,
     ProviderSwitchedFrame,
     TurnMetricsFrame,
@@ -88,7 +90,11 @@ class CallerTap(_RecordingTap):
 
 
 class AgentTap(_RecordingTap):
-    """Last before the output: the transcript (caller turns, heard agent turns, tool calls)."""
+    """Last before the output: the transcript, the end reason and who answered.
+
+    Caller turns, heard agent turns and tool calls; the agent's declared end reason; its
+    verdicts on who answered an outbound call.
+    """
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Record the transcript frames, forward the frame."""
@@ -113,6 +119,10 @@ class AgentTap(_RecordingTap):
                 )
         elif isinstance(frame, TurnMetricsFrame):
             recording.turn_metrics(frame.turn_id, frame.data)
+        elif isinstance(frame, CallEndReasonFrame):
+            recording.declare_end_reason(frame.reason)
+        elif isinstance(frame, AnswerVerdictFrame):
+            recording.answered_by(frame.answered_by, frame.evidence)
         elif isinstance(frame, ProviderSwitchedFrame):
             recording.provider_switch(frame.stage, frame.failed, frame.serving, frame.reason)
         elif isinstance(frame, FunctionCallInProgressFrame):
@@ -140,4 +150,5 @@ def recorder_taps(
     """
     if output is not None:
         output.playout_tap = recording
+        recording.agent_line_format = output.line_format
     return CallerTap(recording), AgentTap(recording)

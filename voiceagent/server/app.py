@@ -3,17 +3,18 @@
 Routes: ``POST /twiml`` (TwiML connecting the call to ``wss://PUBLIC_HOST/media``, or the busy
 answer past capacity), ``GET /media`` (refused before the upgrade while draining (503) or with a
 bad signature (403), closed 1013 right after it past capacity; then one pipeline per call, see
-:mod:`voiceagent.server.media`), ``GET /healthz`` (load: active calls, limit, event-loop lag;
-503 while refusing new calls) and ``GET /metrics`` (Prometheus text). :func:`run_server` binds
-the socket, refuses an unauthenticated public bind, and drains calls gracefully on
-SIGTERM/SIGINT. Admission: :mod:`voiceagent.server.admission`.
+:mod:`voiceagent.server.media`), ``POST /twilio/status`` and ``POST /twilio/amd`` (outbound
+calls' progress and AMD result, see :mod:`voiceagent.server.callbacks`), ``GET /healthz``
+(load: active calls, limit, event-loop lag; 503 while refusing new calls) and ``GET /metrics``
+(Prometheus text), and the browser softphone ``GET /phone`` (:mod:`voiceagent.server.phone`).
+:func:`run_server` binds the socket, refuses an unauthenticated public bind, and drains calls
+gracefully on SIGTERM/SIGINT. Admission: :mod:`voiceagent.server.admission`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -22,6 +23,8 @@ from aiohttp import WSCloseCode, web
 from loguru import logger
 
 from voiceagent.server.admission import BUSY_CLOSE_CODE, Admission
+from voiceagent.server.callbacks import TwilioCallbacks, add_callback_routes
+from voiceagent.server.health import add_health_routes
 from voiceagent.server.loop_lag import LoopLag
 from voiceagent.server.media import (
     CALL_WIND_DOWN_S,
@@ -30,7 +33,7 @@ from voiceagent.server.media import (
     PipelineFactory,
     ws_hard_cap,
 )
-from voiceagent.server.metrics import ServerMetrics, render_load
+from voiceagent.server.metrics import ServerMetrics
 from voiceagent.server.registry import CallRegistry
 from voiceagent.server.signature import BadHostError, SignatureVerifier, public_host
 from voiceagent.server.twiml import (
@@ -41,6 +44,7 @@ from voiceagent.server.twiml import (
 )
 from voiceagent.settings import Settings
 from voiceagent.storage.archive import CallArchive
+from voiceagent.telephony.records import ArchiveStatusSink
 
 __all__ = ["PipelineFactory", "create_app", "is_loopback_host", "run_server"]
 
@@ -49,7 +53,7 @@ METRICS_KEY = web.AppKey("voiceagent_metrics", ServerMetrics)
 SETTINGS_KEY = web.AppKey("voiceagent_settings", Settings)
 ARCHIVE_KEY = web.AppKey("voiceagent_archive", CallArchive)
 ADMISSION_KEY = web.AppKey("voiceagent_admission", Admission)
-_PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CALLBACKS_KEY = web.AppKey("voiceagent_callbacks", TwilioCallbacks)
 _WEBHOOK_MAX_BYTES = 64 * 1024
 _HANDLER_SHUTDOWN_S = 5.0
 """After the drain, how long aiohttp waits for leftover handlers before cancelling them."""
@@ -110,7 +114,11 @@ class _WebhookHandler:
 
 
 class MediaStreamHandler:
-    """``GET /media``: checks, upgrade, then one :class:`MediaCall` per connection."""
+    """``GET /media``: checks, upgrade, then one :class:`MediaCall` per connection.
+
+    Another leg on the same protocol (the browser softphone) overrides :meth:`refuse` (its own
+    checks) and :meth:`new_call` (its own kind of call); the rest is shared.
+    """
 
     def __init__(
         self,
@@ -131,17 +139,35 @@ class MediaStreamHandler:
         self._verifier = verifier
         self._admission = admission
 
+    def refuse(self, request: web.Request) -> web.Response | None:
+        """The answer refusing this upgrade (a bad Twilio signature: 403), or None."""
+        if self._verifier is not None and not self._verifier.verify_request(
+            request, {}, configured_host=self._settings.server.public_host, websocket=True
+        ):
+            self._metrics.reject("signature")
+            return web.Response(status=403, text="invalid signature\n")
+        return None
+
+    def new_call(self, ws: web.WebSocketResponse, request: web.Request) -> MediaCall:
+        """The call for an upgraded connection (a Twilio Media Stream)."""
+        return MediaCall(
+            ws,
+            self._settings,
+            self._factory,
+            self._metrics,
+            self._archive,
+            mailbox=self._registry.take_mail,
+        )
+
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """Handle one Media Streams connection from upgrade to close."""
         if not self._registry.accepting:
             self._metrics.reject("shutdown")
             logger.warning(f"refused a media stream from {request.remote}: shutting down")
             return web.Response(status=503, text="shutting down\n")
-        if self._verifier is not None and not self._verifier.verify_request(
-            request, {}, configured_host=self._settings.server.public_host, websocket=True
-        ):
-            self._metrics.reject("signature")
-            return web.Response(status=403, text="invalid signature\n")
+        refusal = self.refuse(request)
+        if refusal is not None:
+            return refusal
         ws = web.WebSocketResponse(
             max_msg_size=ws_hard_cap(self._settings.server.max_message_bytes),
             compress=False,
@@ -157,7 +183,7 @@ class MediaStreamHandler:
             logger.warning(f"refused a media stream from {request.remote}: worker {busy}")
             await ws.close(code=BUSY_CLOSE_CODE, message=b"server at capacity, try again later")
             return ws
-        media_call = MediaCall(ws, self._settings, self._factory, self._metrics, self._archive)
+        media_call = self.new_call(ws, request)
         if not self._registry.register(media_call):
             self._metrics.reject("shutdown")
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
@@ -226,44 +252,36 @@ def create_app(
         archive=archive,
     )
 
-    async def healthz(_request: web.Request) -> web.Response:
-        load = admission.load()
-        status = "draining" if not registry.accepting else "busy" if load.refusing else "ok"
-        return web.json_response(
-            {
-                "status": status,
-                "active_calls": load.active_calls,
-                "max_calls": load.max_calls,
-                "reserved_calls": load.reserved,
-                "loop_lag_ms": load.loop_lag_ms,
-                "refusing": load.refusing,
-                "accepting_calls": status == "ok",
-                "calls_total": metrics.calls_total,
-                "signatures_checked": verifier is not None,
-                "uptime_s": round(metrics.uptime_s(), 3),
-                "pid": os.getpid(),
-            },
-            status=200 if status == "ok" else 503,
-        )
-
-    async def metrics_view(_request: web.Request) -> web.Response:
-        text = metrics.render(registry.live_counts(), accepting=registry.accepting)
-        text += render_load(admission.load(), lag.worst_s)
-        if archive is not None:
-            text += archive.render_metrics()
-        extra = getattr(pipeline_factory, "render_metrics", None)
-        if extra is not None:  # a factory may add its own series (e.g. turn-taking counters)
-            try:
-                text += extra()
-            except Exception as e:
-                logger.warning(f"pipeline factory metrics failed: {e}")
-        return web.Response(body=text.encode(), headers={"Content-Type": _PROMETHEUS_CONTENT_TYPE})
-
     app.router.add_post("/twiml", webhook)
     app.router.add_get("/twiml", webhook)
     app.router.add_get(MEDIA_PATH, media)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_view)
+    sink = ArchiveStatusSink(archive) if archive is not None else None
+    callbacks = TwilioCallbacks(
+        settings, registry=registry, metrics=metrics, verifier=verifier, sink=sink
+    )
+    app[CALLBACKS_KEY] = callbacks
+    add_callback_routes(app, callbacks)
+    add_health_routes(
+        app,
+        registry=registry,
+        metrics=metrics,
+        admission=admission,
+        lag=lag,
+        archive=archive,
+        extra=getattr(pipeline_factory, "render_metrics", None),
+        signatures_checked=verifier is not None,
+    )
+    from voiceagent.server.phone import add_phone_routes  # it builds on MediaStreamHandler
+
+    add_phone_routes(
+        app,
+        settings,
+        pipeline_factory,
+        registry=registry,
+        metrics=metrics,
+        archive=archive,
+        admission=admission,
+    )
     return app
 
 
@@ -302,7 +320,8 @@ def check_security(settings: Settings) -> None:
         )
     logger.warning(
         "*** TWILIO_AUTH_TOKEN is not set: X-Twilio-Signature is NOT checked on /twiml and "
-        f"/media (listening on {server.host}). Do not expose this server publicly. ***"
+        f"/media, and /phone needs no signed link (listening on {server.host}). Do not expose "
+        "this server publicly. ***"
     )
 
 

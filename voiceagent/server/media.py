@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from aiohttp import WSCloseCode, web
 from loguru import logger
 from pipecat.frames.frames import EndFrame, ErrorFrame, Frame
+from pipecat.observers.base_observer import BaseObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
@@ -58,7 +59,11 @@ _call_ids = itertools.count(1)
 
 
 class MediaCall:
-    """One phone call: its socket, its ``TwilioCall`` and its pipeline worker."""
+    """One phone call: its socket, its ``TwilioCall`` and its pipeline worker.
+
+    Another kind of leg on the same protocol (the browser softphone,
+    :mod:`voiceagent.server.phone`) overrides :meth:`make_transport` and :meth:`observers`.
+    """
 
     def __init__(
         self,
@@ -67,8 +72,10 @@ class MediaCall:
         factory: PipelineFactory,
         metrics: ServerMetrics,
         archive: CallArchive | None = None,
+        mailbox: Callable[[str], list[Frame]] | None = None,
     ) -> None:
         self._ws = ws
+        self._mailbox = mailbox
         self._settings = settings
         self._factory = factory
         self._metrics = metrics
@@ -81,6 +88,7 @@ class MediaCall:
         self._runner: WorkerRunner | None = None
         self._runner_task: asyncio.Task[None] | None = None
         self._reader_task: asyncio.Task[str] | None = None
+        self._mail_task: asyncio.Task[None] | None = None
         self._inbound: InboundReader | None = None
         self._started = asyncio.Event()
         self._end_requested = asyncio.Event()
@@ -118,6 +126,14 @@ class MediaCall:
         """The transport of this call (None until the call began)."""
         return self._call
 
+    async def deliver(self, frame: Frame) -> bool:
+        """Queue ``frame`` at the start of the call's pipeline; False before the call started."""
+        call, worker = self._call, self._worker
+        if call is None or worker is None or not call.started.is_set() or self._finished.is_set():
+            return False
+        await worker.queue_frame(frame)
+        return True
+
     async def end(self, reason: str) -> None:
         """Ask the call to end now: EndFrame to its pipeline, then close the socket 1001."""
         self.request_end(reason)
@@ -128,6 +144,23 @@ class MediaCall:
         if not self._end_requested.is_set():
             logger.info(f"call {self.label}: ending ({reason})")
             self._end_requested.set()
+
+    # --- hooks for other legs --------------------------------------------------------------
+
+    def make_transport(self) -> TwilioCall:
+        """The call's transport (a Twilio Media Stream: 8 kHz μ-law, Twilio's identities)."""
+        server = self._settings.server
+        return TwilioCall(
+            self._send_text,
+            settings=self._settings.transport,
+            on_protocol_error=self._on_protocol_error,
+            max_message_bytes=server.max_message_bytes,
+            max_messages_per_s=server.max_messages_per_s,
+        )
+
+    def observers(self, call: TwilioCall) -> list[BaseObserver]:
+        """Pipecat observers of the call's pipeline (none for a Twilio call)."""
+        return []
 
     # --- the call ------------------------------------------------------------------------
 
@@ -164,14 +197,7 @@ class MediaCall:
             self._finished.set()
 
     async def _run(self) -> None:
-        server = self._settings.server
-        call = TwilioCall(
-            self._send_text,
-            settings=self._settings.transport,
-            on_protocol_error=self._on_protocol_error,
-            max_message_bytes=server.max_message_bytes,
-            max_messages_per_s=server.max_messages_per_s,
-        )
+        call = self.make_transport()
         self._call = call
         processors = await self._build(call)
         if processors is None:
@@ -196,6 +222,7 @@ class MediaCall:
             # through a queue and a task of its own.
             enable_turn_tracking=False,
             cancel_timeout_secs=PIPELINE_CANCEL_TIMEOUT_S,
+            observers=self.observers(call),
             name=f"call-{self._id}",
         )
         worker.add_event_handler("on_pipeline_started", self._on_pipeline_started)
@@ -205,6 +232,8 @@ class MediaCall:
         await self._runner.add_workers(worker)
         self._runner_task = asyncio.create_task(self._runner.run(), name=f"call-{self._id}-run")
         self._reader_task = asyncio.create_task(self._read(), name=f"call-{self._id}-read")
+        if self._mailbox is not None:
+            self._mail_task = asyncio.create_task(self._collect_mail(call, worker))
 
         end_wait = asyncio.create_task(self._end_requested.wait())
         try:
@@ -280,6 +309,13 @@ class MediaCall:
         )
         return await self._inbound.read()
 
+    async def _collect_mail(self, call: TwilioCall, worker: PipelineWorker) -> None:
+        """Once Twilio's ``start`` names the call, deliver what arrived for it before."""
+        assert self._mailbox is not None
+        await call.started.wait()
+        for frame in self._mailbox(call.call_sid or ""):
+            await worker.queue_frame(frame)
+
     async def _end_pipeline(self, reason: str) -> None:
         """End the call's pipeline cleanly; cancel it when it does not finish in time.
 
@@ -324,6 +360,8 @@ class MediaCall:
 
     async def _teardown(self) -> None:
         """Make sure nothing of this call outlives it (runs on every way out)."""
+        if self._mail_task is not None and not self._mail_task.done():
+            self._mail_task.cancel()
         await _shielded(self._cancel_reader())
         await _shielded(self._stop_runner())
         runner_task = self._runner_task

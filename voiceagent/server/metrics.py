@@ -46,13 +46,32 @@ class ServerMetrics:
     protocol_errors: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(PROTOCOL_ERROR_KINDS, 0)
     )
+    callbacks: dict[tuple[str, str], int] = field(default_factory=dict)
+    call_statuses: dict[str, int] = field(default_factory=dict)
+    answered_by: dict[str, int] = field(default_factory=dict)
+
+    def callback(self, kind: str, outcome: str) -> None:
+        """Count one Twilio callback (``status``, ``amd``) by outcome (``ok``, ``signature``…)."""
+        key = (kind, outcome)
+        self.callbacks[key] = self.callbacks.get(key, 0) + 1
+
+    def call_status(self, status: str) -> None:
+        """Count one accepted call progress event by Twilio's ``CallStatus``."""
+        self.call_statuses[status] = self.call_statuses.get(status, 0) + 1
+
+    def answered(self, answered_by: str) -> None:
+        """Count one Twilio AMD result."""
+        self.answered_by[answered_by] = self.answered_by.get(answered_by, 0) + 1
 
     def protocol_error(self, kind: str) -> None:
         """Count one bad message from Twilio (or a client) by kind."""
         self.protocol_errors[kind] = self.protocol_errors.get(kind, 0) + 1
 
     def reject(self, reason: str) -> None:
-        """Count one refused request (``signature``, ``shutdown``, ``bad_host``)."""
+        """Count one refused request.
+
+        Reasons: ``signature``, ``shutdown``, ``bad_host``, ``phone_link``, ``phone_origin``.
+        """
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
     def call_finished(
@@ -145,6 +164,27 @@ class ServerMetrics:
             "counter",
             "Refused webhook/stream requests by reason.",
             labelled("reason", self.rejected),
+        )
+        metric(
+            "twilio_callbacks_total",
+            "counter",
+            "Twilio status and AMD callbacks by outcome (ok, signature: 403, malformed: 400).",
+            [
+                (f'{{kind="{_escape(k)}",outcome="{_escape(o)}"}}', v)
+                for (k, o), v in sorted(self.callbacks.items())
+            ],
+        )
+        metric(
+            "call_status_callbacks_total",
+            "counter",
+            "Accepted call progress events by Twilio CallStatus.",
+            labelled("status", self.call_statuses),
+        )
+        metric(
+            "amd_results_total",
+            "counter",
+            "Twilio answering machine detection results by AnsweredBy.",
+            labelled("answered_by", self.answered_by),
         )
         return "\n".join(out) + "\n"
 

@@ -1,12 +1,19 @@
-"""Bookkeeping of the calls in progress, and the drain used by graceful shutdown."""
+"""Bookkeeping of the calls in progress, and the drain used by graceful shutdown.
+
+Frames for a call that arrive from outside its stream (Twilio's AMD result) are delivered to
+the live call by its call sid, or kept in a small mailbox until its stream starts.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from typing import Protocol
 
 from loguru import logger
+from pipecat.frames.frames import Frame
 
+from voiceagent.clock import DEFAULT_CLOCK, Clock
 from voiceagent.server.metrics import LiveCounts
 
 
@@ -32,13 +39,24 @@ class ActiveCall(Protocol):
     async def end(self, reason: str) -> None:
         """Ask the call to end cleanly now (EndFrame to the pipeline, close 1001)."""
 
+    async def deliver(self, frame: Frame) -> bool:
+        """Queue ``frame`` into the call's pipeline; False when the call has not started."""
+
+
+MAILBOX_SIZE = 1000
+"""Calls whose undelivered frames are kept at once (the oldest are dropped first)."""
+MAILBOX_TTL_S = 120.0
+"""How long a frame waits for its call's stream to start."""
+
 
 class CallRegistry:
     """The calls in progress and whether new ones are accepted."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = DEFAULT_CLOCK) -> None:
         self._calls: set[ActiveCall] = set()
         self._accepting = True
+        self._clock = clock
+        self._mail: OrderedDict[str, tuple[float, list[Frame]]] = OrderedDict()
 
     @property
     def accepting(self) -> bool:
@@ -65,6 +83,38 @@ class CallRegistry:
     def unregister(self, call: ActiveCall) -> None:
         """Remove a finished call (no-op when unknown)."""
         self._calls.discard(call)
+
+    def find(self, call_sid: str) -> ActiveCall | None:
+        """The call in progress with this call sid (its ``label`` once Twilio's start came)."""
+        return next((c for c in self._calls if c.label == call_sid), None)
+
+    async def deliver(self, call_sid: str, frame: Frame) -> bool:
+        """Queue ``frame`` into call ``call_sid``'s pipeline, or keep it until the call starts.
+
+        Returns:
+            Whether it reached a live call now.
+        """
+        call = self.find(call_sid)
+        if call is not None and await call.deliver(frame):
+            return True
+        now = self._clock.now()
+        _, frames = self._mail.pop(call_sid, (now, []))
+        frames.append(frame)
+        self._mail[call_sid] = (now, frames)
+        while len(self._mail) > MAILBOX_SIZE:
+            self._mail.popitem(last=False)
+        return False
+
+    def take_mail(self, call_sid: str) -> list[Frame]:
+        """The frames kept for ``call_sid`` (now starting), oldest first; forgets them."""
+        now = self._clock.now()
+        while self._mail:
+            sid, (kept_at, _) = next(iter(self._mail.items()))
+            if now - kept_at <= MAILBOX_TTL_S:
+                break
+            del self._mail[sid]
+        _, frames = self._mail.pop(call_sid, (now, []))
+        return frames
 
     def live_counts(self) -> LiveCounts:
         """Counters of the active calls, summed now (for /metrics)."""

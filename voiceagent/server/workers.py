@@ -93,6 +93,7 @@ def _worker_main(
     import asyncio
 
     logger.remove()
+    logger.enable("voiceagent")  # the library is quiet unless the application asks (as the CLI)
     logger.add(
         sys.stderr,
         level=level,

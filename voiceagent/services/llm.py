@@ -8,27 +8,18 @@ gate holds until ``UserStoppedSpeakingFrame`` (the commit) releases it, and
 ``EagerEndOfTurnCancelFrame`` withdraws it (the stream is closed, the held reply dropped); a
 speculative inference that asks for a tool is withdrawn by pipecat itself.
 
-This subclass adds what a phone call needs on top: a withdrawal also drops a speculative request
-still *queued* behind the running one (pipecat only stops the running inference), tools with
-validated arguments whose side effects never run for a reply interrupted before the handler
-started (``ToolGuard``), an option to not offer tools to a model that cannot call them, and
-voice-friendly client retries and timeouts.
+``VoiceLLMService`` is ``VoiceLLMMixin`` (queued speculations withdrawn too, guarded agent
+tools: usable with any pipecat LLM service) on pipecat's OpenAI service, plus what an
+OpenAI-compatible endpoint needs: an option to not offer tools to a model that cannot call them,
+the local server's KV prefetch, and voice-friendly client retries and timeouts.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
-
 from loguru import logger
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient, Timeout
-from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
-    EagerEndOfTurnCancelFrame,
     Frame,
-    FunctionCallFromLLM,
-    InterruptionFrame,
-    LLMContextFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.openai.llm import OpenAILLMService
@@ -36,7 +27,7 @@ from pipecat.utils.http import connection_limits
 
 from voiceagent.frames import ConversationUpdatedFrame
 from voiceagent.services.local.kv_prefetch import ContextPrefetcher
-from voiceagent.services.tools import AgentTool, ToolGuard, ToolRegistry, ToolStats, pipecat_handler
+from voiceagent.services.voice_llm import VoiceLLMMixin
 
 # No key is needed by the local server; a placeholder keeps the OpenAI client from picking up
 # OPENAI_API_KEY from the environment and sending a cloud key to a third-party endpoint.
@@ -44,7 +35,7 @@ _NO_KEY = "not-needed"
 _SPEC_SEQ = "voiceagent.speculation_seq"
 
 
-class VoiceLLMService(OpenAILLMService):
+class VoiceLLMService(VoiceLLMMixin, OpenAILLMService):
     """OpenAI-compatible streaming LLM (cloud or the local llama.cpp server): one code path.
 
     Frames in: ``LLMContextFrame`` (starts a generation; ``speculation=True`` holds its reply),
@@ -80,11 +71,6 @@ class VoiceLLMService(OpenAILLMService):
         self._timeout_s = timeout_s
         self.offer_tools = offer_tools
         super().__init__(**kwargs)
-        self.withdrawn_queued = 0
-        self._agent_tools: dict[str, AgentTool] = {}
-        self.tool_guard = ToolGuard(self._has_side_effects)
-        self._speculations = itertools.count(1)
-        self._queued_spec = 0  # sequence number of the latest speculative request queued
         self._prefetcher: ContextPrefetcher | None = None
         if prefetch:
             base = kwargs.get("base_url") or ""
@@ -94,7 +80,6 @@ class VoiceLLMService(OpenAILLMService):
                 model=getattr(settings, "model", None) or "local",
                 system_prompt=getattr(settings, "system_instruction", None),
             )
-        self._void_upto = 0  # speculative requests up to this one were withdrawn
 
     def create_client(
         self,
@@ -121,27 +106,6 @@ class VoiceLLMService(OpenAILLMService):
             default_headers=default_headers,
         )
 
-    @property
-    def tool_stats(self) -> ToolStats:
-        """Counters of this call's tool calls (admitted, dropped by reason...)."""
-        return self.tool_guard.stats
-
-    def register_tools(self, tools: ToolRegistry | list[AgentTool]) -> ToolsSchema:
-        """Register the tools' handlers under the tool policy; returns the context's schema.
-
-        Read-only tools may be cancelled by a barge-in; side-effecting ones are registered
-        with ``cancel_on_interruption=False``: once started they finish and report.
-        """
-        registry = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
-        for tool in registry:
-            self._agent_tools[tool.name] = tool
-            self.register_function(
-                tool.name,
-                pipecat_handler(tool, self.tool_guard),
-                cancel_on_interruption=not tool.side_effects,
-            )
-        return registry.tools_schema()
-
     def build_chat_completion_params(self, params_from_context) -> dict:
         """The request parameters pipecat builds, without the tools when they are not offered."""
         params = super().build_chat_completion_params(params_from_context)
@@ -160,47 +124,12 @@ class VoiceLLMService(OpenAILLMService):
         """
         return False
 
-    def _has_side_effects(self, name: str) -> bool:
-        tool = self._agent_tools.get(name)
-        if tool is not None:
-            return tool.side_effects
-        # A function registered some other way is assumed to have side effects; a call of
-        # an unknown function only gets pipecat's "not available" result.
-        return self.has_function(name)
-
-    async def queue_frame(
-        self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM, callback=None
-    ):
-        """Number speculative requests as they arrive; a withdrawal voids those before it.
-
-        Done on arrival, not when processed: the withdrawal is a system frame that overtakes
-        the queue, and must not void the request that was sent right after it.
-        """
-        if isinstance(frame, LLMContextFrame) and frame.speculation:
-            self._queued_spec = next(self._speculations)
-            frame.metadata[_SPEC_SEQ] = self._queued_spec
-        elif (
-            isinstance(frame, EagerEndOfTurnCancelFrame) and direction is FrameDirection.DOWNSTREAM
-        ):
-            self._void_upto = self._queued_spec
-        await super().queue_frame(frame, direction, callback)
-
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        """Skip withdrawn speculative requests; guard tools against interruptions; else pipecat."""
+        """Prefetch the conversation for the local server; the rest is the mixin's and pipecat's."""
         if isinstance(frame, ConversationUpdatedFrame):
             context = frame.context
             if self._prefetcher is not None and context is not None and not context.tools:
                 self._prefetcher.schedule(list(context.messages))
-        elif isinstance(frame, EagerEndOfTurnCancelFrame | InterruptionFrame):
-            self.tool_guard.interrupted()
-        elif (
-            isinstance(frame, LLMContextFrame)
-            and frame.speculation
-            and frame.metadata.get(_SPEC_SEQ, 0) <= self._void_upto
-        ):
-            self.withdrawn_queued += 1
-            logger.debug(f"{self}: skipping a speculative request withdrawn while queued")
-            return
         await super().process_frame(frame, direction)
 
     async def cleanup(self) -> None:
@@ -208,11 +137,6 @@ class VoiceLLMService(OpenAILLMService):
         if self._prefetcher is not None:
             await self._prefetcher.close()
         await super().cleanup()
-
-    async def run_function_calls(self, function_calls: Sequence[FunctionCallFromLLM]) -> None:
-        """Note when the model asked for each call (a later barge-in drops side effects)."""
-        self.tool_guard.admit(function_calls)
-        await super().run_function_calls(function_calls)
 
 
 def create_llm_service(

@@ -21,7 +21,7 @@ from loguru import logger
 from voiceagent.clock import DEFAULT_CLOCK, Clock
 from voiceagent.settings import StorageSettings
 from voiceagent.storage.sqlite import DB_NAME, SQLiteCallStore
-from voiceagent.storage.store import CallStore
+from voiceagent.storage.store import CallStatusUpdate, CallStore
 
 if TYPE_CHECKING:
     from voiceagent.storage.recording import CallRecording
@@ -114,6 +114,28 @@ class CallArchive:
         from voiceagent.storage.recording import CallRecording
 
         return CallRecording(self, clock=clock)
+
+    def record_status(self, update: CallStatusUpdate) -> None:
+        """Add a step to a call's status timeline on the storage thread (never blocks).
+
+        A failure is logged with the call sid and counted; nothing is raised.
+        """
+        try:
+            self.submit(self._record_status, update)
+        except RuntimeError as e:  # the storage thread was shut down
+            self._status_failed(update, e)
+
+    def _record_status(self, update: CallStatusUpdate) -> None:
+        try:
+            self.store().record_status(update)
+        except Exception as e:
+            self._status_failed(update, e)
+
+    def _status_failed(self, update: CallStatusUpdate, error: Exception) -> None:
+        self.count_error()
+        logger.warning(
+            f"call {update.call_sid}: storing its {update.status} status failed: {error!r}"
+        )
 
     def count_error(self) -> None:
         """One more failed write (storage thread)."""

@@ -1,7 +1,8 @@
 """One call's audio file: a stereo WAV, caller left, agent right, at the phone line's 8 kHz.
 
-Both sides crossed the phone network as 8 kHz μ-law, so 8 kHz PCM16 keeps everything there
-is to hear. Each chunk is placed on a shared timeline by when it happened (seconds since the
+Both sides of a phone call crossed the network as 8 kHz μ-law, so 8 kHz PCM16 keeps everything
+there is to hear (a wideband browser call is recorded at the same 8 kHz, like every other call).
+Each chunk is placed on a shared timeline by when it happened (seconds since the
 call started): the caller's audio by when it arrived, the agent's by when Twilio started
 playing it. A caller chunk arriving within ``GAP_TOLERANCE_S`` of where its channel ends is
 appended right after it (network jitter does not cut the audio); a later one leaves silence
@@ -23,7 +24,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from voiceagent.transports.twilio.codec import StreamResampler, ulaw_to_pcm16
+from voiceagent.transports.twilio.codec import StreamResampler
+from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 
 AUDIO_RATE = 8000
 CALLER, AGENT = 0, 1
@@ -102,6 +104,9 @@ class CallAudio:
         self._timeline = StereoTimeline()
         self._caller_resampler: StreamResampler | None = None
         self._caller_end_s = 0.0
+        self._agent_resampler: StreamResampler | None = None
+        self._agent_end_s = 0.0
+        self._agent_run_at: float | None = None
         self.frames_written = 0
 
     @property
@@ -141,9 +146,45 @@ class CallAudio:
             silence = bytes(2 * round(gap_s * resampler.in_rate))
             self._timeline.append(CALLER, resampler.resample(silence))
 
-    def add_agent(self, at_s: float, ulaw: bytes) -> None:
-        """Agent μ-law (as sent to Twilio) that started playing at ``at_s``."""
-        self._timeline.place(AGENT, at_s, ulaw_to_pcm16(ulaw))
+    def add_agent(self, at_s: float, audio: bytes, line_format: LineFormat = MULAW_8K) -> None:
+        """Agent audio (as sent on the stream, in its line format) that started playing at ``at_s``.
+
+        Line audio at another rate than the file's (wideband) is resampled; the frames of one
+        run (each starting where the previous one ended) go through one resampler stream, so
+        the filter leaves no clicks at frame edges, and the run is placed by its start.
+        """
+        pcm = line_format.to_pcm16(audio)
+        rate = line_format.rate
+        if rate == AUDIO_RATE:
+            self._timeline.place(AGENT, at_s, pcm)
+            return
+        resampler = self._agent_resampler
+        if (
+            resampler is None
+            or resampler.in_rate != rate
+            or abs(at_s - self._agent_end_s) > PLACE_TOLERANCE_S
+        ):
+            self._end_agent_run()
+            resampler = self._agent_resampler = StreamResampler(rate, AUDIO_RATE)
+            self._agent_run_at = at_s
+        self._agent_end_s = at_s + len(pcm) / (2 * rate)
+        self._agent_out(resampler.resample(pcm))
+
+    def _agent_out(self, pcm: bytes) -> None:
+        if not pcm:
+            return
+        if self._agent_run_at is not None:
+            self._timeline.place(AGENT, self._agent_run_at, pcm)
+            self._agent_run_at = None
+        else:
+            self._timeline.append(AGENT, pcm)
+
+    def _end_agent_run(self) -> None:
+        """The agent's resampled run is over: its held-back tail goes right after it."""
+        if self._agent_resampler is not None:
+            self._agent_out(self._agent_resampler.flush())
+            self._agent_resampler = None
+            self._agent_run_at = None
 
     def write(self, until_s: float) -> None:
         """Append everything final up to ``until_s`` and fix the header."""
@@ -160,6 +201,7 @@ class CallAudio:
         self._caller_silence_until(end_s)
         if self._caller_resampler is not None:
             self._timeline.append(CALLER, self._caller_resampler.flush())
+        self._end_agent_run()
         file = self._file
         try:
             self._append(self._timeline.take(None))
@@ -186,3 +228,27 @@ class CallAudio:
             pass
         finally:
             file.close()
+
+
+def caller_runs(
+    caller: list[tuple[float, bytes, int, int]], t0: float
+) -> list[tuple[float, bytes, int, int]]:
+    """The caller's 20 ms chunks joined into runs of back-to-back audio (start, PCM, format).
+
+    ``CallAudio.add_caller`` places a chunk right after the previous one unless the gap is over
+    its tolerance, so a run is placed exactly as its chunks one by one would be: one resampler
+    call per run instead of fifty a second (the storage thread shares the interpreter with the
+    calls).
+    """
+    runs: list[tuple[float, bytearray, int, int]] = []
+    end_s = float("-inf")
+    for arrived, pcm, rate, channels in caller:
+        seconds = len(pcm) / (2 * channels * rate) if rate and channels else 0.0
+        start_s = arrived - seconds - t0
+        gap = start_s - end_s > GAP_TOLERANCE_S
+        end_s = (start_s if gap else end_s) + seconds
+        if runs and not gap and runs[-1][2:] == (rate, channels):
+            runs[-1][1].extend(pcm)
+        else:
+            runs.append((start_s, bytearray(pcm), rate, channels))
+    return [(start, bytes(pcm), rate, channels) for start, pcm, rate, channels in runs]

@@ -1,4 +1,9 @@
-"""``voiceagent calls``: the recent stored calls; ``voiceagent calls show SID``: one transcript."""
+"""``voiceagent calls``: the recent stored calls; ``voiceagent calls show SID``: one call.
+
+The list can be filtered by Twilio's final status (``--status busy``) and by how the call
+ended (``--ended-by voicemail``); ``show`` prints the call's status timeline (Twilio's
+progress, answering machine verdicts) before its transcript.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,21 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from voiceagent.storage.store import CallDetail, CallEvent, CallSummary
+from voiceagent.storage.store import CallDetail, CallEvent, CallSummary, StatusEntry
+from voiceagent.telephony.end_reason import END_REASONS
+
+TWILIO_STATUSES = (
+    "queued",
+    "initiated",
+    "ringing",
+    "in-progress",
+    "completed",
+    "busy",
+    "no-answer",
+    "failed",
+    "canceled",
+)
+"""Twilio's ``CallStatus`` values, in the order a call goes through them."""
 
 
 def add_calls_parser(sub: Any) -> None:
@@ -21,6 +40,12 @@ def add_calls_parser(sub: Any) -> None:
         "--url", default=None, help="postgresql:// URL of the call store (default: settings)"
     )
     calls.add_argument("--limit", type=int, default=20, help="how many calls to list")
+    calls.add_argument(
+        "--status", choices=TWILIO_STATUSES, default=None, help="only calls with this Twilio status"
+    )
+    calls.add_argument(
+        "--ended-by", choices=END_REASONS, default=None, help="only calls that ended this way"
+    )
     actions = calls.add_subparsers(dest="calls_action")
     show = actions.add_parser("show", help="one call's transcript, timings and audio file")
     show.add_argument("sid", help="the call sid (or the number in the list's # column)")
@@ -55,7 +80,12 @@ def run_calls_command(args: argparse.Namespace, out: TextIO) -> int:
                 return 1
             print_call(detail, out)
         else:
-            print_calls(store.recent_calls(max(1, args.limit)), out)
+            calls = store.recent_calls(
+                max(1, args.limit),
+                status=getattr(args, "status", None),
+                ended_by=getattr(args, "ended_by", None),
+            )
+            print_calls(calls, out)
     finally:
         store.close()
     return 0
@@ -86,15 +116,17 @@ def print_calls(calls: list[CallSummary], out: TextIO) -> None:
         return
     sid_width = max(4, *(len(c.call_sid) for c in calls))
     print(
-        f"{'#':>5}  {'SID':<{sid_width}}  {'FROM':<16} {'STARTED':<19}  {'DURATION':>9}  "
-        f"{'TURNS':>5}  END",
+        f"{'#':>5}  {'SID':<{sid_width}}  {'DIR':<3} {'FROM':<16} {'TO':<16} {'STARTED':<19}  "
+        f"{'DURATION':>9}  {'TURNS':>5}  {'STATUS':<11}  END",
         file=out,
     )
     for c in calls:
         turns = c.caller_turns + c.agent_turns
+        way = "out" if c.direction.startswith("outbound") else "in"
         print(
-            f"{c.id:>5}  {c.call_sid:<{sid_width}}  {c.from_number or '-':<16} "
-            f"{_when(c.started_at):<19}  {_duration(c):>9}  {turns:>5}  {c.end_reason or '-'}",
+            f"{c.id:>5}  {c.call_sid:<{sid_width}}  {way:<3} {c.from_number or '-':<16} "
+            f"{c.to_number or '-':<16} {_when(c.started_at):<19}  {_duration(c):>9}  "
+            f"{turns:>5}  {c.twilio_status or '-':<11}  {c.end_reason or '-'}",
             file=out,
         )
 
@@ -120,10 +152,22 @@ def _commit_notes(data: dict[str, Any], metrics: dict[str, Any] | None) -> str:
 def print_call(detail: CallDetail, out: TextIO) -> None:
     """One call: who, when, how it ended, its audio file, then the transcript with timings."""
     call = detail.call
-    print(f"call {call.call_sid} (#{call.id})  stream {call.stream_sid}", file=out)
-    print(f"  from {call.from_number or '-'} to {call.to_number or '-'}", file=out)
+    stream = f"  stream {call.stream_sid}" if call.stream_sid else "  (no media stream)"
+    print(f"call {call.call_sid} (#{call.id}){stream}", file=out)
+    print(
+        f"  {call.direction}, from {call.from_number or '-'} to {call.to_number or '-'}", file=out
+    )
     ended = f", ended by {call.end_reason}" if call.end_reason else " (not completed)"
     print(f"  started {_when(call.started_at)}, {_duration(call)}{ended}", file=out)
+    facts = []
+    if call.twilio_status:
+        facts.append(f"Twilio status {call.twilio_status}")
+    if call.answered_at is not None and call.answered_at - call.started_at > 0.05:
+        facts.append(f"stream started after {call.answered_at - call.started_at:.1f} s")
+    if call.answered_by:
+        facts.append(f"answered by {call.answered_by}")
+    if facts:
+        print(f"  {', '.join(facts)}", file=out)
     if call.audio_path:
         length = f"; {call.audio_seconds:.1f} s" if call.audio_seconds is not None else ""
         print(f"  audio {call.audio_path} (stereo: caller left, agent right{length})", file=out)
@@ -136,6 +180,8 @@ def print_call(detail: CallDetail, out: TextIO) -> None:
         f"({call.interrupted_turns} interrupted), tool calls {call.tool_calls}",
         file=out,
     )
+    if detail.timeline:
+        print_timeline(detail.timeline, call.started_at, out)
     print("", file=out)
     metrics = {e.turn_id: e.data for e in detail.events if e.kind == "metrics"}
     shown = sorted((e for e in detail.events if e.kind != "metrics"), key=_shown_at)
@@ -169,3 +215,22 @@ def print_call(detail: CallDetail, out: TextIO) -> None:
             stage = event.data.get("stage", "")
             value = event.data.get("arguments") if stage == "call" else event.data.get("result")
             print(f"{head}{event.text} {stage}: {json.dumps(value, default=str)}", file=out)
+
+
+_SOURCES = {"rest": "placed", "status_callback": "", "amd": "Twilio AMD", "agent": "the agent"}
+
+
+def print_timeline(timeline: list[StatusEntry], started_at: float, out: TextIO) -> None:
+    """The call's progress: one line per step, with its time since the call started."""
+    print("  status:", file=out)
+    for entry in timeline:
+        notes = [n for n in (_SOURCES.get(entry.source, entry.source),) if n]
+        if "duration_s" in entry.data:
+            notes.append(f"{entry.data['duration_s']} s")
+        if "evidence" in entry.data:
+            notes.append(str(entry.data["evidence"]))
+        if "detection_ms" in entry.data:
+            notes.append(f"after {entry.data['detection_ms']} ms")
+        shown = f" ({', '.join(notes)})" if notes else ""
+        clock = time.strftime("%H:%M:%S", time.localtime(entry.at))
+        print(f"    {clock} {entry.at - started_at:+7.2f}s  {entry.status}{shown}", file=out)

@@ -36,6 +36,23 @@ _COUNTERS = (
     "write_errors INTEGER NOT NULL DEFAULT 0",
 )
 
+_END_REASONS = (
+    "UPDATE calls SET end_reason = CASE end_reason "
+    "WHEN 'stop' THEN 'caller_hung_up' WHEN 'ended' THEN 'agent_hung_up' "
+    "WHEN 'server_shutdown' THEN 'server_shutdown' ELSE 'error' END "
+    "WHERE end_reason IS NOT NULL"
+)
+_STATUS_COLUMNS = (
+    "ALTER TABLE calls ADD COLUMN direction TEXT NOT NULL DEFAULT 'inbound'",
+    "ALTER TABLE calls ADD COLUMN twilio_status TEXT",
+    "ALTER TABLE calls ADD COLUMN answered_by TEXT",
+)
+_STATUS_INDEXES = (
+    "CREATE INDEX call_status_by_call ON call_status (call_id, at)",
+    "CREATE INDEX calls_by_end_reason ON calls (end_reason)",
+    "CREATE INDEX calls_by_twilio_status ON calls (twilio_status)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -70,6 +87,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             "text TEXT NOT NULL DEFAULT '', full_text TEXT, interrupted BOOLEAN, "
             "data JSONB NOT NULL DEFAULT '{}')",
             "CREATE INDEX events_by_call ON events (call_id, id)",
+        ),
+    ),
+    # Which way the call went, Twilio's status and the timeline of its progress, answering
+    # machine verdicts; end reasons in the vocabulary of voiceagent.telephony.EndReason.
+    Migration(
+        2,
+        "call direction, Twilio status, status timeline, end reasons",
+        sqlite=(
+            *_STATUS_COLUMNS,
+            "ALTER TABLE calls ADD COLUMN answered_at REAL",
+            "UPDATE calls SET answered_at = started_at WHERE stream_sid != ''",
+            _END_REASONS,
+            "CREATE TABLE call_status (id INTEGER PRIMARY KEY, "
+            "call_id INTEGER NOT NULL REFERENCES calls (id) ON DELETE CASCADE, "
+            "status TEXT NOT NULL, at REAL NOT NULL, source TEXT NOT NULL, sequence INTEGER, "
+            "data TEXT NOT NULL DEFAULT '{}')",
+            *_STATUS_INDEXES,
+        ),
+        postgres=(
+            *_STATUS_COLUMNS,
+            "ALTER TABLE calls ADD COLUMN answered_at DOUBLE PRECISION",
+            "UPDATE calls SET answered_at = started_at WHERE stream_sid != ''",
+            _END_REASONS,
+            "CREATE TABLE call_status (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+            "call_id BIGINT NOT NULL REFERENCES calls (id) ON DELETE CASCADE, "
+            "status TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, source TEXT NOT NULL, "
+            "sequence INTEGER, data JSONB NOT NULL DEFAULT '{}')",
+            *_STATUS_INDEXES,
         ),
     ),
 )

@@ -8,6 +8,8 @@ the write under way (the recording counts it) and the next write connects again.
 
 Opening a store applies the missing migrations (:mod:`voiceagent.storage.migrations`) inside
 one transaction holding a PostgreSQL advisory lock, so servers starting together migrate once.
+A write that reads first (a stream attaching to the call the dialer placed, a status step)
+holds an advisory lock on the call sid, as SQLite's ``BEGIN IMMEDIATE`` does.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class PostgresCallStore(SQLCallStore):
 
         Args:
             url: A ``postgresql://`` connection URL.
-            create: Whether missing tables may be created (False: read what is there).
+            create: Whether missing tables may be created (False: open a database that has
+                them; an older schema is still migrated).
 
         Raises:
             StoreError: the server cannot be reached, or its schema is newer than ours.
@@ -62,13 +65,9 @@ class PostgresCallStore(SQLCallStore):
         self._psycopg = _psycopg()
         self._db = self._connect()
         try:
-            if create:
-                self._migrate()
-            else:
-                version = self._version()
-                if version == 0:
-                    raise FileNotFoundError(f"no voiceagent tables in {redact(url)}")
-                pending(version, redact(url))
+            if not create and self._version() == 0:
+                raise FileNotFoundError(f"no voiceagent tables in {redact(url)}")
+            self._migrate()
         except BaseException:
             self._db.close()
             raise
@@ -115,6 +114,9 @@ class PostgresCallStore(SQLCallStore):
 
         return Jsonb(value, dumps=to_json)
 
+    def _call_transaction(self, call_sid: str) -> Any:
+        return _Locked(self, call_sid)
+
     def _execute(self, query: str, params: tuple[Any, ...] = ()) -> Any:
         if self._db.closed:
             self._db = self._connect()
@@ -124,3 +126,19 @@ class PostgresCallStore(SQLCallStore):
             if self._db.broken:
                 self._db.close()  # reconnect on the next write
             raise
+
+
+class _Locked:
+    """A transaction holding an advisory lock on one call sid (released at its end)."""
+
+    def __init__(self, store: PostgresCallStore, call_sid: str) -> None:
+        self._transaction = store._transaction()
+        self._store = store
+        self._call_sid = call_sid
+
+    def __enter__(self) -> None:
+        self._transaction.__enter__()
+        self._store._execute("SELECT pg_advisory_xact_lock(hashtext(?))", (self._call_sid,))
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._transaction.__exit__(*exc)

@@ -10,6 +10,10 @@ the output's lead, 200 ms): a ``clear`` on barge-in drops what was sent but neve
 so the recording holds what the caller heard. Audio the TTS made but that was dropped
 before it was sent never reaches the recording at all.
 
+The end reason (``voiceagent.telephony.EndReason``) is the agent's own when it declared one
+before the transport went away (it hung up, transferred, left a voicemail), else the way the
+stream ended (Twilio's ``stop``: the other party hung up; our shutdown; an error).
+
 Write errors (disk full, permissions) are counted; the first one of a call is logged with
 its call sid. The call itself never notices.
 """
@@ -29,8 +33,10 @@ from loguru import logger
 
 from voiceagent.clock import Clock
 from voiceagent.storage.archive import CallArchive
-from voiceagent.storage.call_audio import GAP_TOLERANCE_S, CallAudio
-from voiceagent.storage.store import CallEnd, CallEvent, CallInfo
+from voiceagent.storage.call_audio import CallAudio, caller_runs
+from voiceagent.storage.store import CallEnd, CallEvent, CallInfo, CallStatusUpdate
+from voiceagent.telephony.end_reason import from_transport
+from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 
 MAX_EARLY_EVENTS = 20
 """Events before the call's start (a provider failing at once) kept until the start."""
@@ -49,6 +55,8 @@ class CallRecording:
         call_sid: Twilio's call sid, once the call started.
         audio_path: The call's WAV, once created (storage thread).
         write_errors: Failed writes of this call.
+        agent_line_format: The format of the agent audio reported by :meth:`agent_audio`
+            (the stream's; set by ``recorder_taps`` from the output).
     """
 
     def __init__(self, archive: CallArchive, *, clock: Clock) -> None:
@@ -60,6 +68,7 @@ class CallRecording:
         self.call_sid: str | None = None
         self.audio_path: Path | None = None
         self.write_errors = 0
+        self.agent_line_format: LineFormat = MULAW_8K
         self._t0: float | None = None
         self._started_wall = 0.0
         self._caller: list[_CallerChunk] = []
@@ -69,6 +78,8 @@ class CallRecording:
         self._early: list[CallEvent] = []
         self._ended_at: float | None = None
         self._end_reason = "ended"
+        self._declared: str | None = None
+        self._account_sid = ""
         self._playback_cutoff: float | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._closing: asyncio.Future[None] | None = None
@@ -103,6 +114,7 @@ class CallRecording:
         self._t0 = self._clock.now()
         self._started_wall = time.time()
         self.call_sid = call_sid or stream_sid or "unknown"
+        self._account_sid = account_sid
         params = dict(parameters or {})
         info = CallInfo(
             call_sid=self.call_sid,
@@ -112,6 +124,7 @@ class CallRecording:
             from_number=params.get("From", ""),
             to_number=params.get("To", ""),
             parameters=params,
+            direction=params.get("Direction") or "inbound",
         )
         self._submit(self._open, info)
         for event in self._early:
@@ -126,15 +139,15 @@ class CallRecording:
         if self._t0 is not None and self._record_audio and self._closing is None:
             self._caller.append((self._clock.now(), pcm, sample_rate, channels))
 
-    def agent_audio(self, turn_id: int, ulaw: bytes, play_at: float) -> None:
-        """TwilioOutput sent 20 ms of agent μ-law that Twilio plays from ``play_at`` (clock)."""
+    def agent_audio(self, turn_id: int, audio: bytes, play_at: float) -> None:
+        """TwilioOutput sent 20 ms of agent audio, played from ``play_at`` (clock)."""
         t0 = self._t0
         if t0 is None or self._closing is not None:
             return
         if turn_id not in self._agent_started:
             self._agent_started[turn_id] = play_at - t0
         if self._record_audio:
-            self._agent_pending.append((play_at, ulaw))
+            self._agent_pending.append((play_at, audio))
 
     def agent_cleared(self, at: float) -> None:
         """Twilio was told to ``clear`` at ``at``: what it had not started playing never played."""
@@ -192,6 +205,27 @@ class CallRecording:
             return
         self._event(event)
 
+    def declare_end_reason(self, reason: str) -> None:
+        """The agent ends the call for ``reason`` (``""`` withdraws it: the action failed).
+
+        Ignored once the stream is gone: the call ended some other way first.
+        """
+        if self._playback_cutoff is None:
+            self._declared = reason or None
+
+    def answered_by(self, answered_by: str, evidence: str) -> None:
+        """The agent decided who answered (``human``, ``machine_start``, ``machine_end_beep``…)."""
+        if self._t0 is None or self._closing is not None or not self.call_sid:
+            return
+        update = CallStatusUpdate(
+            call_sid=self.call_sid,
+            status=answered_by,
+            at=time.time(),
+            source="agent",
+            data={"evidence": evidence, "at_s": round(self._at(), 3)},
+        )
+        self._submit(self._write_status, update)
+
     def mark_ended(self, reason: str, *, transport_gone: bool = False) -> None:
         """The call is ending (the first reason wins); ``transport_gone``: nothing more plays."""
         if self._ended_at is not None:
@@ -226,7 +260,9 @@ class CallRecording:
         caller, agent = self._take_audio(cutoff)
         self._agent_pending.clear()
         end_s = self._ended_at - t0
-        job = self._submit(self._finish, caller, agent, end_s, self._end_reason)
+        twilio = bool(self._account_sid)  # the softphone's browser calls name no Twilio account
+        reason = self._declared or from_transport(self._end_reason, twilio=twilio).value
+        job = self._submit(self._finish, caller, agent, end_s, reason)
         if job is None:
             return
         try:
@@ -314,6 +350,12 @@ class CallRecording:
         except Exception as e:
             self._failed(f"storing a {event.kind} event", e)
 
+    def _write_status(self, update: CallStatusUpdate) -> None:
+        try:
+            self._archive.store().record_status(update)
+        except Exception as e:
+            self._failed("storing a status", e)
+
     def _write_audio(
         self,
         caller: list[_CallerChunk],
@@ -324,10 +366,11 @@ class CallRecording:
         if audio is None or t0 is None:
             return
         try:
-            for start_s, pcm, rate, channels in _caller_runs(caller, t0):
+            for start_s, pcm, rate, channels in caller_runs(caller, t0):
                 audio.add_caller(start_s, pcm, rate, channels)
-            for play_at, ulaw in agent:
-                audio.add_agent(play_at - t0, ulaw)
+            line_format = self.agent_line_format
+            for play_at, frame in agent:
+                audio.add_agent(play_at - t0, frame, line_format)
             if until_s is not None:
                 audio.write(until_s)
         except Exception as e:
@@ -358,25 +401,3 @@ class CallRecording:
             self._archive.store().end_call(self._call_id, end)
         except Exception as e:
             self._failed("completing the call", e)
-
-
-def _caller_runs(caller: list[_CallerChunk], t0: float) -> list[tuple[float, bytes, int, int]]:
-    """The caller's 20 ms chunks joined into runs of back-to-back audio (start, PCM, format).
-
-    ``CallAudio.add_caller`` places a chunk right after the previous one unless the gap is over
-    its tolerance, so a run is placed exactly as its chunks one by one would be: one resampler
-    call per run instead of fifty a second (the storage thread shares the interpreter with the
-    calls).
-    """
-    runs: list[tuple[float, bytearray, int, int]] = []
-    end_s = float("-inf")
-    for arrived, pcm, rate, channels in caller:
-        seconds = len(pcm) / (2 * channels * rate) if rate and channels else 0.0
-        start_s = arrived - seconds - t0
-        gap = start_s - end_s > GAP_TOLERANCE_S
-        end_s = (start_s if gap else end_s) + seconds
-        if runs and not gap and runs[-1][2:] == (rate, channels):
-            runs[-1][1].extend(pcm)
-        else:
-            runs.append((start_s, bytearray(pcm), rate, channels))
-    return [(start, bytes(pcm), rate, channels) for start, pcm, rate, channels in runs]

@@ -1,9 +1,12 @@
 """The call store's queries, shared by both databases (SQLite and PostgreSQL).
 
 A backend gives a DB-API connection, its placeholder style and how JSON and booleans are
-stored; the queries are written once here, with ``?`` placeholders. Every write is one short
-transaction, so a committed event survives a crash of the server that wrote it, and two
-servers writing one database at once interleave whole events.
+stored; the queries are written once here (and in :mod:`sql_status`), with ``?``
+placeholders. Every write is one short transaction, so a committed event survives a crash of
+the server that wrote it, and two servers writing one database at once interleave whole
+events. A write that reads first (attaching a stream to a call placed by the dialer) holds a
+per-call lock (:meth:`SQLCallStore._call_transaction`), so two processes never create the same
+call twice.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from voiceagent.storage.sql_status import StatusTimeline
 from voiceagent.storage.store import CallDetail, CallEnd, CallEvent, CallInfo, CallSummary
 
 COUNTERS = {"caller": "caller_turns", "agent": "agent_turns", "tool": "tool_calls"}
 SUMMARY_COLUMNS = (
     "id, call_sid, stream_sid, from_number, to_number, started_at, ended_at, end_reason, "
     "audio_path, audio_seconds, caller_turns, agent_turns, interrupted_turns, tool_calls, "
-    "write_errors"
+    "write_errors, direction, twilio_status, answered_by, answered_at"
 )
 
 
@@ -28,12 +32,12 @@ def to_json(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-class SQLCallStore:
+class SQLCallStore(StatusTimeline):
     """A :class:`~voiceagent.storage.store.CallStore` over one DB-API connection.
 
-    Subclasses set ``_db`` (a connection in autocommit mode) and may override
-    :meth:`_sql` (placeholder style), :meth:`_json` (how data is bound) and :meth:`_data`
-    (how it is read back).
+    Subclasses set ``_db`` (a connection in autocommit mode) and may override :meth:`_sql`
+    (placeholder style), :meth:`_json` / :meth:`_data` (JSON columns), :meth:`_interrupted`
+    (booleans) and :meth:`_call_transaction` (the per-call lock).
     """
 
     _db: Any
@@ -57,15 +61,19 @@ class SQLCallStore:
         return value
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """``BEGIN`` … ``COMMIT`` (``ROLLBACK`` on error)."""
-        self._execute("BEGIN")
+    def _transaction(self, begin: str = "BEGIN") -> Iterator[None]:
+        """``begin`` … ``COMMIT`` (``ROLLBACK`` on error)."""
+        self._execute(begin)
         try:
             yield
         except BaseException:
             self._execute("ROLLBACK")
             raise
         self._execute("COMMIT")
+
+    def _call_transaction(self, call_sid: str) -> Any:
+        """A transaction no other writer of ``call_sid`` interleaves with."""
+        return self._transaction()
 
     def _execute(self, query: str, params: tuple[Any, ...] = ()) -> Any:
         cursor = self._db.cursor()
@@ -75,22 +83,51 @@ class SQLCallStore:
     # -- writes ---------------------------------------------------------------------------
 
     def start_call(self, info: CallInfo) -> int:
-        """Insert a live call; returns its id."""
-        row = self._execute(
-            "INSERT INTO calls (call_sid, stream_sid, account_sid, from_number, to_number, "
-            "parameters, started_at, audio_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (
-                info.call_sid,
-                info.stream_sid,
-                info.account_sid,
-                info.from_number,
-                info.to_number,
-                self._json(info.parameters),
-                info.started_at,
-                info.audio_path,
-            ),
-        ).fetchone()
-        return int(row[0])
+        """Attach the stream to the call's streamless row (an outbound call), else insert one."""
+        with self._call_transaction(info.call_sid):
+            row = self._execute(
+                "SELECT id FROM calls WHERE call_sid = ? AND stream_sid = '' "
+                "ORDER BY id DESC LIMIT 1",
+                (info.call_sid,),
+            ).fetchone()
+            if row is not None:
+                self._execute(
+                    "UPDATE calls SET stream_sid = ?, account_sid = ?, parameters = ?, "
+                    "audio_path = ?, answered_at = ?, direction = ?, "
+                    "from_number = CASE WHEN from_number = '' THEN ? ELSE from_number END, "
+                    "to_number = CASE WHEN to_number = '' THEN ? ELSE to_number END "
+                    "WHERE id = ?",
+                    (
+                        info.stream_sid,
+                        info.account_sid,
+                        self._json(info.parameters),
+                        info.audio_path,
+                        info.started_at,
+                        info.direction,
+                        info.from_number,
+                        info.to_number,
+                        row[0],
+                    ),
+                )
+                return int(row[0])
+            row = self._execute(
+                "INSERT INTO calls (call_sid, stream_sid, account_sid, from_number, to_number, "
+                "parameters, started_at, audio_path, answered_at, direction) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (
+                    info.call_sid,
+                    info.stream_sid,
+                    info.account_sid,
+                    info.from_number,
+                    info.to_number,
+                    self._json(info.parameters),
+                    info.started_at,
+                    info.audio_path,
+                    info.started_at,
+                    info.direction,
+                ),
+            ).fetchone()
+            return int(row[0])
 
     def add_event(self, call_id: int, event: CallEvent) -> None:
         """Append one event and bump the call's counters, in one transaction."""
@@ -127,16 +164,27 @@ class SQLCallStore:
 
     # -- reads ----------------------------------------------------------------------------
 
-    def recent_calls(self, limit: int = 20) -> list[CallSummary]:
-        """The latest calls, newest first."""
+    def recent_calls(
+        self, limit: int = 20, *, status: str | None = None, ended_by: str | None = None
+    ) -> list[CallSummary]:
+        """The latest calls, newest first (only Twilio ``status`` / end reason ``ended_by``)."""
+        where, args = [], []
+        if status is not None:
+            where.append("twilio_status = ?")
+            args.append(status)
+        if ended_by is not None:
+            where.append("end_reason = ?")
+            args.append(ended_by)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
         rows = self._execute(
-            f"SELECT {SUMMARY_COLUMNS} FROM calls ORDER BY started_at DESC, id DESC LIMIT ?",
-            (limit,),
+            f"SELECT {SUMMARY_COLUMNS} FROM calls {clause}"
+            "ORDER BY started_at DESC, id DESC LIMIT ?",
+            (*args, limit),
         ).fetchall()
         return [CallSummary(*row) for row in rows]
 
     def find_call(self, call_sid: str) -> CallDetail | None:
-        """The latest call with this sid (or numeric id), with its events in order."""
+        """The latest call with this sid (or numeric id), with its events and timeline."""
         row = self._execute(
             f"SELECT {SUMMARY_COLUMNS} FROM calls WHERE call_sid = ? "
             "ORDER BY started_at DESC, id DESC LIMIT 1",
@@ -166,7 +214,7 @@ class SQLCallStore:
             )
             for kind, at_s, turn_id, text, full_text, interrupted, data in rows
         ]
-        return CallDetail(call=call, events=events)
+        return CallDetail(call=call, events=events, timeline=self._timeline(call.id))
 
     def close(self) -> None:
         """Close the connection."""

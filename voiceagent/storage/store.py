@@ -1,8 +1,13 @@
 """What a call store keeps, and the small interface every store implements.
 
-A store holds one row per call (who, when, how it ended, where its audio is, summary counters)
-and the call's events in order: the caller's committed utterances, the agent's turns (what
-the caller heard, the full text, whether it was cut), per-turn metrics and tool calls.
+A store holds one row per call (who, when, which way, how it ended and Twilio's status, where
+its audio is, summary counters), the call's events in order (the caller's committed
+utterances, the agent's turns — what the caller heard, the full text, whether it was cut —,
+per-turn metrics and tool calls) and its status timeline (Twilio's progress callbacks, the
+REST answer that placed it, answering machine verdicts).
+
+An outbound call's row exists before its media stream: the dialer and the status callbacks
+create it by call sid (:meth:`CallStore.record_status`); the stream attaches to it.
 
 Store methods block (disk or network I/O): the server calls them only from its storage
 thread (:class:`~voiceagent.storage.archive.CallArchive`), the CLI directly.
@@ -38,6 +43,43 @@ class CallInfo:
     to_number: str = ""
     parameters: dict[str, str] = field(default_factory=dict)
     audio_path: str | None = None
+    direction: str = "inbound"
+    """``inbound``, or ``outbound-api`` for a call the agent placed."""
+
+
+@dataclass(frozen=True)
+class CallStatusUpdate:
+    """One step of a call's progress, for its status timeline.
+
+    ``source``: ``rest`` (the answer that placed the call), ``status_callback`` (Twilio's
+    progress events: ``status`` is its ``CallStatus``), ``amd`` (Twilio's answering machine
+    result: ``status`` is its ``AnsweredBy``) or ``agent`` (the agent's own verdict, same
+    words). ``end_reason`` ends a call that never had a media stream (busy, no answer, …).
+    """
+
+    call_sid: str
+    status: str
+    at: float
+    """Unix time of the event."""
+    source: str = "status_callback"
+    sequence: int | None = None
+    direction: str = ""
+    from_number: str = ""
+    to_number: str = ""
+    account_sid: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    end_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusEntry:
+    """One entry of a call's status timeline (see :class:`CallStatusUpdate`)."""
+
+    status: str
+    at: float
+    source: str
+    sequence: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,6 +135,13 @@ class CallSummary:
     interrupted_turns: int
     tool_calls: int
     write_errors: int
+    direction: str = "inbound"
+    twilio_status: str | None = None
+    """Twilio's latest ``CallStatus`` (from the status callbacks), if it sent any."""
+    answered_by: str | None = None
+    """``human``, ``machine_start``, ``machine_end_beep``, … when machines were checked for."""
+    answered_at: float | None = None
+    """Unix time the media stream started (None: it never did)."""
 
     @property
     def duration_s(self) -> float | None:
@@ -102,17 +151,28 @@ class CallSummary:
 
 @dataclass(frozen=True)
 class CallDetail:
-    """A stored call and its events in order."""
+    """A stored call, its events in order and its status timeline."""
 
     call: CallSummary
     events: list[CallEvent]
+    timeline: list[StatusEntry] = field(default_factory=list)
 
 
 class CallStore(Protocol):
     """Where calls are kept. Every method blocks; call it from one thread at a time."""
 
     def start_call(self, info: CallInfo) -> int:
-        """Insert a live call; returns its id."""
+        """A media stream started: attach it to the call's row, or insert one; returns its id.
+
+        An outbound call's row exists already (created by its progress, streamless).
+        """
+
+    def record_status(self, update: CallStatusUpdate) -> int:
+        """Add a step to the call's timeline (creating its row if needed); returns its id.
+
+        Twilio's status only moves forward (a late ``ringing`` does not undo ``in-progress``);
+        a repeated status callback (same sequence number) is kept once.
+        """
 
     def add_event(self, call_id: int, event: CallEvent) -> None:
         """Append one event to the call (and bump its summary counters)."""
@@ -120,8 +180,13 @@ class CallStore(Protocol):
     def end_call(self, call_id: int, end: CallEnd) -> None:
         """Complete the call's row."""
 
-    def recent_calls(self, limit: int = 20) -> list[CallSummary]:
-        """The latest calls, newest first."""
+    def recent_calls(
+        self, limit: int = 20, *, status: str | None = None, ended_by: str | None = None
+    ) -> list[CallSummary]:
+        """The latest calls, newest first.
+
+        Only those with Twilio's ``status`` and the end reason ``ended_by``, when given.
+        """
 
     def find_call(self, call_sid: str) -> CallDetail | None:
         """The latest call with this sid (or the call with this numeric id), with its events."""

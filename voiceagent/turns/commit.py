@@ -28,6 +28,8 @@ REVISION_TRAIL_S = 0.6
 """Words starting this long after the committed voice ended are new speech the VAD missed."""
 REVISION_HORIZON_S = 6.0
 """A transcript without audio times revises the last turn only this soon after its commit."""
+SOUND_CONFIRM_S = 0.6
+"""A sound this fresh may be the caller going on: no commit until the VAD has had its say."""
 
 
 class CommitRules:
@@ -43,8 +45,10 @@ class CommitRules:
     overlap: Overlap | None
     false_interruption: FalseInterruption | None
     speaking: bool
+    sounding: bool
     agent_audible: bool
     _voice_end: float | None
+    _sound_since: float | None
     _agent_pending: bool
     # Provided by TurnEngine:
     _next_id: Callable[[], int]
@@ -181,13 +185,19 @@ class CommitRules:
         waited_out = silent_for >= e.max_stt_wait_s - EPS
         covered = self.endpointer.covers(u.transcript, voice_end, now, settled=settled)
         evidence = self._voice_end is not None or u.transcript.final
-        if evidence and covered and (settled or waited_out) and silent_for >= need - EPS:
-            self._commit(now, "final" if u.transcript.final else "stable", out, need, hesitation)
-            return
-        if silent_for >= e.max_wait_s - EPS:
-            self._commit(now, "max_wait", out, need, hesitation)
-            return
+        if not self._fresh_sound(now):  # a loud line may be the caller going on: wait
+            if evidence and covered and (settled or waited_out) and silent_for >= need - EPS:
+                reason = "final" if u.transcript.final else "stable"
+                self._commit(now, reason, out, need, hesitation)
+                return
+            if silent_for >= e.max_wait_s - EPS:
+                self._commit(now, "max_wait", out, need, hesitation)
+                return
         self._speculate(now, text, norm, out)
+
+    def _fresh_sound(self, now: float) -> bool:
+        since = self._sound_since
+        return self.sounding and since is not None and now - since < SOUND_CONFIRM_S - EPS
 
     def _commit_deadlines(self) -> list[float]:
         """The times at which the commit rule could next change its mind."""
@@ -208,7 +218,10 @@ class CommitRules:
         need = self.endpointer.required_wait(
             hesitation=hesitation, sounds_unfinished=u.sounds_unfinished
         )
-        return [voice_end + e.max_wait_s, voice_end + e.max_stt_wait_s, voice_end + need]
+        times = [voice_end + e.max_wait_s, voice_end + e.max_stt_wait_s, voice_end + need]
+        if self.sounding and self._sound_since is not None:
+            times.append(self._sound_since + SOUND_CONFIRM_S)
+        return times
 
     def _commit(
         self,

@@ -102,6 +102,7 @@ class TurnProcessor(FrameProcessor):
         options: TurnTaking | None = None,
         conversation: Conversation | None = None,
         greeting: str = "",
+        outbound_greeting: str = "",
         on_keypad: KeypadHandler | None = None,
         clock: Clock = DEFAULT_CLOCK,
         **kwargs,
@@ -112,6 +113,8 @@ class TurnProcessor(FrameProcessor):
             options: Turn-taking options (validated ``TurnTaking``).
             conversation: The call's conversation (tools advertised on it); a new one if None.
             greeting: Spoken when the call starts ("" for none).
+            outbound_greeting: Spoken instead on a call the agent placed (stream parameter
+                ``Direction=outbound-api``), when given.
             on_keypad: The bot's keypad actions; unhandled entries become caller turns.
             clock: Time source (``ManualClock`` in tests).
             **kwargs: Passed to ``FrameProcessor``.
@@ -119,6 +122,7 @@ class TurnProcessor(FrameProcessor):
         super().__init__(**kwargs)
         self.engine = TurnEngine(options, conversation)
         self.greeting = greeting
+        self.outbound_greeting = outbound_greeting
         self.on_keypad = on_keypad
         self.on_finished: Callable[[TurnStats], None] | None = None
         """Called once with the call's counters when the call ends."""
@@ -178,7 +182,8 @@ class TurnProcessor(FrameProcessor):
         if isinstance(frame, EndOfTurnFrame):
             return e.end_of_turn(now, frame.complete, frame.probability)
         if isinstance(frame, CallStartedFrame):
-            return e.greet(now, self.greeting)
+            outbound = frame.custom_parameters.get("Direction") == "outbound-api"
+            return e.greet(now, (outbound and self.outbound_greeting) or self.greeting)
         return []
 
     async def _upstream_event(self, frame: Frame, now: float) -> list[d.Decision]:

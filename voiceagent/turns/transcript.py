@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 
 from voiceagent.frames import AudioSpan, SpokenWord
 
-_EPS = 1e-6
+SAME_START_S = 0.05
+"""Windows starting this close together are the same window re-transcribed."""
+MIN_OVERLAP_S = 0.1
+"""Windows sharing less audio than this are neighbours (STT times are rounded), not rivals."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +110,9 @@ class TurnTranscript:
 
 
 def _overlaps(a: AudioSpan, b: AudioSpan) -> bool:
-    if abs(a.start - b.start) < _EPS:
+    if abs(a.start - b.start) < SAME_START_S:
         return True
-    return a.start < b.end - _EPS and b.start < a.end - _EPS
+    return min(a.end, b.end) - max(a.start, b.start) > MIN_OVERLAP_S
 
 
 def split_at(

@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
 from voiceagent.settings import TransportSettings
+from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 from voiceagent.transports.twilio.output import TwilioOutput
-from voiceagent.transports.twilio.serializer import TwilioSerializer
+from voiceagent.transports.twilio.serializer import AssignedStream, TwilioSerializer
 
 
 class TwilioCall:
@@ -29,9 +30,27 @@ class TwilioCall:
         max_message_bytes: int = 65536,
         max_messages_per_s: float = 200.0,
         burst: float = 100.0,
+        line_format: LineFormat = MULAW_8K,
+        assigned: AssignedStream | None = None,
     ) -> None:
+        """Create the transport.
+
+        Args:
+            send_text: Sends one text message on the socket.
+            settings: Pipeline rate and output lead.
+            clock: Time source of pacing, flood control and the heard ledger.
+            on_protocol_error: Counts one dropped inbound message of the given kind.
+            max_message_bytes: Larger inbound messages are dropped.
+            max_messages_per_s: Flood limit (token bucket rate; ``burst`` its depth).
+            burst: Messages admitted at once above the rate.
+            line_format: The stream's audio (Twilio: 8 kHz μ-law; a wideband leg: 16 kHz PCM16).
+            assigned: The identity the server gave a stream it hosts (None for Twilio).
+        """
         settings = settings or TransportSettings()
-        self.output = TwilioOutput(send_text, settings=settings, clock=clock)
+        self.line_format = line_format
+        self.output = TwilioOutput(
+            send_text, settings=settings, clock=clock, line_format=line_format
+        )
         self.serializer = TwilioSerializer(
             settings=settings,
             clock=clock,
@@ -40,6 +59,8 @@ class TwilioCall:
             max_message_bytes=max_message_bytes,
             max_messages_per_s=max_messages_per_s,
             burst=burst,
+            line_format=line_format,
+            assigned=assigned,
         )
         self.started = self.serializer.started
         self.ended = self.serializer.ended

@@ -1,14 +1,15 @@
 """The outbound queue of :class:`~voiceagent.transports.twilio.output.TwilioOutput`.
 
-Agent turns are cut into the items the sender task sends, in order: exact 20 ms (160-byte)
-μ-law media frames, a ``mark`` after each TTS segment (the audio before a ``TTSTextFrame``),
-and a turn end. A TTS that sends its text *before* the audio (a WebSocket service without word
-timestamps) still gets marks at clause boundaries: such *announced* texts are placed on the
-audio that follows at their estimated length (characters × the speaking rate learned from
-delimited segments), the last one at the end of the turn. TTS audio (any rate) is resampled to
-8 kHz and μ-law encoded; a partial frame waits for the next chunk. Each closed segment is
-recorded in the :class:`~voiceagent.transports.twilio.ledger.PlaybackLedger`. Every item carries
-the *generation* it was queued in: a barge-in bumps it, so nothing queued before it is sent.
+Agent turns are cut into the items the sender task sends, in order: exact 20 ms media frames
+in the stream's line format (Twilio: 160 bytes of 8 kHz μ-law), a ``mark`` after each TTS
+segment (the audio before a ``TTSTextFrame``), and a turn end. A TTS that sends its text *before*
+the audio (a WebSocket service without word timestamps) still gets marks at clause boundaries:
+such *announced* texts are placed on the audio that follows at their estimated length
+(characters × the speaking rate learned from delimited segments), the last one at the end of the
+turn. TTS audio (any rate) is resampled to the line's rate and encoded; a partial frame waits for
+the next chunk. Each closed segment is recorded in the
+:class:`~voiceagent.transports.twilio.ledger.PlaybackLedger`. Every item carries the
+*generation* it was queued in: a barge-in bumps it, so nothing queued before it is sent.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import numpy as np
 from pipecat.frames.frames import OutputAudioRawFrame
 
 from voiceagent.clock import TimerHandle
-from voiceagent.transports.twilio.codec import ULAW_SILENCE, StreamResampler, pcm16_to_ulaw
+from voiceagent.transports.twilio.codec import StreamResampler
 from voiceagent.transports.twilio.ledger import PlaybackLedger
-from voiceagent.transports.twilio.protocol import TWILIO_FRAME_BYTES, ULAW_RATE
+from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 
 MEDIA, MARK, TURN_END = 0, 1, 2
 """Kinds of outbound items."""
@@ -33,11 +34,11 @@ DEFAULT_S_PER_CHAR = 0.065
 
 @dataclass(slots=True, eq=False)
 class OutTurn:
-    """One agent turn on its way out. Positions are μ-law bytes (= 8 kHz samples) into the turn."""
+    """One agent turn on its way out. Positions are line samples into the turn."""
 
     turn_id: int
     expected: float = 0.0  # output position implied by the TTS audio received so far
-    queued: int = 0  # bytes of whole frames queued
+    queued: int = 0  # samples of whole frames queued
     boundaries: list[int] = field(default_factory=list)  # where each closed segment ends
     pending: deque[tuple[int, str, int]] = field(default_factory=deque)  # marks not yet queued
     tag_index: int = 0  # segment of the next frame
@@ -50,7 +51,7 @@ class OutTurn:
 
 
 OutItem = tuple[int, int, OutTurn, bytes | str | None, int]
-"""``(kind, generation, turn, payload, segment index)``; payload: μ-law frame or mark name."""
+"""``(kind, generation, turn, payload, segment index)``; payload: line audio frame or mark name."""
 
 
 class OutboundQueue:
@@ -63,14 +64,18 @@ class OutboundQueue:
         turns: Turns not yet finished (being built or playing), by id.
     """
 
-    def __init__(self, ledger: PlaybackLedger, wake: asyncio.Event) -> None:
+    def __init__(
+        self, ledger: PlaybackLedger, wake: asyncio.Event, line_format: LineFormat = MULAW_8K
+    ) -> None:
         """Create an empty queue.
 
         Args:
             ledger: Where each turn and closed segment is recorded.
             wake: Set whenever items were queued (the sender waits on it).
+            line_format: The audio format of the stream's media frames.
         """
         self.ledger = ledger
+        self.line_format = line_format
         self.items: deque[OutItem] = deque()
         self.generation = 0
         self.current: OutTurn | None = None
@@ -110,14 +115,15 @@ class OutboundQueue:
             pcm = samples[: len(samples) // frame.num_channels * frame.num_channels][
                 :: frame.num_channels
             ].tobytes()
-        turn.expected += len(pcm) / 2 * ULAW_RATE / frame.sample_rate
+        line = self.line_format
+        turn.expected += len(pcm) / 2 * line.rate / frame.sample_rate
         resampler = self._resamplers.get(frame.sample_rate)
         if resampler is None:
-            resampler = StreamResampler(frame.sample_rate, ULAW_RATE)
+            resampler = StreamResampler(frame.sample_rate, line.rate)
             self._resamplers[frame.sample_rate] = resampler
-        pcm8 = resampler.resample(pcm)
-        if pcm8:
-            self._enqueue_ulaw(turn, pcm16_to_ulaw(pcm8))
+        pcm_line = resampler.resample(pcm)
+        if pcm_line:
+            self._enqueue(turn, line.from_pcm16(pcm_line))
 
     def add_segment_text(self, text: str, *, in_context: bool = True) -> None:
         """A ``TTSTextFrame``: the audio queued so far for the current turn is one segment.
@@ -142,7 +148,7 @@ class OutboundQueue:
         else:
             chars = len(text)
             if chars >= 8:
-                seconds = (round(turn.expected) - start) / ULAW_RATE
+                seconds = (round(turn.expected) - start) / self.line_format.rate
                 self.s_per_char += 0.3 * (seconds / chars - self.s_per_char)
         self._close_segment(turn, text)
         self._flush_held(turn)
@@ -165,7 +171,8 @@ class OutboundQueue:
         self._queue_due_marks(turn, force=True)
         # Frames after the last mark (audio without text, or no text at all) get their own.
         last = turn.boundaries[-1] if turn.boundaries else 0
-        marked = -(-last // TWILIO_FRAME_BYTES) * TWILIO_FRAME_BYTES
+        frame = self.line_format.frame_samples
+        marked = -(-last // frame) * frame
         if turn.queued > marked:
             self._close_segment(turn, "", end=turn.queued)
         self.ledger.complete_turn(turn.turn_id)
@@ -178,14 +185,15 @@ class OutboundQueue:
 
     def _flush_held(self, turn: OutTurn) -> None:
         """Queue the audio held in the resamplers and the partial frame (silence-padded)."""
+        line = self.line_format
         for resampler in self._resamplers.values():
             tail = resampler.flush()
             if tail:
-                self._enqueue_ulaw(turn, pcm16_to_ulaw(tail))
+                self._enqueue(turn, line.from_pcm16(tail))
         if self._remainder:
-            pad = bytes([ULAW_SILENCE]) * (TWILIO_FRAME_BYTES - len(self._remainder))
-            turn.expected += len(pad)  # later segment boundaries stay on the queued audio
-            self._enqueue_ulaw(turn, pad)
+            missing = line.frame_samples - len(self._remainder) // line.sample_width
+            turn.expected += missing  # later segment boundaries stay on the queued audio
+            self._enqueue(turn, line.silence(missing))
 
     def reset(self) -> None:
         """Barge-in: drop every queued item and held-back audio; bump the generation."""
@@ -201,15 +209,16 @@ class OutboundQueue:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _enqueue_ulaw(self, turn: OutTurn, ulaw: bytes) -> None:
-        buf = self._remainder + ulaw if self._remainder else ulaw
-        whole = len(buf) - len(buf) % TWILIO_FRAME_BYTES
+    def _enqueue(self, turn: OutTurn, audio: bytes) -> None:
+        buf = self._remainder + audio if self._remainder else audio
+        size, samples = self.line_format.frame_bytes, self.line_format.frame_samples
+        whole = len(buf) - len(buf) % size
         gen, append, boundaries = self.generation, self.items.append, turn.boundaries
-        for start in range(0, whole, TWILIO_FRAME_BYTES):
+        for start in range(0, whole, size):
             while turn.tag_index < len(boundaries) and boundaries[turn.tag_index] <= turn.queued:
                 turn.tag_index += 1
-            append((MEDIA, gen, turn, buf[start : start + TWILIO_FRAME_BYTES], turn.tag_index))
-            turn.queued += TWILIO_FRAME_BYTES
+            append((MEDIA, gen, turn, buf[start : start + size], turn.tag_index))
+            turn.queued += samples
             if len(turn.announced) > 1:
                 self._place_announced(turn)
             if turn.pending and turn.pending[0][0] <= turn.queued:
@@ -222,7 +231,7 @@ class OutboundQueue:
         """Close the first announced text once its estimated audio has been queued."""
         start = turn.boundaries[-1] if turn.boundaries else 0
         text = turn.announced[0]
-        length = round(len(text) * self.s_per_char * ULAW_RATE)
+        length = round(len(text) * self.s_per_char * self.line_format.rate)
         if turn.queued - start >= length:
             turn.announced.popleft()
             self._close_segment(turn, text, end=turn.queued)
@@ -247,9 +256,8 @@ class OutboundQueue:
             return
         index = len(turn.boundaries)
         mark = f"a{turn.turn_id}.{index + 1}"
-        self.ledger.add_segment(
-            turn.turn_id, mark, text, (boundary - start) / ULAW_RATE, in_context=turn.in_context
-        )
+        seconds = (boundary - start) / self.line_format.rate
+        self.ledger.add_segment(turn.turn_id, mark, text, seconds, in_context=turn.in_context)
         turn.boundaries.append(boundary)
         turn.pending.append((boundary, mark, index))
         self._queue_due_marks(turn)

@@ -1,7 +1,8 @@
 """TwilioOutput: the pipeline sink that plays agent audio into a Twilio Media Stream.
 
-TTS audio (any rate) is resampled to 8 kHz, μ-law encoded and cut into exact 20 ms
-(160-byte) frames (:class:`~voiceagent.transports.twilio.outbound.OutboundQueue`). A sender
+TTS audio (any rate) is resampled to the stream's line format (Twilio: 8 kHz μ-law; a wideband
+leg: 16 kHz PCM16) and cut into exact 20 ms frames
+(:class:`~voiceagent.transports.twilio.outbound.OutboundQueue`). A sender
 task paces them at real time, keeping Twilio's playback buffer at most ``lead_ms`` ahead
 (:class:`PlayoutPacer`), woken by the tick all calls share
 (:mod:`~voiceagent.transports.twilio.pacing`). Each TTS segment (the audio before a
@@ -48,6 +49,7 @@ from voiceagent.frames import (
 )
 from voiceagent.settings import TransportSettings
 from voiceagent.transports.twilio.ledger import FRAME_S, PlaybackLedger, PlayoutPacer
+from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 from voiceagent.transports.twilio.outbound import MEDIA, TURN_END, OutboundQueue, OutTurn
 from voiceagent.transports.twilio.pacing import shared_tick
 from voiceagent.transports.twilio.protocol import clear_message, mark_message, media_message
@@ -62,15 +64,15 @@ one travels every stage both ways; nothing here needs it more often."""
 class PlayoutTap(Protocol):
     """Told what TwilioOutput sends (e.g. the call recorder). Must be cheap and never raise."""
 
-    def agent_audio(self, turn_id: int, ulaw: bytes, play_at: float) -> None:
-        """One 20 ms μ-law frame of agent turn ``turn_id`` was sent; it plays from ``play_at``."""
+    def agent_audio(self, turn_id: int, audio: bytes, play_at: float) -> None:
+        """A 20 ms line-format frame of agent turn ``turn_id`` went out; plays from ``play_at``."""
 
     def agent_cleared(self, at: float) -> None:
         """A ``clear`` was sent at ``at``: Twilio drops what it had not played yet."""
 
 
 class TwilioOutput(FrameProcessor):
-    """Pipeline sink: paced μ-law media, per-segment marks, clear on barge-in, heard ledger."""
+    """Pipeline sink: paced media, per-segment marks, clear on barge-in, heard ledger."""
 
     def __init__(
         self,
@@ -78,10 +80,12 @@ class TwilioOutput(FrameProcessor):
         *,
         settings: TransportSettings | None = None,
         clock: Clock = DEFAULT_CLOCK,
+        line_format: LineFormat = MULAW_8K,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         settings = settings or TransportSettings()
+        self.line_format = line_format
         self._send_text = send_text
         self._clock = clock
         self.pacer = PlayoutPacer(settings.lead_ms / 1000.0)
@@ -95,7 +99,7 @@ class TwilioOutput(FrameProcessor):
         self._closed = False
         self._stream_ready = asyncio.Event()
         self._wake = asyncio.Event()
-        self._out = OutboundQueue(self.ledger, self._wake)
+        self._out = OutboundQueue(self.ledger, self._wake, line_format)
         self._drained = asyncio.Event()
         self._send_lock = asyncio.Lock()
         self._playing: set[int] = set()

@@ -3,7 +3,8 @@
 Inbound events (Twilio → server): ``connected``, ``start``, ``media``, ``dtmf``, ``mark``,
 ``stop``. Outbound (server → Twilio): ``media``, ``mark``, ``clear``. Parsing is strict
 about what the transport relies on and raises :class:`ProtocolError` with a ``kind``
-(for counters) and a human ``reason`` (for logs).
+(for counters) and a human ``reason`` (for logs). Media payloads are opaque bytes here; their
+format (:mod:`~voiceagent.transports.twilio.line_format`) is the stream's, declared in ``start``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-ULAW_RATE = 8000
-MAX_MEDIA_BYTES = ULAW_RATE  # one second of 8 kHz μ-law
-TWILIO_FRAME_BYTES = 160  # 20 ms
+from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
+
+ULAW_RATE = MULAW_8K.rate
+MAX_MEDIA_BYTES = MULAW_8K.bytes_per_s  # one second of 8 kHz μ-law
+TWILIO_FRAME_BYTES = MULAW_8K.frame_bytes  # 20 ms
 DTMF_DIGITS = frozenset("0123456789*#")
 
 ERROR_KINDS = (
@@ -69,9 +72,9 @@ class Start:
 
 @dataclass(slots=True)
 class Media:
-    """One chunk of caller audio (μ-law, 8 kHz)."""
+    """One chunk of caller audio, in the stream's line format (Twilio: μ-law, 8 kHz)."""
 
-    ulaw: bytes
+    payload: bytes
     track: str
     chunk: int
     timestamp_ms: int | None
@@ -175,7 +178,7 @@ def _parse_start(message: dict[str, Any], stream_sid: str | None) -> Start:
     )
 
 
-def _parse_media(message: dict[str, Any]) -> Media:
+def _parse_media(message: dict[str, Any], max_bytes: int) -> Media:
     media = _require_dict(message, "media", "media")
     payload = _require_str(media, "payload", "media")
     track = media.get("track", "inbound")
@@ -183,16 +186,16 @@ def _parse_media(message: dict[str, Any]) -> Media:
         raise ProtocolError("bad_value", "media.track must be a string")
     size = len(payload)
     # Base64 of n bytes is 4*ceil(n/3) characters: reject oversize before decoding.
-    if size == 0 or size > (MAX_MEDIA_BYTES + 2) // 3 * 4:
+    if size == 0 or size > (max_bytes + 2) // 3 * 4:
         raise ProtocolError("bad_payload_size", f"media payload of {size} base64 characters")
     try:
-        ulaw = binascii.a2b_base64(payload, strict_mode=True)
+        audio = binascii.a2b_base64(payload, strict_mode=True)
     except (binascii.Error, ValueError) as e:
         raise ProtocolError("bad_base64", f"media payload is not base64 ({e})") from None
-    if not ulaw or len(ulaw) > MAX_MEDIA_BYTES:
-        raise ProtocolError("bad_payload_size", f"media payload of {len(ulaw)} bytes")
+    if not audio or len(audio) > max_bytes:
+        raise ProtocolError("bad_payload_size", f"media payload of {len(audio)} bytes")
     return Media(
-        ulaw=ulaw,
+        payload=audio,
         track=track,
         chunk=_optional_int(media, "chunk", "media"),
         timestamp_ms=(
@@ -201,12 +204,16 @@ def _parse_media(message: dict[str, Any]) -> Media:
     )
 
 
-def parse_inbound(text: str, *, stream_sid: str | None) -> Inbound:
+def parse_inbound(
+    text: str, *, stream_sid: str | None, max_media_bytes: int = MAX_MEDIA_BYTES
+) -> Inbound:
     """Parse one Twilio → server text message.
 
     Args:
         text: the websocket text frame.
         stream_sid: the stream's SID once ``start`` was seen, else ``None``.
+        max_media_bytes: the largest media payload accepted (decoded); one second of the
+            stream's audio.
 
     Raises:
         ProtocolError: for anything that is not a valid message of this stream.
@@ -222,7 +229,7 @@ def parse_inbound(text: str, *, stream_sid: str | None) -> Inbound:
         raise ProtocolError("missing_field", "message has no 'event'")
     if event == "media":
         _check_sid(message, event, stream_sid)
-        return _parse_media(message)
+        return _parse_media(message, max_media_bytes)
     if event == "mark":
         _check_sid(message, event, stream_sid)
         return Mark(name=_require_str(_require_dict(message, "mark", "mark"), "name", "mark"))
@@ -246,22 +253,22 @@ def parse_inbound(text: str, *, stream_sid: str | None) -> Inbound:
     raise ProtocolError("unknown_event", f"unknown event {event!r:.40}")
 
 
-def check_media_format(media_format: dict[str, Any]) -> str | None:
-    """Return why a ``start.mediaFormat`` is unusable, or ``None`` if it is 8 kHz mono μ-law."""
+def check_media_format(media_format: dict[str, Any], expected: LineFormat = MULAW_8K) -> str | None:
+    """Return why a ``start.mediaFormat`` is unusable, or ``None`` if it declares ``expected``."""
+    if expected.matches(media_format):
+        return None
     encoding = media_format.get("encoding")
     rate = media_format.get("sampleRate")
     channels = media_format.get("channels", 1)
-    if encoding != "audio/x-mulaw" or rate != ULAW_RATE or channels != 1:
-        return (
-            f"unsupported media format encoding={encoding!r} sampleRate={rate!r} "
-            f"channels={channels!r}; only audio/x-mulaw 8000 Hz mono is supported"
-        )
-    return None
+    return (
+        f"unsupported media format encoding={encoding!r} sampleRate={rate!r} "
+        f"channels={channels!r}; this stream carries {expected.encoding} {expected.rate} Hz mono"
+    )
 
 
-def media_message(stream_sid: str, ulaw: bytes) -> str:
-    """Outbound ``media``: raw 8 kHz μ-law, base64, no header."""
-    payload = binascii.b2a_base64(ulaw, newline=False).decode("ascii")
+def media_message(stream_sid: str, audio: bytes) -> str:
+    """Outbound ``media``: raw line audio (Twilio: 8 kHz μ-law), base64, no header."""
+    payload = binascii.b2a_base64(audio, newline=False).decode("ascii")
     sid = json.dumps(stream_sid)
     return f'{{"event":"media","streamSid":{sid},"media":{{"payload":"{payload}"}}}}'
 

@@ -2,8 +2,10 @@
 
 The server hands every websocket message to :meth:`TwilioSerializer.receive_text` (or
 ``receive_binary``). Valid messages become pipecat frames pushed downstream: caller audio
-(μ-law 8 kHz → PCM16 at the pipeline rate through a stateful resampler), DTMF, call start
-and end, mark echoes. Bad input is dropped, counted, and logged at most once per kind
+(the stream's line format — Twilio's μ-law 8 kHz — → PCM16 at the pipeline rate through a
+stateful resampler), DTMF, call start and end, mark echoes. A leg the server hosts itself
+(the browser softphone) may carry wideband audio and gets its identity from the server
+(:class:`AssignedStream`). Bad input is dropped, counted, and logged at most once per kind
 every few seconds; a flood of errors asks the server to close the socket
 (:attr:`TwilioSerializer.should_close`).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
@@ -28,9 +31,9 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from voiceagent.clock import DEFAULT_CLOCK, Clock
 from voiceagent.frames import CallEndedFrame, CallStartedFrame, PlaybackMarkFrame
 from voiceagent.settings import TransportSettings
-from voiceagent.transports.twilio.codec import StreamResampler, ulaw_to_pcm16
+from voiceagent.transports.twilio.codec import StreamResampler
+from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 from voiceagent.transports.twilio.protocol import (
-    ULAW_RATE,
     Connected,
     Dtmf,
     Inbound,
@@ -47,6 +50,19 @@ if TYPE_CHECKING:
     from voiceagent.transports.twilio.output import TwilioOutput
 
 INBOUND_TRACKS = frozenset(("inbound", "inbound_track"))
+
+
+@dataclass(frozen=True)
+class AssignedStream:
+    """The identity the server gave a stream it hosts (Twilio names its own streams).
+
+    ``start`` must name exactly these sids (else the call is closed as a protocol error), and
+    ``parameters`` override the custom parameters it carries: the caller cannot unmark itself.
+    """
+
+    stream_sid: str
+    call_sid: str
+    parameters: dict[str, str] = field(default_factory=dict)
 
 
 class InboundGuard:
@@ -159,6 +175,8 @@ class TwilioSerializer(FrameProcessor):
         burst: float = 100.0,
         error_limit: int = 50,
         error_window_s: float = 10.0,
+        line_format: LineFormat = MULAW_8K,
+        assigned: AssignedStream | None = None,
         **kwargs: Any,
     ) -> None:
         # Direct mode: a frame made from a Twilio message goes straight to the next stage from
@@ -167,6 +185,8 @@ class TwilioSerializer(FrameProcessor):
         super().__init__(**kwargs)
         settings = settings or TransportSettings()
         self.sample_rate = settings.sample_rate
+        self.line_format = line_format
+        self.assigned = assigned
         self.output = output
         self.guard = InboundGuard(
             clock,
@@ -181,7 +201,9 @@ class TwilioSerializer(FrameProcessor):
         self._max_message_bytes = max_message_bytes
         # "QQ": one 20 ms frame in, one out — no 100 ms bursts on the caller's audio (latency);
         # telephone speech is band-limited to 4 kHz, so upsampling loses nothing audible.
-        self._resampler = StreamResampler(ULAW_RATE, self.sample_rate, quality="QQ")
+        # Wideband at the pipeline rate passes through untouched.
+        self._resampler = StreamResampler(line_format.rate, self.sample_rate, quality="QQ")
+        self._max_media_bytes = line_format.bytes_per_s
         self.stream_sid: str | None = None
         self.call_sid: str | None = None
         self.account_sid: str | None = None
@@ -206,7 +228,9 @@ class TwilioSerializer(FrameProcessor):
                 problem = ("too_large", f"message over {limit} bytes")
             else:
                 try:
-                    message = parse_inbound(text, stream_sid=self.stream_sid)
+                    message = parse_inbound(
+                        text, stream_sid=self.stream_sid, max_media_bytes=self._max_media_bytes
+                    )
                 except ProtocolError as e:
                     problem = (e.kind, e.reason)
             sent_at_s = None
@@ -235,8 +259,13 @@ class TwilioSerializer(FrameProcessor):
     async def _on_media(self, media: Media) -> None:
         if media.track not in INBOUND_TRACKS:
             return
+        try:
+            pcm = self.line_format.to_pcm16(media.payload)
+        except ValueError as e:
+            await self._error("bad_payload_size", str(e))
+            return
         self.frames_in += 1
-        pcm = self._resampler.resample(ulaw_to_pcm16(media.ulaw))
+        pcm = self._resampler.resample(pcm)
         if pcm:
             frame = InputAudioRawFrame(pcm, self.sample_rate, 1)
             stage = self.next
@@ -264,12 +293,25 @@ class TwilioSerializer(FrameProcessor):
             logger.debug(f"{self}: Twilio connected ({message.protocol} {message.version})")
 
     async def _on_start(self, start: Start) -> None:
-        problem = check_media_format(start.media_format)
+        reason, problem = (
+            "bad_media_format",
+            check_media_format(start.media_format, self.line_format),
+        )
+        assigned = self.assigned
+        if problem is None and assigned is not None:
+            if (start.stream_sid, start.call_sid) != (assigned.stream_sid, assigned.call_sid):
+                reason = "bad_stream_identity"
+                problem = (
+                    f"start names stream {start.stream_sid!r:.40} / call {start.call_sid!r:.40}; "
+                    f"this socket was assigned {assigned.stream_sid} / {assigned.call_sid}"
+                )
+            else:
+                start.custom_parameters = {**start.custom_parameters, **assigned.parameters}
         if problem is not None:
-            logger.error(f"{self}: call {start.call_sid}: {problem}")
+            logger.error(f"{self}: call {start.call_sid!r:.40}: {problem}")
             self._count("bad_value")
             self.should_close = problem
-            await self.end_call("bad_media_format")
+            await self.end_call(reason)
             return
         self.stream_sid = start.stream_sid
         self.call_sid = start.call_sid

@@ -1,0 +1,135 @@
+"""``POST /twilio/status`` and ``POST /twilio/amd``: an outbound call's progress and AMD result.
+
+Both are form posts signed with ``X-Twilio-Signature`` over the callback URL we gave Twilio
+(checked like the voice webhook: the public URL rebuilt from ``PUBLIC_HOST`` / proxy headers).
+Unsigned or wrongly signed: 403. Signed but malformed (no ``CallSid``, an unknown
+``CallStatus``, a bad ``Timestamp``, …): 400. Both are logged once per request and counted in
+``voiceagent_twilio_callbacks_total{kind, outcome}``. Accepted status events go to the
+call's record (the sink); an AMD result also goes to the live call's pipeline as an
+``AnsweredByFrame`` (kept for the call until its stream starts, if it has not yet).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from aiohttp import web
+from loguru import logger
+
+from voiceagent.frames import AnsweredByFrame
+from voiceagent.server.metrics import ServerMetrics
+from voiceagent.server.registry import CallRegistry
+from voiceagent.server.signature import SignatureVerifier
+from voiceagent.settings import Settings
+from voiceagent.telephony.callbacks import (
+    AMD_PATH,
+    STATUS_PATH,
+    AmdCallback,
+    MalformedCallback,
+    StatusCallback,
+    parse_amd_callback,
+    parse_status_callback,
+)
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+class CallStatusSink(Protocol):
+    """Where accepted callbacks are recorded (the call archive); must not block."""
+
+    def record_status(self, callback: StatusCallback) -> None:
+        """A call progress event."""
+
+    def record_answered_by(self, callback: AmdCallback) -> None:
+        """Twilio's AMD result."""
+
+
+class TwilioCallbacks:
+    """The two callback handlers, sharing the checks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CallRegistry,
+        metrics: ServerMetrics,
+        verifier: SignatureVerifier | None,
+        sink: CallStatusSink | None = None,
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._metrics = metrics
+        self._verifier = verifier
+        self.sink = sink
+
+    async def _form(self, request: web.Request, kind: str) -> dict[str, str] | web.Response:
+        """The signed form, or the 400/403 answer (logged and counted)."""
+        if request.content_type != _FORM:
+            return self._refuse(kind, "malformed", 400, f"content type {request.content_type!r}")
+        try:
+            posted = await request.post()
+        except (ValueError, UnicodeDecodeError) as e:
+            return self._refuse(kind, "malformed", 400, f"unreadable form: {e}")
+        form = {k: v for k, v in posted.items() if isinstance(v, str)}
+        if self._verifier is not None and not self._verifier.verify_request(
+            request, form, configured_host=self._settings.server.public_host, websocket=False
+        ):
+            self._metrics.reject("signature")
+            return self._refuse(kind, "signature", 403, "")
+        return form
+
+    def _refuse(self, kind: str, outcome: str, status: int, why: str) -> web.Response:
+        self._metrics.callback(kind, outcome)
+        if why:  # the signature check logs its own line
+            logger.warning(f"rejected a Twilio {kind} callback ({status}): {why}")
+        text = "invalid signature\n" if status == 403 else f"malformed callback: {why}\n"
+        return web.Response(status=status, text=text)
+
+    async def status(self, request: web.Request) -> web.Response:
+        """A call progress event: record it."""
+        form = await self._form(request, "status")
+        if isinstance(form, web.Response):
+            return form
+        try:
+            event = parse_status_callback(form)
+        except MalformedCallback as e:
+            return self._refuse("status", "malformed", 400, str(e))
+        self._metrics.callback("status", "ok")
+        self._metrics.call_status(event.status)
+        logger.info(
+            f"call {event.call_sid}: {event.status}"
+            + (f" (sequence {event.sequence})" if event.sequence is not None else "")
+            + (f", {event.duration_s} s" if event.duration_s is not None else "")
+        )
+        if self.sink is not None:
+            self.sink.record_status(event)
+        return web.Response(status=204)
+
+    async def amd(self, request: web.Request) -> web.Response:
+        """Twilio's answering machine verdict: record it and tell the live call."""
+        form = await self._form(request, "amd")
+        if isinstance(form, web.Response):
+            return form
+        try:
+            result = parse_amd_callback(form)
+        except MalformedCallback as e:
+            return self._refuse("amd", "malformed", 400, str(e))
+        self._metrics.callback("amd", "ok")
+        self._metrics.answered(result.answered_by)
+        live = await self._registry.deliver(
+            result.call_sid, AnsweredByFrame(answered_by=result.answered_by)
+        )
+        logger.info(
+            f"call {result.call_sid}: Twilio AMD says {result.answered_by}"
+            + (f" after {result.detection_ms} ms" if result.detection_ms is not None else "")
+            + ("" if live else " (kept until the call's stream starts)")
+        )
+        if self.sink is not None:
+            self.sink.record_answered_by(result)
+        return web.Response(status=204)
+
+
+def add_callback_routes(app: web.Application, callbacks: TwilioCallbacks) -> None:
+    """Register ``POST /twilio/status`` and ``POST /twilio/amd`` on ``app``."""
+    app.router.add_post(STATUS_PATH, callbacks.status)
+    app.router.add_post(AMD_PATH, callbacks.amd)
