@@ -1,19 +1,33 @@
-"""Turn-taking figures of the real pipeline with cloud-shaped, deterministic providers.
+"""Turn-taking figures of the real pipeline on a realistic streaming STT, from the caller's side.
 
-    /work/venv/bin/python bench/turns.py [--calls N] [--quick] [-v]
+    .venv/bin/python bench/turns.py [--stt recognizing|scripted] [--stt-delay-ms MS]
+                                    [--calls N] [--quick] [--dump FILE] [-v]
 
 The real server (``run_server`` on 127.0.0.1) runs the real call pipeline
-(``build_call_processors``: pipecat Silero VAD, barge-in gate, commit router, watchdog,
-speculation hold, sentence aggregator, TwilioOutput) with only the providers swapped:
-a Deepgram-shaped scripted STT (partials every 100 ms, final 150 ms after VAD stop), the
-real ``VoiceLLMService`` on a fake OpenAI-compatible SSE server (TTFT 350 ms, 30 tokens/s)
-and a streaming TTS (first audio 150 ms). The real Twilio caller emulator calls it over
-loopback in real time, speaking Piper-synthesized lines through 8 kHz μ-law.
+(``build_call_processors``) with only the providers pointed at local stand-ins; the real
+Twilio caller emulator calls it over loopback in real time.
 
-Prints caller end of speech → first agent audio (p50/p90) with a per-turn breakdown,
-barge-in onset → ``clear`` (p50/p95), commit-and-regret rate, speculation counters and
-false clears on backchannels. Goals (issue 4): p50 ≤ 250 ms, barge-in → clear p95 ≤ 120 ms,
-regret ≤ 2 % of turns.
+STT, by ``--stt`` (the report header names it; every figure is made with it):
+
+- ``recognizing`` (default): voiceagent's own Deepgram STT (pipecat's ``DeepgramSTTService``,
+  built from settings: ``stt="deepgram"``, ``cloud.deepgram_url``) against
+  ``bench/fakes/deepgram_live``, a Deepgram-protocol server whose transcripts come from real
+  recognition (Whisper tiny.en on the phone audio): interims lag the audio, finals carry
+  words the last interim lacked, long speech is split into several finals, words are
+  misheard. ``--stt-delay-ms`` adds latency to every result (a slow STT).
+- ``scripted``: ``bench/fakes/cloud_stt.FakeCloudSTT``, TOLD THE SCRIPT: it reveals each
+  line's exact words on a timer. An oracle for comparison, not recognition.
+
+LLM: the real ``VoiceLLMService`` on a fake OpenAI-compatible SSE server (TTFT 350 ms, 30
+tokens/s). TTS: a fake streaming TTS (first audio 150 ms). Callers speak Piper and espeak-ng
+voices and human phone recordings (Asterisk prompts) through 8 kHz μ-law, pause mid-sentence,
+dictate digits, backchannel and barge in over the agent, answer in one word and press keys.
+
+Prints, per caller line, the agent replies that started before the caller's next line (two
+or more: a double answer), replies started while the caller was mid-utterance, end of speech
+→ first agent audio p50/p90 with the provider floor measured in the same run (STT final, LLM
+first token, TTS first audio), barge-in onset → ``clear``, backchannel clears, last key →
+first agent audio, and commits and regrets from the pipeline's own frames.
 """
 
 from __future__ import annotations
@@ -22,7 +36,9 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -43,9 +59,13 @@ from bench.fakes.openai_sse import FakeOpenAIServer  # noqa: E402
 from bench.fakes.probe import Probe  # noqa: E402
 from voiceagent.settings import AgentSettings, ServerSettings, Settings  # noqa: E402
 
-PROBED_STAGES = ("stt", "barge_in", "router", "llm", "hold", "aggregator", "tts")
-CALL_TIMEOUT_S = 150.0
+PROBED_STAGES = ("voice", "stt", "turns", "llm", "aggregator", "tts")
+CALL_TIMEOUT_S = 180.0
 GREETING = "Hi, thanks for calling Bright Smile Dental."
+SCRIPTED_STT = (
+    "SCRIPTED oracle STT (bench/fakes/cloud_stt.FakeCloudSTT): TOLD THE SCRIPT, reveals each "
+    "line's exact words on a timer; NOT recognition"
+)
 
 
 @dataclass
@@ -60,51 +80,42 @@ class Shape:
     tts_ms_per_char: float = 60.0
 
 
-@dataclass
-class _PendingCall:
-    name: str
-    lines: list[BenchLine]
-    record: CallRecord
-
-
 class TurnBench:
     """Runs scripted calls against the real server and collects what each side saw."""
 
-    def __init__(self, settings: Settings, llm: FakeOpenAIServer, shape: Shape) -> None:
+    def __init__(
+        self, settings: Settings, llm: FakeOpenAIServer, shape: Shape, stt_server: Any
+    ) -> None:
         from voiceagent.pipelines.resources import AgentResources
 
         self.settings = settings
         self.llm = llm
         self.shape = shape
-        self.resources = AgentResources(settings)  # not started: every provider is a fake
-        self._next: deque[_PendingCall] = deque()
+        self.stt_server = stt_server  # None: the scripted oracle
+        self.resources = AgentResources(settings)  # not started: no local model is used
+        self._next: deque[CallRecord] = deque()
 
     async def factory(self, call: Any, settings: Settings) -> list:
-        """The server's pipeline factory: the real chain with the fake STT and TTS.
-
-        The LLM stage is the default one: the real ``VoiceLLMService`` built from the cloud
-        settings, whose ``openai_base_url`` is the fake server.
-        """
-        from voiceagent.pipelines.builder import build_call_processors
+        """The server's pipeline factory: the real chain, the fake TTS (and scripted STT)."""
+        from voiceagent.pipelines.builder import STAGES, build_call_processors
 
         if not self._next:
             raise RuntimeError("unexpected call: the bench places one call at a time")
-        pending = self._next.popleft()
-        record, shape = pending.record, self.shape
-        stt = FakeCloudSTT(
-            [(line.text, line.duration_s) for line in pending.lines],
-            partial_interval_s=shape.partial_s,
-            final_delay_s=shape.final_s,
-        )
+        record, shape = self._next.popleft(), self.shape
         tts = FakeCloudTTS(first_audio_s=shape.tts_first_s, ms_per_char=shape.tts_ms_per_char)
-        extra = {stage: [Probe(stage, record.probes)] for stage in PROBED_STAGES}
+        overrides: dict[str, Any] = {"tts": lambda p: tts}
+        if self.stt_server is None:
+            stt = FakeCloudSTT(
+                [(line.text, line.duration_s) for line in record.lines if line.pcm8k],
+                partial_interval_s=shape.partial_s,
+                final_delay_s=shape.final_s,
+            )
+            overrides["stt"] = lambda p: stt
+        extra = {s: [Probe(s, record.probes)] for s in PROBED_STAGES if s in STAGES}
         processors, parts = build_call_processors(
-            settings,
-            self.resources,
-            overrides={"stt": lambda p: stt, "tts": lambda p: tts},
-            extra=extra,
+            settings, self.resources, overrides=overrides, extra=extra
         )
-        record.parts, record.stt, record.tts, record.transport = parts, stt, tts, call
+        record.parts, record.tts, record.transport = parts, tts, call
         return processors
 
     async def run_call(self, url: str, name: str, lines: list[BenchLine]) -> CallRecord:
@@ -112,8 +123,9 @@ class TurnBench:
         from voiceagent.emulator.caller import CallerEmulator
 
         record = CallRecord(name=name, lines=lines)
-        self._next.append(_PendingCall(name, lines, record))
+        self._next.append(record)
         llm_before = len(self.llm.requests)
+        began = time.monotonic()
 
         def on_event(kind: str, data: dict) -> None:
             record.events.append((time.monotonic(), kind, dict(data)))
@@ -129,27 +141,44 @@ class TurnBench:
                 on_event=on_event,
             )
         record.llm_requests = self.llm.requests[llm_before:]
+        if self.stt_server is not None:
+            record.stt_connections = [
+                c for c in self.stt_server.connections if c.opened_at >= began
+            ]
         return record
 
 
-def bench_settings(llm_base_url: str, turns: dict[str, Any]) -> Settings:
-    """Cloud-shaped settings: the LLM is "openai" at the fake server; keys are placeholders."""
-    from voiceagent.settings import CloudSettings, FallbackSettings, TurnSettings
+def bench_settings(
+    llm_base_url: str, turns: dict[str, Any], stt_server: Any, storage_dir: Path
+) -> Settings:
+    """Cloud-shaped settings: the fake LLM as "openai", the STT as "deepgram" at the server.
 
+    Calls are recorded as in production, into ``storage_dir`` (not the user's call store).
+    """
+    from voiceagent.settings import CloudSettings, FallbackSettings, StorageSettings
+    from voiceagent.turns.options import TurnTaking
+
+    cloud: dict[str, Any] = {
+        "openai_base_url": llm_base_url,
+        "openai_api_key": "bench-fake",
+        "openai_model": "fake-cloud",
+    }
+    if stt_server is not None:
+        cloud.update(deepgram_api_key=stt_server.api_key, deepgram_url=stt_server.url)
     return Settings(
         server=ServerSettings(host="127.0.0.1", port=0, shutdown_grace_s=0.0),
-        cloud=CloudSettings(
-            openai_base_url=llm_base_url, openai_api_key="bench-fake", openai_model="fake-cloud"
-        ),
+        cloud=CloudSettings(**cloud),
         agent=AgentSettings(greeting=GREETING),
-        turns=TurnSettings(**turns),
+        turns=TurnTaking.model_validate(turns),
+        storage=StorageSettings(dir=storage_dir),
         llm="openai",
-        fallback=FallbackSettings(llm=[]),  # one provider per stage: the shape under test
+        stt="deepgram" if stt_server is not None else "auto",
+        fallback=FallbackSettings(llm=[], stt=[], tts=[]),  # one provider per stage
     )
 
 
 def parse_turns(items: list[str]) -> dict[str, Any]:
-    """``router.max_speculations=6`` → ``{"router": {"max_speculations": 6}}`` (TurnSettings)."""
+    """``endpointing.min_silence_s=0.3`` → ``{"endpointing": {"min_silence_s": 0.3}}``."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -167,6 +196,19 @@ def parse_turns(items: list[str]) -> dict[str, Any]:
     return out
 
 
+async def start_stt(args: argparse.Namespace) -> Any:
+    """The recognizing Deepgram-protocol server (Whisper loaded and warmed), or None."""
+    if args.stt != "recognizing":
+        return None
+    from bench.fakes.deepgram_live import DeepgramLiveServer, WhisperRecognizer
+
+    server = DeepgramLiveServer(
+        WhisperRecognizer(Settings().local), recognition_delay_s=args.stt_delay_ms / 1000.0
+    )
+    await server.start()
+    return server
+
+
 async def run(args: argparse.Namespace) -> int:
     """Prepare audio, start the fakes and the server, place the calls, print the figures."""
     from voiceagent.server.app import run_server
@@ -176,33 +218,47 @@ async def run(args: argparse.Namespace) -> int:
     scripts = (
         CALL_SCRIPTS[:1]
         if args.quick
-        else [CALL_SCRIPTS[i % len(CALL_SCRIPTS)] for i in range(args.calls)]
+        else [CALL_SCRIPTS[i % len(CALL_SCRIPTS)] for i in range(args.calls or len(CALL_SCRIPTS))]
     )
     began = time.monotonic()
-    print(f"preparing caller audio (Piper → 8 kHz μ-law) for {len(scripts)} call(s)", flush=True)
+    print(f"preparing caller audio for {len(scripts)} call(s)", flush=True)
     prepared = await asyncio.to_thread(prepare_lines, Settings(), scripts)
     print(f"  ready in {time.monotonic() - began:.1f} s", flush=True)
+    stt_server = await start_stt(args)
+    instrument = stt_server.instrument if stt_server is not None else SCRIPTED_STT
+    print(f"STT: {instrument}", flush=True)
 
     records: list[CallRecord] = []
-    async with FakeOpenAIServer(ttft_s=shape.ttft_s, tokens_per_s=shape.tokens_per_s) as llm:
-        settings = bench_settings(llm.base_url, turns)
-        bench = TurnBench(settings, llm, shape)
-        port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        server = asyncio.create_task(
-            run_server(settings, bench.factory, on_started=lambda p: port.set_result(p))
-        )
-        try:
-            url = f"ws://127.0.0.1:{await asyncio.wait_for(port, 30)}/media"
-            for n, (name, lines) in enumerate(prepared, 1):
-                print(f"call {n}/{len(prepared)} ({name}, {len(lines)} caller lines)", flush=True)
-                t = time.monotonic()
-                records.append(await bench.run_call(url, name, lines))
-                print(f"  done in {time.monotonic() - t:.1f} s", flush=True)
-        finally:
-            server.cancel()
-            await asyncio.gather(server, return_exceptions=True)
-    shape_text = _shape_text(shape) + (f"\nturn settings: {turns}" if turns else "")
-    print_report(records, shape_text=shape_text)
+    storage = tempfile.TemporaryDirectory(prefix="bench-turns-")
+    try:
+        async with FakeOpenAIServer(ttft_s=shape.ttft_s, tokens_per_s=shape.tokens_per_s) as llm:
+            settings = bench_settings(llm.base_url, turns, stt_server, Path(storage.name))
+            bench = TurnBench(settings, llm, shape, stt_server)
+            port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            server = asyncio.create_task(
+                run_server(settings, bench.factory, on_started=lambda p: port.set_result(p))
+            )
+            try:
+                url = f"ws://127.0.0.1:{await asyncio.wait_for(port, 30)}/media"
+                for n, (name, lines) in enumerate(prepared, 1):
+                    print(
+                        f"call {n}/{len(prepared)} ({name}, {len(lines)} caller lines)", flush=True
+                    )
+                    t = time.monotonic()
+                    records.append(await bench.run_call(url, name, lines))
+                    print(f"  done in {time.monotonic() - t:.1f} s", flush=True)
+            finally:
+                server.cancel()
+                await asyncio.gather(server, return_exceptions=True)
+    finally:
+        if stt_server is not None:
+            await stt_server.stop()
+        storage.cleanup()
+    header = f"STT: {instrument}\n{_shape_text(shape)}" + (
+        f"\nturn settings: {turns}" if turns else ""
+    )
+    print_report(records, header=header)
+    _print_stt_server(records)
     if args.dump:
         dump_records(records, Path(args.dump))
         print(f"timelines written to {args.dump}")
@@ -210,19 +266,43 @@ async def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_stt_server(records: list[CallRecord]) -> None:
+    connections = [c for rec in records for c in rec.stt_connections]
+    if not connections:
+        return
+    decodes = [d for c in connections for d in c.decode_s]
+    finals = sum(1 for c in connections for m in c.of("Results") if m.body["is_final"])
+    interims = sum(1 for c in connections for m in c.of("Results") if not m.body["is_final"])
+    median = statistics.median(decodes) * 1000 if decodes else 0.0
+    print(
+        f"\nSTT server: {len(connections)} stream(s), {len(decodes)} decodes (median "
+        f"{median:.0f} ms), {interims} interims, {finals} finals, "
+        f"{sum(c.interims_skipped for c in connections)} interim ticks skipped (decode busy)"
+    )
+
+
 def _shape_text(shape: Shape) -> str:
     return (
-        f"providers: STT partial every {shape.partial_s * 1000:.0f} ms, final "
-        f"{shape.final_s * 1000:.0f} ms after VAD stop; LLM TTFT {shape.ttft_s * 1000:.0f} ms, "
-        f"{shape.tokens_per_s:.0f} tok/s; TTS first audio {shape.tts_first_s * 1000:.0f} ms, "
-        f"{shape.tts_ms_per_char:.0f} ms/char"
+        f"LLM: fake OpenAI-compatible SSE, TTFT {shape.ttft_s * 1000:.0f} ms, "
+        f"{shape.tokens_per_s:.0f} tok/s; TTS: fake streaming, first audio "
+        f"{shape.tts_first_s * 1000:.0f} ms, {shape.tts_ms_per_char:.0f} ms/char"
     )
 
 
 def main() -> int:
     """Parse arguments, configure logs, run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=3, help="scripted calls to place (3)")
+    parser.add_argument(
+        "--stt",
+        choices=("recognizing", "scripted"),
+        default="recognizing",
+        help="recognizing: Deepgram client → Whisper-backed Deepgram-protocol server (default); "
+        "scripted: the told-the-script oracle",
+    )
+    parser.add_argument(
+        "--stt-delay-ms", type=float, default=0.0, help="extra STT result latency (0)"
+    )
+    parser.add_argument("--calls", type=int, default=0, help="calls to place (each script once)")
     parser.add_argument("--quick", action="store_true", help="one call only")
     parser.add_argument("--ttft-ms", type=float, default=350.0, help="fake LLM TTFT (350)")
     parser.add_argument("--tokens-per-s", type=float, default=30.0, help="fake LLM rate (30)")
@@ -231,13 +311,15 @@ def main() -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="TurnSettings override, e.g. router.max_speculations=6 or vad_stop_s=0.15",
+        help="TurnTaking override, e.g. endpointing.min_silence_s=0.3 or voice.stop_s=0.15",
     )
     parser.add_argument("--dump", metavar="JSON", help="write every call's timeline here")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
     args = parser.parse_args()
-    if args.calls < 1:
-        parser.error("--calls must be at least 1")
+    if args.calls < 0 or args.stt_delay_ms < 0:
+        parser.error("--calls and --stt-delay-ms must be ≥ 0")
+    if args.stt == "scripted" and args.stt_delay_ms:
+        parser.error("--stt-delay-ms applies to the recognizing STT only")
     try:
         parse_turns(args.turns)
     except ValueError as e:

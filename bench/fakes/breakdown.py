@@ -1,27 +1,38 @@
-"""What one bench call observed, and the printed report of all calls.
+"""What one bench call observed, measured from the caller's side, and the printed report.
 
-Server-side milestones (``Probe`` events, ``time.monotonic``) are put on the caller emulator's
-stream clock with the offset measured from its events that carry "now" (``agent_audio_start``,
-``clear``: emitted synchronously as the message arrives), so every figure is relative to what
-the caller did: end of speech, start of a barge-in.
+Figures come from the Twilio caller emulator's events (lines spoken, agent audio heard, marks,
+``clear``, keypad digits) so they do not depend on how the agent decides; commit and regret
+counts come from frames a ``Probe`` sees (``UserTurnCommittedFrame``, ``TurnMetricsFrame``),
+and the provider floor from the fakes' own records and the STT's final transcripts.
+
+Server times (``time.monotonic``) are put on the emulator's stream clock with the offset
+measured from its events that carry "now" (``agent_audio_start``, ``clear``). The provider
+floor of a reply is the STT's final latency (end of speech → the final that closes the audio
+up to it), the LLM's first token after its request and the TTS's first audio after its
+request, each measured in the same run.
+
+An agent *reply* is told apart from the caller's side by its marks: TwilioOutput names the
+mark after each segment ``a<reply>.<segment>``; a reply starts where the audio before its
+first mark began (the previous mark, or the start of an utterance). An utterance without
+marks counts as one reply.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.fakes.caller_lines import BenchLine
-from bench.fakes.openai_sse import LLMRequest
 from bench.fakes.probe import ProbeEvent
 
-GOAL_P50_MS = 250.0
-GOAL_CLEAR_P95_MS = 120.0
-GOAL_REGRET = 0.02
 _INF = math.inf
+MID_UTTERANCE_GRACE_S = 0.3  # an agent reply starting this soon after the caller began is a race
+BARGE_WINDOW_S = 5.0
+TALK_KINDS = ("turn", "barge", "dtmf")  # lines the agent should answer once
 
 
 @dataclass
@@ -34,10 +45,10 @@ class CallRecord:
     events: list[tuple[float, str, dict]] = field(default_factory=list)  # (monotonic, kind, data)
     report: Any = None  # CallReport
     parts: Any = None  # CallParts
-    stt: Any = None
-    tts: Any = None
+    tts: Any = None  # FakeCloudTTS
+    stt_connections: list[Any] = field(default_factory=list)  # live STT ConnectionRecords
     transport: Any = None
-    llm_requests: list[LLMRequest] = field(default_factory=list)
+    llm_requests: list[Any] = field(default_factory=list)  # openai_sse.LLMRequest
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -57,6 +68,7 @@ class Timeline:
         self.t0 = min(now_events)
         self.starts: dict[int, float] = {}
         self.ends: dict[int, float] = {}
+        self.keys: dict[int, list[float]] = {}
         self.clears: list[float] = []
         for _, kind, data in rec.events:
             if kind == "caller_line":
@@ -65,256 +77,186 @@ class Timeline:
                 self.ends[data["index"]] = data["t"]
             elif kind == "clear":
                 self.clears.append(data["t"])
+            elif kind == "dtmf":
+                self.keys.setdefault(data["index"], []).append(data["t"])
         self.probes = [(p.t - self.t0, p.stage, p.event, p.detail) for p in rec.probes]
+        self.replies = reply_starts(rec.events)
 
-    def first(
-        self,
-        stage: str,
-        event: str,
-        after: float,
-        before: float = _INF,
-        pred: Callable[[Any], bool] | None = None,
-    ) -> tuple[float, Any] | None:
-        for t, s, e, d in self.probes:
-            if s == stage and e == event and after <= t < before and (pred is None or pred(d)):
-                return t, d
-        return None
+    def stream_t(self, monotonic: float | None) -> float | None:
+        """A server time on the stream clock."""
+        return None if monotonic is None else monotonic - self.t0
 
-    def last(
-        self,
-        stage: str,
-        event: str,
-        before: float,
-        after: float = -_INF,
-        pred: Callable[[Any], bool] | None = None,
-    ) -> tuple[float, Any] | None:
-        found = None
-        for t, s, e, d in self.probes:
-            if t >= before:
-                break
-            if s == stage and e == event and t >= after and (pred is None or pred(d)):
-                found = (t, d)
-        return found
+    def window(self, i: int) -> tuple[float, float]:
+        """From the end of line ``i`` to the start of the next (or the end of the call)."""
+        end = self.ends.get(i, self.starts.get(i, 0.0))
+        following = [self.starts[j] for j in self.starts if j > i]
+        return end, min(following) if following else _INF
+
+    def events(self, event: str, after: float = -_INF, before: float = _INF) -> list[tuple]:
+        return [p for p in self.probes if p[2] == event and after <= p[0] < before]
+
+
+def reply_starts(events: list[tuple[float, str, dict]]) -> list[float]:
+    """When each distinct agent reply began to play, from the caller's events (see above).
+
+    After a ``clear`` every outstanding mark is echoed at once: only the first of them closed
+    the segment that was playing; the others' audio was never heard.
+    """
+    keyed: dict[str, float] = {}
+    unnamed: list[float] = []
+    boundary: float | None = None  # where the audio now playing began
+    marked = True  # the current utterance has a heard mark
+    first_after_clear = False
+    for _, kind, data in events:
+        if kind == "agent_audio_start":
+            if not marked and boundary is not None:
+                unnamed.append(boundary)
+            boundary, marked = data["t"], False
+        elif kind == "clear":
+            first_after_clear = True
+        elif kind == "mark":
+            heard = True
+            if data.get("cleared"):
+                heard = first_after_clear and boundary is not None and data["t"] > boundary
+                first_after_clear = False
+            if not heard:
+                continue
+            name = data["name"]
+            key = name.rsplit(".", 1)[0] if "." in name else name
+            keyed.setdefault(key, boundary if boundary is not None else data["t"])
+            marked, boundary = True, data["t"]
+    if not marked and boundary is not None:
+        unnamed.append(boundary)
+    return sorted([*keyed.values(), *unnamed])
 
 
 @dataclass
-class TurnRow:
-    """One reply's milestones, in ms after the caller's end of speech."""
+class LineRow:
+    """One caller line and what followed it (seconds on the stream clock, ms for latencies)."""
 
     call: str
     index: int
-    kind: str
-    text: str
-    latency_ms: float | None
-    marks: dict[str, float | None]
-    hit: bool | None
-    onset_to_vad_ms: float | None = None
-    commits: int = 0  # commits while the caller said this line (more than 1: regretted)
-    wait_ms: float | None = None  # silence the router required after the VAD stop
-    learned_pause_ms: float | None = None
+    line: BenchLine
+    start: float
+    end: float
+    replies: list[float]  # agent replies started after the line, before the next one
+    over_caller: list[float]  # agent replies started while the caller was mid-utterance
+    latency_ms: float | None = None  # end of speech (or last key) → first agent audio
+    stt_final_ms: float | None = None
+    llm_ttft_ms: float | None = None
+    tts_first_ms: float | None = None
+    clear_ms: float | None = None  # barge-in onset → clear
+    clears: int = 0  # clears during a backchannel
+
+    @property
+    def floor_ms(self) -> float | None:
+        parts = (self.stt_final_ms, self.llm_ttft_ms, self.tts_first_ms)
+        return None if any(p is None for p in parts) else sum(parts)  # type: ignore[misc]
+
+    @property
+    def answered_twice(self) -> bool:
+        return (
+            self.line.kind in TALK_KINDS and not self.line.mid_utterance and len(self.replies) >= 2
+        )
 
 
 def _ms(t: float | None, ref: float) -> float | None:
     return None if t is None else (t - ref) * 1000.0
 
 
-def turn_rows(rec: CallRecord) -> list[TurnRow]:
-    """Breakdown of every reply to a ``turn`` or ``barge`` line."""
+def line_rows(rec: CallRecord) -> list[LineRow]:
+    """Every caller line of one call, with its replies, latency and provider floor."""
     tl = Timeline(rec)
-    turns = {t.index: t for t in rec.report.turns} if rec.report else {}
-    router_turns = rec.parts.processors["router"].stats.turns if rec.parts else []
     rows = []
     for i, line in enumerate(rec.lines):
-        if line.kind not in ("turn", "barge") or i not in tl.ends:
+        if i not in tl.starts:
             continue
-        start, end = tl.starts.get(i, tl.ends[i]), tl.ends[i]
-        report = turns.get(i)
-        heard = report.first_agent_audio_s if report else None
-        horizon = (heard if heard is not None else end + 6.0) + 0.5
-        vad_start = tl.first("stt", "vad_start", start - 0.05, end)
-        vad = tl.first("stt", "vad_stop", end - 0.05, horizon)
-        final = tl.first("stt", "final", vad[0] if vad else end, horizon)
-        until = heard if heard is not None else horizon
-        commit = tl.last("router", "commit", until, start + 0.05)
-        commits = sum(
-            1 for t, s, e, _ in tl.probes if s == "router" and e == "commit" and start < t < until
-        )
-        marks: dict[str, float | None] = {"vad_stop": vad and vad[0], "final": final and final[0]}
-        hit = None
-        record: dict[str, Any] = {}
-        if commit is not None:
-            turn_id, hit, _ = commit[1]
-            record = next((r for r in router_turns if r.get("turn_id") == turn_id), {})
-            spec = tl.last("router", "speculate", commit[0], pred=lambda d, t=turn_id: d[0] == t)
-            gen = tl.first("llm", "generation", start, horizon, lambda d, t=turn_id: d[0] == t)
-            token = tl.first("llm", "first_text", gen[0], horizon) if gen else None
-            after = max(commit[0], token[0] if token else commit[0]) - 1e-3
-            release = tl.first("hold", "first_text", after, horizon)
-            chunk = tl.first("aggregator", "chunk", release[0], horizon) if release else None
-            audio = tl.first("tts", "first_tts_audio", chunk[0], horizon) if chunk else None
-            media = tl.first("tts", "bot_started", audio[0], horizon) if audio else None
-            marks.update(
-                speculate=spec and spec[0] if hit else None,
-                commit=commit[0],
-                llm_token=token and token[0],
-                released=release and release[0],
-                chunk=chunk and chunk[0],
-                tts_audio=audio and audio[0],
-                media_sent=media and media[0],
-            )
-        marks["heard"] = heard
-        rows.append(
-            TurnRow(
-                call=rec.name,
-                index=i,
-                kind=line.kind,
-                text=line.text,
-                latency_ms=report.latency_ms if report else None,
-                marks={k: _ms(v, end) for k, v in marks.items()},
-                hit=hit,
-                onset_to_vad_ms=_ms(vad_start and vad_start[0], start),
-                commits=commits,
-                wait_ms=_ms(record.get("required_wait_s"), 0.0),
-                learned_pause_ms=_ms(record.get("learned_pause_s"), 0.0),
-            )
-        )
+        start = tl.starts[i]
+        end, until = tl.window(i)
+        if line.kind == "dtmf" and tl.keys.get(i):
+            end = tl.keys[i][-1]
+        replies = [t for t in tl.replies if end <= t < until]
+        stop = until if line.mid_utterance else end
+        over = [t for t in tl.replies if start + MID_UTTERANCE_GRACE_S < t < stop]
+        row = LineRow(rec.name, i, line, start, end, replies, over)
+        first = replies[0] if replies else None
+        row.latency_ms = _ms(first, end)
+        if line.kind in TALK_KINDS and first is not None:
+            _floor(row, tl, rec, first)
+        if line.kind == "barge":
+            clear = next((c for c in tl.clears if start <= c < start + BARGE_WINDOW_S), None)
+            row.clear_ms = _ms(clear, start)
+        elif line.kind == "backchannel":
+            row.clears = sum(1 for c in tl.clears if start <= c < end + 1.5)
+        rows.append(row)
     return rows
 
 
-@dataclass
-class BargeRow:
-    """One barge-in, in ms after the caller started talking over the agent."""
+def stt_final_at(rec: CallRecord, tl: Timeline, end: float) -> float | None:
+    """When the STT had finalized the audio up to ``end`` (stream clock).
 
-    call: str
-    text: str
-    vad_start_ms: float | None
-    first_word_ms: float | None
-    decision_ms: float | None
-    clear_ms: float | None
-
-    @property
-    def decision_to_clear_ms(self) -> float | None:
-        if self.decision_ms is None or self.clear_ms is None:
-            return None
-        return self.clear_ms - self.decision_ms
-
-
-def barge_rows(rec: CallRecord) -> tuple[list[BargeRow], list[tuple[str, int]]]:
-    """Barge-ins (onset → VAD, gate decision, clear) and clears during backchannels."""
-    tl = Timeline(rec)
-    barges, backchannels = [], []
-    for i, line in enumerate(rec.lines):
-        onset = tl.starts.get(i)
-        if onset is None:
+    With the live STT server's records: the first final whose window reaches the end of
+    speech (its audio timeline starts at the connection's first audio byte). Without them
+    (the scripted oracle): the first final transcript after the end of speech.
+    """
+    for conn in rec.stt_connections:
+        if conn.first_audio_at is None:
             continue
-        if line.kind == "barge":
-            vad = tl.first("stt", "vad_start", onset - 0.05, onset + 3.0)
-            word = tl.first("stt", "partial", onset, onset + 5.0)
-            decision = tl.first("barge_in", "interruption", onset, onset + 5.0)
-            clear = next((c for c in tl.clears if onset <= c < onset + 5.0), None)
-            barges.append(
-                BargeRow(
-                    call=rec.name,
-                    text=line.text,
-                    vad_start_ms=_ms(vad and vad[0], onset),
-                    first_word_ms=_ms(word and word[0], onset),
-                    decision_ms=_ms(decision and decision[0], onset),
-                    clear_ms=_ms(clear, onset),
-                )
-            )
-        elif line.kind == "backchannel":
-            until = tl.ends.get(i, onset) + 1.5
-            backchannels.append((line.text, sum(1 for c in tl.clears if onset <= c < until)))
-    return barges, backchannels
+        offset = conn.first_audio_at - tl.t0  # STT audio second 0 on the stream clock
+        for m in conn.of("Results"):
+            body = m.body
+            if body["is_final"] and body["start"] + body["duration"] >= end - offset - 0.05:
+                return m.at - tl.t0
+    if rec.stt_connections:
+        return None
+    final = tl.events("final", end - 0.05)
+    return final[0][0] if final else None
+
+
+def _floor(row: LineRow, tl: Timeline, rec: CallRecord, reply: float) -> None:
+    """The providers' share of this reply's latency, measured in the same run."""
+    if row.line.kind != "dtmf":
+        row.stt_final_ms = _ms(stt_final_at(rec, tl, row.end), row.end)
+    requests = [r for r in rec.llm_requests if row.start <= tl.stream_t(r.received_at) < reply]
+    if requests and requests[-1].first_token_at is not None:
+        r = requests[-1]
+        row.llm_ttft_ms = (r.first_token_at - r.received_at) * 1000.0
+    synths = [q for q in (rec.tts.stats.requests if rec.tts else [])]
+    synths = [q for q in synths if row.start <= tl.stream_t(q.requested_at) < reply]
+    if synths and synths[-1].first_audio_at is not None:
+        q = synths[-1]
+        row.tts_first_ms = (q.first_audio_at - q.requested_at) * 1000.0
+
+
+def probe_counts(rec: CallRecord, event: str, pred: Callable[[Any], bool] | None = None) -> int:
+    """How many ``event`` frames passed one probe (the probe that saw the most of them)."""
+    per_stage: Counter[str] = Counter()
+    for p in rec.probes:
+        if p.event == event and (pred is None or pred(p.detail)):
+            per_stage[p.stage] += 1
+    return max(per_stage.values(), default=0)
+
+
+# -- printing ------------------------------------------------------------------------------------
 
 
 def _fmt(value: float | None, width: int = 6) -> str:
     return f"{value:{width}.0f}" if value is not None else " " * (width - 1) + "-"
 
 
-def _median(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
+def _p(values: list[float], q: float) -> str:
+    return f"{percentile(values, q):.0f}" if values else "-"
 
 
-def _sum_stats(records: list[CallRecord], stage: str, names: tuple[str, ...]) -> dict[str, int]:
-    totals = dict.fromkeys(names, 0)
-    for rec in records:
-        stats = getattr(rec.parts.processors[stage], "stats", None) if rec.parts else None
-        for name in names:
-            totals[name] += int(getattr(stats, name, 0) or 0)
-    return totals
-
-
-def talked_over(rec: CallRecord) -> list[tuple[str, float]]:
-    """Agent replies that started while the caller was still mid-utterance.
-
-    An agent utterance starting more than 0.3 s into a caller line and before its end, or in
-    the pause after a ``pause`` line, means a turn was committed too early and the caller
-    heard the start of a reply to half a sentence. Returns (line text, seconds into the line).
-    """
-    tl = Timeline(rec)
-    starts = rec.report.agent_utterances_s if rec.report else []
-    out = []
-    for i, line in enumerate(rec.lines):
-        begin, end = tl.starts.get(i), tl.ends.get(i)
-        if begin is None or end is None:
-            continue
-        until = tl.starts.get(i + 1, end) if line.kind == "pause" else end
-        out += [(line.text, t - begin) for t in starts if begin + 0.3 < t < until]
-    return out
-
-
-def stray_clears(rec: CallRecord) -> int:
-    """Clears that are not the answer to a scripted barge-in (within 1.5 s of its onset)."""
-    tl = Timeline(rec)
-    onsets = [
-        tl.starts[i] for i, ln in enumerate(rec.lines) if ln.kind == "barge" and i in tl.starts
-    ]
-    return sum(1 for c in tl.clears if not any(o <= c < o + 1.5 for o in onsets))
-
-
-_COLS = (
-    "vad_stop",
-    "final",
-    "speculate",
-    "commit",
-    "llm_token",
-    "released",
-    "chunk",
-    "tts_audio",
-    "media_sent",
-    "heard",
-)
-
-
-def print_report(records: list[CallRecord], *, shape_text: str) -> None:
+def print_report(records: list[CallRecord], *, header: str) -> None:
     """Print the figures of all calls."""
-    print(f"\n{shape_text}")
-    _print_latency([row for rec in records for row in turn_rows(rec)])
-    barges, backchannels = [], []
-    for rec in records:
-        b, bc = barge_rows(rec)
-        barges += b
-        backchannels += bc
-    _print_barge_ins(barges)
-    _print_regret(records)
-    print("\n== backchannels over agent speech ==")
-    for text, n in backchannels:
-        print(f"  {text!r}: {n} clear(s) {'(FALSE CLEAR)' if n else '(ok, agent kept talking)'}")
-    gate = _sum_stats(
-        records,
-        "barge_in",
-        (
-            "interruptions",
-            "backchannels_ignored",
-            "echo_guarded",
-            "false_interruptions",
-            "resumes",
-        ),
-    )
-    print(f"false clears on backchannels: {sum(n for _, n in backchannels)}; gate {gate}")
-    print(f"watchdog {_sum_stats(records, 'watchdog', ('reruns', 'fallbacks', 'reprompts'))}")
+    print(f"\n{header}")
+    rows = [row for rec in records for row in line_rows(rec)]
+    _print_lines(rows)
+    _print_turns(rows)
+    _print_barge_ins(rows)
+    _print_keypad(rows)
+    _print_commits(records)
     for rec in records:
         r = rec.report
         if r is not None:
@@ -325,107 +267,103 @@ def print_report(records: list[CallRecord], *, shape_text: str) -> None:
             )
 
 
-def _print_latency(rows: list[TurnRow]) -> None:
-    print("\n== caller end of speech → first agent audio (ms after the caller's last sample) ==")
+def _print_lines(rows: list[LineRow]) -> None:
+    print("\n== per caller line (stream seconds; replies = agent replies started after it) ==")
     print(
-        "line        kind "
-        + "".join(f"{c[:8]:>9}" for c in _COLS)
-        + "  hit wait/learned commits  caller said"
+        "call/line              kind        voice    end  replies latency  stt-fin llm-ttft "
+        "tts-1st  floor  flags  caller said"
     )
     for r in rows:
-        cells = "".join(f"{_fmt(r.marks.get(c), 9)}" for c in _COLS)
-        hit = "-" if r.hit is None else ("yes" if r.hit else "no")
-        wait = f"{_fmt(r.wait_ms, 4)}/{_fmt(r.learned_pause_ms, 4).strip():<4}"
+        flags = []
+        if r.answered_twice:
+            flags.append("TWICE")
+        if r.over_caller:
+            flags.append("OVER")
+        if r.line.kind == "backchannel" and (r.clears or r.replies):
+            flags.append("BC-HIT")
+        voice = r.line.voice.split(":")[-1][:8] or "keys"
         print(
-            f"{r.call[:8]:>8}/{r.index + 1:<2} {r.kind:<5}{cells}  {hit:>3} {wait} "
-            f"{r.commits:>6}   {r.text[:34]}"
+            f"{r.call[:18]:>18}/{r.index + 1:<2} {r.line.kind:<11} {voice:<8}{r.end:6.1f} "
+            f"{len(r.replies):>6} {_fmt(r.latency_ms, 8)} {_fmt(r.stt_final_ms, 8)} "
+            f"{_fmt(r.llm_ttft_ms, 8)} {_fmt(r.tts_first_ms, 7)} {_fmt(r.floor_ms, 6)}  "
+            f"{','.join(flags):<6} {r.line.text[:38]}"
         )
-    normal = [r.latency_ms for r in rows if r.kind == "turn" and r.latency_ms is not None]
-    after_barge = [r.latency_ms for r in rows if r.kind == "barge" and r.latency_ms is not None]
-    missing = sum(1 for r in rows if r.latency_ms is None)
-    if normal:
-        p50, p90 = statistics.median(normal), percentile(normal, 0.9)
-        verdict = "meets" if p50 <= GOAL_P50_MS else "MISSES"
-        print(
-            f"\nlatency over {len(normal)} normal turns: p50 {p50:.0f} ms, p90 {p90:.0f} ms "
-            f"(min {min(normal):.0f}, max {max(normal):.0f}) — {verdict} goal p50 ≤ "
-            f"{GOAL_P50_MS:.0f} ms"
-        )
-    if after_barge:
-        print(f"replies after a barge-in: {', '.join(f'{v:.0f}' for v in after_barge)} ms")
-    if missing:
-        print(f"turns without a reply heard: {missing}")
-    vad_lags = [r.onset_to_vad_ms for r in rows if r.onset_to_vad_ms is not None]
-    if vad_lags:
-        print(
-            f"caller onset → VAD start: median {statistics.median(vad_lags):.0f} ms, "
-            f"min {min(vad_lags):.0f}, max {max(vad_lags):.0f} (over {len(vad_lags)} lines)"
-        )
-    medians = {c: _median([r.marks.get(c) for r in rows if r.kind == "turn"]) for c in _COLS}
+
+
+def _print_turns(rows: list[LineRow]) -> None:
+    talk = [r for r in rows if r.line.kind in TALK_KINDS and not r.line.mid_utterance]
+    twice = [r for r in talk if r.answered_twice]
+    over = [(r, t) for r in rows for t in r.over_caller]
+    print("\n== one utterance, one answer ==")
     print(
-        "median milestones of normal turns (ms after end of speech): "
-        + ", ".join(f"{c} {_fmt(v, 0).strip()}" for c, v in medians.items())
+        f"caller turns answered twice (2+ replies before the next line): {len(twice)}/{len(talk)}"
     )
-
-
-def _print_barge_ins(barges: list[BargeRow]) -> None:
-    print("\n== barge-in: caller starts talking over the agent (ms after onset) ==")
-    for b in barges:
+    for r in twice:
+        print(f"  {r.call}/{r.index + 1}: {len(r.replies)} replies to {r.line.text!r}")
+    print(f"agent replies started while the caller was mid-utterance: {len(over)}")
+    for r, t in over:
+        print(f"  {r.call}/{r.index + 1}: {t - r.start:.2f} s into {r.line.text!r} ({r.line.kind})")
+    unanswered = [r for r in talk if not r.replies]
+    print(f"caller turns with no reply before the next line: {len(unanswered)}")
+    spoken = [r for r in rows if r.line.kind == "turn" and r.latency_ms is not None]
+    lat = [r.latency_ms for r in spoken]
+    floors = [r.floor_ms for r in spoken if r.floor_ms is not None]
+    print("\n== end of speech → first agent audio (spoken turns, ms) ==")
+    print(f"latency p50 {_p(lat, 0.5)}, p90 {_p(lat, 0.9)} over {len(lat)} turns")
+    for name, values in (
+        ("STT final after end of speech", [r.stt_final_ms for r in spoken]),
+        ("LLM first token after request", [r.llm_ttft_ms for r in spoken]),
+        ("TTS first audio after request", [r.tts_first_ms for r in spoken]),
+    ):
+        present = [v for v in values if v is not None]
+        print(f"  {name}: p50 {_p(present, 0.5)}, p90 {_p(present, 0.9)} (n={len(present)})")
+    if floors:
         print(
-            f"  {b.call[:16]:<16} VAD start {_fmt(b.vad_start_ms)}  first word "
-            f"{_fmt(b.first_word_ms)}  gate decision "
-            f"{_fmt(b.decision_ms)}  clear at caller {_fmt(b.clear_ms)}  decision→clear "
-            f"{_fmt(b.decision_to_clear_ms)}   {b.text[:40]}"
+            f"provider floor (STT final + LLM TTFT + TTS first audio) p50 {_p(floors, 0.5)}; "
+            f"latency p50 − floor p50 = {percentile(lat, 0.5) - percentile(floors, 0.5):.0f} ms"
         )
-    clears = [b.clear_ms for b in barges if b.clear_ms is not None]
+
+
+def _print_barge_ins(rows: list[LineRow]) -> None:
+    barges = [r for r in rows if r.line.kind == "barge"]
+    print("\n== barge-in: caller talks over the agent (ms after onset) ==")
+    for r in barges:
+        print(f"  {r.call}/{r.index + 1}: clear at {_fmt(r.clear_ms)}   {r.line.text!r}")
+    clears = [r.clear_ms for r in barges if r.clear_ms is not None]
     if clears:
-        p95 = percentile(clears, 0.95)
-        verdict = "meets" if p95 <= GOAL_CLEAR_P95_MS else "MISSES"
         print(
-            f"onset → clear over {len(clears)}: p50 {statistics.median(clears):.0f} ms, p95 "
-            f"{p95:.0f} ms — {verdict} goal p95 ≤ {GOAL_CLEAR_P95_MS:.0f} ms"
+            f"onset → clear over {len(clears)}: p50 {statistics.median(clears):.0f} ms, "
+            f"p95 {percentile(clears, 0.95):.0f} ms"
         )
-        d2c = [b.decision_to_clear_ms for b in barges if b.decision_to_clear_ms is not None]
-        if d2c:
-            print(
-                f"gate decision → clear at caller: p50 {statistics.median(d2c):.1f} ms, "
-                f"p95 {percentile(d2c, 0.95):.1f} ms"
-            )
     if len(clears) < len(barges):
         print(f"barge-ins without a clear: {len(barges) - len(clears)}")
+    bcs = [r for r in rows if r.line.kind == "backchannel"]
+    print("== backchannels over agent speech ==")
+    for r in bcs:
+        verdict = "FALSE CLEAR" if r.clears else "ok, agent kept talking"
+        extra = f", {len(r.replies)} new reply(ies)" if r.replies else ""
+        print(f"  {r.call}/{r.index + 1} {r.line.text!r}: {r.clears} clear(s) ({verdict}{extra})")
+    print(f"backchannel clears: {sum(r.clears for r in bcs)} over {len(bcs)} backchannels")
 
 
-def _print_regret(records: list[CallRecord]) -> None:
-    router = _sum_stats(
-        records,
-        "router",
-        (
-            "commits",
-            "regrets",
-            "speculative_starts",
-            "speculative_hits",
-            "cancellations",
-            "replies_cancelled",
-        ),
+def _print_keypad(rows: list[LineRow]) -> None:
+    keys = [r for r in rows if r.line.kind == "dtmf"]
+    if not keys:
+        return
+    print("\n== keypad (DTMF): last key → first agent audio ==")
+    for r in keys:
+        heard = f"{r.latency_ms:.0f} ms" if r.latency_ms is not None else "no reply"
+        print(f"  {r.call}/{r.index + 1} {r.line.dtmf!r}: {heard}")
+
+
+def _print_commits(records: list[CallRecord]) -> None:
+    commits = sum(probe_counts(rec, "commit") for rec in records)
+    regrets = sum(
+        probe_counts(rec, "turn_metrics", lambda d: bool(d.get("regret"))) for rec in records
     )
-    print("\n== commit and regret ==")
-    if router["commits"]:
-        rate = router["regrets"] / router["commits"]
-        verdict = "meets" if rate <= GOAL_REGRET else "MISSES"
-        print(
-            f"regrets {router['regrets']} / commits {router['commits']} = {rate:.1%} — {verdict} "
-            f"goal ≤ {GOAL_REGRET:.0%}"
-        )
-    print(
-        f"speculative starts {router['speculative_starts']}, hits {router['speculative_hits']}, "
-        f"cancellations {router['cancellations']}, replies cancelled "
-        f"{router['replies_cancelled']}"
-    )
+    print("\n== commit and regret (UserTurnCommittedFrame, TurnMetricsFrame.data['regret']) ==")
+    rate = f" = {regrets / commits:.1%}" if commits else ""
+    print(f"regrets {regrets} / commits {commits}{rate}")
     requests = [r for rec in records for r in rec.llm_requests]
     cancelled = sum(1 for r in requests if r.outcome == "cancelled")
     print(f"LLM requests {len(requests)}, abandoned mid-stream by the client {cancelled}")
-    early = [(rec.name, text, t) for rec in records for text, t in talked_over(rec)]
-    print(f"agent replies started while the caller was mid-utterance: {len(early)}")
-    for name, text, t in early:
-        print(f"  {name}: {t:.2f} s into {text!r}")
-    print(f"clears not caused by a scripted barge-in: {sum(stray_clears(r) for r in records)}")

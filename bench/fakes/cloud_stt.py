@@ -1,4 +1,7 @@
-"""A Deepgram-shaped streaming STT with deterministic timing, for benchmarks.
+"""The told-the-script oracle STT (``bench/turns.py --stt scripted``), deterministic timing.
+
+TOLD THE SCRIPT, NOT RECOGNITION: every figure made with it must say so. For turn-taking on
+real transcripts use the recognizing server, ``bench/fakes/deepgram_live``.
 
 It does not recognize speech: it is told the script (each caller line's text and audio
 duration, in order) and hears *when* the caller speaks, like a cloud STT that gets every audio

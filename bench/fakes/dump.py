@@ -14,7 +14,6 @@ def dump_records(records: list[CallRecord], path: Path) -> None:
     out = []
     for rec in records:
         tl = Timeline(rec)
-        router = rec.parts.processors["router"].stats if rec.parts else None
         out.append(
             {
                 "call": rec.name,
@@ -28,10 +27,10 @@ def dump_records(records: list[CallRecord], path: Path) -> None:
                     }
                     for i, ln in enumerate(rec.lines)
                 ],
+                "agent_replies": tl.replies,
                 "caller_events": [
                     {"kind": k, **{a: b for a, b in d.items() if a != "marks"}}
                     for _, k, d in rec.events
-                    if k not in ("mark",)
                 ],
                 "server": [
                     {"t": round(t, 4), "stage": s, "event": e, "detail": repr(d)}
@@ -54,7 +53,11 @@ def dump_records(records: list[CallRecord], path: Path) -> None:
                     }
                     for q in (rec.tts.stats.requests if rec.tts else [])
                 ],
-                "router_turns": router.turns if router else [],
+                "stt_messages": [
+                    {"t": round(m.at - tl.t0, 4), "audio_s": m.audio_s, **m.body}
+                    for conn in rec.stt_connections
+                    for m in conn.sent
+                ],
             }
         )
     path.write_text(json.dumps(out, indent=1, default=str))

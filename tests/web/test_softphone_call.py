@@ -187,7 +187,7 @@ async def test_a_browser_call_hears_the_greeting_gets_an_answer_and_takes_a_barg
     detail, parameters = stored(agent.storage, call_sid)
     assert parameters == {"From": "client:browser", "channel": "browser", "line": "mulaw-8k"}
     call = detail.call
-    assert (call.from_number, call.end_reason) == ("client:browser", "stop")
+    assert (call.from_number, call.end_reason) == ("client:browser", "caller_hung_up")
     assert call.ended_at is not None and call.interrupted_turns >= 1
     said = [(e.kind, e.text, e.interrupted) for e in detail.events if e.kind in ("caller", "agent")]
     assert said[0] == ("agent", GREETING, False)
@@ -272,4 +272,4 @@ async def test_a_lost_connection_is_explained_and_the_call_record_ends(tmp_path:
         assert await page.is_enabled("#call")
     detail, parameters = stored(folder, call_sid)
     assert parameters["channel"] == "browser"
-    assert detail.call.ended_at is not None and detail.call.end_reason == "socket_closed"
+    assert detail.call.ended_at is not None and detail.call.end_reason == "caller_hung_up"

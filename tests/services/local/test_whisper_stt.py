@@ -530,3 +530,19 @@ async def test_real_vad_upstream_reports_late_and_the_preroll_keeps_the_first_wo
     print(f"\nwith Silero VAD upstream: {final.text!r}")
     assert words(final.text)[:2] == ["the", "party"]  # "Parti ..." without the pre-roll
     assert wer(reference, final.text) <= 0.35
+
+
+@pytest.mark.models
+def test_words_come_with_their_spans_in_the_audio(tiny_en):
+    speech, reference = asterisk_prompt("privacy-unident")
+    lead = 16000 * 2 // 2  # half a second of quiet line before the caller speaks
+    audio = b"\0" * lead + speech
+    timed = tiny_en.transcribe_words(audio)
+    text = " ".join(w.text for w in timed)
+    assert wer(reference, text) <= 0.35, (reference, text)
+    assert text == tiny_en.transcribe(audio)  # the same decode, word by word
+    assert timed[0].start >= 0.2  # not stretched over the whole quiet lead-in
+    assert all(a.end <= b.start + 1e-6 for a, b in zip(timed, timed[1:], strict=False))
+    assert all(w.start <= w.end for w in timed)
+    assert timed[-1].end <= len(audio) / 32000 + 0.05
+    assert all(0.0 <= w.probability <= 1.0 for w in timed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,19 @@ from voiceagent.settings import PIPELINE_SAMPLE_RATE, LocalModelSettings
 NO_SPEECH_MAX = 0.6
 """Segments Whisper itself rates likelier silence than speech are dropped (hallucinations)."""
 _MIN_DECODE_BYTES = PIPELINE_SAMPLE_RATE * 2 // 10
+# faster-whisper's defaults for gluing punctuation tokens to the words around them.
+_PREPEND_PUNCTUATION = "\"'“¿([{-"
+_APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"
+
+
+@dataclass(frozen=True)
+class TimedWord:
+    """One recognized word with its audio span (seconds from the start of the decoded audio)."""
+
+    text: str  # as Whisper wrote it: cased, with attached punctuation ("Tuesday,")
+    start: float
+    end: float
+    probability: float
 
 
 class WhisperTranscriber:
@@ -84,7 +98,53 @@ class WhisperTranscriber:
         texts = [s.text.strip() for s in segments if s.no_speech_prob <= NO_SPEECH_MAX]
         return " ".join(t for t in texts if t)
 
+    def transcribe_words(self, pcm16_16k: bytes) -> list[TimedWord]:
+        """Like ``transcribe``, word by word with each word's audio span (cross-attention DTW).
+
+        The span comes from faster-whisper's own alignment (``find_alignment``) over the same
+        encoder output the words were decoded from; a first word stretched over the silence
+        before it is cut to twice the median word length, as faster-whisper does.
+        """
+        usable = len(pcm16_16k) // 2 * 2
+        if usable < _MIN_DECODE_BYTES:
+            return []
+        audio = np.frombuffer(pcm16_16k, dtype=np.int16, count=usable // 2)
+        samples = audio.astype(np.float32) * (1.0 / 32768.0)
+        if self.short_context and len(samples) < 24 * PIPELINE_SAMPLE_RATE:
+            decoded = self._decode_short(samples)
+            if decoded is None:
+                return []
+            tokens, encoded, frames = decoded
+            return self._align(tokens, encoded, frames)
+        segments, _info = self._model.transcribe(
+            samples,
+            language="en",
+            beam_size=self.beam_size,
+            temperature=0.0,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            word_timestamps=True,
+        )
+        return [
+            TimedWord(w.word.strip(), float(w.start), float(w.end), float(w.probability))
+            for s in segments
+            if s.no_speech_prob <= NO_SPEECH_MAX
+            for w in s.words or []
+            if w.word.strip()
+        ]
+
     def _transcribe_short(self, samples: np.ndarray) -> str:
+        decoded = self._decode_short(samples)
+        if decoded is None:
+            return ""
+        return drop_run_on_repeat(self._tokenizer.decode(decoded[0]).strip())
+
+    def _decode_short(self, samples: np.ndarray) -> tuple[list[int], object, int] | None:
+        """Greedy decode over a window of the audio's length plus ``pad_s``.
+
+        Returns the text tokens, the encoder output and the audio's feature frames, or None
+        when Whisper rates the audio likelier silence than speech.
+        """
         import ctranslate2
 
         features = self._model.feature_extractor(samples)
@@ -103,9 +163,32 @@ class WhisperTranscriber:
             suppress_blank=True,
         )[0]
         if result.no_speech_prob > NO_SPEECH_MAX:
-            return ""
+            return None
         tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
-        return drop_run_on_repeat(self._tokenizer.decode(tokens).strip())
+        return tokens, encoded, frames
+
+    def _align(self, tokens: list[int], encoded: object, frames: int) -> list[TimedWord]:
+        from faster_whisper.transcribe import merge_punctuations
+
+        kept = drop_run_on_repeat(self._tokenizer.decode(tokens).strip()).split()
+        if not kept:
+            return []
+        alignment = self._model.find_alignment(self._tokenizer, [tokens], encoded, frames)[0]
+        merge_punctuations(alignment, _PREPEND_PUNCTUATION, _APPEND_PUNCTUATION)
+        words = [
+            TimedWord(
+                a["word"].strip(), float(a["start"]), float(a["end"]), float(a["probability"])
+            )
+            for a in alignment
+            if a["word"].strip()
+        ][: len(kept)]
+        lengths = [w.end - w.start for w in words if w.end > w.start]
+        if words and lengths:
+            longest = 2 * min(0.7, float(np.median(lengths)))
+            first = words[0]
+            if first.end - first.start > longest:
+                words[0] = TimedWord(first.text, first.end - longest, first.end, first.probability)
+        return words
 
 
 def drop_run_on_repeat(text: str) -> str:
