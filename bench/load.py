@@ -48,15 +48,21 @@ DEEPGRAM_KEY = "bench-deepgram-key"
 
 
 def prepare_audio(folder: Path) -> Path:
-    """Piper-speak the load script once (cached) into ``folder``: lines.json + <n>.pcm."""
+    """Piper-speak the load script once (cached) into ``folder``: lines.json + <n>.pcm.
+
+    Each line's voiced seconds are measured with the scripted STT's own detector, as
+    ``bench.fakes.deepgram_live`` asks.
+    """
     from bench.fakes.caller_lines import BenchLine, prepare_lines
+    from bench.fakes.deepgram_live.speech import SileroModel, voiced_seconds
     from voiceagent.settings import Settings
 
     lines = prepare_lines(Settings(), [("load", [BenchLine(text) for text in LOAD_SCRIPT])])[0][1]
     folder.mkdir(parents=True, exist_ok=True)
     for n, line in enumerate(lines):
         (folder / f"{n}.pcm").write_bytes(line.pcm8k)
-    items = [{"text": line.text, "duration_s": line.duration_s} for line in lines]
+    model = SileroModel()
+    items = [{"text": line.text, "voiced_s": voiced_seconds(line.pcm8k, model)} for line in lines]
     (folder / "lines.json").write_text(json.dumps(items))
     return folder / "lines.json"
 
@@ -265,6 +271,7 @@ def run_level(calls: int, args: argparse.Namespace, lines: Path, run: Path) -> d
             "metrics": metrics,
             "healthz": health,
             "fakes_cpu_s": fakes_cpu,
+            "stt_instrument": providers.get("instrument", ""),
             "load_before": load_before,
             "load_after": load_after,
             "elsewhere": elsewhere,

@@ -12,8 +12,9 @@ from bench.pyspy_summary import report as profile_report
 INSTRUMENT = (
     "instrument: bench/load.py — CallerEmulator callers (Twilio Media Streams over loopback, "
     "Piper-spoken lines, playback like Twilio's buffer) in their own process; `voiceagent serve` "
-    "in its own process; scripted Deepgram STT/TTS + OpenAI SSE LLM in a third; CPU and RSS of "
-    "the server's process tree by psutil"
+    "in its own process; in a third, bench.fakes.deepgram_live's SCRIPTED Deepgram-protocol STT "
+    "(told each line's text: not recognition), a Deepgram-protocol TTS and an OpenAI SSE LLM; "
+    "CPU and RSS of the server's process tree by psutil"
 )
 _SAMPLE = re.compile(r'^voiceagent_(\w+)\{(\w+)="([^"]*)"\} (\S+)$')
 
@@ -167,7 +168,7 @@ def print_level(result: dict[str, Any]) -> None:
         f"loop lag p99 {c['driver_lag_p99_ms']:.0f} ms → "
         + ("THE DRIVER WAS A BOTTLENECK" if c["driver_bottleneck"] else "not the bottleneck")
     )
-    print(f"providers' process CPU: {result['fakes_cpu_s']:.0f} s")
+    print(f"providers' process CPU: {result['fakes_cpu_s']:.0f} s; STT: {result['stt_instrument']}")
     if result.get("profile") and Path(result["profile"]).exists():
         print("\nserver profile (py-spy record, all threads):")
         print(profile_report(Path(result["profile"]).read_text()))

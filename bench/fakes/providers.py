@@ -1,11 +1,14 @@
 """Cloud-shaped providers on loopback, in their own process: an OpenAI-compatible SSE LLM and one
 Deepgram-protocol host serving live transcription (``/v1/listen``) and speech (``/v1/speak``).
 
-    python -m bench.fakes.providers --lines lines.json [--ready ready.json] [--stats stats.json]
+    python bench/fakes/providers.py --lines lines.json [--ready ready.json] [--stats stats.json]
 
-``lines.json``: ``[{"text": ..., "duration_s": ...}, ...]`` (the caller lines of the load
-script, in order). Once listening it writes ``{"llm": base_url, "deepgram": url, "pid": ...}``
-to ``--ready`` (and stdout); on SIGTERM/SIGINT it writes its counters to ``--stats`` and exits.
+Transcription is ``bench.fakes.deepgram_live`` with its ``ScriptedRecognizer`` (told each caller
+line's text, revealed on the recognizing server's timing; NOT recognition: load and timing
+only). ``lines.json``: ``[{"text": ..., "voiced_s": ...}, ...]`` (the caller lines of the load
+script, in order). Once listening it writes ``{"llm": base_url, "deepgram": url, "pid": ...,
+"instrument": ...}`` to ``--ready`` (and stdout); on SIGTERM/SIGINT it writes its counters to
+``--stats`` and exits.
 """
 
 from __future__ import annotations
@@ -21,10 +24,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from aiohttp import web  # noqa: E402
 
-from bench.fakes.deepgram_scripted import ScriptedListen, ScriptLine  # noqa: E402
+from bench.fakes.deepgram_live import (  # noqa: E402
+    DeepgramLiveServer,
+    ScriptedRecognizer,
+    ScriptLine,  # noqa: E402
+)
 from bench.fakes.deepgram_speak import ScriptedSpeak  # noqa: E402
 from bench.fakes.openai_sse import FakeOpenAIServer  # noqa: E402
 
@@ -34,16 +42,19 @@ API_KEY = "bench-deepgram-key"
 async def serve(args: argparse.Namespace) -> dict:
     """Run the providers until a signal; return their counters."""
     lines = [ScriptLine(**item) for item in json.loads(Path(args.lines).read_text())]
-    listen = ScriptedListen(lines, api_key=API_KEY, partial_s=args.partial_s)
     speak = ScriptedSpeak(api_key=API_KEY, first_audio_s=args.tts_first_s)
-    app = web.Application()
-    app.router.add_get(listen.path, listen.handle)
-    app.router.add_get(speak.path, speak.handle)
-    app.router.add_post(speak.path, speak.handle_post)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
-    port = runner.addresses[0][1]
+
+    def speech(app: web.Application) -> None:
+        app.router.add_get(speak.path, speak.handle)
+        app.router.add_post(speak.path, speak.handle_post)
+
+    listen = DeepgramLiveServer(
+        ScriptedRecognizer(lines),
+        api_key=API_KEY,
+        interim_interval_s=args.partial_s,
+        routes=speech,
+    )
+    await listen.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -52,7 +63,12 @@ async def serve(args: argparse.Namespace) -> dict:
         ttft_s=args.ttft_s, tokens_per_s=args.tokens_per_s, keep_requests=False
     )
     async with fake_llm as llm:
-        ready = {"llm": llm.base_url, "deepgram": f"ws://127.0.0.1:{port}", "pid": os.getpid()}
+        ready = {
+            "llm": llm.base_url,
+            "deepgram": listen.url,
+            "pid": os.getpid(),
+            "instrument": listen.instrument,
+        }
         if args.ready:
             tmp = Path(args.ready + ".tmp")
             tmp.write_text(json.dumps(ready))
@@ -60,10 +76,10 @@ async def serve(args: argparse.Namespace) -> dict:
         print(json.dumps(ready), flush=True)
         await stop.wait()
         llm_stats = {"requests": llm.served, "cancelled": llm.cancelled}
-    await runner.cleanup()
+    await listen.stop()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
-        "listen": asdict(listen.stats),
+        "listen": {"handshakes": listen.handshakes, "refused": len(listen.refused)},
         "speak": asdict(speak.stats),
         "llm": llm_stats,
         "cpu_s": usage.ru_utime + usage.ru_stime,
@@ -73,7 +89,7 @@ async def serve(args: argparse.Namespace) -> dict:
 def main() -> int:
     """Parse arguments and serve."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", required=True, help="JSON list of {text, duration_s}")
+    parser.add_argument("--lines", required=True, help="JSON list of {text, voiced_s}")
     parser.add_argument("--ready", help="write the URLs here once listening")
     parser.add_argument("--stats", help="write the counters here at exit")
     parser.add_argument("--partial-s", type=float, default=0.1)
