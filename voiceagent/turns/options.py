@@ -37,7 +37,12 @@ class VoiceActivity(_Options):
 class Endpointing(_Options):
     """When the caller's utterance is over (the commit)."""
 
-    min_silence_s: float = Field(0.25, ge=0.0, le=5.0, description="Least wait after speech.")
+    min_silence_s: float = Field(
+        0.5,
+        ge=0.0,
+        le=5.0,
+        description="Least wait after speech (LiveKit's min_endpointing_delay is 0.5 too).",
+    )
     max_silence_s: float = Field(1.0, ge=0.0, le=5.0, description="Cap of the learned wait.")
     hesitation_extra_s: float = Field(
         0.7, ge=0.0, le=5.0, description="Extra wait when the words sound unfinished."
