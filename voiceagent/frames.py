@@ -257,3 +257,17 @@ class AnswerVerdictFrame(SystemFrame):
     answered_by: str = "machine_start"
     greeting_ended: bool = False
     evidence: str = ""
+
+
+@dataclass
+class ProviderSwitchedFrame(SystemFrame):
+    """A stage's provider failed; the next one serves the rest of the call.
+
+    ``serving`` is empty when no provider is left. Pushed downstream by the stage's
+    ``FallbackSwitcher``; the call's record keeps it.
+    """
+
+    stage: str = ""
+    failed: str = ""
+    serving: str = ""
+    reason: str = ""

@@ -15,7 +15,8 @@ T0 = 1_780_000_000.0
 
 @pytest.fixture
 def stored_call(tmp_path: Path) -> Path:
-    """One finished call: greeting, a question, an answer the caller cut, a tool call."""
+    """One finished call: greeting, a question, an answer the caller cut, a tool call, and
+    the TTS failing over to the local voice."""
     store = open_store(StorageSettings(dir=tmp_path))
     call_id = store.start_call(
         CallInfo(
@@ -46,6 +47,12 @@ def stored_call(tmp_path: Path) -> Path:
         ),
         CallEvent("metrics", 4.6, turn_id=1, data={"silence_s": 0.45, "regret": False}),
         CallEvent("tool", 4.8, text="find_slots", data={"stage": "call", "arguments": {"day": 2}}),
+        CallEvent(
+            "provider",
+            4.9,
+            text="tts",
+            data={"failed": "deepgram", "serving": "piper", "reason": "HTTP 402, out of credit"},
+        ),
         CallEvent(
             "agent",
             6.0,
@@ -94,8 +101,10 @@ def test_calls_show_prints_the_transcript_with_heard_and_full_text(stored_call, 
         ["0.30s", "agent"],
         ["4.10s", "caller"],
         ["4.80s", "tool"],
+        ["4.90s", "switch"],
         ["5.10s", "agent"],
     ]
+    assert "tts: deepgram failed → piper\n" in out and "(HTTP 402, out of credit)" in out
     assert "(committed at 4.10s: stable, speculative hit, after 450 ms of silence)" in out
     assert "heard: Sure, we have\n" in out
     assert "full:  Sure, we have openings at two and at four.\n" in out

@@ -36,6 +36,9 @@ def add_calls_parser(sub: Any) -> None:
     """Add ``calls`` (and ``calls show SID``) to the ``voiceagent`` sub-commands."""
     calls = sub.add_parser("calls", help="list stored calls; 'calls show SID' for a transcript")
     calls.add_argument("--dir", type=Path, default=None, help="storage folder (default: settings)")
+    calls.add_argument(
+        "--url", default=None, help="postgresql:// URL of the call store (default: settings)"
+    )
     calls.add_argument("--limit", type=int, default=20, help="how many calls to list")
     calls.add_argument(
         "--status", choices=TWILIO_STATUSES, default=None, help="only calls with this Twilio status"
@@ -52,22 +55,28 @@ def run_calls_command(args: argparse.Namespace, out: TextIO) -> int:
     """Print the list or one call; 0 on success, 1 for an unknown call, 2 for a bad database."""
     from voiceagent.settings import Settings
     from voiceagent.storage.archive import open_store
+    from voiceagent.storage.store import StoreError
 
-    overrides = {"dir": str(args.dir)} if args.dir is not None else None
-    settings = Settings.from_env(storage=overrides).storage
+    overrides: dict[str, str] = {}
+    if args.dir is not None:
+        overrides["dir"] = str(args.dir)
+    if args.url is not None:
+        overrides["url"] = args.url
+    settings = Settings.from_env(storage=overrides or None).storage
+    where = _where(settings)
     try:
         store = open_store(settings, create=False)
     except FileNotFoundError:
-        print(f"no calls stored yet (nothing in {settings.dir})", file=out)
+        print(f"no calls stored yet (nothing in {where})", file=out)
         return 1 if args.calls_action == "show" else 0
-    except (sqlite3.Error, OSError) as e:
-        print(f"error: cannot read the calls in {settings.dir}: {e}", file=sys.stderr)
+    except (sqlite3.Error, OSError, StoreError) as e:
+        print(f"error: cannot read the calls in {where}: {e}", file=sys.stderr)
         return 2
     try:
         if args.calls_action == "show":
             detail = store.find_call(args.sid)
             if detail is None:
-                print(f"no stored call {args.sid!r} in {settings.dir}", file=out)
+                print(f"no stored call {args.sid!r} in {where}", file=out)
                 return 1
             print_call(detail, out)
         else:
@@ -80,6 +89,15 @@ def run_calls_command(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         store.close()
     return 0
+
+
+def _where(settings: Any) -> str:
+    """The store's place for messages (a PostgreSQL URL without its password)."""
+    if settings.url:
+        from voiceagent.storage.postgres import redact
+
+        return redact(settings.url)
+    return str(settings.dir)
 
 
 def _when(unix: float) -> str:
@@ -170,7 +188,8 @@ def print_call(detail: CallDetail, out: TextIO) -> None:
     for event in shown:
         at = f"{_shown_at(event):7.2f}s"
         turn = "" if event.turn_id is None else str(event.turn_id)
-        head = f"{at}  {event.kind:<6} {turn:>3}  "
+        label = "switch" if event.kind == "provider" else event.kind
+        head = f"{at}  {label:<6} {turn:>3}  "
         pad = " " * len(head)
         if event.kind == "caller":
             print(f"{head}{event.text}", file=out)
@@ -187,6 +206,11 @@ def print_call(detail: CallDetail, out: TextIO) -> None:
                 print(f"{pad}(interrupted, {until})", file=out)
             else:
                 print(f"{head}{event.text or event.full_text or ''}  ({until})", file=out)
+        elif event.kind == "provider":
+            data = event.data
+            serving = data.get("serving") or "no provider left"
+            print(f"{head}{event.text}: {data.get('failed')} failed → {serving}", file=out)
+            print(f"{pad}({data.get('reason', '')})", file=out)
         else:
             stage = event.data.get("stage", "")
             value = event.data.get("arguments") if stage == "call" else event.data.get("result")

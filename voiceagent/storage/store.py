@@ -11,8 +11,10 @@ create it by call sid (:meth:`CallStore.record_status`); the stream attaches to 
 
 Store methods block (disk or network I/O): the server calls them only from its storage
 thread (:class:`~voiceagent.storage.archive.CallArchive`), the CLI directly.
-SQLite (:class:`~voiceagent.storage.sqlite.SQLiteCallStore`) is the default; another
-database fits behind the same :class:`CallStore` protocol.
+SQLite (:class:`~voiceagent.storage.sqlite.SQLiteCallStore`) is the default; PostgreSQL
+(:class:`~voiceagent.storage.postgres.PostgresCallStore`, ``storage.url``) serves several
+servers at once; both share their queries (:mod:`voiceagent.storage.sql_store`) and schema
+(:mod:`voiceagent.storage.migrations`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-EventKind = Literal["caller", "revision", "agent", "metrics", "tool"]
+
+class StoreError(Exception):
+    """The store cannot be opened or used (unreachable server, a schema from the future...)."""
+
+
+EventKind = Literal["caller", "revision", "agent", "metrics", "tool", "provider"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,9 @@ class CallEvent:
     ``agent``: one agent turn (``text`` heard, ``full_text`` meant, ``interrupted``; ``data``:
     ``started_s`` when it became audible, ``unheard_text``). ``metrics``: the turn-taking
     figures of caller turn ``turn_id`` (``data``). ``tool``: a tool call (``text`` the
-    function name; ``data``: call id, arguments, result).
+    function name; ``data``: call id, arguments, result). ``provider``: a stage's provider
+    failed (``text`` the stage; ``data``: ``failed``, ``serving`` (empty: none left),
+    ``reason``, the error).
     """
 
     kind: EventKind
