@@ -10,13 +10,15 @@ light=0
 PY=${PYTHON:-python3}
 
 # chromium + chromium-driver: the softphone page's browser tests (headless, driven by Playwright
-# with Debian's binary; no browser download).
-apt_pkgs=(espeak-ng asterisk-core-sounds-en-wav asterisk-core-sounds-en chromium chromium-driver)
+# with Debian's binary; no browser download). postgresql: the server the call-store tests run
+# against (scripts/test_postgres.sh).
+apt_pkgs=(espeak-ng asterisk-core-sounds-en-wav asterisk-core-sounds-en chromium chromium-driver
+  postgresql)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "==> apt: installing ${missing[*]} (test speech clips, a fallback voice, a test browser)"
+    echo "==> apt: installing ${missing[*]} (test speech clips, a fallback voice, a test browser, a test database)"
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
     echo "==> note: apt packages ${missing[*]} are missing (run as root to install); tests that need them skip"

@@ -30,31 +30,51 @@ def _settings(args: argparse.Namespace):
     return Settings.from_env(server=server or None)
 
 
-async def _serve(args: argparse.Namespace) -> int:
-    from voiceagent.pipelines.receptionist import ReceptionistBot
-    from voiceagent.server.app import run_server
+DEFAULT_BOT = "voiceagent.pipelines.receptionist:ReceptionistBot"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from voiceagent.server.app import check_security
+    from voiceagent.server.workers import WorkerPool, default_workers, load_bot_factory
+    from voiceagent.services.reachability import warn_unreachable
 
     settings = _settings(args)
-    bot = ReceptionistBot(settings)
+    bot_spec = args.bot or DEFAULT_BOT
+    load_bot_factory(bot_spec)  # a wrong --bot fails here, before any worker starts
+    workers = args.workers or settings.server.workers or default_workers(settings)
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    check_security(settings)
+    asyncio.run(warn_unreachable(settings))  # a wrong URL is said at once, not at the first call
+    if workers == 1:
+        return asyncio.run(_serve_one(settings, bot_spec))
+    level = "DEBUG" if args.verbose > 1 else "INFO" if args.verbose == 1 else "WARNING"
+    pool = WorkerPool(settings, workers, bot_spec, level)
+    return pool.run(on_started=lambda port: _listening(settings, port, workers))
+
+
+def _listening(settings, port: int, workers: int = 1) -> None:
+    processes = f", {workers} workers" if workers > 1 else ""
+    print(
+        f"voiceagent listening on http://{settings.server.host}:{port} "
+        f"(POST /twiml, ws /media, /healthz, /metrics{processes})",
+        flush=True,
+    )
+    if settings.phone.enabled:
+        from voiceagent.server.phone_links import link_secret
+
+        signed = " (signed links: voiceagent phone-link)" if link_secret(settings) else ""
+        print(f"browser softphone: http://{settings.server.host}:{port}/phone{signed}", flush=True)
+
+
+async def _serve_one(settings, bot_spec: str) -> int:
+    from voiceagent.server.app import run_server
+    from voiceagent.server.workers import load_bot_factory
+
+    bot = load_bot_factory(bot_spec)(settings)
     try:
         await bot.start(progress=lambda msg: print(f"… {msg}", flush=True))
-
-        def started(port: int) -> None:
-            print(
-                f"voiceagent listening on http://{settings.server.host}:{port} "
-                "(POST /twiml, ws /media, /healthz, /metrics)",
-                flush=True,
-            )
-            if settings.phone.enabled:
-                from voiceagent.server.phone_links import link_secret
-
-                signed = " (signed links: voiceagent phone-link)" if link_secret(settings) else ""
-                print(
-                    f"browser softphone: http://{settings.server.host}:{port}/phone{signed}",
-                    flush=True,
-                )
-
-        await run_server(settings, bot, on_started=started)
+        await run_server(settings, bot, on_started=lambda port: _listening(settings, port))
     finally:
         await bot.stop()
     return 0
@@ -76,6 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--public-host", default=None, help="host name Twilio reaches (for TwiML)")
     serve.add_argument(
         "--insecure", action="store_true", help="allow a public bind without TWILIO_AUTH_TOKEN"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes sharing the port (default: one per core; one with local models)",
+    )
+    serve.add_argument(
+        "--bot", default=None, help=f"module:factory making the bot from settings ({DEFAULT_BOT})"
     )
 
     from voiceagent.emulator.cli import add_call_parser
@@ -114,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         if args.command == "serve":
-            return asyncio.run(_serve(args))
+            return _serve(args)
         if args.command == "call":
             from voiceagent.emulator.cli import run_call_command
 

@@ -220,19 +220,6 @@ class TurnDecisionFrame(SystemFrame):
     text: str = ""
 
 
-@dataclass
-class ProviderSwitchedFrame(SystemFrame):
-    """A stage moved from a failing provider to its fallback for the rest of the call.
-
-    Pushed downstream by the stage's ``FallbackSwitcher`` (for observers: the call's timeline).
-    """
-
-    stage: str = ""
-    failed: str = ""
-    active: str = ""
-    reason: str = ""
-
-
 # --- telephony: how a call ends, answering machines ------------------------------------------
 
 
@@ -287,3 +274,17 @@ class AnswerVerdictFrame(SystemFrame):
     answered_by: str = "machine_start"
     greeting_ended: bool = False
     evidence: str = ""
+
+
+@dataclass
+class ProviderSwitchedFrame(SystemFrame):
+    """A stage's provider failed; the next one serves the rest of the call.
+
+    ``serving`` is empty when no provider is left. Pushed downstream by the stage's
+    ``FallbackSwitcher``; the call's record keeps it.
+    """
+
+    stage: str = ""
+    failed: str = ""
+    serving: str = ""
+    reason: str = ""

@@ -31,6 +31,18 @@ class ServerSettings(BaseModel):
     shutdown_grace_s: float = Field(30.0, ge=0)
     max_message_bytes: int = 64 * 1024
     max_messages_per_s: int = 200
+    max_calls: int = Field(20, ge=1)
+    """Calls one worker holds; past it a new call gets the busy answer (README: measured how)."""
+    max_loop_lag_ms: float = Field(250.0, gt=0)
+    """New calls are refused while the worker's event loop runs this late (it is overloaded)."""
+    busy_answer: Literal["say", "reject"] = "say"
+    """Past capacity the webhook answers ``<Say>busy_message</Say><Hangup/>`` or
+    ``<Reject reason="busy"/>`` (the caller hears a busy tone; no call minutes are billed)."""
+    busy_message: str = (
+        "Sorry, all our lines are busy right now. Please call again in a few minutes."
+    )
+    workers: int | None = Field(None, ge=1)
+    """Worker processes of ``voiceagent serve`` sharing the port; None: one per core."""
 
 
 class TransportSettings(BaseModel):
@@ -147,6 +159,29 @@ class CloudSettings(BaseModel):
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
 
+    @field_validator("deepgram_url")
+    @classmethod
+    def _deepgram_url_shape(cls, value: str) -> str:
+        from voiceagent.services.reachability import check_url
+
+        problem = check_url(value, ("ws", "wss"), "deepgram_url", "wss://api.deepgram.com")
+        if problem is not None:
+            raise ValueError(problem)
+        return value.rstrip("/")
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _openai_url_shape(cls, value: str | None) -> str | None:
+        from voiceagent.services.reachability import check_url
+
+        if value is None:
+            return None
+        example = "https://api.openai.com/v1"
+        problem = check_url(value, ("http", "https"), "OPENAI_BASE_URL", example)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
 
 class FallbackSettings(BaseModel):
     """Providers tried after each stage's primary, and what counts as the primary failing.
@@ -232,13 +267,30 @@ def default_storage_dir() -> Path:
 
 
 class StorageSettings(BaseModel):
-    """Persisted calls: a SQLite database of calls and turns plus one WAV per call, in ``dir``."""
+    """Persisted calls: a database of calls and turns plus one WAV per call.
+
+    The database is SQLite in ``dir`` unless ``url`` names a PostgreSQL server (several servers
+    sharing one database); recordings go to ``dir``/recordings either way (a shared mount when
+    several servers record).
+    """
 
     enabled: bool = True
     dir: Path = Field(default_factory=default_storage_dir)
+    url: str | None = None
+    """``postgresql://user:password@host:5432/db``: keep calls in PostgreSQL instead of SQLite."""
     record_audio: bool = True
     flush_interval_s: float = Field(1.0, gt=0.0, le=10.0)
     """How often buffered audio is written to disk (at most this much is lost on a crash)."""
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "storage.url must be a postgresql:// URL (leave it unset for SQLite in "
+                "storage.dir), e.g. postgresql://voiceagent:secret@db.internal:5432/voiceagent"
+            )
+        return value or None
 
 
 class Settings(BaseModel):

@@ -70,6 +70,7 @@ class Timeline:
         self.ends: dict[int, float] = {}
         self.keys: dict[int, list[float]] = {}
         self.clears: list[float] = []
+        self.audio_ends: list[float] = []  # the agent's audio ran out at the caller
         for _, kind, data in rec.events:
             if kind == "caller_line":
                 self.starts[data["index"]] = data["t"]
@@ -77,6 +78,8 @@ class Timeline:
                 self.ends[data["index"]] = data["t"]
             elif kind == "clear":
                 self.clears.append(data["t"])
+            elif kind == "agent_audio_end":
+                self.audio_ends.append(data["t"])
             elif kind == "dtmf":
                 self.keys.setdefault(data["index"], []).append(data["t"])
         self.probes = [(p.t - self.t0, p.stage, p.event, p.detail) for p in rec.probes]
@@ -146,6 +149,7 @@ class LineRow:
     llm_ttft_ms: float | None = None
     tts_first_ms: float | None = None
     clear_ms: float | None = None  # barge-in onset → clear
+    silent_ms: float | None = None  # barge-in onset → the agent's audio stopped at the caller
     clears: int = 0  # clears during a backchannel
 
     @property
@@ -186,6 +190,8 @@ def line_rows(rec: CallRecord) -> list[LineRow]:
         if line.kind == "barge":
             clear = next((c for c in tl.clears if start <= c < start + BARGE_WINDOW_S), None)
             row.clear_ms = _ms(clear, start)
+            silent = next((a for a in tl.audio_ends if start <= a < start + BARGE_WINDOW_S), None)
+            row.silent_ms = _ms(silent, start)
         elif line.kind == "backchannel":
             row.clears = sum(1 for c in tl.clears if start <= c < end + 1.5)
         rows.append(row)
@@ -328,12 +334,21 @@ def _print_barge_ins(rows: list[LineRow]) -> None:
     barges = [r for r in rows if r.line.kind == "barge"]
     print("\n== barge-in: caller talks over the agent (ms after onset) ==")
     for r in barges:
-        print(f"  {r.call}/{r.index + 1}: clear at {_fmt(r.clear_ms)}   {r.line.text!r}")
+        print(
+            f"  {r.call}/{r.index + 1}: agent silent at the caller at {_fmt(r.silent_ms)}, "
+            f"clear at {_fmt(r.clear_ms)}   {r.line.text!r}"
+        )
     clears = [r.clear_ms for r in barges if r.clear_ms is not None]
     if clears:
         print(
             f"onset → clear over {len(clears)}: p50 {statistics.median(clears):.0f} ms, "
             f"p95 {percentile(clears, 0.95):.0f} ms"
+        )
+    silent = [r.silent_ms for r in barges if r.silent_ms is not None]
+    if silent:
+        print(
+            f"onset → agent silent at the caller (paused or cleared) over {len(silent)}: "
+            f"p50 {statistics.median(silent):.0f} ms, p95 {percentile(silent, 0.95):.0f} ms"
         )
     if len(clears) < len(barges):
         print(f"barge-ins without a clear: {len(barges) - len(clears)}")

@@ -68,18 +68,25 @@ class LLMRequest:
 class FakeOpenAIServer:
     """``async with FakeOpenAIServer() as llm: llm.base_url`` → ``http://127.0.0.1:P/v1``."""
 
-    def __init__(self, *, ttft_s: float = 0.35, tokens_per_s: float = 30.0) -> None:
+    def __init__(
+        self, *, ttft_s: float = 0.35, tokens_per_s: float = 30.0, keep_requests: bool = True
+    ) -> None:
         """Configure the latency shape.
 
         Args:
             ttft_s: Time from the request to the first content token.
             tokens_per_s: Token rate after the first.
+            keep_requests: Record every request in ``requests`` (off for long load runs:
+                only the counters are kept).
         """
         if ttft_s < 0 or tokens_per_s <= 0:
             raise ValueError("ttft_s must be ≥ 0 and tokens_per_s > 0")
         self.ttft_s = ttft_s
         self.token_interval_s = 1.0 / tokens_per_s
+        self.keep_requests = keep_requests
         self.requests: list[LLMRequest] = []
+        self.served = 0
+        self.cancelled = 0
         self.port = 0
         self._runner: web.AppRunner | None = None
 
@@ -87,11 +94,6 @@ class FakeOpenAIServer:
     def base_url(self) -> str:
         """The OpenAI-compatible base URL."""
         return f"http://127.0.0.1:{self.port}/v1"
-
-    @property
-    def cancelled(self) -> int:
-        """Generations the client abandoned mid-reply."""
-        return sum(1 for r in self.requests if r.outcome == "cancelled")
 
     async def __aenter__(self) -> FakeOpenAIServer:
         app = web.Application()
@@ -127,7 +129,9 @@ class FakeOpenAIServer:
             logger.warning("fake LLM: request body is not JSON")
             return web.json_response({"error": {"message": "bad JSON"}}, status=400)
         record = LLMRequest(user_text=_last_user_text(body), received_at=received)
-        self.requests.append(record)
+        self.served += 1
+        if self.keep_requests:
+            self.requests.append(record)
         limit = body.get("max_completion_tokens") or body.get("max_tokens") or 10_000
         tokens = tokenize(reply_for(record.user_text))[: int(limit)]
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -151,7 +155,9 @@ class FakeOpenAIServer:
             record.outcome = "done"
         except (ConnectionResetError, ConnectionError):
             record.outcome = "cancelled"
+            self.cancelled += 1
         except asyncio.CancelledError:
             record.outcome = "cancelled"
+            self.cancelled += 1
             raise
         return resp

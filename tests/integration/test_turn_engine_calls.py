@@ -82,7 +82,7 @@ async def test_the_caller_goes_on_right_after_a_commit_and_nothing_of_that_reply
         PhoneCall(receptionist_settings(llm.base_url, tmp_path)) as call,
     ):
         await call.says("Wait.")
-        await call.wait(0.1)  # committed; the reply's first tokens are on their way
+        await call.wait(0.35)  # committed; the reply's first tokens are on their way
         assert call.parts.processors["turns"].stats.commits == 1
         await call.says("Actually I need to cancel my appointment.")
         await asyncio.wait_for(llm.client_gone.wait(), 2.0)
@@ -101,7 +101,7 @@ async def test_a_reply_ready_as_the_caller_resumes_never_starts_over_them(tmp_pa
         PhoneCall(receptionist_settings(llm.base_url, tmp_path)) as call,
     ):
         await call.says("I'd like to book a cleaning for next Tuesday.")
-        await call.wait(0.02)
+        await call.wait(0.3)
         assert call.parts.processors["turns"].stats.commits == 1  # the reply is on its way
         sent = media_sent(call)
         # The caller's line turns loud (they go on): the reply's start is held...

@@ -34,7 +34,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from tests.twilio_marks import due_marks
 from voiceagent.clock import ManualClock
-from voiceagent.frames import TurnMetricsFrame, UserTurnCommittedFrame
+from voiceagent.frames import ProviderSwitchedFrame, TurnMetricsFrame, UserTurnCommittedFrame
 from voiceagent.processors.recorder import recorder_taps
 from voiceagent.settings import StorageSettings
 from voiceagent.storage import CallArchive, CallDetail, open_store
@@ -310,6 +310,28 @@ async def test_tool_calls_are_stored_once_each(tmp_path: Path) -> None:
     ]
     assert transcript(detail)[1].data["result"] == {"booked": True}
     assert detail.call.tool_calls == 2
+
+
+async def test_a_provider_switch_is_stored_with_its_error(tmp_path: Path) -> None:
+    """Deepgram was unreachable: the switch to the local STT is in the call's record."""
+    archive = CallArchive(StorageSettings(dir=tmp_path))
+    call = RecordedCall(archive)
+    await call.start()
+    await call.wait(0.5)
+    reason = "connection error: [Errno 111] Connect call failed ('127.0.0.1', 9)"
+    await call.queue(
+        ProviderSwitchedFrame(
+            stage="stt", failed="VoiceDeepgramSTTService#0", serving="Whisper#0", reason=reason
+        )
+    )
+    await call.wait(1.0)
+    await call.twilio_stops()
+
+    detail = await stored(archive)
+    (switch,) = detail.events
+    assert (switch.kind, switch.text, switch.data["serving"]) == ("provider", "stt", "Whisper#0")
+    assert switch.data["reason"] == reason and switch.at_s == pytest.approx(0.5, abs=0.05)
+    assert detail.call.duration_s == pytest.approx(1.5, abs=0.1)
 
 
 async def test_a_cancelled_call_is_still_completed(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from server_harness import Factory, TwilioLeg, settings_for
 
-from voiceagent.server.app import _check_security, is_loopback_host, run_server
+from voiceagent.server.app import check_security, is_loopback_host, run_server
 
 
 @pytest.mark.parametrize(
@@ -36,9 +36,9 @@ async def test_public_bind_without_token_is_refused_before_binding(factory: Fact
 
 
 def test_public_bind_is_allowed_with_a_token_or_insecure() -> None:
-    _check_security(settings_for(host="0.0.0.0", twilio_auth_token="t"))
-    _check_security(settings_for(host="0.0.0.0", insecure=True))
-    _check_security(settings_for(host="127.0.0.1"))
+    check_security(settings_for(host="0.0.0.0", twilio_auth_token="t"))
+    check_security(settings_for(host="0.0.0.0", insecure=True))
+    check_security(settings_for(host="127.0.0.1"))
 
 
 async def _start(settings, factory) -> tuple[asyncio.Task, int]:
@@ -112,3 +112,28 @@ async def test_shutdown_while_a_pipeline_is_still_being_built() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         assert await leg.wait_closed(timeout=3.0) == 1001
         await asyncio.wait_for(task, 5)
+
+
+def test_one_worker_per_core_unless_a_stage_runs_a_local_model() -> None:
+    from voiceagent.server.workers import default_workers
+    from voiceagent.settings import Settings
+
+    cloud = Settings(
+        cloud={"deepgram_api_key": "k", "openai_api_key": "k"},
+        fallback={"stt": [], "llm": [], "tts": []},
+    )
+    assert default_workers(cloud) == (os.cpu_count() or 1)
+    assert default_workers(Settings(cloud={"deepgram_api_key": "k", "openai_api_key": "k"})) == 1
+    assert default_workers(Settings()) == 1  # the offline stack
+
+
+def test_a_wrong_bot_is_refused_with_its_reason() -> None:
+    from voiceagent.server.workers import load_bot_factory
+
+    with pytest.raises(ValueError, match="expected module:factory"):
+        load_bot_factory("receptionist")
+    with pytest.raises(ValueError, match="cannot load it"):
+        load_bot_factory("voiceagent.pipelines.receptionist:NoSuchBot")
+    assert load_bot_factory("voiceagent.pipelines.receptionist:ReceptionistBot").__name__ == (
+        "ReceptionistBot"
+    )

@@ -150,3 +150,41 @@ async def test_a_refused_tts_request_is_a_clear_error(errors_logged):
     assert "HTTP 402" in error.error and "credits" in error.error
     assert any("HTTP 402" in line for line in errors_logged)
     assert not pipe.down_of(TTSAudioRawFrame)
+
+
+async def test_a_deepgram_host_that_never_answers_does_not_hold_up_the_call():
+    """pipecat connects while the pipeline is set up and waits there; a host that accepts the
+    TCP connection and never answers the WebSocket handshake held every stage of the call."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept_and_stay_silent(_reader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept_and_stay_silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    cloud = CloudSettings(deepgram_api_key="dg-test-key", deepgram_url=f"ws://127.0.0.1:{port}")
+    stt = create_deepgram_stt(cloud)
+    try:
+        async with LivePipeline(stt) as pipe:
+            await until(lambda: held, 5.0)  # the handshake is under way...
+            assert not pipe.up_of(ErrorFrame) and stt.is_usable  # ...and the call has started
+            await pipe.push(InputAudioRawFrame(b"\x00\x00" * 320, 16000, 1))  # not sent: no socket
+            await pipe.push(VADUserStartedSpeakingFrame())
+            await pipe.wait_for(lambda: pipe.down_of(VADUserStartedSpeakingFrame), 2.0)  # flowing
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_caller_audio_goes_out_in_100ms_messages_and_all_of_it_before_finalize():
+    async with (
+        FakeDeepgramSTT([FakeUtterance(["Hello"])]) as fake,
+        LivePipeline(create_deepgram_stt(cloud(fake))) as pipe,
+    ):
+        await until(lambda: fake.connected.is_set(), 5.0)
+        await speak(pipe, 12)  # 240 ms, then the VAD stop
+        await until(lambda: fake.messages_of("Finalize"), 5.0)
+    assert fake.audio_messages == [3200, 3200, 1280]  # 100 ms, 100 ms, the rest at the stop
+    assert fake.messages_of("Finalize")[0]["_audio_bytes_before"] == 12 * len(FRAME)

@@ -79,8 +79,9 @@ async def test_a_silent_primary_times_out_and_the_next_stt_transcribes_the_utter
             assert switcher.stats.switches == 0 and not backup.audio
             clock.advance(0.2)  # 2.6 s after the VAD start, still no transcript
             await pipe.wait_for(lambda: pipe.down_of(TranscriptionFrame), 5.0)
-            await pipe.push(audio(999))  # later caller audio goes to the new STT only
-            await until(lambda: len(backup.audio) == 71 * 640, 2.0)
+            for n in range(5):  # later caller audio goes to the new STT only (100 ms a message)
+                await pipe.push(audio(999 + n))
+            await until(lambda: len(backup.audio) == 75 * 640, 2.0)
     assert switcher.stats.switches == 1 and "no transcript 2.5 s" in switcher.stats.reasons[0]
     assert one_line(warnings_logged, "stt fallback") == 1
     # The backup heard the utterance from its pre-roll: the same bytes, in order.
@@ -110,8 +111,8 @@ async def test_a_refused_primary_gives_the_call_to_the_next_stt_from_the_start()
     assert primary.refused == [402] and not primary.audio
     assert len(backup.audio) == 10 * 640
     assert "HTTP 402" in switcher.stats.reasons[0]
-    (switched,) = pipe.down_of(ProviderSwitchedFrame)  # for the call's timeline
-    assert (switched.stage, switched.failed, switched.active) == (
+    (switched,) = pipe.down_of(ProviderSwitchedFrame)  # for the call's record
+    assert (switched.stage, switched.failed, switched.serving) == (
         "stt",
         switcher.services[0].name,
         switcher.services[1].name,
@@ -147,6 +148,10 @@ async def test_with_no_provider_left_the_error_travels_on():
             await pipe.wait_for(lambda: pipe.up_of(ErrorFrame), 5.0, recorder=pipe.up)
             await caller_says(pipe, before=0, during=5)  # the call still runs
             await pipe.wait_for(lambda: pipe.down_of(VADUserStoppedSpeakingFrame), 2.0)
-    assert switcher.stats.switches == 0  # the second was refused as well: nowhere to go
+    # Both connect at once: whichever refusal comes first, the second was refused as well and
+    # the stage ends with nowhere to go.
+    assert switcher.stats.switches <= 1
+    assert pipe.down_of(ProviderSwitchedFrame)[-1].serving == ""
     error = pipe.up_of(ErrorFrame)[-1]
-    assert "can no longer do its job" in error.error and "HTTP 401" in error.error
+    assert "can no longer do its job" in error.error
+    assert "HTTP 401" in error.error or "HTTP 429" in error.error

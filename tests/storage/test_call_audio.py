@@ -113,3 +113,32 @@ def test_wideband_agent_audio_is_recorded_at_8khz_in_place_and_without_frame_cli
     tone_power = spectrum[(freqs > 400) & (freqs < 480)].sum()
     assert spectrum[(freqs > 1000)].sum() < 1e-6 * tone_power  # per-frame resampling: 5e-4
     assert abs(np.sqrt(np.mean(middle**2)) - 8000 / math.sqrt(2)) < 200
+
+
+def test_caller_chunks_joined_into_runs_land_where_they_would_one_by_one(tmp_path: Path):
+    """The storage thread resamples back-to-back caller audio in runs, not 20 ms at a time."""
+    from voiceagent.storage.call_audio import caller_runs
+
+    t0 = 100.0
+    talk = tone(0.4, 16000)
+    chunks = []  # (arrived, pcm, rate, channels): 0.4 s of talk, a 0.5 s hole, 0.4 s more
+    for n in range(20):
+        chunks.append((t0 + 0.02 * (n + 1), talk[n * 640 : (n + 1) * 640], 16000, 1))
+    for n in range(20):
+        chunks.append((t0 + 0.9 + 0.02 * (n + 1), talk[n * 640 : (n + 1) * 640], 16000, 1))
+    runs = caller_runs(chunks, t0)
+    assert [(round(start, 3), len(pcm)) for start, pcm, _, _ in runs] == [
+        (0.0, 12800),
+        (0.9, 12800),
+    ]
+
+    one_by_one, joined = CallAudio(tmp_path / "a.wav"), CallAudio(tmp_path / "b.wav")
+    for arrived, pcm, rate, ch in chunks:
+        one_by_one.add_caller(arrived - len(pcm) / (2 * rate) - t0, pcm, rate, ch)
+    for start, pcm, rate, ch in runs:
+        joined.add_caller(start, pcm, rate, ch)
+    one_by_one.close(2.0)
+    joined.close(2.0)
+    a, b = channels(tmp_path / "a.wav")[0], channels(tmp_path / "b.wav")[0]
+    assert len(a) == len(b) and np.max(np.abs(a.astype(int) - b.astype(int))) <= 2
+    assert loud_runs(b) == loud_runs(a)

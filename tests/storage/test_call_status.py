@@ -1,4 +1,7 @@
-"""A call's status timeline in the store: outbound calls before and after their stream."""
+"""A call's status timeline in the store: outbound calls before and after their stream.
+
+The store tests run on SQLite and on PostgreSQL (the ``storage`` fixture); the migration of a
+version-1 SQLite file and the race to create a new SQLite file are SQLite's own."""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import sqlite3
 from pathlib import Path
 
 from voiceagent.cli import main
-from voiceagent.storage import CallEnd, CallInfo
+from voiceagent.settings import StorageSettings
+from voiceagent.storage import CallEnd, CallInfo, open_store
+from voiceagent.storage.migrations import MIGRATIONS
 from voiceagent.storage.sqlite import DB_NAME, SQLiteCallStore
-from voiceagent.storage.sqlite_schema import _SCHEMA
 from voiceagent.storage.store import CallStatusUpdate
 
 T0 = 1_780_000_000.0
@@ -29,8 +33,8 @@ def progress(status: str, at: float, sequence: int | None, **extra) -> CallStatu
     )
 
 
-def test_an_outbound_call_is_one_row_from_dialing_to_hanging_up(tmp_path: Path):
-    store = SQLiteCallStore(tmp_path / DB_NAME)
+def test_an_outbound_call_is_one_row_from_dialing_to_hanging_up(storage: StorageSettings):
+    store = open_store(storage)
     # Twilio's first callback can beat the dialer's own record of the REST answer.
     first = store.record_status(progress("initiated", T0 + 0.1, 0))
     assert store.record_status(progress("queued", T0, None, source="rest")) == first
@@ -78,8 +82,8 @@ def test_an_outbound_call_is_one_row_from_dialing_to_hanging_up(tmp_path: Path):
     store.close()
 
 
-def test_a_call_that_never_streams_ends_with_its_final_status(tmp_path: Path):
-    store = SQLiteCallStore(tmp_path / DB_NAME)
+def test_a_call_that_never_streams_ends_with_its_final_status(storage: StorageSettings):
+    store = open_store(storage)
     store.record_status(progress("ringing", T0, 1))
     store.record_status(progress("busy", T0 + 3.0, 2, end_reason="busy"))
     store.record_status(progress("initiated", T0 - 0.5, 0))  # late, out of order
@@ -90,8 +94,8 @@ def test_a_call_that_never_streams_ends_with_its_final_status(tmp_path: Path):
     store.close()
 
 
-def test_two_processes_recording_the_same_new_call_make_one_row(tmp_path: Path):
-    dialer, server = SQLiteCallStore(tmp_path / DB_NAME), SQLiteCallStore(tmp_path / DB_NAME)
+def test_two_processes_recording_the_same_new_call_make_one_row(storage: StorageSettings):
+    dialer, server = open_store(storage), open_store(storage)
     dialer.record_status(progress("queued", T0, None, source="rest"))
     server.record_status(progress("initiated", T0 + 0.1, 0))
     assert len(server.recent_calls()) == len(dialer.recent_calls()) == 1
@@ -99,8 +103,8 @@ def test_two_processes_recording_the_same_new_call_make_one_row(tmp_path: Path):
     server.close()
 
 
-def test_calls_are_filtered_by_twilio_status_and_end_reason(tmp_path: Path, capsys):
-    store = SQLiteCallStore(tmp_path / DB_NAME)
+def test_calls_are_filtered_by_twilio_status_and_end_reason(storage: StorageSettings, capsys):
+    store = open_store(storage)
     for n, (status, reason) in enumerate(
         [("busy", "busy"), ("no-answer", "no_answer"), ("completed", None)]
     ):
@@ -111,11 +115,12 @@ def test_calls_are_filtered_by_twilio_status_and_end_reason(tmp_path: Path, caps
     assert store.recent_calls(status="busy", ended_by="no_answer") == []
     store.close()
 
-    assert main(["calls", "--dir", str(tmp_path), "--ended-by", "busy"]) == 0
+    where = ["--url", storage.url] if storage.url else ["--dir", str(storage.dir)]
+    assert main(["calls", *where, "--ended-by", "busy"]) == 0
     header, row = capsys.readouterr().out.splitlines()
     assert row.split()[1:3] == [f"CA{0:032d}", "out"]
     assert row.split()[-2:] == ["busy", "busy"]
-    assert main(["calls", "--dir", str(tmp_path), "show", f"CA{1:032d}"]) == 0
+    assert main(["calls", *where, "show", f"CA{1:032d}"]) == 0
     out = capsys.readouterr().out
     assert "(no media stream)" in out and "ended by no_answer" in out
     assert "Twilio status no-answer" in out
@@ -125,7 +130,7 @@ def test_calls_are_filtered_by_twilio_status_and_end_reason(tmp_path: Path, caps
 def test_a_version_1_database_is_migrated_in_place(tmp_path: Path):
     path = tmp_path / DB_NAME
     old = sqlite3.connect(path)
-    old.executescript(_SCHEMA + "PRAGMA user_version=1;")
+    old.executescript(";\n".join(MIGRATIONS[0].sqlite) + ";\nPRAGMA user_version=1;")
     for sid, reason in (("CA1", "stop"), ("CA2", "socket_closed"), ("CA3", None)):
         old.execute(
             "INSERT INTO calls (call_sid, stream_sid, started_at, end_reason) VALUES (?, ?, ?, ?)",

@@ -16,7 +16,8 @@ T0 = 1_780_000_000.0
 
 @pytest.fixture
 def stored_call(tmp_path: Path) -> Path:
-    """One finished call: greeting, a question, an answer the caller cut, a tool call."""
+    """One finished call: greeting, a question, an answer the caller cut, a tool call, and
+    the TTS failing over to the local voice."""
     store = open_store(StorageSettings(dir=tmp_path))
     call_id = store.start_call(
         CallInfo(
@@ -57,6 +58,12 @@ def stored_call(tmp_path: Path) -> Path:
         CallEvent("decision", 5.5, data={"kind": "barge_in", "reason": "words"}),
         CallEvent("clear", 5.52),
         CallEvent("tool", 4.8, text="find_slots", data={"stage": "call", "arguments": {"day": 2}}),
+        CallEvent(
+            "provider",
+            4.9,
+            text="tts",
+            data={"failed": "deepgram", "serving": "piper", "reason": "HTTP 402, out of credit"},
+        ),
         CallEvent(
             "agent",
             6.0,
@@ -112,6 +119,7 @@ def test_calls_show_prints_the_timeline_with_heard_and_full_text(stored_call, ca
         ["4.60s", "tts"],
         ["4.80s", "tool"],
         ["4.90s", "tts"],
+        ["4.90s", "stack"],
         ["5.05s", "output"],
         ["5.10s", "agent"],
         ["5.50s", "turns"],
@@ -122,6 +130,7 @@ def test_calls_show_prints_the_timeline_with_heard_and_full_text(stored_call, ca
     assert "partial 'anything on'" in out
     assert "turn 2 played 5.10s–6.00s, CUT: heard 'Sure, we have' of 'Sure, we have openings" in out
     assert "BARGE-IN (words)" in out and "clear sent" in out
+    assert "tts: deepgram failed → piper (HTTP 402, out of credit)" in out
     assert 'find_slots call: {"day": 2}' in out
     # the latency of the turn, split by stage (the caller's side is unknown: from the VAD)
     assert "#1 'Do you have anything on Tuesday?' 1900 ms (from the VAD's end of speech)" in out

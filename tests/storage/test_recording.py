@@ -40,3 +40,27 @@ async def test_a_recording_that_never_started_writes_nothing(tmp_path: Path):
     await recording.close()
     await archive.close()
     assert recording.write_errors == 0 and not tmp_path.joinpath("calls.db").exists()
+
+
+async def test_a_provider_that_failed_before_the_call_started_is_recorded_at_its_start(
+    tmp_path: Path,
+):
+    archive = CallArchive(StorageSettings(dir=tmp_path))
+    clock = ManualClock()
+    recording = archive.recording(clock=clock)
+    recording.provider_switch("stt", "deepgram", "whisper", "connection refused")
+    clock.advance(0.2)
+    recording.start(call_sid="CA1", stream_sid="MZ1")
+    clock.advance(3.0)
+    recording.mark_ended("stop")
+    await recording.close()
+    await archive.close()
+
+    store = open_store(archive.settings, create=False)
+    detail = store.find_call("CA1")
+    store.close()
+    assert detail is not None
+    assert [(e.kind, e.text, e.at_s, e.data["serving"]) for e in detail.events] == [
+        ("provider", "stt", 0.0, "whisper")
+    ]
+    assert detail.call.duration_s == 3.0 and detail.call.end_reason == "caller_hung_up"

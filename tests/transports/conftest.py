@@ -74,19 +74,22 @@ class TwilioScript:
             }
         )
 
-    def media(self, ulaw: bytes, *, stream_sid: str | None = None) -> str:
+    def media(
+        self, ulaw: bytes, *, stream_sid: str | None = None, timestamp: bool | int = True
+    ) -> str:
+        """A media message; ``timestamp``: Twilio's (True), none (False) or this many ms."""
         self.chunk += 1
+        media: dict[str, Any] = {"track": "inbound", "chunk": str(self.chunk)}
+        if timestamp is not False:
+            ms = 20 * (self.chunk - 1) if timestamp is True else timestamp
+            media["timestamp"] = str(ms)
+        media["payload"] = base64.b64encode(ulaw).decode()
         return json.dumps(
             {
                 "event": "media",
                 "sequenceNumber": self._next(),
                 "streamSid": stream_sid or self.stream_sid,
-                "media": {
-                    "track": "inbound",
-                    "chunk": str(self.chunk),
-                    "timestamp": str(20 * (self.chunk - 1)),
-                    "payload": base64.b64encode(ulaw).decode(),
-                },
+                "media": media,
             }
         )
 

@@ -258,3 +258,14 @@ async def test_the_stream_origin_is_read_from_the_media_timestamps(rig: CallRig)
     rig.clock.advance(0.0)  # chunk 3 (40-60 ms) arrives at 105 ms, chunk 4 (60-80) too
     await rig.feed(rig.twilio.media(tone_ulaw(20)), rig.twilio.media(tone_ulaw(20)))
     assert rig.call.serializer.stream_origin == pytest.approx(start + 0.005)
+
+
+async def test_media_without_a_timestamp_is_heard_but_places_no_stream_origin(
+    rig: CallRig,
+) -> None:
+    await rig.feed(rig.twilio.start())
+    rig.clock.advance(0.025)
+    await rig.feed(rig.twilio.media(tone_ulaw(20), timestamp=False))
+    assert rig.call.frames_in == 1 and rig.call.serializer.stream_origin is None
+    await rig.feed(rig.twilio.media(tone_ulaw(20)))  # chunk 2, captured 20-40 ms
+    assert rig.call.serializer.stream_origin == pytest.approx(rig.clock.now() - 0.04)

@@ -55,10 +55,10 @@ def test_a_backchannel_during_a_slow_stt_never_interrupts():
     call.sound(False)
     call.at(2.55)
     call.speech_stop(ended=2.35)
-    call.at(2.9)
-    assert call.of(d.ResumePlayback) == []  # a comma-length pause: the caller may go on
     call.at(3.0)
-    assert call.of(d.ResumePlayback)  # quiet for good: the agent goes on
+    assert call.of(d.ResumePlayback) == []  # a comma-length pause: the caller may go on
+    call.at(3.1)
+    assert call.of(d.ResumePlayback)  # quiet for good (0.6 s): the agent goes on
     call.at(3.4)
     call.final("Uh-huh.", 2.0, 2.5)  # a second late
     call.at(6.0)
@@ -211,3 +211,61 @@ def test_the_duration_counts_from_the_first_loud_frame_not_from_when_it_was_sure
     call.speech_start(began=2.0)
     call.at(2.55)
     assert call.when(d.Interrupt) == [2.5]
+
+
+def test_a_backchannel_whose_words_arrive_after_it_was_let_go_is_still_not_a_turn():
+    # "Right." over the agent; the STT is so slow that its final comes 1.7 s after the caller
+    # stopped, when the overlap is long over and the agent is still talking.
+    call = agent_talking(Call(), 0.0)
+    call.speaks(8.14, 8.52)
+    call.at(10.2)
+    call.final("Right.", 8.1, 8.6)
+    call.at(12.0)
+    assert call.of(d.Interrupt) == []
+    assert call.commits == []
+    call.agent_stops()
+    call.at(16.0)
+    assert call.commits == []  # not even once the agent is done
+
+
+def test_a_clear_word_whose_final_arrives_late_still_stops_the_agent():
+    # "No." (0.3 s: too short for the duration rule) over the agent; its words come 2 s late.
+    call = agent_talking(Call(), 0.0)
+    call.speaks(4.0, 4.3)
+    call.at(6.3)
+    assert call.of(d.Interrupt) == []  # the agent went on meanwhile
+    call.final("No.", 4.0, 4.3)
+    [interrupt] = call.of(d.Interrupt)
+    assert interrupt.reason == "late_words"
+    call.at(8.0)
+    assert [c.text for c in call.commits] == ["No."]
+
+
+def test_yeah_over_the_end_of_a_question_is_an_answer_even_when_its_words_come_late():
+    call = agent_talking(Call(), 0.0)
+    call.speaks(3.0, 3.3)  # "Yeah." as the question ends
+    call.at(3.55)
+    call.agent_stops()
+    call.at(4.6)
+    call.final("Yeah.", 3.0, 3.3)  # a second after the agent stopped
+    call.at(6.0)
+    assert [c.text for c in call.commits] == ["Yeah."]
+
+
+def test_wait_then_a_half_second_comma_keeps_the_agent_paused_and_interrupts_on_duration():
+    # "Wait," (0.22 s, too short for the VAD) over the agent, a 0.5 s comma, "can you make it
+    # Wednesday instead?"; the STT lags a second, so no word helps.
+    call = agent_talking(Call(), 0.0)
+    call.at(1.0)
+    call.sound(True)
+    assert call.of(d.PausePlayback)
+    call.at(1.22)
+    call.sound(False)
+    call.at(1.72)
+    call.sound(True)  # the caller goes on before the agent does
+    assert call.of(d.ResumePlayback) == []
+    call.at(2.0)
+    call.speech_start(began=1.72)
+    [interrupt] = call.of(d.Interrupt)
+    assert interrupt.reason == "duration" and call.when(d.Interrupt) == [2.0]
+    assert call.of(d.ResumePlayback) == []  # the caller never heard the agent come back

@@ -214,7 +214,7 @@ def test_no_commit_while_the_callers_line_is_loud_again():
     call.speaks(0.0, 1.2)
     call.final("Um, my number is", 0.0, 1.4)
     call.at(2.1)
-    call.sound(True)  # the caller goes on (a commit was due at 1.2 + 1.1 = 2.3)
+    call.sound(True)  # the caller goes on (a commit was due at 1.2 + 1.2 = 2.4)
     call.at(2.4)
     assert call.commits == []
     call.speech_start(began=2.1)
@@ -227,3 +227,41 @@ def test_no_commit_while_the_callers_line_is_loud_again():
         "Um, my number is five five five, one two three four."
     ]
     assert call.engine.stats.regrets == 0
+
+
+def test_no_commit_when_the_first_word_after_a_pause_is_over_before_the_vad_confirms_it():
+    # As above, but the first "five" is short: the line is quiet again at 2.26, and the VAD
+    # confirms the speech only at 2.5. The commit due at 2.4 (1.2 + 1.2) waits for the VAD.
+    call = Call()
+    call.speaks(0.0, 1.2)
+    call.final("Um, my number is", 0.0, 1.4)
+    call.at(2.1)
+    call.sound(True)  # "five"
+    call.at(2.26)
+    call.sound(False)
+    call.at(2.45)
+    assert call.commits == []
+    call.at(2.5)
+    call.speech_start(began=2.1)
+    call.at(3.5)
+    call.speech_stop(ended=3.4)
+    call.final("five five five, one two three four.", 2.1, 3.6)
+    call.at(5.0)
+    assert [c.text for c in call.commits] == [
+        "Um, my number is five five five, one two three four."
+    ]
+    assert call.engine.stats.regrets == 0
+
+
+def test_a_click_after_the_pause_delays_the_commit_by_the_vad_judgement_only():
+    call = Call()
+    call.speaks(0.0, 1.0)
+    call.final("What time do you open?", 0.0, 1.1)
+    call.at(1.3)
+    call.sound(True)  # a click on the line (the commit was due at 1.5); the VAD hears no speech
+    call.at(1.34)
+    call.sound(False)
+    call.at(1.85)
+    assert call.commits == []
+    call.at(1.91)
+    assert [c.text for c in call.commits] == ["What time do you open?"]

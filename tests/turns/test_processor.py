@@ -67,7 +67,7 @@ async def test_a_caller_turn_becomes_pipecats_turn_frames_and_one_llm_request():
         now = clock.now()
         set_audio_span(final, AudioSpan(now - 1.3, now))
         await call.send(final)
-        await call.advance(0.1)
+        await call.advance(0.35)  # 0.5 s of silence since the voice ended (min_silence_s)
         assert not of(call.down, InputAudioRawFrame)  # the caller's audio stops here
         assert of(call.down, UserStartedSpeakingFrame)
         [spec] = [f for f in of(call.down, LLMContextFrame) if f.speculation]

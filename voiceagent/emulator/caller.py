@@ -73,6 +73,10 @@ class CallReport:
     agent_utterances_s: list[float] = field(default_factory=list)
     stream_sid: str = ""
     call_sid: str = ""
+    close_code: int | None = None  # the server's WebSocket close code, when it closed the call
+    close_reason: str = ""
+    sends_late: int = 0  # media messages sent a whole frame (20 ms) or more behind schedule
+    send_late_max_ms: float = 0.0  # the worst lateness of a media message (the caller's loop)
 
 
 def _sid(prefix: str) -> str:
@@ -200,6 +204,8 @@ class _Call:
         self._stopping = False  # we sent (or gave up sending) stop; ignore the server now
         self._end_s = 0.0
         self.closed_by_server = False
+        self.close_code: int | None = None
+        self.close_reason = ""
         self.marks_echoed = 0
         self.malformed = 0
         self._line: PhoneLine | None = None
@@ -210,6 +216,8 @@ class _Call:
             self._line = PhoneLine(condition, level)
         if condition is not None and condition.alters_network:
             self._link = LinkLoss(condition)
+        self.sends_late = 0
+        self.send_late_max_s = 0.0
 
     async def run(self) -> CallReport:
         em = self._em
@@ -273,6 +281,10 @@ class _Call:
             delay = t0 + (chunk + 1) * CHUNK_S - self._clock.now()
             if delay > 0:
                 await asyncio.sleep(delay)
+            elif delay < 0.0:
+                self.send_late_max_s = max(self.send_late_max_s, -delay)
+                if delay <= -CHUNK_S:
+                    self.sends_late += 1
             if self._closed.is_set() or self._ended.is_set():
                 break
             now_s = (chunk + 1) * CHUNK_S
@@ -339,7 +351,14 @@ class _Call:
 
     async def _reader(self) -> None:
         try:
-            async for msg in self._ws:
+            while True:
+                msg = await self._ws.receive()
+                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING):
+                    if msg.type is aiohttp.WSMsgType.CLOSE and not self._stopping:
+                        self.close_code, self.close_reason = msg.data, msg.extra or ""
+                    break
+                if msg.type is aiohttp.WSMsgType.CLOSED:
+                    break
                 if self._stopping:
                     continue
                 if msg.type == aiohttp.WSMsgType.TEXT:
@@ -451,4 +470,8 @@ class _Call:
             agent_utterances_s=starts,
             stream_sid=self._em.stream_sid,
             call_sid=self._em.call_sid,
+            close_code=self.close_code,
+            close_reason=self.close_reason,
+            sends_late=self.sends_late,
+            send_late_max_ms=self.send_late_max_s * 1000.0,
         )

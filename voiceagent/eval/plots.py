@@ -177,7 +177,7 @@ def call_timeline(timeline: CallTimeline) -> str:
         "pause": ("s", "#ff9f1c", 4),
         "dtmf": ("*", "#8172b3", 8),
         "tool": ("D", "#8172b3", 5),
-        "provider_switch": ("P", "black", 7),
+        "provider": ("P", "black", 7),
         "error": ("X", "black", 7),
     }
     for e in timeline.events:

@@ -9,7 +9,8 @@ that is not an error (a silent socket, a late first token), and hand the new pro
 work the failed one had not finished (the caller's utterance, the generation, the chunk).
 
 On a failure the switcher moves to the next usable provider *for the rest of the call*,
-logs it once (warning) and counts it in ``stats``; frames the failed provider pushes later
+logs it once (warning), counts it in ``stats`` and tells the call's record
+(``ProviderSwitchedFrame`` downstream); frames the failed provider pushes later
 are dropped, and its errors stop here. With no provider left the error travels upstream as
 usual. Frames a subclass re-sends that already left the switcher are not pushed twice
 (``ParallelPipeline`` passes each frame id once).
@@ -153,15 +154,19 @@ class FallbackSwitcher(ServiceSwitcher):
                     f"{self._stage} fallback: {failed.name} failed ({reason}); "
                     f"{candidate.name} serves the rest of the call"
                 )
+                await self._announce(failed, candidate.name, reason)
                 await self.hand_over(failed, candidate)
-                await self.push_frame(
-                    ProviderSwitchedFrame(
-                        stage=self._stage, failed=failed.name, active=candidate.name, reason=reason
-                    )
-                )
                 return candidate
         logger.error(f"{self._stage} fallback: {failed.name} failed ({reason}); no provider left")
+        await self._announce(failed, "", reason)
         return None
+
+    async def _announce(self, failed: FrameProcessor, serving: str, reason: str) -> None:
+        """Tell the stages after this one (and the call's record) about the switch."""
+        frame = ProviderSwitchedFrame(
+            stage=self._stage, failed=failed.name, serving=serving, reason=reason[:300]
+        )
+        await self.push_frame(frame)
 
     async def on_provider_error(self, error: ErrorFrame) -> FrameProcessor | None:
         """The active provider pushed ``error``: by default, fail over."""

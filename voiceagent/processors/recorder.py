@@ -37,6 +37,7 @@ from voiceagent.frames import (
     CallEndedFrame,
     CallEndReasonFrame,
     CallStartedFrame,
+    ProviderSwitchedFrame,
     TurnMetricsFrame,
     UserTurnCommittedFrame,
 )
@@ -125,6 +126,8 @@ class AgentTap(_RecordingTap):
             recording.declare_end_reason(frame.reason)
         elif isinstance(frame, AnswerVerdictFrame):
             recording.answered_by(frame.answered_by, frame.evidence)
+        elif isinstance(frame, ProviderSwitchedFrame):
+            recording.provider_switch(frame.stage, frame.failed, frame.serving, frame.reason)
         elif isinstance(frame, FunctionCallInProgressFrame):
             recording.tool_call(
                 "call", frame.function_name, frame.tool_call_id, {"arguments": frame.arguments}

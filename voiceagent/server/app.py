@@ -1,13 +1,14 @@
 """The aiohttp application: Twilio voice webhook, Media Streams socket, health and metrics.
 
-Routes: ``POST /twiml`` (TwiML connecting the call to ``wss://PUBLIC_HOST/media``),
-``GET /media`` (refused before the upgrade while draining (503) or with a bad signature (403);
-then one pipeline per call, see :mod:`voiceagent.server.media`), ``POST /twilio/status`` and
-``POST /twilio/amd`` (outbound calls' progress and AMD result, see
-:mod:`voiceagent.server.callbacks`), ``GET /healthz`` and ``GET /metrics`` (Prometheus text),
-and the browser softphone ``GET /phone`` (:mod:`voiceagent.server.phone`). :func:`run_server`
-binds the socket, refuses an unauthenticated public bind, and drains calls gracefully on
-SIGTERM/SIGINT.
+Routes: ``POST /twiml`` (TwiML connecting the call to ``wss://PUBLIC_HOST/media``, or the busy
+answer past capacity), ``GET /media`` (refused before the upgrade while draining (503) or with a
+bad signature (403), closed 1013 right after it past capacity; then one pipeline per call, see
+:mod:`voiceagent.server.media`), ``POST /twilio/status`` and ``POST /twilio/amd`` (outbound
+calls' progress and AMD result, see :mod:`voiceagent.server.callbacks`), ``GET /healthz``
+(load: active calls, limit, event-loop lag; 503 while refusing new calls) and ``GET /metrics``
+(Prometheus text), and the browser softphone ``GET /phone`` (:mod:`voiceagent.server.phone`).
+:func:`run_server` binds the socket, refuses an unauthenticated public bind, and drains calls
+gracefully on SIGTERM/SIGINT. Admission: :mod:`voiceagent.server.admission`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 from aiohttp import WSCloseCode, web
 from loguru import logger
 
+from voiceagent.server.admission import BUSY_CLOSE_CODE, Admission
 from voiceagent.server.callbacks import TwilioCallbacks, add_callback_routes
+from voiceagent.server.health import add_health_routes
+from voiceagent.server.loop_lag import LoopLag
 from voiceagent.server.media import (
     CALL_WIND_DOWN_S,
     WS_CLOSE_TIMEOUT_S,
@@ -47,8 +52,8 @@ REGISTRY_KEY = web.AppKey("voiceagent_registry", CallRegistry)
 METRICS_KEY = web.AppKey("voiceagent_metrics", ServerMetrics)
 SETTINGS_KEY = web.AppKey("voiceagent_settings", Settings)
 ARCHIVE_KEY = web.AppKey("voiceagent_archive", CallArchive)
+ADMISSION_KEY = web.AppKey("voiceagent_admission", Admission)
 CALLBACKS_KEY = web.AppKey("voiceagent_callbacks", TwilioCallbacks)
-_PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _WEBHOOK_MAX_BYTES = 64 * 1024
 _HANDLER_SHUTDOWN_S = 5.0
 """After the drain, how long aiohttp waits for leftover handlers before cancelling them."""
@@ -63,11 +68,13 @@ class _WebhookHandler:
         registry: CallRegistry,
         metrics: ServerMetrics,
         verifier: SignatureVerifier | None,
+        admission: Admission,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._metrics = metrics
         self._verifier = verifier
+        self._admission = admission
 
     async def __call__(self, request: web.Request) -> web.Response:
         if not self._registry.accepting:
@@ -90,6 +97,14 @@ class _WebhookHandler:
             return web.Response(status=400, text="no usable Host header\n")
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         parameters = stream_parameters(fields)
+        busy = self._admission.admit_webhook()
+        if busy is not None:
+            self._metrics.reject(f"busy_{busy}")
+            logger.warning(
+                f"call webhook: {parameters.get('CallSid', '?')} refused, worker {busy} "
+                f"({self._registry.active_count} active calls): busy answer"
+            )
+            return web.Response(text=self._admission.busy_twiml(), content_type="text/xml")
         logger.info(
             f"call webhook: {parameters.get('CallSid', '?')} from {parameters.get('From', '?')} "
             f"to {parameters.get('To', '?')} → {media_stream_url(host)}"
@@ -113,6 +128,7 @@ class MediaStreamHandler:
         registry: CallRegistry,
         metrics: ServerMetrics,
         verifier: SignatureVerifier | None,
+        admission: Admission,
         archive: CallArchive | None = None,
     ) -> None:
         self._settings = settings
@@ -121,6 +137,7 @@ class MediaStreamHandler:
         self._registry = registry
         self._metrics = metrics
         self._verifier = verifier
+        self._admission = admission
 
     def refuse(self, request: web.Request) -> web.Response | None:
         """The answer refusing this upgrade (a bad Twilio signature: 403), or None."""
@@ -160,6 +177,12 @@ class MediaStreamHandler:
         if not ws.can_prepare(request).ok:
             return web.Response(status=426, text="expected a WebSocket upgrade\n")
         await ws.prepare(request)
+        busy = self._admission.admit_stream()  # no await between this and register
+        if busy is not None:
+            self._metrics.reject(f"busy_{busy}")
+            logger.warning(f"refused a media stream from {request.remote}: worker {busy}")
+            await ws.close(code=BUSY_CLOSE_CODE, message=b"server at capacity, try again later")
+            return ws
         media_call = self.new_call(ws, request)
         if not self._registry.register(media_call):
             self._metrics.reject("shutdown")
@@ -205,6 +228,10 @@ def create_app(
     app[REGISTRY_KEY] = registry
     app[METRICS_KEY] = metrics
     app[SETTINGS_KEY] = settings
+    lag = LoopLag()
+    admission = Admission(settings.server, lambda: registry.active_count, lag)
+    app[ADMISSION_KEY] = admission
+    _run_alongside(app, lag.run)
     archive = CallArchive(settings.storage) if settings.storage.enabled else None
     if archive is not None:
         app[ARCHIVE_KEY] = archive
@@ -214,41 +241,16 @@ def create_app(
 
         app.on_cleanup.append(close_archive)
 
-    webhook = _WebhookHandler(settings, registry, metrics, verifier)
+    webhook = _WebhookHandler(settings, registry, metrics, verifier, admission)
     media = MediaStreamHandler(
         settings,
         pipeline_factory,
         registry=registry,
         metrics=metrics,
         verifier=verifier,
+        admission=admission,
         archive=archive,
     )
-
-    async def healthz(_request: web.Request) -> web.Response:
-        accepting = registry.accepting
-        return web.json_response(
-            {
-                "status": "ok" if accepting else "draining",
-                "active_calls": registry.active_count,
-                "accepting_calls": accepting,
-                "calls_total": metrics.calls_total,
-                "signatures_checked": verifier is not None,
-                "uptime_s": round(metrics.uptime_s(), 3),
-            },
-            status=200 if accepting else 503,
-        )
-
-    async def metrics_view(_request: web.Request) -> web.Response:
-        text = metrics.render(registry.live_counts(), accepting=registry.accepting)
-        if archive is not None:
-            text += archive.render_metrics()
-        extra = getattr(pipeline_factory, "render_metrics", None)
-        if extra is not None:  # a factory may add its own series (e.g. turn-taking counters)
-            try:
-                text += extra()
-            except Exception as e:
-                logger.warning(f"pipeline factory metrics failed: {e}")
-        return web.Response(body=text.encode(), headers={"Content-Type": _PROMETHEUS_CONTENT_TYPE})
 
     app.router.add_post("/twiml", webhook)
     app.router.add_get("/twiml", webhook)
@@ -259,14 +261,40 @@ def create_app(
     )
     app[CALLBACKS_KEY] = callbacks
     add_callback_routes(app, callbacks)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_view)
+    add_health_routes(
+        app,
+        registry=registry,
+        metrics=metrics,
+        admission=admission,
+        lag=lag,
+        archive=archive,
+        extra=getattr(pipeline_factory, "render_metrics", None),
+        signatures_checked=verifier is not None,
+    )
     from voiceagent.server.phone import add_phone_routes  # it builds on MediaStreamHandler
 
     add_phone_routes(
-        app, settings, pipeline_factory, registry=registry, metrics=metrics, archive=archive
+        app,
+        settings,
+        pipeline_factory,
+        registry=registry,
+        metrics=metrics,
+        archive=archive,
+        admission=admission,
     )
     return app
+
+
+def _run_alongside(app: web.Application, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``run()`` as a task from the app's startup to its cleanup."""
+
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run())
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    app.cleanup_ctx.append(context)
 
 
 def is_loopback_host(host: str) -> bool:
@@ -279,7 +307,7 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def _check_security(settings: Settings) -> None:
+def check_security(settings: Settings) -> None:
     """Refuse a public bind without signature checks unless explicitly insecure."""
     server = settings.server
     if server.twilio_auth_token:
@@ -315,6 +343,7 @@ async def run_server(
     *,
     ready: asyncio.Event | None = None,
     on_started: Callable[[int], None] | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or cancellation), then drain calls and return.
 
@@ -327,12 +356,13 @@ async def run_server(
         pipeline_factory: Builds each call's processors between serializer and output.
         ready: Set once the socket is bound.
         on_started: Called with the bound port once listening.
+        reuse_port: Bind with ``SO_REUSEPORT``, sharing the port with other workers.
 
     Raises:
         ValueError: on a non-loopback bind without an auth token and without ``insecure``.
         OSError: when the address cannot be bound.
     """
-    _check_security(settings)
+    check_security(settings)
     registry = CallRegistry()
     app = create_app(settings, pipeline_factory, registry=registry)
     runner = web.AppRunner(
@@ -343,7 +373,9 @@ async def run_server(
     installed: list[signal.Signals] = []
     cancelled = False
     try:
-        site = web.TCPSite(runner, settings.server.host, settings.server.port)
+        site = web.TCPSite(
+            runner, settings.server.host, settings.server.port, reuse_port=reuse_port or None
+        )
         await site.start()
         port = int(runner.addresses[0][1])
         logger.info(f"voiceagent server listening on {settings.server.host}:{port}")

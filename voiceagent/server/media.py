@@ -222,6 +222,9 @@ class MediaCall:
             cancel_on_idle_timeout=False,
             idle_timeout_secs=None,
             enable_rtvi=False,
+            # No turn-tracking observer: nothing reads it, and it takes every frame of the call
+            # through a queue and a task of its own.
+            enable_turn_tracking=False,
             cancel_timeout_secs=PIPELINE_CANCEL_TIMEOUT_S,
             observers=observers,
             name=f"call-{self._id}",

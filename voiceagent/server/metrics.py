@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from voiceagent.server.admission import Load
 from voiceagent.transports.twilio.protocol import ERROR_KINDS
 
 _PREFIX = "voiceagent_"
@@ -186,3 +187,35 @@ class ServerMetrics:
             labelled("answered_by", self.answered_by),
         )
         return "\n".join(out) + "\n"
+
+
+def render_load(load: Load, worst_lag_s: float) -> str:
+    """Prometheus lines of the worker's load (limit, reservations, event-loop lag)."""
+    lines = []
+    for name, kind, help_text, value in (
+        ("max_calls", "gauge", "Calls this worker admits at once.", load.max_calls),
+        (
+            "reserved_calls",
+            "gauge",
+            "Webhooks admitted whose stream has not come yet.",
+            load.reserved,
+        ),
+        (
+            "loop_lag_seconds",
+            "gauge",
+            "Event-loop lag, worst of the last seconds.",
+            load.loop_lag_ms / 1000.0,
+        ),
+        ("loop_lag_max_seconds", "gauge", "Event-loop lag, worst since start.", worst_lag_s),
+        (
+            "refusing_calls",
+            "gauge",
+            "1 while new calls get the busy answer.",
+            int(load.refusing is not None),
+        ),
+    ):
+        lines += [f"# HELP {_PREFIX}{name} {help_text}", f"# TYPE {_PREFIX}{name} {kind}"]
+        lines.append(
+            f"{_PREFIX}{name} {value!r}" if isinstance(value, float) else f"{_PREFIX}{name} {value}"
+        )
+    return "\n".join(lines) + "\n"

@@ -29,6 +29,7 @@ from aiohttp import web
 from loguru import logger
 from pipecat.observers.base_observer import BaseObserver
 
+from voiceagent.server.admission import Admission
 from voiceagent.server.app import MediaStreamHandler
 from voiceagent.server.media import MediaCall, PipelineFactory
 from voiceagent.server.metrics import ServerMetrics
@@ -189,8 +190,12 @@ def add_phone_routes(
     registry: CallRegistry,
     metrics: ServerMetrics,
     archive: CallArchive | None,
+    admission: Admission,
 ) -> None:
-    """Register ``/phone``, ``/phone/static/`` and ``/phone/ws`` (unless ``phone.enabled``)."""
+    """Register ``/phone``, ``/phone/static/`` and ``/phone/ws`` (unless ``phone.enabled``).
+
+    Browser calls count against the worker's admission like Twilio's.
+    """
     if not settings.phone.enabled:
         return
     link_check = _LinkCheck(settings, metrics)
@@ -200,6 +205,7 @@ def add_phone_routes(
         registry=registry,
         metrics=metrics,
         verifier=None,
+        admission=admission,
         archive=archive,
         link_check=link_check,
     )

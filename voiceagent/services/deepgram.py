@@ -13,6 +13,14 @@ words already committed from new speech. A refused handshake (401 bad key, 402 n
 rate limit) is an ``ErrorFrame`` naming the reason; the service stops retrying and marks itself
 unusable, and the call goes on (a ``FallbackSwitcher`` moves on).
 
+pipecat connects from ``setup`` and waits there until Deepgram answers or its retries give up
+(seconds for a refused or silent host), which holds every stage of the call: here the
+connection is made in the background, so a Deepgram that cannot be reached never delays the
+greeting or the fallback. Caller audio goes out in ``send_ms`` pieces (one WebSocket message
+per 100 ms rather than per 20 ms frame: sending was the largest per-frame cost of a cloud call,
+``bench/load.py``); what is held back is sent before the ``Finalize`` at each VAD stop, so the
+final transcript is never later.
+
 TTS is pipecat's ``DeepgramHttpTTSService``: one ``POST /v1/speak`` (``container=none``) per
 clause-sized chunk from the ``SentenceAggregator``, on a shared keep-alive session. Each chunk's
 audio is delimited by its response, so its ``TTSTextFrame`` follows its audio and the output
@@ -24,13 +32,19 @@ reply.) HTTP 402/429 refusals become an ``ErrorFrame``; a ``TTSFallback`` moves 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
 from loguru import logger
-from pipecat.frames.frames import Frame, InterimTranscriptionFrame, TranscriptionFrame
-from pipecat.processors.frame_processor import FrameDirection
+from pipecat.frames.frames import (
+    Frame,
+    InterimTranscriptionFrame,
+    TranscriptionFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
 from pipecat.services.deepgram.stt import DeepgramSTTService
 from pipecat.services.deepgram.tts import DeepgramHttpTTSService
 
@@ -38,6 +52,8 @@ from voiceagent.clock import DEFAULT_CLOCK, Clock
 from voiceagent.frames import AudioSpan, SpokenWord, set_audio_span
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, CloudSettings
 
+SEND_MS = 100
+"""Caller audio per WebSocket message to Deepgram."""
 _REFUSALS = {
     401: "the API key was rejected (check DEEPGRAM_API_KEY)",
     402: "the account has run out of credit (payment required)",
@@ -101,12 +117,19 @@ def result_span(result: Any, stream: StreamClock) -> AudioSpan | None:
 
 
 class VoiceDeepgramSTTService(DeepgramSTTService):
-    """pipecat's Deepgram STT with audio spans on its transcripts and named refusals."""
+    """pipecat's Deepgram STT: audio spans, named refusals, a connection made in the background."""
 
-    def __init__(self, *, clock: Clock = DEFAULT_CLOCK, **kwargs: Any) -> None:
+    def __init__(
+        self, *, clock: Clock = DEFAULT_CLOCK, send_ms: int = SEND_MS, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._stream = StreamClock(clock, bytes_per_s=2.0 * (self.sample_rate or 16000))
         self._stream_clock_source = clock
+        self._in_setup = False
+        self._background_connect: asyncio.Task | None = None
+        self._send_ms = send_ms
+        self._held = bytearray()
+        self._flushing = False
 
     async def start(self, frame) -> None:
         """Start; the stream clock learns the negotiated sample rate."""
@@ -115,6 +138,11 @@ class VoiceDeepgramSTTService(DeepgramSTTService):
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
         """Send the audio (pipecat) and note how much of the stream it made."""
+        batch = self._batched(audio)
+        if batch is None:
+            yield None
+            return
+        audio = batch
         connection = self._connection
         async for frame in super().run_stt(audio):
             yield frame
@@ -128,6 +156,57 @@ class VoiceDeepgramSTTService(DeepgramSTTService):
             if span is not None:
                 set_audio_span(frame, span)
         await super().push_frame(frame, direction)
+
+    def _batched(self, audio: bytes) -> bytes | None:
+        """The audio to send now: ``send_ms`` of it once gathered (or all, when flushing)."""
+        held = self._held
+        held += audio
+        size = int(2 * (self.sample_rate or 16000) * self._send_ms / 1000)
+        if not held or (len(held) < size and not self._flushing):
+            return None
+        out = bytes(held)
+        held.clear()
+        return out
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        """At a VAD stop, send the audio held back before pipecat sends ``Finalize``."""
+        if isinstance(frame, VADUserStoppedSpeakingFrame) and self._held:
+            self._flushing = True
+            try:
+                async for _ in self.run_stt(b""):
+                    pass
+            finally:
+                self._flushing = False
+        await super().process_frame(frame, direction)
+
+    async def setup(self, setup: FrameProcessorSetup) -> None:
+        """Set up as pipecat does, but without waiting for the socket (see ``_connect``)."""
+        self._in_setup = True
+        try:
+            await super().setup(setup)
+        finally:
+            self._in_setup = False
+
+    async def _connect(self) -> None:
+        """At setup, start pipecat's connection attempt and return at once.
+
+        Until the socket is up, audio is not sent (pipecat's ``run_stt`` skips it: the caller
+        is hearing the greeting then); errors reach the fallback as they happen. A reconnect
+        later waits as pipecat does.
+        """
+        if not self._in_setup:
+            await super()._connect()
+            return
+        self._background_connect = self.create_task(
+            super()._connect(), name=f"{self}::background_connect"
+        )
+
+    async def cleanup(self) -> None:
+        """Stop a connection attempt still running, then clean up as pipecat does."""
+        task, self._background_connect = self._background_connect, None
+        if task is not None and not task.done():
+            await self.cancel_task(task)
+        await super().cleanup()
 
     async def push_error(self, error_msg: str, exception: Exception | None = None, **kwargs):
         """Name the meaning of a 401/402/429 handshake refusal in the error (and its log line)."""

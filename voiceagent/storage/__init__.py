@@ -1,4 +1,6 @@
-"""Persisted calls: a row and a transcript per call in a store (SQLite by default) + a WAV.
+"""Persisted calls: a row and a transcript per call in a store, plus one WAV per call.
+
+The store is SQLite by default, or PostgreSQL (``storage.url``) for servers sharing one.
 
 ``CallArchive`` (one per process) owns the store and the storage thread; each call gets a
 ``CallRecording`` fed by the recorder taps (:mod:`voiceagent.processors.recorder`).
@@ -13,9 +15,11 @@ from voiceagent.storage.store import (
     CallInfo,
     CallStore,
     CallSummary,
+    StoreError,
 )
 
 __all__ = [
+    "StoreError",
     "CallArchive",
     "CallDetail",
     "CallEnd",

@@ -32,11 +32,18 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def open_store(settings: StorageSettings, *, create: bool = True) -> CallStore:
-    """The store configured by ``settings`` (SQLite in ``settings.dir``). Blocks.
+    """The store configured by ``settings``: PostgreSQL at its ``url``, else SQLite in its ``dir``.
+
+    Opening migrates the schema (unless ``create`` is False). Blocks.
 
     Raises:
         FileNotFoundError: ``create`` is False and nothing was stored yet.
+        StoreError: the database cannot be reached or is from a newer voiceagent.
     """
+    if settings.url:
+        from voiceagent.storage.postgres import PostgresCallStore
+
+        return PostgresCallStore(settings.url, create=create)
     return SQLiteCallStore(settings.dir / DB_NAME, create=create)
 
 

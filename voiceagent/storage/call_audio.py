@@ -228,3 +228,27 @@ class CallAudio:
             pass
         finally:
             file.close()
+
+
+def caller_runs(
+    caller: list[tuple[float, bytes, int, int]], t0: float
+) -> list[tuple[float, bytes, int, int]]:
+    """The caller's 20 ms chunks joined into runs of back-to-back audio (start, PCM, format).
+
+    ``CallAudio.add_caller`` places a chunk right after the previous one unless the gap is over
+    its tolerance, so a run is placed exactly as its chunks one by one would be: one resampler
+    call per run instead of fifty a second (the storage thread shares the interpreter with the
+    calls).
+    """
+    runs: list[tuple[float, bytearray, int, int]] = []
+    end_s = float("-inf")
+    for arrived, pcm, rate, channels in caller:
+        seconds = len(pcm) / (2 * channels * rate) if rate and channels else 0.0
+        start_s = arrived - seconds - t0
+        gap = start_s - end_s > GAP_TOLERANCE_S
+        end_s = (start_s if gap else end_s) + seconds
+        if runs and not gap and runs[-1][2:] == (rate, channels):
+            runs[-1][1].extend(pcm)
+        else:
+            runs.append((start_s, bytearray(pcm), rate, channels))
+    return [(start, bytes(pcm), rate, channels) for start, pcm, rate, channels in runs]

@@ -38,6 +38,9 @@ def add_calls_parser(sub: Any) -> None:
     """Add ``calls`` (and ``calls show SID``) to the ``voiceagent`` sub-commands."""
     calls = sub.add_parser("calls", help="list stored calls; 'calls show SID' for a transcript")
     calls.add_argument("--dir", type=Path, default=None, help="storage folder (default: settings)")
+    calls.add_argument(
+        "--url", default=None, help="postgresql:// URL of the call store (default: settings)"
+    )
     calls.add_argument("--limit", type=int, default=20, help="how many calls to list")
     calls.add_argument(
         "--status", choices=TWILIO_STATUSES, default=None, help="only calls with this Twilio status"
@@ -65,22 +68,28 @@ def run_calls_command(args: argparse.Namespace, out: TextIO) -> int:
     """Print the list or one call; 0 on success, 1 for an unknown call, 2 for a bad database."""
     from voiceagent.settings import Settings
     from voiceagent.storage.archive import open_store
+    from voiceagent.storage.store import StoreError
 
-    overrides = {"dir": str(args.dir)} if args.dir is not None else None
-    settings = Settings.from_env(storage=overrides).storage
+    overrides: dict[str, str] = {}
+    if args.dir is not None:
+        overrides["dir"] = str(args.dir)
+    if args.url is not None:
+        overrides["url"] = args.url
+    settings = Settings.from_env(storage=overrides or None).storage
+    where = _where(settings)
     try:
         store = open_store(settings, create=False)
     except FileNotFoundError:
-        print(f"no calls stored yet (nothing in {settings.dir})", file=out)
+        print(f"no calls stored yet (nothing in {where})", file=out)
         return 1 if args.calls_action == "show" else 0
-    except (sqlite3.Error, OSError) as e:
-        print(f"error: cannot read the calls in {settings.dir}: {e}", file=sys.stderr)
+    except (sqlite3.Error, OSError, StoreError) as e:
+        print(f"error: cannot read the calls in {where}: {e}", file=sys.stderr)
         return 2
     try:
         if args.calls_action == "show":
             detail = resolve_call(store, args.sid)
             if detail is None:
-                print(f"no stored call {args.sid!r} in {settings.dir}", file=out)
+                print(f"no stored call {args.sid!r} in {where}", file=out)
                 return 1
             if getattr(args, "json", False):
                 out.write(json.dumps(call_json(detail), indent=2, default=str) + "\n")
@@ -96,6 +105,15 @@ def run_calls_command(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         store.close()
     return 0
+
+
+def _where(settings: Any) -> str:
+    """The store's place for messages (a PostgreSQL URL without its password)."""
+    if settings.url:
+        from voiceagent.storage.postgres import redact
+
+        return redact(settings.url)
+    return str(settings.dir)
 
 
 def _when(unix: float) -> str:

@@ -33,11 +33,13 @@ from loguru import logger
 
 from voiceagent.clock import Clock
 from voiceagent.storage.archive import CallArchive
-from voiceagent.storage.call_audio import CallAudio
+from voiceagent.storage.call_audio import CallAudio, caller_runs
 from voiceagent.storage.store import CallEnd, CallEvent, CallInfo, CallStatusUpdate, EventKind
 from voiceagent.telephony.end_reason import from_transport
 from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 
+MAX_EARLY_EVENTS = 20
+"""Events before the call's start (a provider failing at once) kept until the start."""
 HORIZON_MARGIN_S = 0.25
 """A flush writes audio up to this long before now (later chunks may still arrive)."""
 CLOSE_WAIT_S = 5.0
@@ -77,6 +79,7 @@ class CallRecording:
         self._agent_pending: deque[tuple[float, bytes]] = deque()
         self._agent_started: dict[int, float] = {}
         self._tools_seen: set[tuple[str, str]] = set()
+        self._early: list[CallEvent] = []
         self._ended_at: float | None = None
         self._end_reason = "ended"
         self._declared: str | None = None
@@ -128,6 +131,9 @@ class CallRecording:
             direction=params.get("Direction") or "inbound",
         )
         self._submit(self._open, info)
+        for event in self._early:
+            self._submit(self._write_event, event)
+        self._early.clear()
         self._flusher = asyncio.get_running_loop().create_task(
             self._flush_every(), name=f"recording-{self.call_sid}"
         )
@@ -232,6 +238,16 @@ class CallRecording:
         self._tools_seen.add(key)
         payload = {"stage": stage, "tool_call_id": call_id, **data}
         self._event(CallEvent("tool", self._at(), text=name, data=payload))
+
+    def provider_switch(self, stage: str, failed: str, serving: str, reason: str) -> None:
+        """A stage's provider failed; ``serving`` took over (empty: no provider left)."""
+        data = {"failed": failed, "serving": serving, "reason": reason}
+        event = CallEvent("provider", self._at(), text=stage, data=data)
+        if self._t0 is None and not self.closed:
+            if len(self._early) < MAX_EARLY_EVENTS:
+                self._early.append(event)  # written once the call starts, at 0 s
+            return
+        self._event(event)
 
     def declare_end_reason(self, reason: str) -> None:
         """The agent ends the call for ``reason`` (``""`` withdraws it: the action failed).
@@ -408,9 +424,8 @@ class CallRecording:
         if audio is None or t0 is None:
             return
         try:
-            for arrived, pcm, rate, channels in caller:
-                seconds = len(pcm) / (2 * channels * rate) if rate and channels else 0.0
-                audio.add_caller(arrived - seconds - t0, pcm, rate, channels)
+            for start_s, pcm, rate, channels in caller_runs(caller, t0):
+                audio.add_caller(start_s, pcm, rate, channels)
             line_format = self.agent_line_format
             for play_at, frame in agent:
                 audio.add_agent(play_at - t0, frame, line_format)

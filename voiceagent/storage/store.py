@@ -11,14 +11,21 @@ create it by call sid (:meth:`CallStore.record_status`); the stream attaches to 
 
 Store methods block (disk or network I/O): the server calls them only from its storage
 thread (:class:`~voiceagent.storage.archive.CallArchive`), the CLI directly.
-SQLite (:class:`~voiceagent.storage.sqlite.SQLiteCallStore`) is the default; another
-database fits behind the same :class:`CallStore` protocol.
+SQLite (:class:`~voiceagent.storage.sqlite.SQLiteCallStore`) is the default; PostgreSQL
+(:class:`~voiceagent.storage.postgres.PostgresCallStore`, ``storage.url``) serves several
+servers at once; both share their queries (:mod:`voiceagent.storage.sql_store`) and schema
+(:mod:`voiceagent.storage.migrations`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used (unreachable server, a schema from the future...)."""
+
 
 EventKind = Literal[
     # the transcript
@@ -27,6 +34,7 @@ EventKind = Literal[
     "agent",
     "metrics",
     "tool",
+    "provider",
     # the timeline, as the server saw it (voiceagent.timeline)
     "speech_start",
     "speech_end",
@@ -47,7 +55,6 @@ EventKind = Literal[
     "mark_sent",
     "mark_echo",
     "dtmf",
-    "provider_switch",
     "error",
     "stream",
     # the caller's side, added by the eval (the caller emulator's view)
@@ -119,8 +126,10 @@ class CallEvent:
     ``agent``: one agent turn (``text`` heard, ``full_text`` meant, ``interrupted``; ``data``:
     ``started_s`` when it became audible, ``unheard_text``, ``in_context``). ``metrics``: the
     turn-taking figures of caller turn ``turn_id`` (``data``). ``tool``: a tool call (``text``
-    the function name; ``data``: call id, arguments, result). The other kinds are the call's
-    timeline (what each means: :mod:`voiceagent.timeline.model`).
+    the function name; ``data``: call id, arguments, result). ``provider``: a stage's provider
+    failed (``text`` the stage; ``data``: ``failed``, ``serving`` (empty: none left),
+    ``reason``, the error). The other kinds are the call's timeline (what each means:
+    :mod:`voiceagent.timeline.model`).
     """
 
     kind: EventKind

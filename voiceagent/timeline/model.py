@@ -22,7 +22,8 @@ Event kinds, as the server records them (``voiceagent.timeline.observer`` and th
 - turn-taking: ``decision`` (``data.kind``: ``barge_in``, ``cancel_reply``, ``reply``,
   ``say``; ``data.reason``), ``pause`` / ``resume`` (agent audio held for a caller sound),
   ``clear`` (the carrier was told to drop unplayed audio), ``mark_sent`` / ``mark_echo``;
-- the stack: ``provider_switch`` (``data.stage``, ``failed``, ``active``, ``reason``),
+- the stack: ``provider`` (a provider failed: ``text`` the stage; ``data.failed``, ``serving``,
+  ``reason``; recorded by the recorder),
   ``error`` (``text``);
 - the caller's own view, added by ``voiceagent eval`` from the caller emulator:
   ``caller_line`` (a line spoken: ``text``, ``data.end_s``, ``data.index``), ``caller_heard``

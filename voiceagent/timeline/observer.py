@@ -44,7 +44,6 @@ from voiceagent.frames import (
     PlaybackMarkFrame,
     PlaybackPauseFrame,
     PlaybackResumeFrame,
-    ProviderSwitchedFrame,
     TurnDecisionFrame,
 )
 from voiceagent.storage.recording import CallRecording
@@ -68,7 +67,6 @@ _WATCHED = (
     PlaybackPauseFrame,
     PlaybackResumeFrame,
     PlaybackMarkFrame,
-    ProviderSwitchedFrame,
     ErrorFrame,
 )
 _DOWNSTREAM_ONLY = (
@@ -157,14 +155,6 @@ class FrameTimeline:
             return FrameEvent("resume", data={"reason": frame.reason})
         if isinstance(frame, PlaybackMarkFrame):
             return FrameEvent("mark_echo", frame.mark_name)
-        if isinstance(frame, ProviderSwitchedFrame):
-            data = {
-                "stage": frame.stage,
-                "failed": frame.failed,
-                "active": frame.active,
-                "reason": frame.reason[:_MAX_TEXT],
-            }
-            return FrameEvent("provider_switch", data=data)
         assert isinstance(frame, ErrorFrame)
         return FrameEvent("error", str(frame.error)[:_MAX_TEXT], data={"fatal": frame.fatal})
 

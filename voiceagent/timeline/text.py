@@ -31,7 +31,7 @@ COMPACT_KINDS = frozenset(
         "clear",
         "dtmf",
         "tool",
-        "provider_switch",
+        "provider",
         "error",
     }
 )
@@ -109,9 +109,10 @@ def describe(e: CallEvent, metrics: dict[int | None, dict[str, Any]]) -> tuple[s
         "mark_sent": lambda: ("output", f"mark {e.text} sent"),
         "mark_echo": lambda: ("line", f"mark {e.text} echoed"),
         "tool": lambda: ("tool", _tool(e)),
-        "provider_switch": lambda: (
+        "provider": lambda: (
             "stack",
-            f"{d.get('stage')} switched {d.get('failed')} → {d.get('active')}: {d.get('reason')}",
+            f"{e.text}: {d.get('failed')} failed → {d.get('serving') or 'no provider left'} "
+            f"({d.get('reason')})",
         ),
         "error": lambda: ("stack", f"ERROR {e.text}"),
     }

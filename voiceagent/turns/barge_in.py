@@ -6,6 +6,7 @@ and in ``voiceagent.turns.interruption``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 from voiceagent.turns import decisions as d
@@ -22,6 +23,9 @@ from voiceagent.turns.state import (
 from voiceagent.turns.transcript import Transcript
 from voiceagent.turns.watchdog import Watchdog
 
+LATE_WORDS_SLACK_S = 0.3
+"""STT word times and the energy detector's onset/quiet differ by this much."""
+
 
 class BargeInRules:
     """Methods of ``TurnEngine`` for speech over the agent (mixin; state lives there)."""
@@ -33,6 +37,7 @@ class BargeInRules:
     utterance: OpenUtterance
     last: CommittedTurn | None
     overlap: Overlap | None
+    let_go: deque[tuple[float, float]]
     false_interruption: FalseInterruption | None
     speaking: bool
     agent_audible: bool
@@ -65,7 +70,37 @@ class BargeInRules:
         over = self.judge.over_at(ov)
         if over is not None and now + EPS >= over:
             self.overlap = None
-            self._count_ignored(ov)
+            self._let_go(ov, now)
+
+    def _let_go(self, ov: Overlap, now: float) -> None:
+        """Speech over the agent did not take the floor; remember its audio for late words."""
+        self._count_ignored(ov)
+        self.let_go.append((ov.onset, ov.quiet_since if ov.quiet_since is not None else now))
+
+    def _late_overlap_words(
+        self, now: float, transcript: Transcript, out: list[d.Decision]
+    ) -> bool:
+        """Words of speech over the agent that was already let go (a slow STT); True: handled.
+
+        Their audio times place them: a backchannel or a hum stays what it was ("Right." whose
+        final arrives 1.7 s later is still not a turn); words that take the floor interrupt now
+        if the agent is still talking, and are the caller's turn either way.
+        """
+        span = transcript.span
+        if span is None or not self.let_go:
+            return False
+        start, end = (
+            (span.words[0].start, span.words[-1].end) if span.words else (span.start, span.end)
+        )
+        slack = LATE_WORDS_SLACK_S
+        if not any(a - slack <= start and end <= b + slack for a, b in self.let_go):
+            return False
+        if self.judge.words_take_floor(transcript.text) is not True:
+            return True
+        if self.agent_audible:
+            self._interrupt(now, "late_words", out)
+        self._add_words(now, transcript, out)
+        return True
 
     def _new_overlap(self, onset: float, *, sounding: bool) -> Overlap:
         ov = Overlap(onset, onset, sounding=sounding, speech=self.speaking, echo=self._echo(onset))

@@ -196,8 +196,15 @@ class CommitRules:
         self._speculate(now, text, norm, out)
 
     def _fresh_sound(self, now: float) -> bool:
+        """A sound the VAD has not judged yet: loud now, or begun since the voice ended.
+
+        "…my number is | five, five…": the first "five" is over (the line is quiet again)
+        before the VAD confirms it as speech, so a quiet line alone does not release the hold.
+        """
         since = self._sound_since
-        return self.sounding and since is not None and now - since < SOUND_CONFIRM_S - EPS
+        if since is None or now - since >= SOUND_CONFIRM_S - EPS:
+            return False
+        return self.sounding or (self._voice_end is not None and since > self._voice_end + EPS)
 
     def _commit_deadlines(self) -> list[float]:
         """The times at which the commit rule could next change its mind."""
@@ -219,7 +226,7 @@ class CommitRules:
             hesitation=hesitation, sounds_unfinished=u.sounds_unfinished
         )
         times = [voice_end + e.max_wait_s, voice_end + e.max_stt_wait_s, voice_end + need]
-        if self.sounding and self._sound_since is not None:
+        if self._sound_since is not None:
             times.append(self._sound_since + SOUND_CONFIRM_S)
         return times
 

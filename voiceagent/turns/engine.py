@@ -26,6 +26,8 @@ stalled reply and re-prompts a silent caller (re-prompts stay out of the convers
 
 from __future__ import annotations
 
+from collections import deque
+
 from voiceagent.turns import decisions as d
 from voiceagent.turns.barge_in import BargeInRules
 from voiceagent.turns.commit import CommitRules
@@ -63,6 +65,7 @@ class TurnEngine(CommitRules, BargeInRules):
         self.utterance = OpenUtterance()
         self.last: CommittedTurn | None = None
         self.overlap: Overlap | None = None
+        self.let_go: deque[tuple[float, float]] = deque(maxlen=4)  # overlaps that were not turns
         self.false_interruption: FalseInterruption | None = None
         self.speaking = False  # the caller, per VAD
         self.sounding = False  # the caller's line, per energy
@@ -150,7 +153,7 @@ class TurnEngine(CommitRules, BargeInRules):
             if ov is not None and not ov.interrupted:
                 if self.judge.hear(ov, rest):
                     self._interrupt(now, "words", out)
-            else:
+            elif not self._late_overlap_words(now, rest, out):
                 self._add_words(now, rest, out)
         return self._finish(now, out)
 
@@ -239,10 +242,10 @@ class TurnEngine(CommitRules, BargeInRules):
         if ov is not None and not ov.interrupted:
             self.overlap = None
             if self.judge.answers_agent(ov, now):
-                for t in latest_transcripts(ov.held):
-                    self._add_words(now, t, out)  # "Yeah." over the end of a question
+                for t in latest_transcripts(ov.held):  # "Yeah." over the end of a question
+                    self._add_words(now, t, out)  # (words still to come are a turn too)
             else:
-                self._count_ignored(ov)
+                self._let_go(ov, now)
         self.watchdog.agent_silent(now)
         return self._finish(now, out)
 

@@ -118,9 +118,7 @@ class InterruptionJudge:
         return overlap.quiet_since + max(o.late_words_s, o.join_gap_s)
 
     def answers_agent(self, overlap: Overlap, agent_stopped_at: float) -> bool:
-        """Whether the caller's words were an answer to the agent, which just finished."""
-        if not overlap.held:
-            return False
+        """Whether the caller's speech was an answer to the agent, which just finished."""
         if overlap.sounding or overlap.quiet_since is None:
             return True
         return agent_stopped_at - overlap.quiet_since <= self.options.end_overlap_s + EPS

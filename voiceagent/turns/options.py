@@ -37,7 +37,12 @@ class VoiceActivity(_Options):
 class Endpointing(_Options):
     """When the caller's utterance is over (the commit)."""
 
-    min_silence_s: float = Field(0.25, ge=0.0, le=5.0, description="Least wait after speech.")
+    min_silence_s: float = Field(
+        0.5,
+        ge=0.0,
+        le=5.0,
+        description="Least wait after speech (LiveKit's min_endpointing_delay is 0.5 too).",
+    )
     max_silence_s: float = Field(1.0, ge=0.0, le=5.0, description="Cap of the learned wait.")
     hesitation_extra_s: float = Field(
         0.7, ge=0.0, le=5.0, description="Extra wait when the words sound unfinished."
@@ -142,11 +147,13 @@ class Interruption(_Options):
         "was a backchannel or a noise.",
     )
     join_gap_s: float = Field(
-        0.5,
+        0.6,
         ge=0.0,
         le=3.0,
         description="Quiet shorter than this inside the caller's speech (a comma: \"Wait, | what "
-        'is...") keeps one run of speech; after it a paused agent goes on.',
+        "is...\") keeps one run of speech; after it a paused agent goes on. LiveKit's VAD holds "
+        "speech across 0.55 s; at 0.5 a caller going on after a 0.5 s comma met the agent "
+        "resuming.",
     )
     late_words_s: float = Field(
         1.5, ge=0.0, le=5.0, description="Words this late after the speech can still interrupt."

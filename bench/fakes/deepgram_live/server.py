@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 
 from aiohttp import web
@@ -39,6 +40,7 @@ class DeepgramLiveServer:
         interim_interval_s: float = 0.1,
         idle_timeout_s: float = 10.0,
         stream: StreamOptions | None = None,
+        routes: Callable[[web.Application], None] | None = None,
     ) -> None:
         """Describe the server (``start`` loads the recognizer and listens).
 
@@ -53,6 +55,8 @@ class DeepgramLiveServer:
             idle_timeout_s: Close 1011 after this long without audio or a control message.
             stream: Segmentation constants (window lengths, pauses); the query's options
                 (endpointing, interim_results, ...) are set per connection.
+            routes: Adds other routes to the same app (e.g. ``/v1/speak``: one Deepgram host
+                for STT and TTS, as voiceagent's one ``deepgram_url`` expects).
         """
         if recognition_delay_s < 0 or interim_interval_s <= 0 or idle_timeout_s <= 0:
             raise ValueError("delays must be ≥ 0 and the interim interval and idle timeout > 0")
@@ -69,6 +73,7 @@ class DeepgramLiveServer:
         self.active = 0
         self._vad: SileroModel | None = None
         self._runner: web.AppRunner | None = None
+        self._routes = routes
 
     @property
     def instrument(self) -> str:
@@ -89,6 +94,8 @@ class DeepgramLiveServer:
         self._vad = await asyncio.to_thread(SileroModel)
         app = web.Application()
         app.router.add_get("/v1/listen", self._handle)
+        if self._routes is not None:
+            self._routes(app)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()

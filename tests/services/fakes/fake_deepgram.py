@@ -120,6 +120,7 @@ class _FakeDeepgram:
                 await self._on_binary(ws, msg.data)
             elif msg.type == WSMsgType.TEXT:
                 message = json.loads(msg.data)
+                message["_audio_bytes_before"] = len(getattr(self, "audio", b""))
                 self.messages.append(message)
                 if not self.silent and not await self._on_text(ws, message):
                     break
@@ -176,12 +177,14 @@ class FakeDeepgramSTT(_FakeDeepgram):
         self.final_after_bytes = final_after_bytes
         self.bytes_per_s = bytes_per_s
         self.audio = bytearray()
+        self.audio_messages: list[int] = []  # the size of each binary message
         self.results: list[dict[str, Any]] = []
         self._current: _Utterance | None = None
         self._stream_bytes = 0
 
     async def _on_binary(self, ws: web.WebSocketResponse, data: bytes) -> None:
         self.audio.extend(data)
+        self.audio_messages.append(len(data))
         self._stream_bytes += len(data)
         if self.silent or (self.speech_rms and _rms(data) < self.speech_rms):
             return

@@ -4,8 +4,9 @@ TTS audio (any rate) is resampled to the stream's line format (Twilio: 8 kHz μ-
 leg: 16 kHz PCM16) and cut into exact 20 ms frames
 (:class:`~voiceagent.transports.twilio.outbound.OutboundQueue`). A sender
 task paces them at real time, keeping Twilio's playback buffer at most ``lead_ms`` ahead
-(:class:`PlayoutPacer`). Each TTS segment (the audio before a ``TTSTextFrame``) is followed
-by a ``mark``; echoes of those marks tell the
+(:class:`PlayoutPacer`), woken by the tick all calls share
+(:mod:`~voiceagent.transports.twilio.pacing`). Each TTS segment (the audio before a
+``TTSTextFrame``) is followed by a ``mark``; echoes of those marks tell the
 :class:`~voiceagent.transports.twilio.ledger.PlaybackLedger` what the caller heard.
 On an ``InterruptionFrame`` a ``clear`` goes out before anything else and no audio
 queued before it is ever sent. ``PlaybackPauseFrame`` stops sending media (what Twilio already
@@ -50,11 +51,14 @@ from voiceagent.settings import TransportSettings
 from voiceagent.transports.twilio.ledger import FRAME_S, PlaybackLedger, PlayoutPacer
 from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 from voiceagent.transports.twilio.outbound import MEDIA, TURN_END, OutboundQueue, OutTurn
+from voiceagent.transports.twilio.pacing import shared_tick
 from voiceagent.transports.twilio.protocol import clear_message, mark_message, media_message
 
 STOP_SAFETY_S = 0.5
 """Without a mark echo, a turn counts as played this long after its estimated play-out end."""
-BOT_SPEAKING_EVERY = 10  # frames (200 ms) between BotSpeakingFrames
+BOT_SPEAKING_EVERY = 50
+"""Frames (1 s) between ``BotSpeakingFrame`` s: a heartbeat for pipecat's idle timeouts. Each
+one travels every stage both ways; nothing here needs it more often."""
 
 
 class PlayoutTap(Protocol):
@@ -192,6 +196,7 @@ class TwilioOutput(FrameProcessor):
 
     async def _sender(self) -> None:
         out, pacer, clock = self._out, self.pacer, self._clock
+        tick = shared_tick(clock)
         queue = out.items
         while True:
             if not queue or self._closed or self.stream_sid is None:
@@ -211,9 +216,10 @@ class TwilioOutput(FrameProcessor):
                 await self._wake.wait()
                 continue
             if kind == MEDIA:
-                delay = pacer.send_delay(clock.now())
-                if delay > 0.0:
-                    await self._sleep(delay)
+                now = clock.now()
+                delay = pacer.send_delay(now)
+                if delay > 0.0 and not tick.due(delay):
+                    await tick.until(now + delay)
                     continue
             queue.popleft()
             if kind == TURN_END:

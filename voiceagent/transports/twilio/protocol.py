@@ -77,7 +77,8 @@ class Media:
     payload: bytes
     track: str
     chunk: int
-    timestamp_ms: int
+    timestamp_ms: int | None
+    """Twilio's stream time of the chunk (ms since the stream started); None if absent."""
 
 
 @dataclass(slots=True)
@@ -197,7 +198,9 @@ def _parse_media(message: dict[str, Any], max_bytes: int) -> Media:
         payload=audio,
         track=track,
         chunk=_optional_int(media, "chunk", "media"),
-        timestamp_ms=_optional_int(media, "timestamp", "media"),
+        timestamp_ms=(
+            None if media.get("timestamp") is None else _optional_int(media, "timestamp", "media")
+        ),
     )
 
 

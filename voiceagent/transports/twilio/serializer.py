@@ -36,6 +36,7 @@ from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 from voiceagent.transports.twilio.protocol import (
     Connected,
     Dtmf,
+    Inbound,
     Mark,
     Media,
     ProtocolError,
@@ -67,9 +68,19 @@ class AssignedStream:
 class InboundGuard:
     """Flood control and error accounting for one call's inbound messages. Clock-injected.
 
-    A token bucket admits ``rate`` messages per second with bursts of ``burst``. Errors are
-    counted per kind; a warning per kind is logged at most every ``warn_every_s`` (with the
-    number suppressed meanwhile); more than ``error_limit`` errors within
+    A token bucket admits ``rate`` messages per second with bursts of ``burst``, refilled on
+    the *caller's* clock, not on when the server happens to read: Twilio stamps every media
+    message with its stream time (``media.timestamp``), so messages that waited in the socket
+    while the event loop was busy (or while the call's pipeline was being built), read late and
+    all at once, are judged at the pace they were sent. A stream starts after its socket opened
+    (when the guard is made), so a message was sent no earlier than ``opened + timestamp`` and
+    no later than its arrival: that earliest send time (never after the arrival) is the
+    caller's clock, and made-up timestamps buy a flooder nothing. Messages without a timestamp
+    (``mark``, ``dtmf``) take a token without refilling; before any timestamp, or from a peer
+    that sends none, arrival time counts.
+
+    Errors are counted per kind; a warning per kind is logged at most every ``warn_every_s``
+    (with the number suppressed meanwhile); more than ``error_limit`` errors within
     ``error_window_s`` means the call should be closed.
     """
 
@@ -88,7 +99,8 @@ class InboundGuard:
         self._rate = rate
         self._burst = burst
         self._tokens = burst
-        self._refilled_at = clock.now()
+        self._opened = self._refilled_at = clock.now()
+        self._stamped = False
         self._error_limit = error_limit
         self.error_window_s = error_window_s
         self._warn_every_s = warn_every_s
@@ -97,13 +109,29 @@ class InboundGuard:
         self.label = label
         self.counts: dict[str, int] = {}
 
-    def admit(self) -> bool:
-        """Take one token for a message; ``False`` when the caller is flooding."""
+    def admit(self, sent_at_s: float | None = None) -> bool:
+        """Take one token for a message; ``False`` when the caller is flooding.
+
+        Args:
+            sent_at_s: The message's own stream time (a media message's ``timestamp`` in
+                seconds), if it carries one.
+        """
         now = self._clock.now()
-        tokens = self._tokens + (now - self._refilled_at) * self._rate
-        self._refilled_at = now
-        if tokens > self._burst:
-            tokens = self._burst
+        if sent_at_s is not None:
+            if not self._stamped:  # from now on the caller's clock counts, from the opening
+                self._stamped = True
+                self._refilled_at = min(self._refilled_at, self._opened)
+            at = min(now, self._opened + sent_at_s)
+        elif not self._stamped:
+            at = now
+        else:
+            at = self._refilled_at  # no news of the caller's clock: no refill
+        tokens = self._tokens
+        if at > self._refilled_at:
+            tokens += (at - self._refilled_at) * self._rate
+            self._refilled_at = at
+            if tokens > self._burst:
+                tokens = self._burst
         if tokens < 1.0:
             self._tokens = tokens
             return False
@@ -151,6 +179,9 @@ class TwilioSerializer(FrameProcessor):
         assigned: AssignedStream | None = None,
         **kwargs: Any,
     ) -> None:
+        # Direct mode: a frame made from a Twilio message goes straight to the next stage from
+        # the socket reader's task; no queue and task switch of its own per 20 ms frame.
+        kwargs.setdefault("enable_direct_mode", True)
         super().__init__(**kwargs)
         settings = settings or TransportSettings()
         self.sample_rate = settings.sample_rate
@@ -196,23 +227,28 @@ class TwilioSerializer(FrameProcessor):
         if self.should_close is not None or self.ended.is_set():
             return
         try:
-            if not self.guard.admit():
-                await self._error("flood", "more messages than the per-second limit allows")
-                return
+            message: Inbound | None = None
+            problem: tuple[str, str] | None = None
             limit = self._max_message_bytes
             if len(text) > limit or (not text.isascii() and len(text.encode()) > limit):
-                await self._error("too_large", f"message over {limit} bytes")
-                return
-            try:
-                message = parse_inbound(
-                    text, stream_sid=self.stream_sid, max_media_bytes=self._max_media_bytes
-                )
-            except ProtocolError as e:
-                await self._error(e.kind, e.reason)
-                return
-            if type(message) is Media:
-                await self._on_media(message)
+                problem = ("too_large", f"message over {limit} bytes")
             else:
+                try:
+                    message = parse_inbound(
+                        text, stream_sid=self.stream_sid, max_media_bytes=self._max_media_bytes
+                    )
+                except ProtocolError as e:
+                    problem = (e.kind, e.reason)
+            sent_at_s = None
+            if type(message) is Media and message.timestamp_ms is not None:
+                sent_at_s = message.timestamp_ms / 1000.0
+            if not self.guard.admit(sent_at_s):
+                await self._error("flood", "more messages than the per-second limit allows")
+            elif problem is not None:
+                await self._error(*problem)
+            elif type(message) is Media:
+                await self._on_media(message)
+            elif message is not None:
                 await self._on_event(message)
         except Exception:
             logger.opt(exception=True).error(f"{self}: failed handling an inbound message")
@@ -235,17 +271,26 @@ class TwilioSerializer(FrameProcessor):
             await self._error("bad_payload_size", str(e))
             return
         self.frames_in += 1
-        # A chunk can arrive only after its audio was captured: origin ≤ arrival − its end.
-        origin = (
-            self._line_clock.now()
-            - media.timestamp_ms / 1000.0
-            - len(media.payload) * (self._s_per_byte)
-        )
-        if self.stream_origin is None or origin < self.stream_origin:
-            self.stream_origin = origin
+        if media.timestamp_ms is not None:
+            # A chunk can arrive only after its audio was captured: origin ≤ arrival − its end.
+            origin = (
+                self._line_clock.now()
+                - media.timestamp_ms / 1000.0
+                - len(media.payload) * self._s_per_byte
+            )
+            if self.stream_origin is None or origin < self.stream_origin:
+                self.stream_origin = origin
         pcm = self._resampler.resample(pcm)
         if pcm:
-            await self.queue_frame(InputAudioRawFrame(pcm, self.sample_rate, 1))
+            frame = InputAudioRawFrame(pcm, self.sample_rate, 1)
+            stage = self.next
+            if stage is not None:
+                # Fifty times a second per call: straight into the next stage's queue, without
+                # pipecat's per-push machinery (push hooks, observers, a trace line built for
+                # nothing). Every other frame goes the usual way.
+                await stage.queue_frame(frame)
+            else:
+                await self.queue_frame(frame)
 
     async def _on_event(self, message: Connected | Start | Dtmf | Mark | Stop) -> None:
         if isinstance(message, Mark):
