@@ -142,6 +142,24 @@ async def test_any_bot_is_evaluated_in_process_with_its_words_judged_and_drawn(
     assert main(["calls", "show", sid]) == 0
     assert "caller  says 'What time do you close on Fridays?'" in capsys.readouterr().out
 
+    # a second run compared with the first: the same checks, nothing new
+    again = tmp_path / "again.json"
+    async with FakeOpenAIServer(FakeReply(tokens=REPLY)) as llm:
+        cheap_env(llm.base_url)
+        await run_eval_command(
+            args(
+                files=[str(path)],
+                bot="tests.eval.cheap_bot:make_bot",
+                out=str(again),
+                baseline=str(report),
+                scenario=["fridays"],
+            )
+        )
+    printed = capsys.readouterr().out
+    assert "compared with the baseline:" in printed
+    assert "checks: 0 now pass, 0 now fail (0 new, 1 gone)" in printed
+
+    # the report opened in a headless browser (last: it skips without Chromium)
     require_chromium()
     async with chromium(tmp_path) as page:
         requests: list[str] = []
@@ -166,23 +184,6 @@ async def test_any_bot_is_evaluated_in_process_with_its_words_judged_and_drawn(
     assert found["failed"] == 1
     assert "latency by stage" in found["text"] and "false barge-ins" in found["text"]
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
-
-    # a second run compared with the first: the same checks, nothing new
-    again = tmp_path / "again.json"
-    async with FakeOpenAIServer(FakeReply(tokens=REPLY)) as llm:
-        cheap_env(llm.base_url)
-        await run_eval_command(
-            args(
-                files=[str(path)],
-                bot="tests.eval.cheap_bot:make_bot",
-                out=str(again),
-                baseline=str(report),
-                scenario=["fridays"],
-            )
-        )
-    printed = capsys.readouterr().out
-    assert "compared with the baseline:" in printed
-    assert "checks: 0 now pass, 0 now fail (0 new, 1 gone)" in printed
 
 
 async def test_a_remote_servers_words_are_judged_from_its_call_store(
