@@ -47,7 +47,12 @@ from bench.stock_pipecat_bot import Providers, serve_stock_bot  # noqa: E402
 from voiceagent.eval.metrics import percentile  # noqa: E402
 from voiceagent.eval.rates import sum_rates  # noqa: E402
 from voiceagent.eval.report import ScenarioResult, SuiteReport  # noqa: E402
-from voiceagent.eval.runner import CallerVoice, EvalRunner, EvalTarget  # noqa: E402
+from voiceagent.eval.runner import (  # noqa: E402
+    CallerVoice,
+    EvalRunner,
+    EvalTarget,
+    one_caller_admission,
+)
 from voiceagent.eval.scenario import LineKind, Scenario, load_scenarios  # noqa: E402
 from voiceagent.settings import AgentSettings, Settings  # noqa: E402
 
@@ -57,8 +62,12 @@ LLM_KEY, LLM_MODEL = "bench", "bench-model"
 
 
 def voiceagent_settings(deepgram_url: str, deepgram_key: str, llm_url: str) -> Settings:
-    """voiceagent on the loopback providers: Deepgram STT/TTS, the OpenAI LLM, no fallbacks."""
-    return Settings(
+    """voiceagent on the loopback providers: Deepgram STT/TTS, the OpenAI LLM, no fallbacks.
+
+    Its admission keeps ``max_calls`` but not the loop-lag limit (the loop is the bench's too;
+    the stock bot has no admission): :func:`~voiceagent.eval.runner.one_caller_admission`.
+    """
+    settings = Settings(
         server={"host": "127.0.0.1", "port": 0, "twilio_auth_token": None},
         cloud={
             "deepgram_api_key": deepgram_key,
@@ -74,6 +83,7 @@ def voiceagent_settings(deepgram_url: str, deepgram_key: str, llm_url: str) -> S
         agent={"tools": False},
         storage={"enabled": False},
     )
+    return one_caller_admission(settings)
 
 
 def _playing(heard: list, at: float):
@@ -265,6 +275,7 @@ async def main() -> int:
     args = parser.parse_args()
     logger.remove()
     logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING")
+    logger.enable("voiceagent")  # its warnings (a refused call, a provider error) are figures too
 
     from bench.fakes.deepgram_live import DeepgramLiveServer, ScriptedRecognizer, WhisperRecognizer
 

@@ -214,6 +214,19 @@ def test_lines_never_spoken_fail_when_the_server_hangs_up_early():
     assert line6[0].evidence == "never spoken: the call ended (by the server) after 2 line(s)"
 
 
+def test_a_call_the_server_refused_says_so_with_its_close_code():
+    call = scenario()
+    refused = report([])
+    refused.closed_by_server = True
+    refused.close_code, refused.close_reason = 1013, "server at capacity, try again later"
+    results = evaluate(call, observe_call(call, refused, None, []))
+    line1 = [r for r in results if r.where == "line 1"]
+    assert line1[0].evidence == (
+        "never spoken: the call ended (by the server, close 1013 server at capacity, try again "
+        "later) after 0 line(s)"
+    )
+
+
 def test_the_report_gives_latency_percentiles_wer_and_pass_rate():
     call = scenario()
     seen = observe_call(call, report(), TRANSCRIPT, CLEARS)

@@ -134,3 +134,15 @@ async def test_the_cli_names_the_known_calls_for_an_unknown_scenario(tmp_path, c
     assert (
         "--scenario 'nope': no such call (calls: fridays-then-tuesday)" in capsys.readouterr().err
     )
+
+
+def test_the_in_process_server_does_not_refuse_its_one_caller_for_the_harness_own_lag():
+    """Its event loop is the harness's too: the loop-lag limit is lifted unless configured."""
+    from voiceagent.eval.runner import IN_PROCESS_MAX_LOOP_LAG_MS, one_caller_admission
+    from voiceagent.settings import Settings
+
+    lifted = one_caller_admission(Settings(server={"host": "127.0.0.1"}))
+    assert lifted.server.max_loop_lag_ms == IN_PROCESS_MAX_LOOP_LAG_MS
+    assert lifted.server.max_calls == Settings().server.max_calls
+    chosen = Settings(server={"host": "127.0.0.1", "max_loop_lag_ms": 400})
+    assert one_caller_admission(chosen).server.max_loop_lag_ms == 400

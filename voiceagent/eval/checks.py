@@ -187,4 +187,5 @@ def sentence_lines(scenario: Scenario, index: int) -> list[int]:
 def _never_spoken(call: CallObservation) -> str:
     spoken = sum(1 for line in call.lines if line.spoken)
     who = "the server" if call.closed_by_server else "the caller"
-    return f"never spoken: the call ended (by {who}) after {spoken} line(s)"
+    code = f", close {call.close}" if call.close else ""
+    return f"never spoken: the call ended (by {who}{code}) after {spoken} line(s)"

@@ -91,6 +91,8 @@ class CallObservation:
     duration_s: float = 0.0
     clears: int = 0
     closed_by_server: bool = False
+    close: str = ""
+    """The server's WebSocket close code and reason, when it closed the call."""
     error: str | None = None
 
 
@@ -124,6 +126,8 @@ def observe_call(
     observation.duration_s = report.duration_s
     observation.clears = report.clears
     observation.closed_by_server = report.closed_by_server
+    if report.closed_by_server and report.close_code is not None:
+        observation.close = f"{report.close_code} {report.close_reason}".strip()
     for turn in report.turns:
         if not 0 <= turn.index < len(observation.lines):
             continue
