@@ -34,6 +34,7 @@ class AgentState:
     playing: bool
     last_audio_s: float | None  # when agent audio last played (now, if playing)
     last_start_s: float | None  # start of the most recent agent utterance
+    last_clear_s: float | None = None  # when the latest ``clear`` dropped the unplayed audio
 
 
 class PlaybackTimeline:
@@ -70,6 +71,7 @@ class PlaybackTimeline:
         self.marks_received = 0
         self.marks_released = 0
         self.clears = 0
+        self._last_clear: int | None = None  # position of the latest clear
         self.glitches = 0
         self.pauses = 0
         self.discarded_samples = 0
@@ -134,6 +136,7 @@ class PlaybackTimeline:
         self.clears += 1
         now = self._now_pos()
         self._advance(now)
+        self._last_clear = now
         discarded = self._buffered()
         self.discarded_samples += discarded
         self._pending.clear()
@@ -166,7 +169,10 @@ class PlaybackTimeline:
         elif self._runs:
             last = self._runs[-1][1] / PHONE_SAMPLE_RATE
         start = self._utterances[-1][0] / PHONE_SAMPLE_RATE if self._utterances else None
-        return AgentState(playing=playing, last_audio_s=last, last_start_s=start)
+        cleared = None if self._last_clear is None else self._last_clear / PHONE_SAMPLE_RATE
+        return AgentState(
+            playing=playing, last_audio_s=last, last_start_s=start, last_clear_s=cleared
+        )
 
     @property
     def outstanding_marks(self) -> list[str]:

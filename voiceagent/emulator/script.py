@@ -260,8 +260,16 @@ class CallScript:
         line = self.lines[self._index - 1]
         begin = now - CHUNK_S + 1e-9
         waited = begin - self._ref_s
-        started = agent.playing or (
-            agent.last_audio_s is not None and agent.last_audio_s > self._ref_s
+        # Audio heard since the line ended is the reply, unless a clear since the line began
+        # dropped it: the caller stopped that audio (a barge-in, a key) and waits for what the
+        # agent sends after the clear (a keypad-only line ends at once, over the old answer).
+        since = self._ref_s
+        said_from = self.line_starts[self._index - 1]
+        cleared = agent.last_clear_s
+        if cleared is not None and said_from is not None and cleared >= said_from:
+            since = max(since, cleared + 1e-6)
+        started = (agent.playing and begin >= since) or (
+            agent.last_audio_s is not None and agent.last_audio_s > since
         )
         if started:
             last = agent.last_audio_s if agent.last_audio_s is not None else begin
