@@ -9,16 +9,13 @@ task paces them at real time, keeping Twilio's playback buffer at most ``lead_ms
 ``TTSTextFrame``) is followed by a ``mark``; echoes of those marks tell the
 :class:`~voiceagent.transports.twilio.ledger.PlaybackLedger` what the caller heard.
 On an ``InterruptionFrame`` a ``clear`` goes out before anything else and no audio
-queued before it is ever sent. ``PlaybackPauseFrame`` (the caller's first sound over the agent)
-stops the agent at the caller at once with a *soft clear*: ``clear`` goes out, and the audio
-Twilio had been sent but not played (at most ``lead_ms``, by the pacer's estimate, rounded up to
-a whole frame) goes back to the head of the queue with the marks after it
-(:meth:`~voiceagent.transports.twilio.outbound.OutboundQueue.take_back`). Nothing is sent until
-``PlaybackResumeFrame`` (a backchannel, a noise: playback goes on where the caller stopped
-hearing it) or an interruption (the held audio is dropped); the turn's heard share counts only
-audio actually played. A ``PlaybackFenceFrame`` is answered
-upstream with ``PlaybackFenceReachedFrame`` once every turn received before it has finished
-playing.
+queued before it is ever sent. ``PlaybackPauseFrame`` (the caller's first sound) is a *soft
+clear*: ``clear`` goes out at once, and what Twilio had not played (≤ ``lead_ms``, whole frames)
+goes back to the head of the queue with the marks after it (``OutboundQueue.take_back``);
+``PlaybackResumeFrame`` plays on from where the caller stopped hearing, an interruption drops
+it. The turn's heard share counts only audio actually played. A ``PlaybackFenceFrame`` is
+answered upstream with ``PlaybackFenceReachedFrame`` once every turn received before it has
+finished playing.
 """
 
 from __future__ import annotations
