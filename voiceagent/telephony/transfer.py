@@ -14,11 +14,13 @@ see the README's "Outbound calls, transfer, voicemail" section for why.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from typing import Any
 
 from loguru import logger
 from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.processors.frame_processor import FrameProcessor
+from pydantic import BaseModel, Field, create_model
 from twilio.twiml.voice_response import VoiceResponse
 
 from voiceagent.processors.hang_up import CallAction, CallHangUp
@@ -146,39 +148,41 @@ class TransferDesk:
         self.transfers: list[str] = []
         """Destinations asked for on this call, in order."""
 
-    def tool(self) -> AgentTool:
-        """The ``transfer_call`` tool (side effects: only for turns the caller committed)."""
+    def tool(self) -> AgentTool[Any]:
+        """The ``transfer_call`` tool (side effects: only for turns the caller committed).
+
+        Its arguments model is made for this desk: ``destination`` is one of its names (an
+        ``enum`` in the schema the LLM is offered, refused otherwise).
+        """
         names = sorted(self.targets)
+        # An enum (not a Literal, whose single value would be a JSON-schema ``const``).
+        destination = StrEnum("Destination", {name: name for name in names})
+        request = create_model(
+            "TransferRequest",
+            destination=(destination, Field(description="Who to transfer the caller to")),
+            reason=(str | None, Field(None, description="Why the caller needs a person")),
+        )
         return AgentTool(
-            name="transfer_call",
-            description=(
-                "Transfer the caller to a person. Tell the caller you are transferring them in "
-                "the same reply, before calling this. Destinations: " + ", ".join(names) + "."
-            ),
-            parameters={
-                "type": "object",
-                "properties": {
-                    "destination": {"type": "string", "enum": names},
-                    "reason": {"type": "string", "description": "Why the caller needs a person"},
-                },
-                "required": ["destination"],
-            },
-            handler=self.transfer,
+            "transfer_call",
+            "Transfer the caller to a person. Tell the caller you are transferring them in "
+            "the same reply, before calling this. Destinations: " + ", ".join(names) + ".",
+            request,
+            self.transfer,
             side_effects=True,
             follow_up=False,
         )
 
-    async def transfer(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def transfer(self, request: BaseModel) -> dict[str, Any]:
         """Tool handler: transfer once the hand-off sentence has been heard."""
-        name = str(args.get("destination", ""))
+        name = str(getattr(request, "destination", ""))  # a StrEnum member: its value
         target = self.targets.get(name)
-        if target is None:
+        if target is None:  # the model offered only these names: a programming error
             known = ", ".join(sorted(self.targets))
             return {"error": f"unknown destination {name!r}; one of: {known}", "executed": False}
         action = transfer_action(
             self._rest, target, caller_id=self._caller_id, on_failure=self._apologize
         )
-        reason = str(args.get("reason") or f"transfer to {name}")[:200]
+        reason = str(getattr(request, "reason", None) or f"transfer to {name}")[:200]
         if not await self._hang_up.request(
             reason, end_reason=EndReason.TRANSFERRED.value, action=action
         ):
