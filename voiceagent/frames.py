@@ -159,6 +159,17 @@ class TurnMetricsFrame(SystemFrame):
 
 
 @dataclass
+class TurnCountsFrame(SystemFrame):
+    """How much each turn-taking counter of the call grew (``TurnStats`` names), downstream.
+
+    Pushed by the turn engine's processor whenever a counter changed; the server sums them
+    over every call of every bot for ``/metrics``.
+    """
+
+    changes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class EndOfTurnFrame(SystemFrame):
     """The end-of-turn model's verdict on the caller's audio at a VAD stop.
 

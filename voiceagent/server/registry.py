@@ -14,7 +14,6 @@ from loguru import logger
 from pipecat.frames.frames import Frame
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
-from voiceagent.server.metrics import LiveCounts
 
 
 class ActiveCall(Protocol):
@@ -115,14 +114,6 @@ class CallRegistry:
             del self._mail[sid]
         _, frames = self._mail.pop(call_sid, (now, []))
         return frames
-
-    def live_counts(self) -> LiveCounts:
-        """Counters of the active calls, summed now (for /metrics)."""
-        live = LiveCounts(active_calls=len(self._calls))
-        for call in self._calls:
-            live.frames_in += call.frames_in
-            live.frames_out += call.frames_out
-        return live
 
     def stop_accepting(self) -> None:
         """Refuse new calls from now on."""
