@@ -231,8 +231,9 @@ class LocalPiperTTSService(TTSService):
 
     async def _piper_audio(self, voice: PiperVoice, text: str) -> AsyncIterator[bytes]:
         """PCM16 of each Piper sentence, synthesized one at a time in a worker thread."""
-        prepared = self._phrases.get(text) if self._phrases is not None else None
-        if prepared is not None and self._phrases.voice is voice:
+        phrases = self._phrases
+        prepared = phrases.get(text) if phrases is not None and phrases.voice is voice else None
+        if prepared is not None:
             for audio in prepared:
                 yield audio
             return
