@@ -5,8 +5,8 @@
 
 Point a Twilio number's ``<Connect><Stream url="wss://HOST/media">`` at it. No voiceagent
 server: pipecat's ``FastAPIWebsocketTransport`` owns the socket and paces the audio;
-voiceagent brings the Twilio serializer (strict parsing, marks, the heard ledger, pacing
-at most ``transport.lead_ms`` ahead) and the stages between the transport's input and output::
+voiceagent brings the Twilio serializer (strict parsing, marks, the heard ledger) and the
+stages between the transport's input and output::
 
     transport.input()                     Twilio messages → frames (TwilioFrameSerializer)
     CallerVoiceProcessor                  Silero VAD + sound onset
@@ -50,6 +50,8 @@ from voiceagent import (
 )
 from voiceagent.settings import PIPELINE_SAMPLE_RATE
 
+LINE_RATE = 8000  # Twilio's μ-law
+
 
 def call_processors(settings: Settings, http: aiohttp.ClientSession) -> list[FrameProcessor]:
     """The stages between the transport's input and output (checked like the builder's)."""
@@ -67,7 +69,7 @@ def call_processors(settings: Settings, http: aiohttp.ClientSession) -> list[Fra
             system_instruction=agent.system_prompt,
         ),
         SentenceAggregator(first_chunk_min_words=settings.turns.first_chunk_min_words),
-        create_deepgram_tts(cloud, http),
+        create_deepgram_tts(cloud, http, sample_rate=LINE_RATE),  # speech at the phone's rate
         TwilioMarks(),
     ]
     check_chain(processors)  # e.g. an LLM without VoiceLLMMixin is refused here, not mid-call
@@ -97,8 +99,10 @@ async def run_call(
         on_call(processors)
     worker = PipelineWorker(
         Pipeline([transport.input(), *processors, transport.output()]),
+        # Caller audio at the rate VAD and STT want; agent audio at the phone line's, so
+        # nothing resamples it between the TTS and Twilio.
         params=PipelineParams(
-            audio_in_sample_rate=PIPELINE_SAMPLE_RATE, audio_out_sample_rate=PIPELINE_SAMPLE_RATE
+            audio_in_sample_rate=PIPELINE_SAMPLE_RATE, audio_out_sample_rate=LINE_RATE
         ),
         idle_timeout_secs=None,
         enable_rtvi=False,

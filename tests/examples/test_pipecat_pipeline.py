@@ -108,11 +108,13 @@ async def test_the_turn_engine_on_pipecats_transport_keeps_only_what_was_heard(t
     assert said[0].endswith(INTERRUPTED_SUFFIX)
     assert heard and GREETING.startswith(heard) and len(heard) < len(GREETING)
     assert "holidays" not in said[0]
-    # It is what the caller's earpiece played before the clear (the fake TTS speaks 15 ms a
-    # character; the ledger cuts at whole words).
+    # It is what the caller's earpiece played before the clear (the fake TTS speaks 240 samples
+    # a character, here at the phone's 8 kHz; the ledger cuts at whole words).
+    assert tts.queries[0]["sample_rate"] == "8000"  # no resampling between the TTS and Twilio
+    per_char_s = 240 / 8000
     played_s = clear_t - greeting_start
-    print(f"played {played_s:.2f} s of the greeting; the ledger says {len(heard) * 0.015:.2f} s")
-    assert abs(len(heard) * 0.015 - played_s) < 0.3
+    print(f"played {played_s:.2f} s of the greeting; the ledger: {len(heard) * per_char_s:.2f} s")
+    assert abs(len(heard) * per_char_s - played_s) < 0.4
     assert users == [QUESTION]
     # The answer was asked with that conversation, spoken and heard.
     assert llm.requests[-1]["messages"][1] == {

@@ -126,7 +126,7 @@ def test_an_llm_must_support_cancellation_of_speculative_replies():
     with pytest.raises(ChainContractError) as refused:
         check_chain(good_chain(llm=plain_llm()))
     message = str(refused.value)
-    assert "OpenAILLMService must support cancellation" in message
+    assert message.startswith("OpenAILLMService (#4 in the chain) must support cancellation")
     assert "class VoiceOpenAILLMService(VoiceLLMMixin, OpenAILLMService)" in message
     fallback = LLMFallback([voice_llm(), plain_llm()])  # every provider of the chain counts
     with pytest.raises(ChainContractError, match="must support cancellation"):
@@ -144,9 +144,11 @@ def test_the_aggregator_sits_between_the_llm_and_the_tts():
 def test_a_tts_must_bracket_its_replies():
     with pytest.raises(ChainContractError) as refused:
         check_chain(good_chain(tts=PlainTTS()))
-    assert "PlainTTS pushes no TTSStartedFrame/TTSStoppedFrame" in str(refused.value)
+    assert "PlainTTS (#6 in the chain) pushes no TTSStartedFrame/TTSStoppedFrame" in str(
+        refused.value
+    )
     assert "VoiceTTSService" in str(refused.value)
-    with pytest.raises(ChainContractError, match="PlainTTS pushes no"):
+    with pytest.raises(ChainContractError, match="TTSFallback .*: its PlainTTS pushes no"):
         check_chain(good_chain(tts=TTSFallback([VoiceTTS(), PlainTTS()])))
     # Told explicitly, on pipecat's own base, it is fine.
     check_chain(good_chain(tts=PlainTTS(push_start_frame=True, push_stop_frames=True)))

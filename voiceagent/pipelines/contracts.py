@@ -164,13 +164,19 @@ def _services(processor: FrameProcessor) -> list[FrameProcessor]:
     return [processor]
 
 
+def _who(c: _Chain, index: int, service: FrameProcessor) -> str:
+    """The processor, or the provider inside a fallback stage."""
+    name = c.name(index)
+    return name if service is c.chain[index] else f"{name}: its {type(service).__name__}"
+
+
 def _llm_withdraws_speculations(c: _Chain) -> Iterator[str]:
     for i in c.all("llm"):
         for service in _services(c.chain[i]):
             if isinstance(service, LLMService) and not isinstance(service, VoiceLLMMixin):
                 cls = type(service).__name__
                 yield (
-                    f"{c.name(i)}: {cls} must support cancellation of the turn engine's "
+                    f"{_who(c, i, service)} must support cancellation of the turn engine's "
                     "speculative replies and the tool policy (VoiceLLMMixin): without it a "
                     "speculation withdrawn while queued is still answered, and side-effecting "
                     f"tools run for replies the caller cut off. Declare "
@@ -207,7 +213,7 @@ def _tts_after_llm_with_brackets(c: _Chain) -> Iterator[str]:
             if isinstance(service, TTSService) and not _pushes_reply_brackets(service):
                 cls = type(service).__name__
                 yield (
-                    f"{c.name(i)}: {cls} pushes no TTSStartedFrame/TTSStoppedFrame, so the "
+                    f"{_who(c, i, service)} pushes no TTSStartedFrame/TTSStoppedFrame, so the "
                     "output cannot tell where an agent turn ends and every turn would count "
                     "as cut off by the caller's next word. Subclass voiceagent.VoiceTTSService "
                     f"(or `class {cls}(VoiceTTSMixin, ...)`), or pass push_start_frame=True, "

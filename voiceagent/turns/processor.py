@@ -11,6 +11,8 @@ Frame contract:
   output's playback), the LLM's ``FunctionCallsStartedFrame``
   / ``FunctionCallResultFrame`` (tool results join the conversation and are answered),
   ``EagerEndOfTurnCancelFrame`` (the LLM withdrew a speculation), ``ErrorFrame``.
+- consumes, from either side: ``AgentHeardFrame``, what the caller heard of each agent turn
+  (one per turn that played out or was cut). The conversation keeps only that text.
 - emits: ``UserStartedSpeakingFrame`` / ``UserStoppedSpeakingFrame`` (pipecat's turn frames;
   the LLM service's speculation gate releases a held reply on the latter),
   ``LLMContextFrame`` (``speculation=True`` for early starts), ``EagerEndOfTurnCancelFrame``,
@@ -19,9 +21,6 @@ Frame contract:
   re-prompt), ``UserTurnCommittedFrame`` and ``TurnMetricsFrame`` (for observers),
   ``ConversationUpdatedFrame`` (after heard agent speech: a local LLM can pre-evaluate it).
   Everything else is forwarded.
-
-- consumes, from either side: ``AgentHeardFrame``, what the caller heard of each agent turn
-  (one per turn that played out or was cut). The conversation keeps only that text.
 
 Requires downstream: a pipecat LLM service with ``VoiceLLMMixin`` (pipecat's speculation gate
 holds speculative replies; the mixin voids withdrawn ones still queued and applies the tool

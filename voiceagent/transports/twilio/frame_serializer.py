@@ -12,12 +12,17 @@ flood guard, the playback ledger), as a pipecat ``FrameSerializer`` — usable w
   Twilio's echoes (and, at a ``clear``, how much of the turn's audio had played) become an
   ``AgentHeardFrame`` per agent turn, pushed *downstream* from the transport's input
   (``TurnProcessor`` takes it from either side);
-- **pacing**: audio is sent at most ``lead_ms`` ahead of real time (pipecat's WebSocket outputs
-  send at twice real time, so Twilio would hold seconds of a long reply: played on after a
-  barge-in was decided, and reported by ``BotStoppedSpeakingFrame`` long before it was heard);
+- **pacing**: audio is never sent more than ``lead_ms`` ahead of real time (pipecat's WebSocket
+  outputs send at real time, a chunk ahead, so this only holds back a transport that writes
+  faster), and the same play-out model tells how much of a turn had played at a ``clear``;
 - ``start`` → ``CallStartedFrame`` (the turn engine greets on it), ``stop`` →
   ``CallEndedFrame``, marks → ``PlaybackMarkFrame``; bad input dropped, counted, logged at most
   once per kind every few seconds.
+
+Give the transport the line's rate out (``audio_out_sample_rate=8000``): pipecat's output then
+resamples ahead of its send buffer and each chunk goes out as it is. Audio at another rate is
+resampled here, and the stream resampler releases it in bursts of about 100 ms, which a
+real-time output plays with gaps (said once per call in the log).
 
 It does not hang the call up on ``EndFrame`` (pipecat's does, over REST): voiceagent's
 ``CallHangUp`` or ``voiceagent.TwilioRestClient`` do that on purpose.
@@ -283,6 +288,11 @@ class TwilioFrameSerializer(FrameSerializer):
         if resampler is None:
             resampler = StreamResampler(frame.sample_rate, self.line_format.rate)
             self._out_resamplers[frame.sample_rate] = resampler
+            if frame.sample_rate != self.line_format.rate:
+                logger.warning(
+                    f"{self}: agent audio at {frame.sample_rate} Hz is resampled here, in "
+                    f"bursts; give the transport audio_out_sample_rate={self.line_format.rate}"
+                )
         # The resampler may hold audio back and release it in bursts: what goes out is what it
         # gives, and the rest follows with the next chunk or the segment's flush.
         return await self._send_line(sid, resampler.resample(pcm[: len(pcm) & ~1]))
