@@ -177,15 +177,18 @@ async def test_a_barge_in_clears_twilio_and_reports_only_what_was_heard(line, cl
     assert serializer.clears_sent == 1
 
 
-async def test_a_turn_cut_before_any_of_its_audio_was_sent_was_heard_by_nobody(line):
+async def test_a_turn_cut_before_any_of_its_audio_was_sent_is_forgotten(line):
+    """Only turns the caller could have heard are reported: each report needs a mark echo."""
     serializer, twilio = line
-    plan, _ = speech(1, [("Let me check that for you.", 400)])
-    await send(serializer, *plan)  # made by the TTS, still queued in the output
-    assert await send(serializer, InterruptionFrame()) == []  # Twilio holds nothing to clear
-    sync = await send(serializer, SyncMarkFrame())
-    heard = await serializer.deserialize(twilio.mark(sync[0]["mark"]["name"]))
-    assert isinstance(heard, AgentHeardFrame)
-    assert heard.text == "" and heard.full_text == "Let me check that for you."
+    plan, wire = speech(1, [("Sure.", 80)])
+    later, _ = speech(2, [("Let me check that for you.", 400)])
+    await send(serializer, *plan, *later, *wire[:3])  # turn 2 is still queued in the output
+    assert await send(serializer, InterruptionFrame()) != []  # turn 1 was playing
+    [sync] = await send(serializer, SyncMarkFrame())
+    heard = await serializer.deserialize(twilio.mark(sync["mark"]["name"]))
+    assert isinstance(heard, AgentHeardFrame) and heard.full_text == "Sure."
+    assert not serializer.playback.reports  # nothing about turn 2
+    assert await send(serializer, InterruptionFrame(), SyncMarkFrame()) == []
 
 
 async def test_audio_waiting_for_its_turn_when_a_clear_comes_is_never_sent(line, clock):

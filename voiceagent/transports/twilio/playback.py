@@ -93,14 +93,23 @@ class StreamPlayback:
     def clear(self, now: float) -> bool:
         """A barge-in: every open turn is cut where the caller got to.
 
+        A turn none of whose audio was sent yet (still queued in the transport, dropped with
+        it) is forgotten without a report: each report rides on a mark echo, and after a
+        ``clear`` Twilio echoes one outstanding mark per turn it was playing, plus the sync mark.
+
         Returns whether Twilio holds anything to drop (a ``clear`` is worth sending).
         """
         unplayed = any(self._open.values()) or self.pacer.buffered(now) > 0.0
         if unplayed:
             self.ledger.on_clear(now)
         self.pacer.on_clear(now)
-        for turn_id in list(self._open):
-            self._report(turn_id, interrupted=True)
+        for turn_id, sent_any in list(self._open.items()):
+            if sent_any:
+                self._report(turn_id, interrupted=True)
+            else:
+                self._open.pop(turn_id)
+                self._complete.discard(turn_id)
+                self.ledger.close_turn(turn_id, interrupted=True)
         self._sending = None
         return unplayed
 
