@@ -260,6 +260,18 @@ class AnswerVerdictFrame(SystemFrame):
 
 
 @dataclass
+class AnswerPendingFrame(SystemFrame):
+    """The other party's first words may be an answering machine's greeting (``holding``).
+
+    Pushed downstream by the ``AnsweringMachineDetector`` when such an utterance starts and
+    when it is settled without a verdict; ``MachineWords`` keeps the caller's speech from the
+    turn engine meanwhile (released on a person's verdict, dropped on a machine's).
+    """
+
+    holding: bool = True
+
+
+@dataclass
 class ProviderSwitchedFrame(SystemFrame):
     """A stage's provider failed; the next one serves the rest of the call.
 

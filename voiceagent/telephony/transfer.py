@@ -5,7 +5,10 @@ Twilio runs new TwiML on a live call when asked (``calls(sid).update_async(twiml
 the line. In a call, the ``transfer_call`` tool does it after the agent's hand-off sentence has
 been heard (``CallHangUp.request`` with this module's action and ``end_reason="transferred"``);
 if Twilio refuses (an invalid number, a rate limit, the call already over) the agent says so
-and the conversation goes on. :func:`transfer_call` is the same REST request for library use.
+and the conversation goes on. :func:`transfer_call` is the same REST request for library use;
+on a call a server of this process is streaming it first declares ``transferred`` into that
+call (a ``CallEndReasonFrame`` through the server's call registry), so the record does not
+mistake the redirect's ``stop`` for the caller hanging up.
 
 A warm transfer (the agent briefs the person before connecting the caller) is not offered:
 see the README's "Outbound calls, transfer, voicemail" section for why.
@@ -21,7 +24,9 @@ from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.processors.frame_processor import FrameProcessor
 from twilio.twiml.voice_response import VoiceResponse
 
+from voiceagent.frames import CallEndReasonFrame
 from voiceagent.processors.hang_up import CallAction, CallHangUp
+from voiceagent.server.registry import ActiveCall, find_live_call
 from voiceagent.services.tools import AgentTool
 from voiceagent.settings import Settings
 from voiceagent.telephony.end_reason import EndReason
@@ -63,9 +68,10 @@ async def transfer_call(
 ) -> None:
     """Move live call ``call_sid`` to ``target`` now (Twilio speaks ``say`` first, if given).
 
-    The call's media stream ends; a call this server streams is then recorded as ended by
-    the caller, as the server cannot tell this redirect from a hang-up — the agent's own
-    ``transfer_call`` tool records ``transferred``.
+    The call's media stream ends. When a server of this process streams the call, its record
+    says ``transferred`` (declared into the live call before Twilio is asked, withdrawn if
+    Twilio refuses); a call streamed by another process is recorded as ended by the caller,
+    as that server cannot tell this redirect from a hang-up.
 
     Raises:
         InvalidNumberError: ``target`` is neither an E.164 number nor a SIP URI.
@@ -78,8 +84,23 @@ async def transfer_call(
     client = rest or TwilioRestClient.from_settings(settings)
     if client is None:
         raise ValueError("transfers need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
-    await client.update_call(call_sid, twiml=twiml)
-    logger.info(f"call {call_sid}: transferred to {target}")
+    live = find_live_call(call_sid)
+    declared = await _declare(live, EndReason.TRANSFERRED.value, f"transfer to {target}")
+    try:
+        await client.update_call(call_sid, twiml=twiml)
+    except TwilioRestError:
+        if declared:
+            await _declare(live, "", "transfer refused")
+        raise
+    where = " (a call this server streams)" if declared else ""
+    logger.info(f"call {call_sid}: transferred to {target}{where}")
+
+
+async def _declare(call: ActiveCall | None, reason: str, detail: str) -> bool:
+    """Tell the live call's record why it ends (``""`` withdraws it); whether it was told."""
+    if call is None:
+        return False
+    return await call.deliver(CallEndReasonFrame(reason=reason, detail=detail))
 
 
 def transfer_action(
