@@ -20,8 +20,9 @@ from voiceagent.processors.caller_voice import CallerVoiceProcessor
 from voiceagent.processors.end_of_turn import EndOfTurnDetector
 from voiceagent.processors.fallback_stages import LLMFallback, TTSFallback
 from voiceagent.processors.hang_up import CallHangUp
+from voiceagent.processors.machine_words import MachineWords
 from voiceagent.processors.sentence_aggregator import SentenceAggregator
-from voiceagent.processors.voicemail import AnsweringMachineDetector, MachineWords
+from voiceagent.processors.voicemail import AnsweringMachineDetector
 from voiceagent.services.llm import create_llm_service
 from voiceagent.services.tts import VoiceTTSService
 from voiceagent.settings import Settings

@@ -39,12 +39,9 @@ from voiceagent.processors.caller_voice import CallerVoiceProcessor
 from voiceagent.processors.end_of_turn import EndOfTurnDetector
 from voiceagent.processors.fallback_stages import LLMFallback, STTFallback, TTSFallback
 from voiceagent.processors.hang_up import CallHangUp
+from voiceagent.processors.machine_words import MachineWords
 from voiceagent.processors.sentence_aggregator import SentenceAggregator
-from voiceagent.processors.voicemail import (
-    AnsweringMachineDetector,
-    MachineWords,
-    VoicemailResponder,
-)
+from voiceagent.processors.voicemail import AnsweringMachineDetector, VoicemailResponder
 from voiceagent.services.tts import VoiceTTSMixin
 from voiceagent.services.voice_llm import VoiceLLMMixin
 from voiceagent.turns.processor import TurnProcessor
