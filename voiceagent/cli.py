@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         help="worker processes sharing the port (default: one per core; one with local models)",
     )
     serve.add_argument(
-        "--bot", default=None, help=f"module:factory making the bot from settings ({DEFAULT_BOT})"
+        "--bot",
+        default=None,
+        help=f"module:factory or file.py:factory making the bot from settings ({DEFAULT_BOT})",
     )
 
     from voiceagent.emulator.cli import add_call_parser

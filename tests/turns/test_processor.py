@@ -26,9 +26,11 @@ from pipecat.frames.frames import (
 
 from voiceagent.clock import ManualClock
 from voiceagent.frames import (
+    AgentHeardFrame,
     AudioSpan,
     CallerSoundFrame,
     CallStartedFrame,
+    ConversationUpdatedFrame,
     PlaybackPauseFrame,
     TurnCountsFrame,
     UserTurnCommittedFrame,
@@ -201,3 +203,27 @@ def result(call_id: str, value: dict, *, run_llm: bool | None = None) -> Functio
         run_llm=None,
         properties=properties,
     )
+
+
+async def test_what_the_caller_heard_counts_from_either_side_of_the_turn_engine():
+    """TwilioOutput reports heard agent turns upstream; a pipecat transport's serializer reports
+    them downstream from the transport's input. The conversation keeps the heard text either way,
+    and only that."""
+    clock = ManualClock()
+    turns = TurnProcessor(greeting="Hello, Harbor Bikes. We fix bikes.", clock=clock)
+    async with Call(turns, clock) as call:
+        await call.send(CallStartedFrame(call_sid="CA1"))
+        await call.send(
+            AgentHeardFrame(
+                turn_id=1,
+                text="Hello, Harbor Bikes.",
+                full_text="Hello, Harbor Bikes. We fix bikes.",
+                interrupted=True,
+                unheard_text="We fix bikes.",
+            )
+        )
+        await call.send(AgentHeardFrame(turn_id=2, text="Sure, it is ready."), direction=UP)
+        [said] = [m["content"] for m in turns.conversation.messages if m["role"] == "assistant"]
+        assert said.startswith("Hello, Harbor Bikes.") and "We fix" not in said
+        assert said.endswith(" Sure, it is ready.")  # back-to-back agent turns read as one
+        assert len(of(call.down, ConversationUpdatedFrame)) == 2

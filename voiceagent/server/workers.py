@@ -21,6 +21,7 @@ at the end (see :mod:`voiceagent.server.metrics`).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import multiprocessing
 import os
 import shutil
@@ -31,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -59,20 +61,41 @@ def default_workers(settings: Settings) -> int:
     return os.cpu_count() or 1
 
 
+def _import_bot_module(name: str) -> Any:
+    """A module by dotted name, or a Python file by path (``examples/custom_bot.py``)."""
+    if not name.endswith(".py"):
+        return importlib.import_module(name)
+    path = Path(name).resolve()
+    if not path.is_file():
+        raise ImportError(f"no such file: {path}")
+    module_name = f"voiceagent_bot_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
 def load_bot_factory(spec: str) -> Callable[[Settings], Any]:
-    """``module:attribute`` → the callable that makes a bot from settings.
+    """``module:attribute`` or ``path/to/file.py:attribute`` → the callable making the bot.
 
     Raises:
         ValueError: the spec is malformed or names nothing importable.
     """
-    module_name, sep, attribute = spec.partition(":")
+    module_name, sep, attribute = spec.rpartition(":")
     if not sep or not module_name or not attribute:
-        raise ValueError(f"--bot {spec!r}: expected module:factory")
+        raise ValueError(f"--bot {spec!r}: expected module:factory or file.py:factory")
     try:
-        target: Any = importlib.import_module(module_name)
+        target: Any = _import_bot_module(module_name)
         for part in attribute.split("."):
             target = getattr(target, part)
-    except (ImportError, AttributeError) as e:
+    except (ImportError, AttributeError, SyntaxError) as e:
         raise ValueError(f"--bot {spec!r}: cannot load it ({e})") from e
     if not callable(target):
         raise ValueError(f"--bot {spec!r} is not callable")
