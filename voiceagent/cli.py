@@ -31,6 +31,25 @@ def _settings(args: argparse.Namespace):
 
 
 DEFAULT_BOT = "voiceagent.pipelines.receptionist:ReceptionistBot"
+READS_SETTINGS = ("serve", "demo", "eval", "dial", "calls", "phone-link")
+"""Commands whose settings are checked before they start: a typo stops them at once."""
+
+
+def _check_settings() -> int | None:
+    """Print each problem of the environment's settings once; 2 when there is one."""
+    from voiceagent.settings import Settings, SettingsError
+
+    try:
+        Settings.from_env()
+    except SettingsError as e:
+        _print_problems(e)
+        return 2
+    return None
+
+
+def _print_problems(error: Exception) -> None:
+    for problem in getattr(error, "problems", None) or [str(error)]:
+        print(f"error: {problem}", file=sys.stderr)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -141,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     # Idle OpenMP threads (CTranslate2, onnxruntime) sleep rather than spin: 2 cores are shared
     # by Whisper, Silero, Piper and the llama.cpp server; spinning cost ~2x LLM prompt speed.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if args.command in READS_SETTINGS and (failed := _check_settings()) is not None:
+        return failed
     try:
         if args.command == "serve":
             return _serve(args)
@@ -175,8 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (ValueError, RuntimeError) as e:
-        logger.error(str(e))
-        print(f"error: {e}", file=sys.stderr)
+        _print_problems(e)  # printed once: the CLI's logger would repeat it on stderr
         return 2
     return 1
 
