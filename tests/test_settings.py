@@ -255,7 +255,7 @@ def test_serve_stops_at_startup_naming_the_variable_once():
 
 @pytest.mark.parametrize(
     "argv",
-    [["demo"], ["demo", "--browser"], ["eval"], ["dial", "--to", "+15550100199"]],
+    [["demo"], ["demo", "--browser"], ["eval"], ["dial", "--to", "+15550100199"], ["config"]],
     ids=lambda argv: " ".join(argv),
 )
 def test_every_command_reading_settings_stops_at_startup(argv, monkeypatch, capfd):
