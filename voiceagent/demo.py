@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from voiceagent.emulator.voice import caller_audio, synthesize_caller_lines, trim_silence
 
@@ -21,6 +23,7 @@ __all__ = [
     "DEMO_SCRIPT",
     "DemoLine",
     "demo_bot",
+    "latency_summary",
     "run_demo",
     "synthesize_caller_lines",
     "trim_silence",
@@ -68,10 +71,16 @@ def demo_bot(args: Any, settings: Any, on_transcript: Any) -> Any:
     return factory(settings)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
+def latency_summary(latencies_ms: Sequence[float]) -> str:
+    """``latency p50 … ms, p90 … ms over N turns`` (numpy's linear interpolation between ranks).
+
+    Raises:
+        ValueError: no latencies.
+    """
+    if not latencies_ms:
+        raise ValueError("no latencies to summarize")
+    p50, p90 = np.percentile(np.asarray(latencies_ms, dtype=float), [50, 90])
+    return f"latency p50 {p50:.0f} ms, p90 {p90:.0f} ms over {len(latencies_ms)} turns"
 
 
 async def run_demo(args: Any) -> int:
@@ -150,8 +159,7 @@ async def run_demo(args: Any) -> int:
         print(f"{turn.index + 1:>4}  {shown:>16}   {turn.caller_text}")
     if latencies:
         print(
-            f"latency p50 {statistics.median(latencies):.0f} ms, p90 "
-            f"{_percentile(latencies, 0.9):.0f} ms over {len(latencies)} turns; "
+            f"{latency_summary(latencies)}; "
             f"agent spoke into a mid-sentence pause {cut_ins}x; "
             f"marks {report.marks_echoed}/{report.marks_received} echoed, clears {report.clears}"
         )

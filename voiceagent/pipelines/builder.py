@@ -166,7 +166,9 @@ def _tts_provider(parts: CallParts, provider: str) -> FrameProcessor:
 
     assert res.piper_paths is not None
     model, config = res.piper_paths
-    return LocalPiperTTSService(model_path=model, config_path=config, voice=res.piper_voice)
+    return LocalPiperTTSService(
+        model_path=model, config_path=config, voice=res.piper_voice, phrases=res.piper_phrases
+    )
 
 
 def _hang_up(parts: CallParts) -> FrameProcessor:

@@ -31,9 +31,7 @@ from voiceagent.pipelines.receptionist_tools import (
     tools_prompt,
 )
 from voiceagent.pipelines.resources import AgentResources
-from voiceagent.processors.fallback import FallbackSwitcher
 from voiceagent.processors.hang_up import CallHangUp
-from voiceagent.processors.turn_totals import TurnTotals
 from voiceagent.settings import (
     DEFAULT_GREETING,
     DEFAULT_OUTBOUND_GREETING,
@@ -43,7 +41,6 @@ from voiceagent.settings import (
 )
 from voiceagent.telephony.transfer import TRANSFER_HINT, TransferDesk
 from voiceagent.transports.twilio.rest import TwilioRestClient
-from voiceagent.turns.processor import TurnProcessor
 
 TRANSFER_TOOL = "transfer_call"
 MAX_LEDGER_CALLS = 1000
@@ -98,17 +95,6 @@ def receptionist_settings(settings: Settings) -> Settings:
         if ours:
             update[section] = model.model_copy(update=ours)
     return settings.model_copy(update=update) if update else settings
-
-
-def _stage_counts(parts: CallParts) -> Callable[[], dict[str, int]]:
-    """Fallback switches of one call, read when /metrics needs them."""
-    stages = [parts.processors.get(name) for name in ("stt", "llm", "tts")]
-    switchers = [s for s in stages if isinstance(s, FallbackSwitcher)]
-
-    def counts() -> dict[str, int]:
-        return {"fallback_switches": sum(s.stats.switches for s in switchers)}
-
-    return counts
 
 
 class TranscriptTap(FrameProcessor):
@@ -180,7 +166,6 @@ class ReceptionistBot:
         self._overrides = overrides
         self._clock = clock
         self.resources = AgentResources(self.settings)
-        self.turn_totals = TurnTotals()
         self._on_transcript = on_transcript
         self.on_call_built = on_call_built
         """Told each call's ``CallParts`` (context, processors by stage) once built."""
@@ -277,9 +262,6 @@ class ReceptionistBot:
             overrides=self._overrides,
             extra=extra,
         )
-        turns = parts.processors.get("turns")
-        if isinstance(turns, TurnProcessor):
-            self.turn_totals.track(turns, _stage_counts(parts))
         if self.tool_names or self.transfer_offered:
             self._give_tools(call, parts)
         if self.on_call_built is not None:
@@ -325,7 +307,3 @@ class ReceptionistBot:
         self.bookings.move_to_end(booking.call_sid)
         while len(self.bookings) > MAX_LEDGER_CALLS:
             self.bookings.popitem(last=False)
-
-    def render_metrics(self) -> str:
-        """Turn-taking counters over all calls, appended to the server's /metrics."""
-        return self.turn_totals.render()

@@ -16,7 +16,8 @@ Frame contract:
   ``LLMContextFrame`` (``speculation=True`` for early starts), ``EagerEndOfTurnCancelFrame``,
   ``InterruptionFrame`` (both ways on a barge-in, downstream only to drop a reply nobody heard),
   ``PlaybackPauseFrame`` / ``PlaybackResumeFrame``, ``TTSSpeakFrame`` (greeting, resume,
-  re-prompt), ``UserTurnCommittedFrame`` and ``TurnMetricsFrame`` (for observers),
+  re-prompt), ``UserTurnCommittedFrame``, ``TurnMetricsFrame`` and ``TurnCountsFrame`` (for
+  observers and the server's /metrics),
   ``ConversationUpdatedFrame`` (after heard agent speech: a local LLM can pre-evaluate it).
   Everything else is forwarded.
 
@@ -66,6 +67,7 @@ from voiceagent.frames import (
     EndOfTurnFrame,
     PlaybackPauseFrame,
     PlaybackResumeFrame,
+    TurnCountsFrame,
     TurnMetricsFrame,
     UserTurnCommittedFrame,
     audio_span,
@@ -74,7 +76,7 @@ from voiceagent.turns import decisions as d
 from voiceagent.turns.conversation import Conversation, ToolExchange
 from voiceagent.turns.engine import TurnEngine
 from voiceagent.turns.options import TurnTaking
-from voiceagent.turns.state import TurnStats
+from voiceagent.turns.state import COUNTERS, TurnStats
 from voiceagent.turns.transcript import Transcript
 
 KeypadHandler = Callable[[str], Awaitable[bool]]
@@ -132,6 +134,7 @@ class TurnProcessor(FrameProcessor):
         self._tools = _ToolCalls()
         self._tasks: set[asyncio.Task] = set()
         self._stopped = False
+        self._reported = self.engine.stats.counters()
 
     @property
     def conversation(self) -> Conversation:
@@ -158,9 +161,11 @@ class TurnProcessor(FrameProcessor):
                 decisions = await self._upstream_event(frame, now)
             if isinstance(frame, EndFrame | CancelFrame | CallEndedFrame) and not self._stopped:
                 await self._apply(self.engine.close())  # the last turn's figures go out first
+                await self._report_counts()
                 self._stop()
             await self.push_frame(frame, direction)
             await self._apply(decisions)
+            await self._report_counts()
             self._arm(now)
 
     def _downstream_event(self, frame: Frame, now: float) -> list[d.Decision]:
@@ -295,6 +300,19 @@ class TurnProcessor(FrameProcessor):
         elif isinstance(x, d.TurnReport):
             await self.push_frame(TurnMetricsFrame(turn_id=x.turn_id, data=x.data))
 
+    async def _report_counts(self) -> None:
+        """Push ``TurnCountsFrame`` with the counters that grew since the last report."""
+        counts = self.engine.stats.counters()
+        if counts == self._reported or self._stopped:
+            return
+        changes = {
+            name: new - old
+            for name, new, old in zip(COUNTERS, counts, self._reported, strict=True)
+            if new != old
+        }
+        self._reported = counts
+        await self.push_frame(TurnCountsFrame(changes=changes))
+
     async def _keypad(self, digits: str) -> None:
         handler = self.on_keypad
         if handler is not None:
@@ -321,6 +339,7 @@ class TurnProcessor(FrameProcessor):
         async with self._lock:
             now = self._clock.now()
             await self._apply(self.engine.tick(now))
+            await self._report_counts()
             self._arm(now)
 
     def _stop(self) -> None:
