@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from voiceagent.pipelines.receptionist import ReceptionistBot
+from voiceagent.pipelines.receptionist import RECEPTIONIST_PROMPT, ReceptionistBot
 from voiceagent.pipelines.receptionist_tools import (
     TOOL_NAMES,
     WEEKDAYS,
@@ -24,7 +24,7 @@ from voiceagent.pipelines.receptionist_tools import (
     tools_prompt,
 )
 from voiceagent.services.tools import ToolStats
-from voiceagent.settings import AgentSettings, Settings
+from voiceagent.settings import Settings
 
 ANN = {"name": "Ann Lee", "service": "cleaning", "day": "Tuesday", "time": "2 pm"}
 
@@ -186,8 +186,8 @@ def test_the_llm_is_offered_the_schemas_of_the_request_models():
     assert tools["end_call"]["parameters"]["required"] == ["reason"]
 
 
-def test_the_default_prompt_tells_the_model_the_desk_facts():
-    prompt, facts = AgentSettings().system_prompt, OfficeFacts()
+def test_the_receptionists_prompt_tells_the_model_the_desk_facts():
+    prompt, facts = RECEPTIONIST_PROMPT, OfficeFacts()
     assert facts.name in prompt and facts.address in prompt
     assert "Monday to Thursday 8 am to 5 pm" in prompt and "Friday 8 am to 3 pm" in prompt
     assert f"cleaning costs {facts.prices['cleaning']} dollars" in prompt

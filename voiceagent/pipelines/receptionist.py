@@ -1,5 +1,7 @@
 """The bundled bot: a dental-office receptionist on the offline default or cloud providers.
 
+The library's defaults are neutral; the receptionist brings its own prompt, greeting, outbound
+greeting and voicemail message wherever the settings left the library's (``receptionist_settings``).
 ``ReceptionistBot`` owns the shared resources and is the server's pipeline factory. With tools
 on (``settings.agent.tools``), each call gets a ``ReceptionDesk``: ``check_availability``,
 ``book_appointment`` and ``end_call`` on the office's shared ``AppointmentBook``; the bot keeps
@@ -30,7 +32,13 @@ from voiceagent.pipelines.receptionist_tools import (
 )
 from voiceagent.pipelines.resources import AgentResources
 from voiceagent.processors.hang_up import CallHangUp
-from voiceagent.settings import Settings
+from voiceagent.settings import (
+    DEFAULT_GREETING,
+    DEFAULT_OUTBOUND_GREETING,
+    DEFAULT_SYSTEM_PROMPT,
+    DEFAULT_VOICEMAIL_MESSAGE,
+    Settings,
+)
 from voiceagent.telephony.transfer import TRANSFER_HINT, TransferDesk
 from voiceagent.transports.twilio.rest import TwilioRestClient
 
@@ -39,6 +47,54 @@ MAX_LEDGER_CALLS = 1000
 """Calls whose bookings the bot keeps in memory (oldest forgotten first)."""
 
 TranscriptCallback = Callable[[str, str, dict[str, Any]], None]
+
+RECEPTIONIST_PROMPT = (
+    "You are the receptionist of Bright Smile Dental, speaking with a caller on the phone. "
+    "Reply in one or two short spoken sentences, plain words only: no lists, no markdown. "
+    "Begin every reply with a brief acknowledgement such as 'Sure,' or 'Of course,' or "
+    "'I see,' and then answer. Office facts: open Monday to Thursday 8 am to 5 pm and "
+    "Friday 8 am to 3 pm; a teeth cleaning costs 120 dollars without insurance; next "
+    "Tuesday we have openings at 2 pm and 4 pm; the office is at 42 Main Street. "
+    "Offer to book an appointment when it helps. If you do not know, say so briefly."
+)
+RECEPTIONIST_GREETING = "Hello, thanks for calling Bright Smile Dental. How can I help you today?"
+RECEPTIONIST_OUTBOUND_GREETING = (
+    "Hello, this is the receptionist at Bright Smile Dental calling. Do you have a moment?"
+)
+RECEPTIONIST_VOICEMAIL_MESSAGE = (
+    "Hello, this is Bright Smile Dental calling about your appointment. Please call us "
+    "back at your convenience. Thank you, goodbye."
+)
+
+
+def receptionist_settings(settings: Settings) -> Settings:
+    """``settings`` with the receptionist's words wherever the library's neutral ones are left.
+
+    A prompt or greeting the user set (through the environment or in code) is kept.
+    """
+    agent, telephony = settings.agent, settings.telephony
+    said = {
+        "system_prompt": (agent.system_prompt, DEFAULT_SYSTEM_PROMPT, RECEPTIONIST_PROMPT),
+        "greeting": (agent.greeting, DEFAULT_GREETING, RECEPTIONIST_GREETING),
+    }
+    dialled = {
+        "outbound_greeting": (
+            telephony.outbound_greeting,
+            DEFAULT_OUTBOUND_GREETING,
+            RECEPTIONIST_OUTBOUND_GREETING,
+        ),
+        "voicemail_message": (
+            telephony.voicemail_message,
+            DEFAULT_VOICEMAIL_MESSAGE,
+            RECEPTIONIST_VOICEMAIL_MESSAGE,
+        ),
+    }
+    update: dict[str, Any] = {}
+    for section, model, words in (("agent", agent, said), ("telephony", telephony, dialled)):
+        ours = {name: own for name, (value, neutral, own) in words.items() if value == neutral}
+        if ours:
+            update[section] = model.model_copy(update=ours)
+    return settings.model_copy(update=update) if update else settings
 
 
 class TranscriptTap(FrameProcessor):
@@ -106,10 +162,10 @@ class ReceptionistBot:
         Raises:
             ValueError: ``agent.tools`` names an unknown tool.
         """
-        self.settings = settings
+        self.settings = receptionist_settings(settings)
         self._overrides = overrides
         self._clock = clock
-        self.resources = AgentResources(settings)
+        self.resources = AgentResources(self.settings)
         self._on_transcript = on_transcript
         self.on_call_built = on_call_built
         """Told each call's ``CallParts`` (context, processors by stage) once built."""
@@ -161,7 +217,8 @@ class ReceptionistBot:
         return True
 
     def _call_settings(self, settings: Settings) -> Settings:
-        """``settings`` with the tools' sentence appended to the system prompt."""
+        """``settings`` in the receptionist's words, the tools' sentence appended to the prompt."""
+        settings = receptionist_settings(settings)
         agent = settings.agent
         extra = agent.tools_prompt
         if extra is None:

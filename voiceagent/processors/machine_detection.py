@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from voiceagent.processors.beep import Beep, BeepParams
 
@@ -50,6 +50,8 @@ _EPS = 1e-6  # audio times are sums of frame lengths: 1.2 may come out as 1.1999
 
 class AnsweringMachineParams(BaseModel):
     """Thresholds of the agent's own answering machine detection (seconds of call audio)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     listen_s: float = Field(30.0, gt=0.0)
     greeting_start_s: float = Field(3.0, gt=0.0)

@@ -263,9 +263,7 @@ def answering_machine_detector(parts: CallParts) -> FrameProcessor | None:
     telephony = parts.settings.telephony
     if telephony.machine_detection == "off":
         return None
-    return AnsweringMachineDetector(
-        AnsweringMachineParams(**telephony.answering_machine), mode=telephony.machine_detection
-    )
+    return AnsweringMachineDetector(telephony.answering_machine, mode=telephony.machine_detection)
 
 
 def machine_words(parts: CallParts) -> FrameProcessor | None:
