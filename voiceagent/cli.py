@@ -167,7 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         "--bot",
         default=None,
         metavar="MODULE:FACTORY",
-        help=f"the callable making the bot from settings (default {DEFAULT_BOT})",
+        help=(
+            "module:factory or path/to/file.py:factory: the callable making the bot from settings"
+            f" (default {DEFAULT_BOT})"
+        ),
     )
 
     from voiceagent.eval.cli import add_eval_parser
