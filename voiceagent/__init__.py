@@ -4,7 +4,8 @@ The pieces a user composes, importable from here (each loaded on first use)::
 
     from voiceagent import Settings, TurnTaking, build_call_processors, run_server
 
-- configuration: ``Settings`` (every section), ``TurnTaking`` (turn-taking options);
+- configuration: ``Settings`` (every section), ``SettingsError`` (what a bad value raises),
+  ``TurnTaking`` (turn-taking options);
 - the call chain: ``build_call_processors``, ``STAGES``, ``CallParts``, ``AgentResources``,
   ``check_chain`` / ``ChainContractError`` (the stage contracts, checked on every build);
 - the server: ``run_server``, ``create_app``;
@@ -24,7 +25,7 @@ The pieces a user composes, importable from here (each loaded on first use)::
   errors), ``AnsweringMachineDetector`` / ``VoicemailResponder`` (answering machines);
 - frames shared by the stages: ``AudioSpan``, ``SpokenWord``, ``set_audio_span``,
   ``audio_span``, ``AgentHeardFrame``, ``UserTurnCommittedFrame``, ``CallerSoundFrame``,
-  ``PlaybackPauseFrame``, ``PlaybackResumeFrame``, ``TurnMetricsFrame``.
+  ``PlaybackPauseFrame``, ``PlaybackResumeFrame``, ``TurnMetricsFrame``, ``TurnCountsFrame``.
 
 The library configures no logging: its loguru messages are disabled until the application
 enables them (``logger.enable("voiceagent")``); the ``voiceagent`` command does.
@@ -43,6 +44,7 @@ logger.disable("voiceagent")
 
 _EXPORTS = {
     "Settings": "voiceagent.settings",
+    "SettingsError": "voiceagent.settings",
     "TurnTaking": "voiceagent.turns.options",
     "build_call_processors": "voiceagent.pipelines.builder",
     "STAGES": "voiceagent.pipelines.builder",
@@ -83,6 +85,7 @@ _EXPORTS = {
     "PlaybackPauseFrame": "voiceagent.frames",
     "PlaybackResumeFrame": "voiceagent.frames",
     "TurnMetricsFrame": "voiceagent.frames",
+    "TurnCountsFrame": "voiceagent.frames",
     "place_call": "voiceagent.telephony.dial",
     "transfer_call": "voiceagent.telephony.transfer",
     "EndReason": "voiceagent.telephony.end_reason",
@@ -95,6 +98,7 @@ _EXPORTS = {
 __all__ = [
     "__version__",
     "Settings",
+    "SettingsError",
     "TurnTaking",
     "build_call_processors",
     "STAGES",
@@ -135,6 +139,7 @@ __all__ = [
     "PlaybackPauseFrame",
     "PlaybackResumeFrame",
     "TurnMetricsFrame",
+    "TurnCountsFrame",
     "place_call",
     "transfer_call",
     "EndReason",
@@ -163,6 +168,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         PlaybackPauseFrame,
         PlaybackResumeFrame,
         SpokenWord,
+        TurnCountsFrame,
         TurnMetricsFrame,
         UserTurnCommittedFrame,
         audio_span,
@@ -185,7 +191,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from voiceagent.services.tools import AgentTool, ToolRegistry
     from voiceagent.services.tts import VoiceTTSMixin, VoiceTTSService
     from voiceagent.services.voice_llm import VoiceLLMMixin
-    from voiceagent.settings import Settings
+    from voiceagent.settings import Settings, SettingsError
     from voiceagent.telephony.dial import place_call
     from voiceagent.telephony.end_reason import EndReason
     from voiceagent.telephony.transfer import transfer_call

