@@ -35,6 +35,7 @@ from pipecat.workers.runner import WorkerRunner
 from tests.twilio_marks import due_marks
 from voiceagent.clock import ManualClock
 from voiceagent.frames import (
+    AnswerVerdictFrame,
     PlaybackPauseFrame,
     PlaybackResumeFrame,
     ProviderSwitchedFrame,
@@ -364,6 +365,26 @@ async def test_a_provider_switch_is_stored_with_its_error(tmp_path: Path) -> Non
     assert (switch.kind, switch.text, switch.data["serving"]) == ("provider", "stt", "Whisper#0")
     assert switch.data["reason"] == reason and switch.at_s == pytest.approx(0.5, abs=0.05)
     assert detail.call.duration_s == pytest.approx(1.5, abs=0.1)
+
+
+async def test_who_answered_is_stored_once_per_verdict(tmp_path: Path) -> None:
+    """The agent's verdicts are in the timeline; its relay of Twilio's AMD result is not (the
+    server stored Twilio's callback itself: ``calls show`` printed it twice)."""
+    archive = CallArchive(StorageSettings(dir=tmp_path))
+    call = RecordedCall(archive)
+    await call.start()
+    await call.queue(AnswerVerdictFrame(answered_by="machine_start", evidence="twilio_amd"))
+    await call.wait(0.5)
+    ended = AnswerVerdictFrame("machine_end_silence", greeting_ended=True, evidence="silence")
+    await call.queue(ended)
+    await call.wait(0.5)
+    await call.twilio_stops()
+
+    detail = await stored(archive)
+    assert [(e.status, e.source, e.data["evidence"]) for e in detail.timeline] == [
+        ("machine_end_silence", "agent", "silence")
+    ]
+    assert detail.call.answered_by == "machine_end_silence"
 
 
 async def test_a_cancelled_call_is_still_completed(tmp_path: Path) -> None:
