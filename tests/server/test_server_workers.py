@@ -132,3 +132,48 @@ async def test_two_workers_share_the_port_keep_their_calls_and_drain_on_sigterm(
         check=True,
     ).stdout
     assert sum(f"CA{n:032d}" in listing for n in range(len(legs))) == len(legs)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_workers_whose_parent_is_killed_stop_instead_of_holding_the_port(tmp_path: Path):
+    """The parent dies by SIGKILL (no chance to stop them): the workers drain and exit."""
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VOICEAGENT_")},
+        "VOICEAGENT_STORAGE__DIR": str(tmp_path / "calls"),
+        "VOICEAGENT_SERVER__SHUTDOWN_GRACE_S": "1",
+    }
+    cmd = [sys.executable, "-m", "voiceagent.cli", "serve", "--workers", "2", "--port", str(port)]
+    cmd += ["--bot", "tests.server.worker_bot:EchoBot"]
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert "2 workers" in server.stdout.readline()
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True)
+        ) as session:
+            pids = set()
+            for _ in range(60):
+                pids.add((await _health(session, port))["pid"])
+        assert len(pids) == 2
+        server.kill()
+        server.wait()
+        for _ in range(300):  # bounded: 30 s
+            if not any(_alive(pid) for pid in pids):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"workers {pids} outlived their killed parent")
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        for pid in pids if "pids" in locals() else ():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

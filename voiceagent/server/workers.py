@@ -7,7 +7,10 @@ migrate. Each worker builds its bot (models loaded once per worker) and runs
 :func:`~voiceagent.server.app.run_server` with its own admission limit. SIGTERM or SIGINT to
 the parent is passed to every worker, which drains its calls as a single server does; the
 parent returns once all have stopped. A worker that dies on its own is logged and started
-again (at most once per ``RESTART_MIN_S``), its calls lost with it.
+again (at most once per ``RESTART_MIN_S``), its calls lost with it. A parent that dies without
+stopping them (SIGKILL, a crash) takes them along: each worker asks the kernel for SIGTERM at
+its parent's death (Linux ``PR_SET_PDEATHSIG``) and drains as if told to stop, instead of
+holding the port as an orphan.
 
 Port 0 picks a free port first (held by a non-listening ``SO_REUSEPORT`` socket of the parent
 until the workers listen), so every worker binds the same one.
@@ -118,6 +121,28 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket | None, int]:
     return holder, int(holder.getsockname()[1])
 
 
+def _stop_with_parent(parent_pid: int) -> None:
+    """SIGTERM this process when the parent dies (Linux only; elsewhere a no-op).
+
+    The stdlib has no portable "die with the parent"; ``prctl(PR_SET_PDEATHSIG)`` through ctypes
+    is the kernel's own mechanism (no watcher thread). The parent may have died before the call:
+    checked after it.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError) as e:  # an unusual libc: the worker just lacks the guard
+        logger.warning(f"worker cannot follow its parent's death: {e}")
+        return
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _worker_main(
     settings_json: str,
     index: int,
@@ -125,6 +150,7 @@ def _worker_main(
     level: str,
     ready: Connection,
     metrics_dir: str | None = None,
+    parent_pid: int | None = None,
 ) -> None:
     """One worker process: its bot and its server on the shared port."""
     import asyncio
@@ -143,6 +169,8 @@ def _worker_main(
         format=f"{{time:HH:mm:ss.SSS}} {{level: <7}} w{index} {{name}}: {{message}}",
     )
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if parent_pid is not None:
+        _stop_with_parent(parent_pid)
     settings = Settings.model_validate_json(settings_json)
 
     async def serve() -> None:
@@ -186,7 +214,15 @@ class WorkerPool:
         settings_json = self.settings.model_dump_json()
         proc = self._context.Process(
             target=_worker_main,
-            args=(settings_json, index, self.bot_spec, self.log_level, send, self._metrics_dir),
+            args=(
+                settings_json,
+                index,
+                self.bot_spec,
+                self.log_level,
+                send,
+                self._metrics_dir,
+                os.getpid(),
+            ),
             name=f"voiceagent-worker-{index}",
             daemon=False,
         )
