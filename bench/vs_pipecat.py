@@ -18,8 +18,8 @@ voiceagent runs its bundled receptionist (tools off) on Deepgram STT/TTS and the
 with no fallbacks; pipecat runs ``bench/stock_pipecat_bot.py``. Everything is measured from
 the caller's side only (the same for both; pipecat keeps no call record): end of speech →
 first agent audio heard, a barge-in's onset → the ``clear`` reaching the caller, backchannels
-that stopped the agent, keypad entries answered, replies started while the caller was
-mid-sentence. Prints both systems' figures and the ratios (voiceagent / pipecat).
+that cut the agent and the silence they caused, keypad entries answered, replies started while
+the caller was mid-sentence. Prints both systems' figures and the ratios (voiceagent / pipecat).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from voiceagent.eval.runner import (  # noqa: E402
     one_caller_admission,
 )
 from voiceagent.eval.scenario import LineKind, Scenario, load_scenarios  # noqa: E402
-from voiceagent.settings import AgentSettings, Settings  # noqa: E402
+from voiceagent.settings import Settings  # noqa: E402
 
 DEFAULT_CATEGORIES = ("questions", "interrupters", "backchannels", "dtmf", "hesitant")
 REACTION_S = 1.5
@@ -96,7 +96,9 @@ def call_figures(result: ScenarioResult) -> dict[str, list[Any]]:
 
     A barge-in (or a key pressed) over the agent *stopped* it when the agent audio reaching
     the caller ended within ``REACTION_S`` of the line's end (timed from the line's onset); a
-    backchannel *cut* the agent when a ``clear`` reached the caller during it.
+    backchannel *cut* the agent when a ``clear`` reached the caller during it (voiceagent's soft
+    clear included), and the silence it caused runs from that clear to the next agent audio the
+    caller heard (0 when not cut; to the call's end when none came).
     """
     timeline = result.timeline
     if timeline is None:
@@ -128,7 +130,12 @@ def call_figures(result: ScenarioResult) -> dict[str, list[Any]]:
             out["barge"].append(stop_ms)
         elif line.kind is LineKind.BACKCHANNEL and playing is not None:
             window = (span.start_s, span.end_s + REACTION_S)
-            out["backchannel"].append(any(window[0] <= t <= window[1] for t in clears))
+            cut = next((t for t in clears if window[0] <= t <= window[1]), None)
+            silent_ms = 0.0  # not cut: no silence
+            if cut is not None:
+                again = [s.start_s for s in heard if s.start_s > cut]
+                silent_ms = ((min(again) if again else timeline.end_s()) - cut) * 1000.0
+            out["backchannel"].append({"cut": cut is not None, "silent_ms": silent_ms})
     return out
 
 
@@ -153,7 +160,12 @@ def system_figures(report: SuiteReport) -> dict[str, Any]:
         "barge_ins_stopped": len(stopped),
         "barge_to_silent_p50_ms": statistics.median(stopped) if stopped else None,
         "backchannels": len(facts["backchannel"]),
-        "backchannels_stopping_agent": sum(facts["backchannel"]),
+        "backchannels_stopping_agent": sum(1 for b in facts["backchannel"] if b["cut"]),
+        "backchannel_silence_p50_ms": (
+            statistics.median(b["silent_ms"] for b in facts["backchannel"])
+            if facts["backchannel"]
+            else None
+        ),
         "keypad_entries": len(dtmf),
         "keypad_answered": len(answered),
         "keypad_reply_p50_ms": statistics.median(answered) if answered else None,
@@ -200,10 +212,16 @@ def print_table(va: dict[str, Any], pc: dict[str, Any], out=sys.stdout) -> None:
             _ratio(va["barge_to_silent_p50_ms"], pc["barge_to_silent_p50_ms"]),
         ),
         (
-            "backchannels that stopped the agent",
+            "backchannels that cut the agent's audio",
             f"{va['backchannels_stopping_agent']}/{va['backchannels']}",
             f"{pc['backchannels_stopping_agent']}/{pc['backchannels']}",
             "",
+        ),
+        (
+            "agent silence a backchannel caused, p50",
+            _ms(va["backchannel_silence_p50_ms"]),
+            _ms(pc["backchannel_silence_p50_ms"]),
+            _ratio(va["backchannel_silence_p50_ms"], pc["backchannel_silence_p50_ms"]),
         ),
         (
             "keypad entries answered",
@@ -286,7 +304,6 @@ async def main() -> int:
         if (s.name in args.scenario) or (not args.scenario and s.category in categories)
     ]
     recognizer = ScriptedRecognizer() if args.stt == "scripted" else WhisperRecognizer()
-    agent = AgentSettings()
     async with (
         DeepgramLiveServer(recognizer) as stt,
         FakeOpenAIServer(ttft_s=0.35, tokens_per_s=30.0) as llm,
@@ -301,9 +318,10 @@ async def main() -> int:
         }
         voice = CallerVoice(Settings().local)
         settings = voiceagent_settings(host.url, host.api_key, llm.base_url)
-        from voiceagent.pipelines.receptionist import ReceptionistBot
+        from voiceagent.pipelines.receptionist import ReceptionistBot, receptionist_settings
         from voiceagent.server.in_process import serve_in_process
 
+        agent = receptionist_settings(settings).agent  # the stock bot says the same words
         bot = ReceptionistBot(settings)
         await bot.start()
         try:

@@ -16,8 +16,8 @@ T0 = 1_780_000_000.0
 
 @pytest.fixture
 def stored_call(tmp_path: Path) -> Path:
-    """One finished call: greeting, a question, an answer the caller cut, a tool call, and
-    the TTS failing over to the local voice."""
+    """One finished call: greeting, a question, an answer the caller cut (the agent paused at
+    their first sound, then gave way), a tool call, and the TTS failing over to the local voice."""
     store = open_store(StorageSettings(dir=tmp_path))
     call_id = store.start_call(
         CallInfo(
@@ -64,6 +64,7 @@ def stored_call(tmp_path: Path) -> Path:
             text="tts",
             data={"failed": "deepgram", "serving": "piper", "reason": "HTTP 402, out of credit"},
         ),
+        CallEvent("pause_clear", 5.3, data={"held_s": 0.2}),
         CallEvent(
             "agent",
             6.0,
@@ -122,6 +123,7 @@ def test_calls_show_prints_the_timeline_with_heard_and_full_text(stored_call, ca
         ["4.90s", "stack"],
         ["5.05s", "output"],
         ["5.10s", "agent"],
+        ["5.30s", "output"],
         ["5.50s", "turns"],
         ["5.52s", "output"],
     ]
@@ -129,6 +131,7 @@ def test_calls_show_prints_the_timeline_with_heard_and_full_text(stored_call, ca
     assert "450 ms of silence)" in out
     assert "partial 'anything on'" in out
     assert "turn 2 played 5.10s–6.00s, CUT: heard 'Sure, we have' of 'Sure, we have openings" in out
+    assert "soft clear: the agent paused at the caller's sound (0.20 s held)" in out
     assert "BARGE-IN (words)" in out and "clear sent" in out
     assert "tts: deepgram failed → piper (HTTP 402, out of credit)" in out
     assert 'find_slots call: {"day": 2}' in out

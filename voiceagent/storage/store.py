@@ -52,6 +52,7 @@ EventKind = Literal[
     "pause",
     "resume",
     "clear",
+    "pause_clear",
     "mark_sent",
     "mark_echo",
     "dtmf",
@@ -128,8 +129,10 @@ class CallEvent:
     turn-taking figures of caller turn ``turn_id`` (``data``). ``tool``: a tool call (``text``
     the function name; ``data``: call id, arguments, result). ``provider``: a stage's provider
     failed (``text`` the stage; ``data``: ``failed``, ``serving`` (empty: none left),
-    ``reason``, the error). The other kinds are the call's timeline (what each means:
-    :mod:`voiceagent.timeline.model`).
+    ``reason``, the error). ``clear``: a barge-in dropped the agent's unplayed audio.
+    ``pause_clear``: a soft clear stopped the agent at the caller's first sound; ``data``:
+    ``held_s``, the unplayed audio held to be sent again if the agent goes on. The other kinds
+    are the call's timeline (what each means: :mod:`voiceagent.timeline.model`).
     """
 
     kind: EventKind

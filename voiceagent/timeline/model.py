@@ -21,7 +21,8 @@ Event kinds, as the server records them (``voiceagent.timeline.observer`` and th
   ``interrupted``, ``data.started_s``), ``tool`` (a tool call and its result);
 - turn-taking: ``decision`` (``data.kind``: ``barge_in``, ``cancel_reply``, ``reply``,
   ``say``; ``data.reason``), ``pause`` / ``resume`` (agent audio held for a caller sound),
-  ``clear`` (the carrier was told to drop unplayed audio), ``mark_sent`` / ``mark_echo``;
+  ``clear`` (the carrier was told to drop unplayed audio: a barge-in), ``pause_clear`` (a soft
+  clear at the caller's first sound, ``data.held_s`` held to go on), ``mark_sent`` / ``mark_echo``;
 - the stack: ``provider`` (a provider failed: ``text`` the stage; ``data.failed``, ``serving``,
   ``reason``; recorded by the recorder),
   ``error`` (``text``);

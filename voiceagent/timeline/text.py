@@ -29,6 +29,7 @@ COMPACT_KINDS = frozenset(
         "pause",
         "resume",
         "clear",
+        "pause_clear",
         "dtmf",
         "tool",
         "provider",
@@ -106,6 +107,10 @@ def describe(e: CallEvent, metrics: dict[int | None, dict[str, Any]]) -> tuple[s
         "pause": lambda: ("output", f"agent audio paused{_reason(d)}"),
         "resume": lambda: ("output", f"agent audio resumed{_reason(d)}"),
         "clear": lambda: ("output", "clear sent"),
+        "pause_clear": lambda: (
+            "output",
+            f"soft clear: the agent paused at the caller's sound ({d.get('held_s', 0):.2f} s held)",
+        ),
         "mark_sent": lambda: ("output", f"mark {e.text} sent"),
         "mark_echo": lambda: ("line", f"mark {e.text} echoed"),
         "tool": lambda: ("tool", _tool(e)),
