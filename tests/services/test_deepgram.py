@@ -78,6 +78,7 @@ async def test_caller_audio_becomes_partials_then_a_final():
     assert query["interim_results"] == "true" and query["endpointing"] == "300"
     assert query["utterance_end_ms"] == "1000" and query["vad_events"] == "true"
     assert query["smart_format"] == "true" and query["punctuate"] == "true"
+    assert "permessage-deflate" not in fake.extensions[0]  # audio does not compress
     assert fake.messages_of("Finalize")  # sent at VAD stop
     assert fake.messages_of("CloseStream")  # sent when the call ended
 

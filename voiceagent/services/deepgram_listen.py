@@ -1,0 +1,81 @@
+"""Deepgram's ``/v1/listen`` socket as deepgram-sdk opens it, without permessage-deflate.
+
+The caller's audio is PCM16, which does not compress, yet deflating every message sent to
+the STT was one of the largest per-call costs of a cloud call (``bench/load.py``'s profile).
+deepgram-sdk's ``listen.v1.connect`` offers the extension and has no option to leave it out,
+so :class:`ListenClient` opens the same socket itself — the same URL and query, the same
+``Authorization: Token`` header, the websockets client the SDK uses — with
+``compression=None``, and hands pipecat the SDK's own ``AsyncV1SocketClient`` on it. A refused
+handshake raises the SDK's ``ApiError`` with the HTTP status, as the SDK does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlencode
+
+from deepgram.core.api_error import ApiError
+from deepgram.listen.v1.socket_client import AsyncV1SocketClient
+from deepgram.version import __version__ as sdk_version
+from websockets.exceptions import InvalidHandshake
+from websockets.legacy.client import connect as websocket_connect  # the SDK's client
+
+LISTEN_PATH = "/v1/listen"
+
+
+class ListenClient:
+    """Stands in for pipecat's ``AsyncDeepgramClient``: ``client.listen.v1.connect(**query)``."""
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        """Create the client.
+
+        Args:
+            base_url: Deepgram's WebSocket base (``wss://api.deepgram.com``).
+            api_key: Sent as ``Authorization: Token <key>``.
+        """
+        self.base_url = base_url.rstrip("/")
+        self.headers = {
+            "Authorization": f"Token {api_key}",
+            "User-Agent": f"deepgram-sdk/{sdk_version} voiceagent",
+            "x-deepgram-session-id": str(uuid.uuid4()),  # as the SDK's client sends
+        }
+
+    @property
+    def listen(self) -> ListenClient:
+        """``client.listen`` (the SDK's namespace)."""
+        return self
+
+    @property
+    def v1(self) -> ListenClient:
+        """``client.listen.v1`` (the SDK's namespace)."""
+        return self
+
+    def url(self, query: dict[str, str | list[str]]) -> str:
+        """The socket's URL for ``query`` (a list value repeats its parameter, as the SDK's)."""
+        return f"{self.base_url}{LISTEN_PATH}?{urlencode(query, doseq=True)}"
+
+    @asynccontextmanager
+    async def connect(self, **query: str | list[str]) -> AsyncIterator[AsyncV1SocketClient]:
+        """Open ``/v1/listen`` with ``query``; yields the SDK's socket client.
+
+        Raises:
+            ApiError: Deepgram answered the handshake with an HTTP status (401, 402, 429, ...).
+        """
+        try:
+            async with websocket_connect(
+                self.url(query), extra_headers=self.headers, compression=None
+            ) as socket:
+                yield AsyncV1SocketClient(websocket=socket)
+        except InvalidHandshake as e:
+            status = getattr(e, "status_code", None)
+            if status is None:
+                raise
+            raise ApiError(
+                status_code=status,
+                headers=dict(getattr(e, "headers", None) or {}),  # Deepgram's answer
+                body="Websocket initialized with invalid credentials."
+                if status == 401
+                else "Unexpected error when initializing websocket connection.",
+            ) from e
