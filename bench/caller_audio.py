@@ -5,12 +5,15 @@
 Each call is the server's inbound chain — ``TwilioSerializer → CallerTap (recorded to a
 temporary archive) → the voice stage (Silero VAD + sound onset) → a sink standing in for the
 STT`` — in a live pipecat pipeline, fed Twilio media messages at Twilio's pace (50 a second
-per call): a human prompt (Asterisk's ``agent-pass``, μ-law) then as long a silence, over and
+per call by a task of its own, the calls' 20 ms out of phase, as the server's socket readers):
+a human prompt (Asterisk's ``agent-pass``, μ-law) then as long a silence, over and
 over, calls staggered. The figure is the process's CPU time (``time.process_time``, every
 thread: the VAD's and the storage thread's too) per media message over the run, the idle
-pipelines' own cost included; the same machine's other load barely moves it. ``--vad
+pipelines' own cost included (other load on the machine moves it by ±10 %: compare runs
+made one after the other, alternating). ``--vad
 pipecat`` puts pipecat's own ``VADProcessor`` with its ``SileroVADAnalyzer`` (an ONNX session
-per call, each 20 ms frame handed to a thread) in the voice stage's place, for comparison.
+per call, each 20 ms frame handed to a thread) in the voice stage's place, for comparison;
+``--batch-wait-ms`` sets how long a Silero window waits for other calls' (0: the loop's pass).
 Also printed: the parts of one frame's voice work, timed alone on the same audio.
 """
 
@@ -44,6 +47,7 @@ from voiceagent.processors.caller_voice import (  # noqa: E402
     SoundOnset,
 )
 from voiceagent.processors.recorder import recorder_taps  # noqa: E402
+from voiceagent.processors.silero import shared_batch  # noqa: E402
 from voiceagent.settings import StorageSettings  # noqa: E402
 from voiceagent.storage import CallArchive  # noqa: E402
 from voiceagent.transports.twilio.call import TwilioCall  # noqa: E402
@@ -166,11 +170,18 @@ async def measure(legs: list[Leg], seconds: float, payloads: list[str]) -> float
         ]
         for chunk in range(frames)
     ]
-    t0, cpu0 = loop.time(), time.process_time()
-    for chunk, texts in enumerate(messages):
-        await asyncio.sleep(max(0.0, t0 + chunk * FRAME_S - loop.time()))
-        for leg, text in zip(legs, texts, strict=True):
-            await leg.call.feed_text(text)
+    t0 = loop.time() + 0.1
+
+    async def reader(n: int, leg: Leg) -> None:  # one per call, as the server's socket readers
+        phase = FRAME_S * n / len(legs)  # the calls out of phase
+        for chunk, texts in enumerate(messages):
+            due = t0 + chunk * FRAME_S + phase
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+            await leg.call.feed_text(texts[n])
+
+    cpu0 = time.process_time()
+    await asyncio.gather(*(reader(n, leg) for n, leg in enumerate(legs)))
     await asyncio.sleep(0.2)  # the last frames through the chain
     return (time.process_time() - cpu0) / (frames * len(legs))
 
@@ -212,6 +223,9 @@ def parts(payloads: list[str]) -> dict[str, float]:
 
 async def run(args: argparse.Namespace) -> None:
     payloads = line_audio()
+    batch = shared_batch()
+    if args.batch_wait_ms is not None:
+        batch.wait_s = args.batch_wait_ms / 1000.0
     with tempfile.TemporaryDirectory(prefix="caller-audio-") as folder:
         archive = CallArchive(StorageSettings(dir=Path(folder)))
         legs = [Leg(n, archive, args.vad) for n in range(args.calls)]
@@ -229,6 +243,11 @@ async def run(args: argparse.Namespace) -> None:
         "serializer → CallerTap → voice → sink: "
         f"{per_message * 1e6:.1f} µs CPU per caller media message"
     )
+    if batch.runs:
+        print(
+            f"Silero batches (wait {1000 * batch.wait_s:g} ms): {batch.windows / batch.runs:.1f} "
+            "windows per run"
+        )
     for name, us in parts(payloads).items():
         print(f"  {name}: {us:.1f} µs")
 
@@ -238,6 +257,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--vad", choices=("ours", "pipecat"), default="ours")
+    parser.add_argument("--batch-wait-ms", type=float, help="Silero batch wait (default: ours)")
     args = parser.parse_args()
     logger.remove()
     logger.add(sys.stderr, level="ERROR")
