@@ -51,10 +51,13 @@ from pipecat.services.deepgram.tts import DeepgramHttpTTSService
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
 from voiceagent.frames import AudioSpan, SpokenWord, set_audio_span
-from voiceagent.services.deepgram_listen import ListenClient
+from voiceagent.services.deepgram_listen import (
+    DEFAULT_URL,
+    ListenClient,
+    pipecat_builds_listen_clients,
+)
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, CloudSettings
 
-DEFAULT_URL = "wss://api.deepgram.com"
 SEND_MS = 100
 """Caller audio per WebSocket message to Deepgram."""
 _REFUSALS = {
@@ -125,9 +128,12 @@ class VoiceDeepgramSTTService(DeepgramSTTService):
     def __init__(
         self, *, clock: Clock = DEFAULT_CLOCK, send_ms: int = SEND_MS, **kwargs: Any
     ) -> None:
-        super().__init__(**kwargs)
-        # The same socket as the SDK's, without permessage-deflate (see deepgram_listen).
-        self._client = ListenClient(kwargs.get("base_url") or DEFAULT_URL, kwargs["api_key"])
+        # The same socket as the SDK's, without permessage-deflate, and without the SDK's
+        # HTTP client (an SSL context per call): see deepgram_listen.
+        with pipecat_builds_listen_clients():
+            super().__init__(**kwargs)
+        if not isinstance(self._client, ListenClient):  # a pipecat that builds it elsewhere
+            self._client = ListenClient(kwargs.get("base_url") or DEFAULT_URL, kwargs["api_key"])
         self._stream = StreamClock(clock, bytes_per_s=2.0 * (self.sample_rate or 16000))
         self._stream_clock_source = clock
         self._in_setup = False
