@@ -3,7 +3,7 @@
     .venv/bin/python bench/offline_stages.py [--skip-demo]
 
 STT: partial decode time by window length and final latency after end of speech (Whisper tiny.en).
-LLM: TTFT cold and warm, tokens/s (llama.cpp server, Qwen2.5-0.5B).
+LLM: TTFT cold and warm, tokens/s (llama.cpp server, Qwen2.5-Coder-0.5B).
 TTS: time to first audio and real-time factor (Piper).
 Demo: caller end of speech → first agent audio, p50/p90, over the scripted call.
 """

@@ -26,8 +26,12 @@ dictate digits, backchannel and barge in over the agent, answer in one word and 
 Prints, per caller line, the agent replies that started before the caller's next line (two
 or more: a double answer), replies started while the caller was mid-utterance, end of speech
 → first agent audio p50/p90 with the provider floor measured in the same run (STT final, LLM
-first token, TTS first audio), barge-in onset → ``clear``, backchannel clears, last key →
-first agent audio, and commits and regrets from the pipeline's own frames.
+first token, TTS first audio), barge-in onset → the first ``clear`` of any kind (the soft clear
+at the caller's first sound, or the barge-in's), → the barge-in ``clear`` (the reply cut off)
+and → the agent's audio stopping at the caller, backchannel interruptions (barge-in clears
+only; soft clears counted apart: the caller sees both as ``clear``, the server's call record
+tells them apart), last key → first agent audio, and commits and regrets from the pipeline's
+own frames.
 """
 
 from __future__ import annotations
@@ -250,6 +254,7 @@ async def run(args: argparse.Namespace) -> int:
             finally:
                 server.cancel()
                 await asyncio.gather(server, return_exceptions=True)
+        await asyncio.to_thread(read_server_clears, records, settings)
     finally:
         if stt_server is not None:
             await stt_server.stop()
@@ -264,6 +269,25 @@ async def run(args: argparse.Namespace) -> int:
         print(f"timelines written to {args.dump}")
     print(f"\ntotal {time.monotonic() - began:.0f} s")
     return 0
+
+
+def read_server_clears(records: list[CallRecord], settings: Settings) -> None:
+    """Each call's clears from the server's call record: ``pause_clear`` (soft) or ``clear``.
+
+    The caller sees both as Twilio ``clear`` messages; the bench tells them apart by this
+    record (``bench.fakes.breakdown``).
+    """
+    from voiceagent.storage import open_store
+
+    store = open_store(settings.storage, create=False)
+    try:
+        for rec in records:
+            detail = store.find_call(rec.report.call_sid) if rec.report is not None else None
+            if detail is not None:
+                kinds = ("clear", "pause_clear")
+                rec.server_clears = [e.kind for e in detail.events if e.kind in kinds]
+    finally:
+        store.close()
 
 
 def _print_stt_server(records: list[CallRecord]) -> None:

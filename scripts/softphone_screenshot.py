@@ -1,6 +1,6 @@
 """Make docs/softphone.png: the softphone page during a real call on the offline stack.
 
-The agent runs on this machine (Whisper tiny.en, Qwen2.5-0.5B on llama.cpp, Piper); the caller
+The agent runs on this machine (Whisper tiny.en, Qwen2.5-Coder-0.5B on llama.cpp, Piper); the caller
 is Chromium's fake microphone playing two espeak-ng lines, the second spoken over the agent's
 answer (a barge-in). Needs the offline stack, Debian's chromium and espeak-ng (scripts/setup.sh).
 

@@ -22,6 +22,30 @@ def _storage_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
 
 
+PROVIDER_VARIABLES = (
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_FROM_NUMBER",
+    "DEEPGRAM_API_KEY",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "PUBLIC_HOST",
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch):
+    """``Settings()`` reads the environment: a key or setting exported in the developer's shell
+    must not turn a test's offline stack into a cloud one (the suite's own variables stay)."""
+    for name in list(os.environ):
+        upper = name.upper()
+        if upper in PROVIDER_VARIABLES or (
+            upper.startswith("VOICEAGENT_")
+            and not upper.startswith(("VOICEAGENT_TEST_", "VOICEAGENT_SOFTPHONE_"))
+        ):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _voiceagent_logs_on():
     """The suite is the application here: it turns voiceagent's (library-disabled) logs on."""

@@ -1,4 +1,4 @@
-"""Command line: ``voiceagent serve | call | demo | eval | calls | phone-link | dial``."""
+"""Command line: ``voiceagent serve | call | demo | eval | calls | phone-link | dial | config``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,25 @@ def _settings(args: argparse.Namespace):
 
 
 DEFAULT_BOT = "voiceagent.pipelines.receptionist:ReceptionistBot"
+READS_SETTINGS = ("serve", "demo", "eval", "dial", "calls", "phone-link", "config")
+"""Commands whose settings are checked before they start: a typo stops them at once."""
+
+
+def _check_settings() -> int | None:
+    """Print each problem of the environment's settings once; 2 when there is one."""
+    from voiceagent.settings import Settings, SettingsError
+
+    try:
+        Settings.from_env()
+    except SettingsError as e:
+        _print_problems(e)
+        return 2
+    return None
+
+
+def _print_problems(error: Exception) -> None:
+    for problem in getattr(error, "problems", None) or [str(error)]:
+        print(f"error: {problem}", file=sys.stderr)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -90,7 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the Twilio webhook + Media Streams server")
+    serve = sub.add_parser(
+        "serve",
+        help="run the Twilio webhook + Media Streams server",
+        description="Serve phone calls: POST /twiml answers Twilio's webhook with a Media "
+        "Stream, ws /media holds each call with the bot (the bundled receptionist unless "
+        "--bot), GET /phone is the browser softphone, /healthz and /metrics report. Settings "
+        "come from VOICEAGENT_<SECTION>__<FIELD> and the providers' variables (voiceagent "
+        "config prints them); an invalid one stops the server at startup.",
+    )
     serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8080)")
     serve.add_argument("--public-host", default=None, help="host name Twilio reaches (for TwiML)")
@@ -104,20 +131,46 @@ def main(argv: list[str] | None = None) -> int:
         help="worker processes sharing the port (default: one per core; one with local models)",
     )
     serve.add_argument(
-        "--bot", default=None, help=f"module:factory making the bot from settings ({DEFAULT_BOT})"
+        "--bot",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help=(
+            "module:factory or path/to/file.py:factory: the callable making the bot from settings"
+            f" (default {DEFAULT_BOT})"
+        ),
     )
 
     from voiceagent.emulator.cli import add_call_parser
 
     add_call_parser(sub)
 
-    demo = sub.add_parser("demo", help="offline demo: server + emulated caller, multi-turn call")
-    demo.add_argument("--out", default="demo-heard.wav", help="WAV of what the caller heard")
+    demo = sub.add_parser(
+        "demo",
+        help="offline demo: server + emulated caller, multi-turn call",
+        description="Hold a scripted multi-turn phone call on this machine: the server runs "
+        "in-process on 127.0.0.1 with the bot (the bundled receptionist unless --bot), an "
+        "emulated Twilio caller speaks its lines (Piper voice, 8 kHz mu-law), both sides' "
+        "transcripts and each turn's latency are printed, and what the caller heard is written "
+        "to a WAV. No keys and no network needed. Exit code 1 when fewer than 4 lines got a "
+        "reply.",
+    )
+    demo.add_argument(
+        "--out", default="demo-heard.wav", help="WAV of what the caller heard (demo-heard.wav)"
+    )
     demo.add_argument("--port", type=int, default=0, help="server port (default: any free)")
     demo.add_argument(
         "--browser",
         action="store_true",
         help="no emulated caller: serve the softphone page and open it (you are the caller)",
+    )
+    demo.add_argument(
+        "--bot",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help=(
+            "module:factory or path/to/file.py:factory: the callable making the bot from settings"
+            f" (default {DEFAULT_BOT})"
+        ),
     )
 
     from voiceagent.eval.cli import add_eval_parser
@@ -136,11 +189,17 @@ def main(argv: list[str] | None = None) -> int:
 
     add_dial_parser(sub)
 
+    from voiceagent.settings.cli import add_config_parser
+
+    add_config_parser(sub)
+
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
     # Idle OpenMP threads (CTranslate2, onnxruntime) sleep rather than spin: 2 cores are shared
     # by Whisper, Silero, Piper and the llama.cpp server; spinning cost ~2x LLM prompt speed.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if args.command in READS_SETTINGS and (failed := _check_settings()) is not None:
+        return failed
     try:
         if args.command == "serve":
             return _serve(args)
@@ -172,11 +231,14 @@ def main(argv: list[str] | None = None) -> int:
             from voiceagent.telephony.cli import run_dial_command
 
             return asyncio.run(run_dial_command(args))
+        if args.command == "config":
+            from voiceagent.settings.cli import run_config_command
+
+            return run_config_command(args, sys.stdout)
     except KeyboardInterrupt:
         return 130
     except (ValueError, RuntimeError) as e:
-        logger.error(str(e))
-        print(f"error: {e}", file=sys.stderr)
+        _print_problems(e)  # printed once: the CLI's logger would repeat it on stderr
         return 2
     return 1
 

@@ -8,15 +8,26 @@ transcript of both sides with per-turn latency, and writes what the caller heard
 from __future__ import annotations
 
 import asyncio
-import statistics
+import inspect
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from voiceagent.emulator.voice import caller_audio, synthesize_caller_lines, trim_silence
 
-__all__ = ["DEMO_SCRIPT", "DemoLine", "run_demo", "synthesize_caller_lines", "trim_silence"]
+__all__ = [
+    "DEMO_SCRIPT",
+    "DemoLine",
+    "demo_bot",
+    "latency_summary",
+    "run_demo",
+    "synthesize_caller_lines",
+    "trim_silence",
+]
 
 
 @dataclass(frozen=True)
@@ -38,10 +49,38 @@ DEMO_SCRIPT: tuple[DemoLine, ...] = (
 )
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
+def demo_bot(args: Any, settings: Any, on_transcript: Any) -> Any:
+    """The bot of ``--bot MODULE:FACTORY`` (default: the receptionist), made like ``serve`` does.
+
+    A factory that takes ``on_transcript`` is given it (both sides' live transcript is then
+    printed); any other is called with the settings alone.
+
+    Raises:
+        ValueError: the spec is malformed or names nothing callable.
+    """
+    from voiceagent.cli import DEFAULT_BOT
+    from voiceagent.server.workers import load_bot_factory
+
+    factory = load_bot_factory(getattr(args, "bot", None) or DEFAULT_BOT)
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: no signature to read
+        parameters = []
+    if any(p.name == "on_transcript" or p.kind is p.VAR_KEYWORD for p in parameters):
+        return factory(settings, on_transcript=on_transcript)
+    return factory(settings)
+
+
+def latency_summary(latencies_ms: Sequence[float]) -> str:
+    """``latency p50 … ms, p90 … ms over N turns`` (numpy's linear interpolation between ranks).
+
+    Raises:
+        ValueError: no latencies.
+    """
+    if not latencies_ms:
+        raise ValueError("no latencies to summarize")
+    p50, p90 = np.percentile(np.asarray(latencies_ms, dtype=float), [50, 90])
+    return f"latency p50 {p50:.0f} ms, p90 {p90:.0f} ms over {len(latencies_ms)} turns"
 
 
 async def run_demo(args: Any) -> int:
@@ -50,7 +89,6 @@ async def run_demo(args: Any) -> int:
     from voiceagent.emulator.caller import CallerEmulator
     from voiceagent.emulator.script import CallerLine
     from voiceagent.emulator.voice import load_caller_voice
-    from voiceagent.pipelines.receptionist import ReceptionistBot
     from voiceagent.server.in_process import loopback_settings, serve_in_process
 
     settings = loopback_settings(port=getattr(args, "port", 0))
@@ -68,13 +106,14 @@ async def run_demo(args: Any) -> int:
             cut = " [interrupted]" if info.get("interrupted") else ""
             print(f"    agent  (as heard):       {text}{cut}", flush=True)
 
-    bot = ReceptionistBot(settings, on_transcript=on_transcript)
+    bot = demo_bot(args, settings, on_transcript)
+    resources = getattr(bot, "resources", None)
     progress("loading the offline stack (first run assembles weights; later runs are quick)")
-    for reason in bot.resources.choice.reasons:
+    for reason in getattr(getattr(resources, "choice", None), "reasons", []):
         progress(f"stage {reason}")
     await bot.start(progress=progress)
 
-    voice = await load_caller_voice(settings.local, bot.resources.piper_voice)
+    voice = await load_caller_voice(settings.local, getattr(resources, "piper_voice", None))
     progress("synthesizing the caller's lines")
     wavs = await asyncio.to_thread(
         synthesize_caller_lines, voice, DEMO_SCRIPT, settings.local.cache_dir / "demo"
@@ -120,8 +159,7 @@ async def run_demo(args: Any) -> int:
         print(f"{turn.index + 1:>4}  {shown:>16}   {turn.caller_text}")
     if latencies:
         print(
-            f"latency p50 {statistics.median(latencies):.0f} ms, p90 "
-            f"{_percentile(latencies, 0.9):.0f} ms over {len(latencies)} turns; "
+            f"{latency_summary(latencies)}; "
             f"agent spoke into a mid-sentence pause {cut_ins}x; "
             f"marks {report.marks_echoed}/{report.marks_received} echoed, clears {report.clears}"
         )

@@ -15,7 +15,7 @@ from typing import Any
 
 async def run_browser_demo(args: Any, *, opener=webbrowser.open) -> int:
     """Serve the agent and its softphone page until interrupted; 0 on a clean stop."""
-    from voiceagent.pipelines.receptionist import ReceptionistBot
+    from voiceagent.demo import demo_bot
     from voiceagent.server.in_process import loopback_settings, serve_in_process
 
     settings = loopback_settings(port=getattr(args, "port", 0))
@@ -31,7 +31,7 @@ async def run_browser_demo(args: Any, *, opener=webbrowser.open) -> int:
             cut = " [interrupted]" if info.get("interrupted") else ""
             print(f"    agent  (as heard):       {text}{cut}", flush=True)
 
-    bot = ReceptionistBot(settings, on_transcript=on_transcript)
+    bot = demo_bot(args, settings, on_transcript)
     progress("loading the agent's models (first run assembles weights; later runs are quick)")
     await bot.start(progress=progress)
     try:

@@ -159,6 +159,17 @@ class TurnMetricsFrame(SystemFrame):
 
 
 @dataclass
+class TurnCountsFrame(SystemFrame):
+    """How much each turn-taking counter of the call grew (``TurnStats`` names), downstream.
+
+    Pushed by the turn engine's processor whenever a counter changed; the server sums them
+    over every call of every bot for ``/metrics``.
+    """
+
+    changes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class EndOfTurnFrame(SystemFrame):
     """The end-of-turn model's verdict on the caller's audio at a VAD stop.
 
@@ -257,6 +268,18 @@ class AnswerVerdictFrame(SystemFrame):
     answered_by: str = "machine_start"
     greeting_ended: bool = False
     evidence: str = ""
+
+
+@dataclass
+class AnswerPendingFrame(SystemFrame):
+    """The other party's first words may be an answering machine's greeting (``holding``).
+
+    Pushed downstream by the ``AnsweringMachineDetector`` when such an utterance starts and
+    when it is settled without a verdict; ``MachineWords`` keeps the caller's speech from the
+    turn engine meanwhile (released on a person's verdict, dropped on a machine's).
+    """
+
+    holding: bool = True
 
 
 @dataclass

@@ -12,9 +12,16 @@ up to it), the LLM's first token after its request and the TTS's first audio aft
 request, each measured in the same run.
 
 An agent *reply* is told apart from the caller's side by its marks: TwilioOutput names the
-mark after each segment ``a<reply>.<segment>``; a reply starts where the audio before its
-first mark began (the previous mark, or the start of an utterance). An utterance without
-marks counts as one reply.
+mark after each segment ``a<reply>.<segment>`` (``a<reply>.<segment>r<n>`` when sent again
+after a soft clear); a reply starts where the audio before its first mark began (the previous
+mark, or the start of an utterance). An utterance without marks counts as one reply.
+
+The caller sees two kinds of ``clear`` alike: the *soft* clear at the caller's first sound over
+the agent (``pause_clear`` in the call record: the agent stops at once and goes on where it
+stopped if the sound was a backchannel or a noise) and the *barge-in* clear (``clear``: the
+reply is cut off). The server sends them in order and the caller receives them in order, so
+the n-th clear the caller saw is the n-th in the server's call record
+(``CallRecord.server_clears``). Audio after a soft clear continues the same reply.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ class CallRecord:
     stt_connections: list[Any] = field(default_factory=list)  # live STT ConnectionRecords
     transport: Any = None
     llm_requests: list[Any] = field(default_factory=list)  # openai_sse.LLMRequest
+    server_clears: list[str] | None = None  # "pause_clear" | "clear", in order (call record)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -69,7 +77,7 @@ class Timeline:
         self.starts: dict[int, float] = {}
         self.ends: dict[int, float] = {}
         self.keys: dict[int, list[float]] = {}
-        self.clears: list[float] = []
+        self.clears: list[float] = []  # every clear the caller got
         self.audio_ends: list[float] = []  # the agent's audio ran out at the caller
         for _, kind, data in rec.events:
             if kind == "caller_line":
@@ -82,8 +90,12 @@ class Timeline:
                 self.audio_ends.append(data["t"])
             elif kind == "dtmf":
                 self.keys.setdefault(data["index"], []).append(data["t"])
+        self.clear_kinds = clear_kinds(rec, len(self.clears))
+        kinds = list(zip(self.clears, self.clear_kinds, strict=True))
+        self.barge_clears = [t for t, k in kinds if k != PAUSE]
+        self.pause_clears = [t for t, k in kinds if k == PAUSE]
         self.probes = [(p.t - self.t0, p.stage, p.event, p.detail) for p in rec.probes]
-        self.replies = reply_starts(rec.events)
+        self.replies = reply_starts(rec.events, self.clear_kinds)
 
     def stream_t(self, monotonic: float | None) -> float | None:
         """A server time on the stream clock."""
@@ -99,29 +111,57 @@ class Timeline:
         return [p for p in self.probes if p[2] == event and after <= p[0] < before]
 
 
-def reply_starts(events: list[tuple[float, str, dict]]) -> list[float]:
+PAUSE = "pause_clear"
+"""The call record's event for a soft clear (the agent paused at the caller's first sound)."""
+
+
+def clear_kinds(rec: CallRecord, count: int) -> list[str]:
+    """The kind of each of the ``count`` clears the caller got, from the server's call record.
+
+    ``"clear"`` for all when the record is missing or does not match (a server without soft
+    clears records none; a mismatch is reported by ``print_report``).
+    """
+    kinds = rec.server_clears
+    if kinds is None or len(kinds) != count:
+        return ["clear"] * count
+    return list(kinds)
+
+
+def reply_starts(
+    events: list[tuple[float, str, dict]], kinds: list[str] | None = None
+) -> list[float]:
     """When each distinct agent reply began to play, from the caller's events (see above).
 
     After a ``clear`` every outstanding mark is echoed at once: only the first of them closed
-    the segment that was playing; the others' audio was never heard.
+    the segment that was playing; the others' audio was never heard. ``kinds``: each clear's
+    kind (``clear_kinds``); after a soft clear the next audio goes on with the same reply.
     """
     keyed: dict[str, float] = {}
     unnamed: list[float] = []
     boundary: float | None = None  # where the audio now playing began
     marked = True  # the current utterance has a heard mark
     first_after_clear = False
+    resuming = False  # a soft clear stopped the reply: its next audio is the same reply
+    clears = 0
     for _, kind, data in events:
         if kind == "agent_audio_start":
+            if resuming:
+                resuming = False
+                continue
             if not marked and boundary is not None:
                 unnamed.append(boundary)
             boundary, marked = data["t"], False
         elif kind == "clear":
             first_after_clear = True
+            resuming = kinds is not None and clears < len(kinds) and kinds[clears] == PAUSE
+            clears += 1
         elif kind == "mark":
             heard = True
             if data.get("cleared"):
                 heard = first_after_clear and boundary is not None and data["t"] > boundary
                 first_after_clear = False
+            else:
+                resuming = False  # the reply went on (a pause shorter than an utterance gap)
             if not heard:
                 continue
             name = data["name"]
@@ -148,9 +188,11 @@ class LineRow:
     stt_final_ms: float | None = None
     llm_ttft_ms: float | None = None
     tts_first_ms: float | None = None
-    clear_ms: float | None = None  # barge-in onset → clear
+    clear_ms: float | None = None  # barge-in onset → the first clear (soft or barge-in)
+    barge_clear_ms: float | None = None  # barge-in onset → the barge-in clear (reply cut off)
     silent_ms: float | None = None  # barge-in onset → the agent's audio stopped at the caller
-    clears: int = 0  # clears during a backchannel
+    interruptions: int = 0  # barge-in clears during a backchannel: a reply cut off
+    pause_clears: int = 0  # soft clears during a backchannel: the agent stopped and went on
 
     @property
     def floor_ms(self) -> float | None:
@@ -188,14 +230,18 @@ def line_rows(rec: CallRecord) -> list[LineRow]:
         if line.kind in TALK_KINDS and first is not None:
             _floor(row, tl, rec, first)
         if line.kind == "barge":
-            clear = next((c for c in tl.clears if start <= c < start + BARGE_WINDOW_S), None)
-            row.clear_ms = _ms(clear, start)
-            silent = next((a for a in tl.audio_ends if start <= a < start + BARGE_WINDOW_S), None)
-            row.silent_ms = _ms(silent, start)
+            row.clear_ms = _ms(_first(tl.clears, start, start + BARGE_WINDOW_S), start)
+            row.barge_clear_ms = _ms(_first(tl.barge_clears, start, start + BARGE_WINDOW_S), start)
+            row.silent_ms = _ms(_first(tl.audio_ends, start, start + BARGE_WINDOW_S), start)
         elif line.kind == "backchannel":
-            row.clears = sum(1 for c in tl.clears if start <= c < end + 1.5)
+            row.interruptions = sum(1 for c in tl.barge_clears if start <= c < end + 1.5)
+            row.pause_clears = sum(1 for c in tl.pause_clears if start <= c < end + 1.5)
         rows.append(row)
     return rows
+
+
+def _first(times: list[float], start: float, until: float) -> float | None:
+    return next((t for t in times if start <= t < until), None)
 
 
 def stt_final_at(rec: CallRecord, tl: Timeline, end: float) -> float | None:
@@ -266,11 +312,18 @@ def print_report(records: list[CallRecord], *, header: str) -> None:
     for rec in records:
         r = rec.report
         if r is not None:
+            kinds = clear_kinds(rec, r.clears)
             print(
-                f"call {rec.name}: {r.duration_s:.1f} s, clears {r.clears}, marks "
+                f"call {rec.name}: {r.duration_s:.1f} s, clears {r.clears} "
+                f"({kinds.count(PAUSE)} soft), marks "
                 f"{r.marks_echoed}/{r.marks_received}, playback glitches {r.agent_glitches}, "
                 f"pauses between segments {r.agent_pauses}"
             )
+            if rec.server_clears is not None and len(rec.server_clears) != r.clears:
+                print(
+                    f"  the call record has {len(rec.server_clears)} clears, the caller got "
+                    f"{r.clears}: all counted as barge-in clears"
+                )
 
 
 def _print_lines(rows: list[LineRow]) -> None:
@@ -285,7 +338,7 @@ def _print_lines(rows: list[LineRow]) -> None:
             flags.append("TWICE")
         if r.over_caller:
             flags.append("OVER")
-        if r.line.kind == "backchannel" and (r.clears or r.replies):
+        if r.line.kind == "backchannel" and (r.interruptions or r.replies):
             flags.append("BC-HIT")
         voice = r.line.voice.split(":")[-1][:8] or "keys"
         print(
@@ -336,29 +389,37 @@ def _print_barge_ins(rows: list[LineRow]) -> None:
     for r in barges:
         print(
             f"  {r.call}/{r.index + 1}: agent silent at the caller at {_fmt(r.silent_ms)}, "
-            f"clear at {_fmt(r.clear_ms)}   {r.line.text!r}"
+            f"first clear at {_fmt(r.clear_ms)}, barge-in clear at {_fmt(r.barge_clear_ms)}   "
+            f"{r.line.text!r}"
         )
-    clears = [r.clear_ms for r in barges if r.clear_ms is not None]
-    if clears:
-        print(
-            f"onset → clear over {len(clears)}: p50 {statistics.median(clears):.0f} ms, "
-            f"p95 {percentile(clears, 0.95):.0f} ms"
-        )
-    silent = [r.silent_ms for r in barges if r.silent_ms is not None]
-    if silent:
-        print(
-            f"onset → agent silent at the caller (paused or cleared) over {len(silent)}: "
-            f"p50 {statistics.median(silent):.0f} ms, p95 {percentile(silent, 0.95):.0f} ms"
-        )
-    if len(clears) < len(barges):
-        print(f"barge-ins without a clear: {len(barges) - len(clears)}")
+    for name, values in (
+        ("onset → clear (any: the pause's soft clear or the barge-in's)", "clear_ms"),
+        ("onset → barge-in clear (the reply cut off)", "barge_clear_ms"),
+        ("onset → agent silent at the caller (audio stopped playing)", "silent_ms"),
+    ):
+        present = [getattr(r, values) for r in barges if getattr(r, values) is not None]
+        if present:
+            print(
+                f"{name} over {len(present)}: p50 {statistics.median(present):.0f} ms, "
+                f"p95 {percentile(present, 0.95):.0f} ms"
+            )
+    cut = [r for r in barges if r.barge_clear_ms is not None]
+    if len(cut) < len(barges):
+        print(f"barge-ins without a barge-in clear: {len(barges) - len(cut)}")
     bcs = [r for r in rows if r.line.kind == "backchannel"]
     print("== backchannels over agent speech ==")
     for r in bcs:
-        verdict = "FALSE CLEAR" if r.clears else "ok, agent kept talking"
+        verdict = "INTERRUPTED" if r.interruptions else "ok, agent went on"
         extra = f", {len(r.replies)} new reply(ies)" if r.replies else ""
-        print(f"  {r.call}/{r.index + 1} {r.line.text!r}: {r.clears} clear(s) ({verdict}{extra})")
-    print(f"backchannel clears: {sum(r.clears for r in bcs)} over {len(bcs)} backchannels")
+        print(
+            f"  {r.call}/{r.index + 1} {r.line.text!r}: {r.interruptions} barge-in clear(s), "
+            f"{r.pause_clears} soft clear(s) ({verdict}{extra})"
+        )
+    print(
+        f"backchannel interruptions (a reply cut off): {sum(r.interruptions for r in bcs)} over "
+        f"{len(bcs)} backchannels; soft clears (the agent stopped at the sound and went on): "
+        f"{sum(r.pause_clears for r in bcs)}"
+    )
 
 
 def _print_keypad(rows: list[LineRow]) -> None:

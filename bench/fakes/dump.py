@@ -28,6 +28,9 @@ def dump_records(records: list[CallRecord], path: Path) -> None:
                     for i, ln in enumerate(rec.lines)
                 ],
                 "agent_replies": tl.replies,
+                "clears": [
+                    {"t": t, "kind": k} for t, k in zip(tl.clears, tl.clear_kinds, strict=True)
+                ],
                 "caller_events": [
                     {"kind": k, **{a: b for a, b in d.items() if a != "marks"}}
                     for _, k, d in rec.events

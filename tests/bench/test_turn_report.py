@@ -52,6 +52,34 @@ def test_audio_without_marks_is_one_reply_per_utterance():
     assert reply_starts(events) == [1.0, 4.0]
 
 
+def test_audio_going_on_after_a_soft_clear_is_the_same_reply():
+    # "Uh-huh" 0.3 s into the reply, before its first mark went out: the agent stopped at the
+    # sound (a soft clear) and went on 0.8 s later, its mark sent again under a new name.
+    events = heard(
+        audio(1.0),
+        clear(1.3),
+        ("agent_audio_end", {"t": 1.3}),
+        audio(2.1),
+        mark("a1.1r1", 2.6),
+        mark("a1.2", 3.2),
+    )
+    assert reply_starts(events, ["pause_clear"]) == [1.0]
+    assert reply_starts(events) == [1.0, 2.1]  # without the call record: two replies
+
+
+def test_a_soft_clear_then_a_barge_in_then_the_answer():
+    events = heard(
+        audio(1.0),
+        mark("a1.1", 1.5),
+        clear(2.0, "a1.2"),  # the caller's first sound
+        mark("a1.2", 2.0, cleared=True),
+        clear(2.5),  # the barge-in: the reply is cut off
+        audio(3.4),
+        mark("a2.1", 3.9),
+    )
+    assert reply_starts(events, ["pause_clear", "clear"]) == [1.0, 3.4]
+
+
 def call(lines: list[BenchLine], *events: tuple[str, dict]) -> CallRecord:
     return CallRecord(name="call", lines=lines, events=heard(*events))
 
@@ -129,3 +157,34 @@ def test_stt_final_latency_is_to_the_final_closing_the_audio_up_to_the_end_of_sp
     rec.stt_connections = [conn]
     # the caller stopped at 4.0 on the stream clock = 3.8 s into the STT's audio
     assert stt_final_at(rec, Timeline(rec), 4.0) == 4.6
+
+
+def test_a_backchannel_soft_clear_is_not_an_interruption_and_barge_ins_report_both_clears():
+    lines = [
+        BenchLine("Uh-huh.", "backchannel"),
+        BenchLine("Wait, can you make it Wednesday instead?", "barge"),
+    ]
+    rec = call(
+        lines,
+        audio(0.5),
+        *said(0, 1.0, 1.4),
+        clear(1.05),  # soft: the agent stops at the caller's first sound, goes on
+        ("agent_audio_end", {"t": 1.05}),
+        audio(1.9),
+        mark("a1.1r1", 2.4),
+        *said(1, 3.0, 5.0),
+        clear(3.05),  # soft, at the first sound
+        ("agent_audio_end", {"t": 3.05}),
+        clear(4.0),  # the barge-in, once the word came
+    )
+    rec.server_clears = ["pause_clear", "pause_clear", "clear"]
+    backchannel, barge = line_rows(rec)
+    assert (backchannel.interruptions, backchannel.pause_clears) == (0, 1)
+    assert backchannel.replies == []
+    assert round(barge.clear_ms) == 50 and round(barge.barge_clear_ms) == 1000
+    assert round(barge.silent_ms) == 50
+
+    rec.server_clears = None  # no call record: every clear counts as a barge-in
+    backchannel, barge = line_rows(rec)
+    assert (backchannel.interruptions, backchannel.pause_clears) == (1, 0)
+    assert round(barge.barge_clear_ms) == 50

@@ -148,6 +148,20 @@ def test_a_short_gap_at_a_segment_mark_is_a_pause_not_a_glitch(call):
     assert len(timeline.utterance_starts_s()) == 1
 
 
+def test_audio_going_on_soon_after_a_clear_is_no_glitch(call):
+    # A soft clear: the agent stops at the caller's "uh-huh" and goes on 0.2 s later.
+    clock, timeline, _, _ = call
+    timeline.receive_media(seconds_of_tone(0.5))
+    clock.advance(0.3)
+    timeline.clear()
+    clock.advance(0.2)
+    timeline.receive_media(seconds_of_tone(0.2))
+    clock.advance(1.0)
+    assert (timeline.pauses, timeline.glitches, timeline.clears) == (0, 0, 1)
+    assert timeline.played_s_between(0.0) == pytest.approx(0.5)
+    assert len(timeline.utterance_starts_s()) == 1
+
+
 def test_audio_still_queued_at_hang_up_is_never_heard(call):
     clock, timeline, echoed, _ = call
     timeline.receive_media(seconds_of_tone(3.0))

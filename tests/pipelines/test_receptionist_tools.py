@@ -1,7 +1,7 @@
 """The receptionist's desk: what the tools answer, what they refuse, and when they are offered.
 
-Handlers are called the way the LLM service calls them (``AgentTool.call``: JSON-schema
-validation first, then the handler), so a garbled call from a small model is seen exactly as
+Handlers are called the way the LLM service calls them (``AgentTool.call``: the arguments
+model validates first, then the handler), so a garbled call from a small model is seen exactly as
 the model would see the answer.
 """
 
@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from voiceagent.pipelines.receptionist import ReceptionistBot
+from voiceagent.pipelines.receptionist import RECEPTIONIST_PROMPT, ReceptionistBot
 from voiceagent.pipelines.receptionist_tools import (
     TOOL_NAMES,
+    WEEKDAYS,
     AppointmentBook,
     OfficeFacts,
     ReceptionDesk,
@@ -23,7 +24,7 @@ from voiceagent.pipelines.receptionist_tools import (
     tools_prompt,
 )
 from voiceagent.services.tools import ToolStats
-from voiceagent.settings import AgentSettings, Settings
+from voiceagent.settings import Settings
 
 ANN = {"name": "Ann Lee", "service": "cleaning", "day": "Tuesday", "time": "2 pm"}
 
@@ -77,11 +78,12 @@ async def test_an_unknown_day_is_an_error_result_not_an_exception():
     desk = Desk()
     answer = await desk.call("check_availability", {"day": "blursday"})
     assert answer == {
-        "error": "day: unknown day 'blursday': say a weekday, such as Tuesday",
+        "error": "invalid arguments for check_availability: "
+        "day: unknown day 'blursday': say a weekday, such as Tuesday",
         "executed": False,
     }
     missing = await desk.call("check_availability", {})
-    assert missing["executed"] is False and "day: required" in missing["error"]
+    assert missing["executed"] is False and "day: Field required" in missing["error"]
 
 
 # ---------------------------------------------------------------------- booking
@@ -129,9 +131,9 @@ async def test_each_slot_is_booked_once_across_calls():
         ({**ANN, "time": "noonish"}, "time: unknown time 'noonish'"),
         ({**ANN, "service": "whitening"}, "we do not book 'whitening'; we book: cleaning"),
         ({**ANN, "name": " "}, "name: String should have at least 2 characters"),
-        ({**ANN, "name": 42}, "name: expected string, got integer"),
-        ({k: v for k, v in ANN.items() if k != "time"}, "time: required"),
-        ("book Ann on Tuesday", "arguments must be an object, got string"),
+        ({**ANN, "name": 42}, "name: Input should be a valid string"),
+        ({k: v for k, v in ANN.items() if k != "time"}, "time: Field required"),
+        ("book Ann on Tuesday", "Input should be a valid dictionary"),
     ],
 )
 async def test_a_booking_that_cannot_be_made_says_why(arguments: Any, problem: str):
@@ -172,8 +174,20 @@ async def test_end_call_asks_the_call_to_hang_up_once():
 # --------------------------------------------------------------- prompt, selection
 
 
-def test_the_default_prompt_tells_the_model_the_desk_facts():
-    prompt, facts = AgentSettings().system_prompt, OfficeFacts()
+def test_the_llm_is_offered_the_schemas_of_the_request_models():
+    offered = receptionist_tools(Desk().desk).openai_tools()
+    tools = {t["function"]["name"]: t["function"] for t in offered}
+    book = tools["book_appointment"]
+    assert book["parameters"]["required"] == ["name", "service", "day", "time"]
+    assert book["parameters"]["properties"]["day"]["enum"] == list(WEEKDAYS)
+    assert book["parameters"]["properties"]["name"]["description"] == "The patient's full name"
+    assert book["description"].endswith("Services: cleaning.")
+    assert tools["check_availability"]["parameters"]["required"] == ["day"]
+    assert tools["end_call"]["parameters"]["required"] == ["reason"]
+
+
+def test_the_receptionists_prompt_tells_the_model_the_desk_facts():
+    prompt, facts = RECEPTIONIST_PROMPT, OfficeFacts()
     assert facts.name in prompt and facts.address in prompt
     assert "Monday to Thursday 8 am to 5 pm" in prompt and "Friday 8 am to 3 pm" in prompt
     assert f"cleaning costs {facts.prices['cleaning']} dollars" in prompt

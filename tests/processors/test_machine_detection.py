@@ -117,3 +117,53 @@ def test_twilio_detect_message_end_gives_the_end_directly():
     assert line.core.twilio(7.5, "machine_end_beep").answered_by == "machine_end_beep"
     assert line.core.phase is Phase.GREETING_ENDED
     assert line.core.twilio(8.0, "fax") is None  # decided already
+
+
+def test_early_first_words_are_held_until_the_verdict_late_ones_never():
+    person = Line()
+    assert person.core.holds_turns  # a greeting may begin at once
+    person.run_until(0.8)
+    person.core.speech_started(0.8)
+    assert person.core.holds_turns  # "Hello?" may be a recording's first word
+    person.run_until(1.4)
+    person.core.speech_stopped(1.4)
+    person.run_until(2.5)
+    assert person.core.holds_turns  # a pause shorter than pause_s: still undecided
+    person.run_until(2.6)
+    assert person.verdicts() == [("human", "short_first_utterance", 2.6)]
+    assert not person.core.holds_turns
+
+    machine = Line()
+    machine.speech(0.5, 4.0, words="Hi, this is Sam")
+    assert machine.verdicts() == [("machine_start", "long_greeting", 3.5)]
+    assert not machine.core.holds_turns  # decided: the stage drops what it held
+
+    late = Line()
+    late.run_until(3.0)
+    assert late.core.holds_turns
+    late.run_until(3.1)
+    assert not late.core.holds_turns  # a recording would have begun by now
+    late.run_until(4.5)
+    late.core.speech_started(4.5)  # a person answering the agent's greeting
+    assert not late.core.holds_turns
+
+    wordy = Line()  # the STT's words can come before the VAD's start
+    wordy.run_until(2.5)
+    wordy.core.transcript(2.5, "Hi")
+    wordy.run_until(3.5)
+    wordy.core.speech_started(3.5)
+    assert wordy.core.holds_turns
+
+
+def test_with_twilio_amd_the_hold_lasts_until_twilio_says_or_listening_ends():
+    line = Line(own=False)
+    line.speech(0.6, 1.2)
+    line.run_until(5.0)
+    assert line.core.holds_turns  # a pause may be one inside a greeting: only Twilio knows
+    line.core.twilio(line.t, "human")
+    assert not line.core.holds_turns
+    unanswered = Line(own=False)
+    unanswered.speech(0.6, 1.2)
+    unanswered.run_until(unanswered.core.params.listen_s)
+    assert unanswered.verdicts() == [("unknown", "listen_timeout", 30.0)]
+    assert not unanswered.core.holds_turns

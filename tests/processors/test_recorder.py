@@ -34,7 +34,14 @@ from pipecat.workers.runner import WorkerRunner
 
 from tests.twilio_marks import due_marks
 from voiceagent.clock import ManualClock
-from voiceagent.frames import ProviderSwitchedFrame, TurnMetricsFrame, UserTurnCommittedFrame
+from voiceagent.frames import (
+    AnswerVerdictFrame,
+    PlaybackPauseFrame,
+    PlaybackResumeFrame,
+    ProviderSwitchedFrame,
+    TurnMetricsFrame,
+    UserTurnCommittedFrame,
+)
 from voiceagent.processors.recorder import recorder_taps
 from voiceagent.settings import StorageSettings
 from voiceagent.storage import CallArchive, CallDetail, open_store
@@ -190,6 +197,12 @@ def loud_span(channel: np.ndarray) -> float:
     return 0.0 if loud.size == 0 else (loud[-1] - loud[0] + 1) / 8000
 
 
+def loud_seconds(channel: np.ndarray) -> float:
+    """Seconds of loud audio, counted in 10 ms blocks."""
+    blocks = channel[: channel.size // 80 * 80].astype(np.float64).reshape(-1, 80)
+    return float(np.count_nonzero(np.sqrt((blocks**2).mean(axis=1)) > 2000)) / 100
+
+
 def between(channel: np.ndarray, start_s: float, end_s: float) -> np.ndarray:
     return channel[round(start_s * 8000) : round(end_s * 8000)]
 
@@ -262,7 +275,8 @@ async def test_a_barge_in_stores_what_was_heard_and_records_only_played_audio(
     await call.twilio_stops()
 
     detail = await stored(archive)
-    (agent,) = detail.events
+    clear, agent = detail.events
+    assert clear.kind == "clear" and clear.at_s == pytest.approx(0.5, abs=0.02)
     assert agent.interrupted is True and agent.full_text == f"{OFFER} {ASK}"
     assert agent.text and OFFER.startswith(agent.text) and len(agent.text) < len(OFFER)
     assert agent.data["unheard_text"]
@@ -272,6 +286,38 @@ async def test_a_barge_in_stores_what_was_heard_and_records_only_played_audio(
     agent_s = loud_span(right)
     assert abs(sent_s - 0.7) < 0.03  # what went out on the socket...
     assert abs(agent_s - 0.5) < 0.03  # ...and what played before the clear
+    assert band_rms(between(left, 0.55, 1.05), CALLER_HZ) > 3000
+
+
+async def test_a_pause_is_stored_as_a_pause_clear_and_the_held_audio_is_recorded_once(
+    tmp_path: Path,
+) -> None:
+    """The caller says "uh-huh" 0.5 s into a 1.2 s answer: the agent stops at once (a soft
+    clear: Twilio held 0.2 s), goes on 0.6 s later where it stopped, and finishes. The WAV
+    holds the whole answer once, with the 0.6 s gap where the caller spoke; the record shows
+    the pause, and the answer as heard in full."""
+    archive = CallArchive(StorageSettings(dir=tmp_path))
+    call = RecordedCall(archive)
+    await call.start()
+    await call.queue(*agent_speech([(OFFER, 0.8), (ASK, 0.4)]))
+    await call.wait(0.5)
+    await call.queue(PlaybackPauseFrame(reason="caller_sound"))
+    await call.caller_says(0.6)
+    await call.queue(PlaybackResumeFrame(reason="caller_quiet"))
+    await call.wait(1.0)
+    await call.twilio_stops()
+
+    detail = await stored(archive)
+    pause, agent = detail.events
+    assert pause.kind == "pause_clear" and pause.at_s == pytest.approx(0.5, abs=0.02)
+    assert pause.data["held_s"] == pytest.approx(0.2, abs=0.001)
+    assert agent.interrupted is False and agent.text == f"{OFFER} {ASK}"
+    assert detail.call.interrupted_turns == 0
+
+    left, right = read_wav(detail.call.audio_path)
+    assert abs(loud_seconds(right) - 1.2) <= 0.02  # once, not 1.4 s
+    assert band_rms(between(right, 0.55, 1.05), AGENT_HZ) < 100  # silent while the caller spoke
+    assert band_rms(between(right, 1.15, 1.75), AGENT_HZ) > 3000  # then the rest
     assert band_rms(between(left, 0.55, 1.05), CALLER_HZ) > 3000
 
 
@@ -319,6 +365,26 @@ async def test_a_provider_switch_is_stored_with_its_error(tmp_path: Path) -> Non
     assert (switch.kind, switch.text, switch.data["serving"]) == ("provider", "stt", "Whisper#0")
     assert switch.data["reason"] == reason and switch.at_s == pytest.approx(0.5, abs=0.05)
     assert detail.call.duration_s == pytest.approx(1.5, abs=0.1)
+
+
+async def test_who_answered_is_stored_once_per_verdict(tmp_path: Path) -> None:
+    """The agent's verdicts are in the timeline; its relay of Twilio's AMD result is not (the
+    server stored Twilio's callback itself: ``calls show`` printed it twice)."""
+    archive = CallArchive(StorageSettings(dir=tmp_path))
+    call = RecordedCall(archive)
+    await call.start()
+    await call.queue(AnswerVerdictFrame(answered_by="machine_start", evidence="twilio_amd"))
+    await call.wait(0.5)
+    ended = AnswerVerdictFrame("machine_end_silence", greeting_ended=True, evidence="silence")
+    await call.queue(ended)
+    await call.wait(0.5)
+    await call.twilio_stops()
+
+    detail = await stored(archive)
+    assert [(e.status, e.source, e.data["evidence"]) for e in detail.timeline] == [
+        ("machine_end_silence", "agent", "silence")
+    ]
+    assert detail.call.answered_by == "machine_end_silence"
 
 
 async def test_a_cancelled_call_is_still_completed(tmp_path: Path) -> None:

@@ -45,8 +45,18 @@ CASES = [
         ["We open at 9 a.m.", "Tomorrow we close early."],
     ),
     (
-        "Bring your card, e.g. a Visa, i.e. any credit card, etc. and your ID. Thanks!",
-        ["Bring your card, e.g. a Visa,", "i.e. any credit card, etc. and your ID.", "Thanks!"],
+        "Bring your card, e.g. a Visa, i.e. any credit card, etc. and your ID. We close at 5.",
+        [
+            "Bring your card, e.g. a Visa,",
+            "i.e. any credit card, etc. and your ID.",
+            "We close at 5.",
+        ],
+    ),
+    (
+        # pipecat's splitter (sentencex) reads "ID." before "Thanks" as an abbreviation: one
+        # chunk, spoken without a gap all the same. Its judgement is kept, not patched here.
+        "Please bring your ID. Thanks!",
+        ["Please bring your ID. Thanks!"],
     ),
     (
         "The fee is $3.50 today. It was 3.5 percent higher. Okay?",
@@ -81,12 +91,18 @@ CASES = [
 ]
 
 
+async def spoken(chunks: list[str]) -> list[str]:
+    """The chunks as the TTS gets them (markdown stripped), empty ones dropped."""
+    return [c for c in [await clean_for_speech(chunk) for chunk in chunks] if c]
+
+
 @pytest.mark.parametrize(("reply", "chunks"), CASES)
-def test_whole_reply_splits_into_speakable_chunks(reply, chunks):
-    assert split_speakable(reply, final=True) == (chunks, "")
+async def test_whole_reply_splits_into_speakable_chunks(reply, chunks):
+    raw, rest = split_speakable(reply, final=True)
+    assert (await spoken(raw), rest) == (chunks, "")
 
 
-def _stream(reply: str, tokens: list[str]) -> list[str]:
+async def _stream(reply: str, tokens: list[str]) -> list[str]:
     buffer, first, out = "", True, []
     for token in tokens:
         buffer += token
@@ -94,19 +110,19 @@ def _stream(reply: str, tokens: list[str]) -> list[str]:
         first = first and not chunks
         out += chunks
     chunks, _ = split_speakable(buffer, first=first, final=True)
-    return out + chunks
+    return await spoken(out + chunks)
 
 
 @pytest.mark.parametrize(("reply", "chunks"), CASES)
-def test_streamed_char_by_char_gives_the_same_chunks(reply, chunks):
-    assert _stream(reply, list(reply)) == chunks
+async def test_streamed_char_by_char_gives_the_same_chunks(reply, chunks):
+    assert await _stream(reply, list(reply)) == chunks
 
 
 @pytest.mark.parametrize(("reply", "chunks"), CASES)
-def test_streamed_in_llm_like_tokens_gives_the_same_chunks(reply, chunks):
+async def test_streamed_in_llm_like_tokens_gives_the_same_chunks(reply, chunks):
     tokens = re.findall(r"\s*\S{1,3}", reply) + re.findall(r"\s*$", reply)[:1]
     assert "".join(tokens) == reply
-    assert _stream(reply, tokens) == chunks
+    assert await _stream(reply, tokens) == chunks
 
 
 @pytest.mark.parametrize(
@@ -123,6 +139,20 @@ def test_streamed_in_llm_like_tokens_gives_the_same_chunks(reply, chunks):
 )
 def test_never_cuts_where_the_next_token_could_continue_a_number(partial):
     assert split_speakable("Alright, so " + partial, first=False) == ([], "Alright, so " + partial)
+
+
+def test_an_unclear_period_waits_for_the_whole_next_word():
+    # pipecat's splitter is asked at the next word's first letter, then once it is whole.
+    assert split_speakable("Albert I. D", first=False) == ([], "Albert I. D")
+    assert split_speakable("Albert I. Douglas called. Ok", first=False) == (
+        ["Albert I. Douglas called."],
+        " Ok",
+    )
+    assert split_speakable("Just you and I. Did", first=False) == ([], "Just you and I. Did")
+    assert split_speakable("Just you and I. Did you", first=False) == (
+        ["Just you and I."],
+        " Did you",
+    )
 
 
 def test_first_chunk_needs_min_words_before_a_clause_cut():
@@ -148,13 +178,15 @@ def test_run_on_text_is_cut_between_words_not_inside_a_number():
     assert rest.split() == ["555", "123", "4567", "x", "y"]
 
 
-def test_clean_for_speech_strips_markdown():
-    assert clean_for_speech("**Bold** and *it* `code` ### head [link](http://x.y)") == (
-        "Bold and it code head link"
+async def test_clean_for_speech_strips_markdown():
+    assert await clean_for_speech("### **Bold** and *it* `code`\n  [link](http://x.y)") == (
+        "Bold and it code link"
     )
     assert (
-        clean_for_speech("snake_case stays, _emphasis_ goes") == "snake_case stays, emphasis goes"
+        await clean_for_speech("snake_case stays, _emphasis_ goes")
+        == "snake_case stays, emphasis goes"
     )
+    assert await clean_for_speech("Press * then 2*3, ~~not this~~ ok") == "Press * then 2*3, ok"
 
 
 async def test_processor_pushes_aggregated_chunks_and_keeps_brackets():

@@ -27,14 +27,17 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
 from pipecat.utils.asyncio.task_manager import TaskManager
 
+from voiceagent.clock import ManualClock
 from voiceagent.frames import (
     AnsweredByFrame,
+    AnswerPendingFrame,
     AnswerVerdictFrame,
     CallerSoundFrame,
     CallerWordsFrame,
     CallStartedFrame,
     PlaybackPauseFrame,
 )
+from voiceagent.processors.machine_detection import AnsweringMachineParams
 from voiceagent.processors.voicemail import (
     AnsweringMachineDetector,
     MachineWords,
@@ -72,12 +75,16 @@ class HangUpStub:
 class Line:
     """An outbound call's first seconds through the two stages."""
 
-    def __init__(self, *, action: str = "leave_message", mode: str = "agent") -> None:
+    def __init__(
+        self, *, action: str = "leave_message", mode: str = "agent", hold_turns: bool = True
+    ) -> None:
         self.hang_up = HangUpStub()
+        self.clock = ManualClock()
         self.top = Recorder()
-        self.detector = AnsweringMachineDetector(mode=mode, enable_direct_mode=True)
+        params = AnsweringMachineParams(hold_turns=hold_turns)
+        self.detector = AnsweringMachineDetector(params, mode=mode, enable_direct_mode=True)
         self.stt = Recorder()
-        self.words = MachineWords(mode=mode, enable_direct_mode=True)
+        self.words = MachineWords(mode=mode, clock=self.clock, enable_direct_mode=True)
         self.middle = Recorder()  # where the turn engine sits
         self.responder = VoicemailResponder(
             action=action, message=MESSAGE, hang_up=lambda: self.hang_up, enable_direct_mode=True
@@ -139,8 +146,8 @@ async def test_a_machine_greeting_mutes_the_conversation_and_the_message_follows
     async with Line() as line:
         await line.answered()
         await line.audio(0.3)
+        await line.send(CallerSoundFrame(sounding=True))  # the line turns loud first
         await line.send(VADUserStartedSpeakingFrame())
-        await line.send(CallerSoundFrame(sounding=True))
         await line.audio(0.6)
         await line.heard("Hi, leave a message after the tone")
         # The words went up to the detector: a machine. The agent is cut off (both ways).
@@ -149,9 +156,13 @@ async def test_a_machine_greeting_mutes_the_conversation_and_the_message_follows
         assert [v.answered_by for v in line.below(AnswerVerdictFrame)] == ["machine_start"]
         assert line.below(InterruptionFrame)
         assert any(isinstance(f, InterruptionFrame) and d is UP for f, d in line.top.frames)
-        # The turn engine hears the line go quiet, and nothing more of the machine.
-        assert len(line.reached_conversation(VADUserStoppedSpeakingFrame)) == 1  # ours
-        assert line.reached_conversation(CallerSoundFrame)[-1].sounding is False
+        # Of the greeting (held while the detector listened, then dropped) the turn engine
+        # heard nothing: no sound, no speech, no words, no turn.
+        assert not line.reached_conversation(CallerSoundFrame)
+        assert not line.reached_conversation(VADUserStartedSpeakingFrame)
+        assert not line.reached_conversation(TranscriptionFrame)
+        assert not line.reached_conversation(AnswerPendingFrame)  # between the two stages
+        assert line.words.held == [] and line.words.released == 0
         before = len(line.middle.frames)
         await line.heard("after the tone")
         await line.send(VADUserStartedSpeakingFrame())
@@ -209,6 +220,86 @@ async def test_a_person_is_recorded_and_left_alone():
         await line.middle.queue_frame(LLMTextFrame("Hi, "))
         assert line.below(LLMTextFrame) and not line.hang_up.requests
         assert not line.detector.core.active  # nothing more to do per frame
+
+
+async def test_a_persons_first_words_wait_for_the_verdict_and_keep_their_times():
+    """A "Hello?" right at the answer could be a recording's first word: the turn engine gets
+    it once the detector knows it was a person's, aged by the wait."""
+    async with Line() as line:
+        await line.answered()
+        await line.audio(0.5)
+        await line.send(CallerSoundFrame(sounding=True, since_s=0.1))
+        await line.send(VADUserStartedSpeakingFrame(start_secs=0.2))
+        line.clock.advance(0.5)
+        await line.audio(0.5)
+        await line.heard("Hello?")
+        await line.send(CallerSoundFrame(sounding=False))
+        await line.send(VADUserStoppedSpeakingFrame(stop_secs=0.3))
+        line.clock.advance(0.8)
+        await line.audio(0.8)  # the pause is not yet long enough to tell
+        assert not line.below(AnswerVerdictFrame)
+        assert not line.reached_conversation(CallerSoundFrame)
+        assert not line.reached_conversation(VADUserStartedSpeakingFrame)
+        assert not line.reached_conversation(TranscriptionFrame)
+        assert len(line.words.held) == 5
+        line.clock.advance(0.2)
+        await line.audio(0.2)  # 1.2 s of quiet: a person
+        assert [v.evidence for v in line.below(AnswerVerdictFrame)] == ["short_first_utterance"]
+        kinds = [
+            type(f).__name__
+            for f, d in line.middle.frames
+            if d is DOWN and not isinstance(f, InputAudioRawFrame | CallStartedFrame)
+        ]
+        assert kinds == [
+            "CallerSoundFrame",
+            "VADUserStartedSpeakingFrame",
+            "TranscriptionFrame",
+            "CallerSoundFrame",
+            "VADUserStoppedSpeakingFrame",
+            "AnswerVerdictFrame",
+        ]
+        # Each as long ago as it really happened: the turn engine times the speech right.
+        sound_on, sound_off = line.reached_conversation(CallerSoundFrame)
+        [started] = line.reached_conversation(VADUserStartedSpeakingFrame)
+        [stopped] = line.reached_conversation(VADUserStoppedSpeakingFrame)
+        assert sound_on.since_s == pytest.approx(0.1 + 1.5)
+        assert started.start_secs == pytest.approx(0.2 + 1.5)
+        assert sound_off.since_s == pytest.approx(1.0)
+        assert stopped.stop_secs == pytest.approx(0.3 + 1.0)
+        assert line.words.released == 5 and line.words.held == []
+        await line.heard("Who is this?")  # after the verdict: at once
+        assert [f.text for f in line.reached_conversation(TranscriptionFrame)][-1] == (
+            "Who is this?"
+        )
+
+
+async def test_words_said_after_the_agents_greeting_are_not_held():
+    async with Line() as line:
+        await line.answered()
+        await line.audio(4.0)  # listening to the agent's greeting
+        await line.send(VADUserStartedSpeakingFrame())
+        await line.heard("Yes, speaking.")
+        assert line.reached_conversation(VADUserStartedSpeakingFrame)
+        assert line.reached_conversation(TranscriptionFrame) and line.words.held == []
+
+
+async def test_holding_can_be_turned_off():
+    """Then the greeting's start reaches the turn engine, and the verdict tells it the line went
+    quiet (its reply, if any, is muted by the responder)."""
+    async with Line(hold_turns=False) as line:
+        await line.answered()
+        await line.audio(0.3)
+        await line.send(CallerSoundFrame(sounding=True))
+        await line.send(VADUserStartedSpeakingFrame())
+        await line.audio(0.3)
+        await line.heard("Hi, this is Sam")
+        assert line.reached_conversation(VADUserStartedSpeakingFrame)
+        assert line.reached_conversation(TranscriptionFrame)
+        assert not line.reached_conversation(AnswerPendingFrame)
+        await line.heard("please leave a message")
+        assert [v.answered_by for v in line.below(AnswerVerdictFrame)] == ["machine_start"]
+        assert len(line.reached_conversation(VADUserStoppedSpeakingFrame)) == 1  # ours
+        assert [f.sounding for f in line.reached_conversation(CallerSoundFrame)] == [True, False]
 
 
 @pytest.mark.parametrize("direction", ["inbound", ""])

@@ -137,3 +137,19 @@ def test_a_wrong_bot_is_refused_with_its_reason() -> None:
     assert load_bot_factory("voiceagent.pipelines.receptionist:ReceptionistBot").__name__ == (
         "ReceptionistBot"
     )
+
+
+def test_a_bot_can_be_a_python_file(tmp_path) -> None:
+    from voiceagent.server.workers import load_bot_factory
+
+    bot = tmp_path / "my_bot.py"
+    bot.write_text("def factory(settings):\n    return ('my bot', settings)\n")
+    assert load_bot_factory(f"{bot}:factory")("s") == ("my bot", "s")
+    with pytest.raises(ValueError, match="cannot load it .*no such file"):
+        load_bot_factory(f"{tmp_path / 'missing.py'}:factory")
+    broken = tmp_path / "broken_bot.py"
+    broken.write_text("def factory(:\n")
+    with pytest.raises(ValueError, match="cannot load it"):
+        load_bot_factory(f"{broken}:factory")
+    with pytest.raises(ValueError, match="cannot load it"):
+        load_bot_factory(f"{bot}:nothing_here")

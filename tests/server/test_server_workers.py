@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from server_harness import TwilioLeg
 
 pytestmark = pytest.mark.slow
@@ -20,12 +21,26 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 MIN_CALLS = 4
 MAX_CALLS = 30
+MAX_CALLS_PER_WORKER = 25
+"""``server.max_calls``: each worker admits that many."""
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def _metrics(session: aiohttp.ClientSession, port: int) -> dict[str, float]:
+    """One scrape of ``/metrics``, parsed by prometheus_client: sample name → value."""
+    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+        text = await response.text()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
 
 
 async def _health(session: aiohttp.ClientSession, port: int) -> dict | None:
@@ -51,6 +66,7 @@ async def test_two_workers_share_the_port_keep_their_calls_and_drain_on_sigterm(
         **{k: v for k, v in os.environ.items() if not k.startswith("VOICEAGENT_")},
         **store_env,
         "VOICEAGENT_SERVER__SHUTDOWN_GRACE_S": "1",
+        "VOICEAGENT_SERVER__MAX_CALLS": str(MAX_CALLS_PER_WORKER),
     }
     cmd = [sys.executable, "-m", "voiceagent.cli", "serve", "--workers", "2", "--port", str(port)]
     cmd += ["--bot", "tests.server.worker_bot:EchoBot"]
@@ -87,6 +103,16 @@ async def test_two_workers_share_the_port_keep_their_calls_and_drain_on_sigterm(
                 health = await _health(session, port)
                 busy[health["pid"]] = health["active_calls"]
             assert sum(busy.values()) == len(legs)
+            # /metrics answers for both workers, whichever one a scrape reaches.
+            scrapes = [await _metrics(session, port) for _ in range(20)]
+            assert {m["voiceagent_calls_total"] for m in scrapes} == {len(legs)}
+            assert {m["voiceagent_max_calls"] for m in scrapes} == {2 * MAX_CALLS_PER_WORKER}
+            for _ in range(50):  # each worker writes its live gauges every second
+                if (await _metrics(session, port))["voiceagent_active_calls"] == len(legs):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("active calls never summed over both workers")
 
             server.send_signal(signal.SIGTERM)
             codes = await asyncio.gather(*(leg.wait_closed(timeout=10.0) for leg in legs))
@@ -106,3 +132,48 @@ async def test_two_workers_share_the_port_keep_their_calls_and_drain_on_sigterm(
         check=True,
     ).stdout
     assert sum(f"CA{n:032d}" in listing for n in range(len(legs))) == len(legs)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_workers_whose_parent_is_killed_stop_instead_of_holding_the_port(tmp_path: Path):
+    """The parent dies by SIGKILL (no chance to stop them): the workers drain and exit."""
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VOICEAGENT_")},
+        "VOICEAGENT_STORAGE__DIR": str(tmp_path / "calls"),
+        "VOICEAGENT_SERVER__SHUTDOWN_GRACE_S": "1",
+    }
+    cmd = [sys.executable, "-m", "voiceagent.cli", "serve", "--workers", "2", "--port", str(port)]
+    cmd += ["--bot", "tests.server.worker_bot:EchoBot"]
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert "2 workers" in server.stdout.readline()
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True)
+        ) as session:
+            pids = set()
+            for _ in range(60):
+                pids.add((await _health(session, port))["pid"])
+        assert len(pids) == 2
+        server.kill()
+        server.wait()
+        for _ in range(300):  # bounded: 30 s
+            if not any(_alive(pid) for pid in pids):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"workers {pids} outlived their killed parent")
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        for pid in pids if "pids" in locals() else ():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

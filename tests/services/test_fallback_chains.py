@@ -49,7 +49,7 @@ def test_chains_are_configurable_from_the_environment():
 def test_a_cloud_fallback_without_its_key_is_refused():
     with pytest.raises(ValueError, match="fallback tts=deepgram needs DEEPGRAM_API_KEY"):
         choose_stages(Settings.from_env({"VOICEAGENT_FALLBACK__TTS": "deepgram"}))
-    with pytest.raises(ValueError, match="fallback"):
+    with pytest.raises(ValueError, match="VOICEAGENT_FALLBACK__LLM=claude"):
         Settings.from_env({"VOICEAGENT_FALLBACK__LLM": "claude"})
 
 

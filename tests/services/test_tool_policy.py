@@ -9,9 +9,10 @@ records what the agent's tools actually did.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from pipecat.frames.frames import (
@@ -28,9 +29,16 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.llm_service import FunctionCallParams
+from pydantic import BaseModel, ConfigDict, Field
 
 from voiceagent.services.llm import VoiceLLMService, create_llm_service
-from voiceagent.services.tools import AgentTool, ToolGuard, ToolRegistry, pipecat_handler
+from voiceagent.services.tools import (
+    AgentTool,
+    NoArguments,
+    ToolGuard,
+    ToolRegistry,
+    pipecat_handler,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/services: shared fakes
 from fakes.fake_openai import FakeReply  # noqa: E402
@@ -38,6 +46,20 @@ from fakes.fake_openai_tools import FakeToolCall, FakeToolReply, FakeToolServer 
 from fakes.harness import LivePipeline  # noqa: E402
 
 BOOKING = {"date": "2026-12-02", "time": "10:00", "service": "cleaning"}
+
+
+class Booking(BaseModel):
+    """``book_appointment`` arguments."""
+
+    date: str = Field(description="YYYY-MM-DD")
+    time: str = Field(description="HH:MM")
+    service: Literal["cleaning", "checkup"] | None = None
+
+
+class HoursQuery(BaseModel):
+    """``lookup_hours`` arguments."""
+
+    day: str
 
 
 class Desk:
@@ -49,16 +71,16 @@ class Desk:
         self.booking_started = asyncio.Event()
         self.booking_may_finish: asyncio.Event | None = None
 
-    async def book(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def book(self, booking: Booking) -> dict[str, Any]:
         self.booking_started.set()
         if self.booking_may_finish is not None:
             await self.booking_may_finish.wait()
-        self.bookings.append(args)
-        return {"booked": True, "date": args["date"], "time": args["time"]}
+        self.bookings.append(booking.model_dump())
+        return {"booked": True, "date": booking.date, "time": booking.time}
 
-    async def hours(self, args: dict[str, Any]) -> dict[str, Any]:
-        self.lookups.append(args)
-        return {"day": args["day"], "open": "09:00", "close": "17:00"}
+    async def hours(self, query: HoursQuery) -> dict[str, Any]:
+        self.lookups.append(query.model_dump())
+        return {"day": query.day, "open": "09:00", "close": "17:00"}
 
     def tools(self) -> ToolRegistry:
         return ToolRegistry(
@@ -66,26 +88,14 @@ class Desk:
                 AgentTool(
                     name="book_appointment",
                     description="Book an appointment at the practice.",
-                    parameters={
-                        "type": "object",
-                        "properties": {
-                            "date": {"type": "string", "description": "YYYY-MM-DD"},
-                            "time": {"type": "string", "description": "HH:MM"},
-                            "service": {"type": "string", "enum": ["cleaning", "checkup"]},
-                        },
-                        "required": ["date", "time"],
-                    },
+                    arguments=Booking,
                     handler=self.book,
                     side_effects=True,
                 ),
                 AgentTool(
                     name="lookup_hours",
                     description="Opening hours of the practice on a given day.",
-                    parameters={
-                        "type": "object",
-                        "properties": {"day": {"type": "string"}},
-                        "required": ["day"],
-                    },
+                    arguments=HoursQuery,
                     handler=self.hours,
                     side_effects=False,
                 ),
@@ -221,9 +231,9 @@ async def test_invalid_arguments_reach_the_llm_as_an_error_not_the_handler(call:
     [result] = call.results("book_appointment")
     assert result.result["executed"] is False
     error = result.result["error"]
-    assert "date: expected string, got integer" in error
-    assert "time: required" in error
-    assert "service: must be one of ['cleaning', 'checkup']" in error
+    assert "date: Input should be a valid string" in error
+    assert "time: Field required" in error
+    assert "service: Input should be 'cleaning' or 'checkup'" in error
     assert call.llm.tool_stats.invalid_arguments == 1
 
 
@@ -285,59 +295,68 @@ async def test_a_booking_asked_for_before_no_interruption_runs():
     assert desk.bookings == [BOOKING] and results[0]["booked"] is True
 
 
+class Who(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # undeclared keys are refused, not dropped
+
+    age: int
+
+
+class Probe(BaseModel):
+    n: int
+    tags: list[str] = []
+    who: Who | None = None
+
+
 @pytest.mark.parametrize(
     ("arguments", "problem"),
     [
-        ({"n": True}, "n: expected integer, got boolean"),
-        ({"n": 2.5}, "n: expected integer, got number"),
-        ({"n": 1, "tags": ["a", 3]}, "tags[1]: expected string, got integer"),
-        ({"n": 1, "who": {"age": "x"}}, "who.age: expected integer, got string"),
-        ({"n": 1, "who": {"age": 3, "pet": "cat"}}, "who.pet: not a parameter"),
-        ([1, 2], "arguments must be an object, got array"),
+        ({}, "n: Field required"),
+        ({"n": 2.5}, "n: Input should be a valid integer, got a number with a fractional part"),
+        ({"n": 1, "tags": ["a", 3]}, "tags[1]: Input should be a valid string"),
+        ({"n": 1, "who": {"age": "x"}}, "who.age: Input should be a valid integer"),
+        ({"n": 1, "who": {"age": 3, "pet": "cat"}}, "who.pet: Extra inputs are not permitted"),
+        ([1, 2], "Input should be a valid dictionary or instance of Probe"),
     ],
 )
 def test_argument_validation_names_the_problem(arguments: Any, problem: str):
-    tool = AgentTool(
-        name="probe",
-        description="",
-        parameters={
-            "type": "object",
-            "properties": {
-                "n": {"type": "integer"},
-                "tags": {"type": "array", "items": {"type": "string"}},
-                "who": {
-                    "type": "object",
-                    "properties": {"age": {"type": "integer"}},
-                    "additionalProperties": False,
-                },
-            },
-            "required": ["n"],
-        },
-        handler=Desk().hours,
-        side_effects=False,
-    )
+    tool = AgentTool("probe", "", Probe, Desk().hours, side_effects=False)
     args, errors = tool.validate(arguments)
-    assert args is None and problem in errors
+    assert args is None and any(e.startswith(problem) for e in errors), errors
 
 
-@pytest.mark.parametrize(
-    "parameters",
-    [
-        {"type": "array"},
-        {"type": "object", "properties": {"a": {"type": "text"}}},
-        {"type": "object", "properties": {}, "required": ["a"]},
-    ],
-)
-def test_a_malformed_tool_schema_is_refused_at_startup(parameters: dict):
-    with pytest.raises(ValueError):
-        AgentTool("probe", "", parameters, Desk().hours, side_effects=False)
+def test_the_llm_is_offered_the_schema_generated_from_the_arguments_model():
+    tool = AgentTool("probe", "Probe.", Probe, Desk().hours, side_effects=False)
+    [offered] = ToolRegistry([tool]).openai_tools()
+    parameters = offered["function"]["parameters"]
+    assert parameters["required"] == ["n"]
+    assert parameters["properties"]["n"] == {"type": "integer"}  # no titles
+    assert parameters["properties"]["tags"]["items"] == {"type": "string"}
+    # The nested model is inlined (pipecat's FunctionSchema carries no $defs).
+    who = parameters["properties"]["who"]["anyOf"][0]
+    assert who["properties"]["age"] == {"type": "integer"}
+    assert who["additionalProperties"] is False
+    assert "$ref" not in json.dumps(offered) and "$defs" not in json.dumps(offered)
+    # Undeclared keys are dropped before the handler sees them (pydantic's default).
+    args, errors = tool.validate({"n": "3", "mood": "cheerful"})
+    assert errors == [] and args == Probe(n=3)
+
+
+class Node(BaseModel):
+    children: list[Node] = []
+
+
+def test_a_tool_without_an_arguments_model_is_refused_at_startup():
+    with pytest.raises(TypeError):
+        AgentTool("probe", "", {"type": "object"}, Desk().hours, side_effects=False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="recursive"):
+        AgentTool("tree", "", Node, Desk().hours, side_effects=False)
 
 
 async def test_a_failing_handler_becomes_an_error_result():
-    async def broken(args: dict[str, Any]) -> Any:
+    async def broken(args: NoArguments) -> Any:
         raise RuntimeError("calendar offline")
 
-    tool = AgentTool("end_call", "Hang up.", {"type": "object"}, broken, side_effects=True)
+    tool = AgentTool("end_call", "Hang up.", NoArguments, broken, side_effects=True)
     result = await tool.call({})
     assert result == {"error": "end_call failed (RuntimeError)", "executed": False}
 

@@ -25,7 +25,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.llm_service import LLMService
 
-from voiceagent.services.tools import AgentTool
+from voiceagent.services.tools import AgentTool, NoArguments
 from voiceagent.services.voice_llm import VoiceLLMMixin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/services: shared fakes
@@ -78,10 +78,10 @@ async def test_a_withdrawal_voids_a_speculation_queued_behind_a_running_reply():
 
 
 async def test_agent_tools_register_on_any_pipecat_llm_service():
-    async def hours(args: dict[str, Any]) -> dict[str, Any]:
+    async def hours(args: NoArguments) -> dict[str, Any]:
         return {"open": "9"}
 
-    tool = AgentTool("hours", "Opening hours.", {"type": "object"}, hours, side_effects=False)
+    tool = AgentTool("hours", "Opening hours.", NoArguments, hours, side_effects=False)
     llm = VoiceEcho()
     schema = llm.register_tools([tool])
     assert [t.name for t in schema.standard_tools] == ["hours"]

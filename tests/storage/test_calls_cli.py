@@ -15,8 +15,8 @@ T0 = 1_780_000_000.0
 
 @pytest.fixture
 def stored_call(tmp_path: Path) -> Path:
-    """One finished call: greeting, a question, an answer the caller cut, a tool call, and
-    the TTS failing over to the local voice."""
+    """One finished call: greeting, a question, an answer the caller cut (the agent paused at
+    their first sound, then gave way), a tool call, and the TTS failing over to the local voice."""
     store = open_store(StorageSettings(dir=tmp_path))
     call_id = store.start_call(
         CallInfo(
@@ -53,6 +53,8 @@ def stored_call(tmp_path: Path) -> Path:
             text="tts",
             data={"failed": "deepgram", "serving": "piper", "reason": "HTTP 402, out of credit"},
         ),
+        CallEvent("pause_clear", 5.5, data={"held_s": 0.2}),
+        CallEvent("clear", 6.0),
         CallEvent(
             "agent",
             6.0,
@@ -103,7 +105,11 @@ def test_calls_show_prints_the_transcript_with_heard_and_full_text(stored_call, 
         ["4.80s", "tool"],
         ["4.90s", "switch"],
         ["5.10s", "agent"],
+        ["5.50s", "pause"],
+        ["6.00s", "clear"],
     ]
+    assert "pause       agent paused at the caller's sound (0.20 s held)\n" in out
+    assert "clear       barge-in: the agent's unplayed audio dropped\n" in out
     assert "tts: deepgram failed → piper\n" in out and "(HTTP 402, out of credit)" in out
     assert "(committed at 4.10s: stable, speculative hit, after 450 ms of silence)" in out
     assert "heard: Sure, we have\n" in out

@@ -161,3 +161,33 @@ async def test_voiceagent_dial_says_what_went_wrong(twilio: FakeTwilio, environm
     assert await run_dial_command(dial_args(to="12345"), out) == 2
     assert "E.164" in out.getvalue()
     assert not twilio.calls
+
+
+def calls_stored() -> int:
+    """How many calls the default store holds (0 when nothing was ever recorded)."""
+    try:
+        store = open_store(Settings.from_env().storage, create=False)
+    except FileNotFoundError:
+        return 0
+    try:
+        return len(store.recent_calls(100))
+    finally:
+        store.close()
+
+
+async def test_voiceagent_dial_names_twilios_refusals_and_records_nothing(
+    twilio: FakeTwilio, environment
+):
+    twilio.rate_limited = True  # 429 / 20429
+    out = io.StringIO()
+    assert await run_dial_command(dial_args(), out) == 2
+    assert out.getvalue().startswith("error: no call was placed: Twilio's rate limit was hit")
+    assert "try again in a moment" in out.getvalue()
+    twilio.rate_limited = False
+    out = io.StringIO()  # 400 / 21210: not one of the account's numbers
+    assert await run_dial_command(dial_args(from_="+15550100777"), out) == 2
+    assert out.getvalue().startswith(
+        "error: no call was placed: Twilio cannot dial it: 'From' number is not verified"
+    )
+    assert "Twilio error 21210" in out.getvalue()
+    assert not twilio.calls and calls_stored() == 0  # no call, and no half a record of one

@@ -22,7 +22,7 @@ from tests.telephony.outbound_harness import (
     outbound_stack,
     person,
 )
-from voiceagent.telephony import place_call
+from voiceagent.telephony import place_call, transfer_call
 from voiceagent.transports.twilio.rest import TwilioRestClient
 
 pytestmark = pytest.mark.slow
@@ -115,6 +115,10 @@ async def test_a_machine_answers_the_agent_leaves_a_message_after_the_beep(tmp_p
     verdicts = [(e.status, e.data["evidence"]) for e in record.timeline if e.source == "agent"]
     assert verdicts[0][0] == "machine_start" and verdicts[0][1] in ("wording", "long_greeting")
     assert verdicts[1:] == [("machine_end_beep", "beep")]
+    # The greeting was held while the detector listened, then dropped: it never became a
+    # caller turn, and the LLM was never asked to answer a recording.
+    assert not [e for e in record.events if e.kind == "caller"]
+    assert not stack.llm.requests
 
 
 async def test_a_machine_answers_and_the_agent_hangs_up_without_a_message(tmp_path: Path):
@@ -161,6 +165,9 @@ async def test_twilio_amd_finds_the_machine_and_the_message_follows_its_verdict(
     record = stack.stored(placed.sid)
     assert record.call.end_reason == "voicemail"
     assert ("machine_end_beep", "amd") in [(e.status, e.source) for e in record.timeline]
+    # Twilio's verdict is in the timeline once (not again as the agent's echo of it).
+    assert [e.status for e in record.timeline].count("machine_end_beep") == 1
+    assert not [e for e in record.events if e.kind == "caller"] and not stack.llm.requests
 
 
 HANDOFF = ["Of", " course,", " I", " am", " transferring", " you", " now."]
@@ -200,6 +207,34 @@ async def test_a_cold_transfer_mid_call_hands_the_callee_to_the_front_desk(tmp_p
     assert (record.call.end_reason, record.call.twilio_status) == ("transferred", "completed")
     tools = [(e.text, e.data["stage"]) for e in record.events if e.kind == "tool"]
     assert tools == [("transfer_call", "call"), ("transfer_call", "result")]
+
+
+async def agent_greeted(stack) -> None:
+    """Wait until the call streams and the agent has begun its greeting."""
+    for _ in range(200):
+        if stack.tts.spoken:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the agent never greeted")
+
+
+async def test_the_library_transfer_of_a_call_this_server_streams_is_recorded(tmp_path: Path):
+    callee = person(tmp_path, "Hello who is calling please", tail_s=20.0)
+    async with outbound_stack(
+        tmp_path,
+        callees={PERSON: callee},
+        heard=[["Hello", "who", "is", "calling", "please?"]],
+        replies=[FakeReply(tokens=ANSWER)],
+    ) as stack:
+        placed = await place_call(stack.settings, PERSON)
+        await agent_greeted(stack)
+        await transfer_call(stack.settings, placed.sid, FRONT_DESK, say="Connecting you now.")
+        call = await stack.twilio.finished(placed.sid)
+
+    assert call.transferred_to == FRONT_DESK and not call.hung_up_by_api
+    assert call.report is not None and not call.report.closed_by_server  # Twilio's stop
+    record = stack.stored(placed.sid)
+    assert (record.call.end_reason, record.call.twilio_status) == ("transferred", "completed")
 
 
 async def test_a_refused_transfer_is_apologized_for_and_the_call_goes_on(tmp_path: Path):
@@ -313,3 +348,4 @@ async def test_a_long_greeting_without_telltale_words_is_still_a_machine(tmp_pat
     assert verdicts == [("machine_start", "long_greeting"), ("machine_end_beep", "beep")]
     assert record.call.end_reason == "voicemail"
     assert VOICEMAIL in [text.strip() for text in stack.tts.spoken]
+    assert not [e for e in record.events if e.kind == "caller"] and not stack.llm.requests

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
 
 import pytest
+from pipecat.frames.frames import Frame
 
 from tests.telephony.accounts import ACCOUNT, FRONT_DESK, OUR_NUMBER, PERSON, TOKEN
 from tests.telephony.fake_twilio import Callee, FakeTwilio
+from voiceagent.frames import CallEndReasonFrame
 from voiceagent.processors.hang_up import CallHangUp
+from voiceagent.server.registry import CallRegistry, find_live_call
 from voiceagent.settings import Settings
 from voiceagent.telephony import InvalidNumberError, transfer_call
 from voiceagent.telephony.transfer import TransferDesk
@@ -68,9 +73,8 @@ async def test_the_tool_offers_named_destinations_only_and_hands_over_after_the_
     assert tool.side_effects and not tool.follow_up
     assert tool.parameters["properties"]["destination"]["enum"] == ["front desk"]
     assert desk.targets == {"front desk": FRONT_DESK}
-    assert await tool.call({"destination": "billing"}) == {  # the schema's enum refuses it
-        "error": "invalid arguments for transfer_call: destination: must be one of "
-        "['front desk'], got 'billing'",
+    assert await tool.call({"destination": "billing"}) == {  # the model's enum refuses it
+        "error": "invalid arguments for transfer_call: destination: Input should be 'front desk'",
         "executed": False,
     }
     requests = []
@@ -89,3 +93,62 @@ async def test_the_tool_offers_named_destinations_only_and_hands_over_after_the_
     assert callable(options["action"])
     with pytest.raises(InvalidNumberError):
         TransferDesk({"front desk": "555"}, rest=Rest(), hang_up=hang_up)
+
+
+@dataclass(eq=False)
+class StreamedCall:
+    """A call a server of this process streams (what the registry knows of it)."""
+
+    label: str
+    frames_in: int = 0
+    frames_out: int = 0
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    delivered: list[Frame] = field(default_factory=list)
+
+    async def end(self, reason: str) -> None:
+        self.finished.set()
+
+    async def deliver(self, frame: Frame) -> bool:
+        self.delivered.append(frame)
+        return True
+
+    def reasons(self) -> list[str]:
+        return [f.reason for f in self.delivered if isinstance(f, CallEndReasonFrame)]
+
+
+async def test_a_call_this_server_streams_is_recorded_as_transferred(twilio: FakeTwilio):
+    sid = await live_call(twilio)
+    registry = CallRegistry()
+    streamed = StreamedCall(sid)
+    registry.register(streamed)
+    assert find_live_call(sid) is streamed
+    await transfer_call(settings_for(twilio), sid, FRONT_DESK)
+    # Declared into the live call before Twilio was asked: Twilio's stop cannot claim it.
+    assert streamed.reasons() == ["transferred"]
+    assert twilio.calls[sid].transferred_to == FRONT_DESK
+
+
+async def test_a_refused_transfer_withdraws_the_declared_reason(twilio: FakeTwilio):
+    sid = await live_call(twilio)
+    registry = CallRegistry()
+    streamed = StreamedCall(sid)
+    registry.register(streamed)
+    twilio.rate_limited = True
+    with pytest.raises(TwilioRestError) as raised:
+        await transfer_call(settings_for(twilio), sid, FRONT_DESK)
+    assert raised.value.kind == "rate_limited"
+    assert streamed.reasons() == ["transferred", ""]  # "" withdraws: the call goes on
+    assert twilio.calls[sid].transferred_to is None
+
+
+async def test_calls_not_streamed_here_or_over_are_left_alone(twilio: FakeTwilio):
+    sid = await live_call(twilio)
+    registry = CallRegistry()
+    other, over = StreamedCall("CA" + "7" * 32), StreamedCall(sid)
+    over.finished.set()
+    registry.register(other)
+    registry.register(over)
+    assert find_live_call(sid) is None and find_live_call("") is None
+    await transfer_call(settings_for(twilio), sid, FRONT_DESK)
+    assert other.delivered == [] and over.delivered == []
+    assert twilio.calls[sid].transferred_to == FRONT_DESK

@@ -165,8 +165,8 @@ class TwilioPlayback:
     """Twilio's side of playback: plays media in order at real time, echoes marks when reached.
 
     ``due(now)`` lists the marks whose preceding audio has finished playing by ``now`` and
-    that were not echoed yet. After a ``clear`` the test echoes the outstanding marks itself
-    (as Twilio does, all at once).
+    that were not echoed yet; a ``clear`` makes every mark still waiting due at once (Twilio
+    echoes them all). A test may echo them itself first.
     """
 
     def __init__(self, wire: Wire, line_format: LineFormat = MULAW_8K) -> None:
@@ -176,20 +176,41 @@ class TwilioPlayback:
 
     def due(self, now: float) -> list[str]:
         play_end = float("-inf")
-        names: list[str] = []
+        waiting: list[tuple[str, float]] = []  # (mark, when its audio has played)
         for message, at in zip(self.wire.sent, self.wire.times, strict=True):
             event = message["event"]
             if event == "clear":
+                waiting = [(name, min(due, at)) for name, due in waiting]
                 play_end = at
             elif event == "media":
-                size = len(base64.b64decode(message["media"]["payload"]))
-                seconds = size / self.line_format.bytes_per_s
-                play_end = max(play_end, at) + seconds
+                play_end = max(play_end, at) + self.seconds(message)
             elif event == "mark":
-                name = message["mark"]["name"]
-                if name not in self.echoed and play_end <= now + 1e-9:
-                    names.append(name)
-        return names
+                waiting.append((message["mark"]["name"], play_end))
+        return [name for name, due in waiting if name not in self.echoed and due <= now + 1e-9]
+
+    def seconds(self, message: dict[str, Any]) -> float:
+        """How long a media message plays."""
+        return len(base64.b64decode(message["media"]["payload"])) / self.line_format.bytes_per_s
+
+    def plays(self) -> list[tuple[bytes, float, float]]:
+        """Each media payload sent: when Twilio starts playing it, and how long of it plays.
+
+        A ``clear`` cuts what had not played by then (a frame playing at the clear is cut
+        inside); what is sent later plays after it.
+        """
+        play_end = float("-inf")
+        out: list[list[Any]] = []
+        for message, at in zip(self.wire.sent, self.wire.times, strict=True):
+            if message["event"] == "clear":
+                for entry in out:
+                    entry[2] = min(entry[2], max(0.0, at - entry[1]))
+                play_end = at
+            elif message["event"] == "media":
+                seconds = self.seconds(message)
+                start = max(play_end, at)
+                play_end = start + seconds
+                out.append([base64.b64decode(message["media"]["payload"]), start, seconds])
+        return [(payload, start, seconds) for payload, start, seconds in out]
 
 
 class Probe(FrameProcessor):

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from pipecat.audio.resamplers.soxr_stream_resampler import SOXRStreamAudioResampler
 
 from voiceagent.transports.twilio.codec import (
     ULAW_SILENCE,
@@ -124,3 +125,26 @@ def test_reset_forgets_history() -> None:
 def test_bad_rates_are_refused() -> None:
     with pytest.raises(ValueError, match="positive"):
         StreamResampler(0, 8000)
+
+
+@pytest.mark.parametrize(
+    ("in_rate", "out_rate", "quality"), [(8000, 16000, "QQ"), (22050, 8000, "MQ")]
+)
+async def test_the_sync_resampler_hears_what_pipecats_would(
+    in_rate: int, out_rate: int, quality: str
+) -> None:
+    # Kept only where pipecat's coroutine API does not fit (see its docstring): same stream,
+    # same samples, chunk by chunk and at the flush.
+    pcm = tone_pcm(500, in_rate, freq=440, amplitude=12000)
+    chunk = in_rate // 50 * 2
+    ours = StreamResampler(in_rate, out_rate, quality=quality)
+    theirs = SOXRStreamAudioResampler(quality=quality, clear_after_secs=None)
+    pairs = []
+    for i in range(0, len(pcm), chunk):
+        part = pcm[i : i + chunk]
+        pairs.append((ours.resample(part), await theirs.resample(part, in_rate, out_rate)))
+    pairs.append((ours.flush(), await theirs.flush()))
+    for mine, pipecats in pairs:
+        a, b = np.frombuffer(mine, "<i2").astype(int), np.frombuffer(pipecats, "<i2").astype(int)
+        assert len(a) == len(b)
+        assert len(a) == 0 or np.max(np.abs(a - b)) <= 2  # equal up to soxr's dither

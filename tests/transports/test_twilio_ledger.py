@@ -203,3 +203,22 @@ def test_cut_at_word_keeps_only_whole_words() -> None:
     assert cut_at_word(text, 0.99) == "How can I help you"
     assert cut_at_word(text, 1.0) == text
     assert cut_at_word("", 0.5) == ""
+
+
+def test_a_mark_sent_again_after_a_soft_clear_counts_only_under_its_new_name() -> None:
+    # Paused 1.9 s into the greeting: Twilio held its last 0.1 s and mark a1.1 (sent 0.2 s
+    # ahead). The clear echoes a1.1 at once; the mark goes again as a1.1r1 after that audio.
+    clock = ManualClock()
+    ledger = agent_turn(clock)
+    wait(ledger, 1.9)
+    ledger.wire.paused = True  # type: ignore[attr-defined]
+    ledger.take_back(1, 0.2)  # everything sent but not played goes back to the queue
+    ledger.wire.pacer.on_clear(clock.now())  # type: ignore[attr-defined]
+    assert ledger.resend_mark("a1.1", "a1.1r1") and ledger.is_outstanding("a1.1r1")
+    assert ledger.on_mark("a1.1") is None  # the clear's echo
+    assert ledger.heard_text(1) == "Hello, thanks for calling Bright Smile"  # 95 %
+    wait(ledger, 1.0)  # a long "uh-huh": nothing more is heard
+    assert ledger.heard_text(1) == "Hello, thanks for calling Bright Smile"
+    assert ledger.on_mark("a1.1r1") == 1  # after the resume, the new name's echo
+    assert ledger.heard_text(1) == GREETING
+    assert not ledger.resend_mark("a1.1r1", "a1.1r2")  # echoed: nothing to send again

@@ -26,10 +26,13 @@ from pipecat.frames.frames import (
 
 from voiceagent.clock import ManualClock
 from voiceagent.frames import (
+    AgentHeardFrame,
     AudioSpan,
     CallerSoundFrame,
     CallStartedFrame,
+    ConversationUpdatedFrame,
     PlaybackPauseFrame,
+    TurnCountsFrame,
     UserTurnCommittedFrame,
     set_audio_span,
 )
@@ -77,6 +80,31 @@ async def test_a_caller_turn_becomes_pipecats_turn_frames_and_one_llm_request():
         # The commit releases the held speculation: no second request.
         assert of(call.down, UserStoppedSpeakingFrame)
         assert len(of(call.down, LLMContextFrame)) == 1
+
+
+def counted(frames: list) -> dict[str, int]:
+    """The counters' growth reported in ``TurnCountsFrame`` s, summed."""
+    totals: dict[str, int] = {}
+    for frame in of(frames, TurnCountsFrame):
+        assert frame.changes and all(v > 0 for v in frame.changes.values())
+        for name, grown in frame.changes.items():
+            totals[name] = totals.get(name, 0) + grown
+    return totals
+
+
+async def test_the_counters_go_downstream_as_they_grow_for_the_server_s_metrics():
+    clock = ManualClock()
+    turns = TurnProcessor(clock=clock)
+    async with Call(turns, clock) as call:
+        await call.send(BotStartedSpeakingFrame(), direction=UP)
+        await call.advance(1.0)
+        await call.send(CallerSoundFrame(sounding=True))
+        assert counted(call.down) == {"pauses": 1}  # reported when it happened
+        await call.advance(0.3)
+        await call.send(VADUserStartedSpeakingFrame(start_secs=0.15))
+        await call.advance(0.25)
+        assert counted(call.down) == {"pauses": 1, "interruptions": 1}
+        assert turns.stats.pauses == 1 and turns.stats.interruptions == 1
 
 
 async def test_keypad_digits_reach_the_llm_as_a_caller_message():
@@ -175,3 +203,27 @@ def result(call_id: str, value: dict, *, run_llm: bool | None = None) -> Functio
         run_llm=None,
         properties=properties,
     )
+
+
+async def test_what_the_caller_heard_counts_from_either_side_of_the_turn_engine():
+    """TwilioOutput reports heard agent turns upstream; a pipecat transport's serializer reports
+    them downstream from the transport's input. The conversation keeps the heard text either way,
+    and only that."""
+    clock = ManualClock()
+    turns = TurnProcessor(greeting="Hello, Harbor Bikes. We fix bikes.", clock=clock)
+    async with Call(turns, clock) as call:
+        await call.send(CallStartedFrame(call_sid="CA1"))
+        await call.send(
+            AgentHeardFrame(
+                turn_id=1,
+                text="Hello, Harbor Bikes.",
+                full_text="Hello, Harbor Bikes. We fix bikes.",
+                interrupted=True,
+                unheard_text="We fix bikes.",
+            )
+        )
+        await call.send(AgentHeardFrame(turn_id=2, text="Sure, it is ready."), direction=UP)
+        [said] = [m["content"] for m in turns.conversation.messages if m["role"] == "assistant"]
+        assert said.startswith("Hello, Harbor Bikes.") and "We fix" not in said
+        assert said.endswith(" Sure, it is ready.")  # back-to-back agent turns read as one
+        assert len(of(call.down, ConversationUpdatedFrame)) == 2

@@ -74,6 +74,7 @@ class PlaybackTimeline:
         self.pauses = 0
         self.discarded_samples = 0
         self._mark_last = False  # the last server message that carried audio order was a mark
+        self._cleared_last = False  # ...was a clear
 
     # ----- time -----------------------------------------------------------------------------
 
@@ -107,14 +108,14 @@ class PlaybackTimeline:
             if self._utterance_open:
                 if self._mark_last:
                     self.pauses += 1  # between two spoken segments: a pause, not a dropout
-                else:
+                elif not self._cleared_last:  # after a clear the server meant the silence
                     self.glitches += 1
             else:
                 self._utterances.append([now, now])
                 self._utterance_open = True
                 self._emit("agent_audio_start", {"t": now / PHONE_SAMPLE_RATE})
         self._pending += ulaw
-        self._mark_last = False
+        self._mark_last = self._cleared_last = False
         self._reschedule()
 
     def receive_mark(self, name: str) -> None:
@@ -138,6 +139,7 @@ class PlaybackTimeline:
         self.discarded_samples += discarded
         self._pending.clear()
         self._pending_off = 0
+        self._cleared_last = True
         names = [name for _, name, _ in self._marks]
         self._emit(
             "clear",

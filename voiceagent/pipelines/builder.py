@@ -15,6 +15,10 @@ agent replies, stops and goes on; the LLM's built-in speculation gate holds earl
 The three answering machine stages (``voiceagent.processors.voicemail``) act on outbound calls
 only; they are left out when ``telephony.machine_detection`` is off.
 
+The chain is checked against the stage contracts (:mod:`voiceagent.pipelines.contracts`)
+before it is returned: a swapped or inserted processor in the wrong place, or a provider
+without what the chain needs, fails the build with a message naming it and the fix.
+
 STT, LLM and TTS are each built from the stage's provider chain (``StageChoice.chain``): one
 provider is built as is; several are wrapped in the stage's ``FallbackSwitcher``
 (``voiceagent.processors.fallback_stages``), primary first.
@@ -29,6 +33,7 @@ from loguru import logger
 from pipecat.processors.frame_processor import FrameProcessor
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
+from voiceagent.pipelines.contracts import check_chain
 from voiceagent.pipelines.resources import AgentResources
 from voiceagent.processors.caller_voice import CallerVoiceProcessor
 from voiceagent.processors.end_of_turn import EndOfTurnDetector
@@ -167,7 +172,9 @@ def _tts_provider(parts: CallParts, provider: str) -> FrameProcessor:
 
     assert res.piper_paths is not None
     model, config = res.piper_paths
-    return LocalPiperTTSService(model_path=model, config_path=config, voice=res.piper_voice)
+    return LocalPiperTTSService(
+        model_path=model, config_path=config, voice=res.piper_voice, phrases=res.piper_phrases
+    )
 
 
 def _hang_up(parts: CallParts) -> FrameProcessor:
@@ -213,6 +220,9 @@ def build_call_processors(
 
     Raises:
         ValueError: An unknown stage name.
+        ChainContractError: The chain breaks a stage contract (a ``ValueError``; see
+            :mod:`voiceagent.pipelines.contracts`): e.g. an LLM without ``VoiceLLMMixin``, a
+            TTS that does not bracket its replies, an STT inserted after the turn engine.
     """
     overrides = overrides or {}
     unknown = set(overrides) - set(STAGES) | set(extra or {}) - set(STAGES)
@@ -231,5 +241,6 @@ def build_call_processors(
     hang_up = parts.processors.get("hang_up")
     if isinstance(hang_up, CallHangUp) and hang_up.cue_via is None:
         hang_up.cue_via = parts.processors.get("llm")
+    check_chain(chain)
     logger.debug(f"call pipeline: {' → '.join(type(p).__name__ for p in chain)}")
     return chain, parts

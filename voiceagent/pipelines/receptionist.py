@@ -1,5 +1,7 @@
 """The bundled bot: a dental-office receptionist on the offline default or cloud providers.
 
+The library's defaults are neutral; the receptionist brings its own prompt, greeting, outbound
+greeting and voicemail message wherever the settings left the library's (``receptionist_settings``).
 ``ReceptionistBot`` owns the shared resources and is the server's pipeline factory. With tools
 on (``settings.agent.tools``), each call gets a ``ReceptionDesk``: ``check_availability``,
 ``book_appointment`` and ``end_call`` on the office's shared ``AppointmentBook``; the bot keeps
@@ -29,13 +31,16 @@ from voiceagent.pipelines.receptionist_tools import (
     tools_prompt,
 )
 from voiceagent.pipelines.resources import AgentResources
-from voiceagent.processors.fallback import FallbackSwitcher
 from voiceagent.processors.hang_up import CallHangUp
-from voiceagent.processors.turn_totals import TurnTotals
-from voiceagent.settings import Settings
+from voiceagent.settings import (
+    DEFAULT_GREETING,
+    DEFAULT_OUTBOUND_GREETING,
+    DEFAULT_SYSTEM_PROMPT,
+    DEFAULT_VOICEMAIL_MESSAGE,
+    Settings,
+)
 from voiceagent.telephony.transfer import TRANSFER_HINT, TransferDesk
 from voiceagent.transports.twilio.rest import TwilioRestClient
-from voiceagent.turns.processor import TurnProcessor
 
 TRANSFER_TOOL = "transfer_call"
 MAX_LEDGER_CALLS = 1000
@@ -43,16 +48,53 @@ MAX_LEDGER_CALLS = 1000
 
 TranscriptCallback = Callable[[str, str, dict[str, Any]], None]
 
+RECEPTIONIST_PROMPT = (
+    "You are the receptionist of Bright Smile Dental, speaking with a caller on the phone. "
+    "Reply in one or two short spoken sentences, plain words only: no lists, no markdown. "
+    "Begin every reply with a brief acknowledgement such as 'Sure,' or 'Of course,' or "
+    "'I see,' and then answer. Office facts: open Monday to Thursday 8 am to 5 pm and "
+    "Friday 8 am to 3 pm; a teeth cleaning costs 120 dollars without insurance; next "
+    "Tuesday we have openings at 2 pm and 4 pm; the office is at 42 Main Street. "
+    "Offer to book an appointment when it helps. If you do not know, say so briefly."
+)
+RECEPTIONIST_GREETING = "Hello, thanks for calling Bright Smile Dental. How can I help you today?"
+RECEPTIONIST_OUTBOUND_GREETING = (
+    "Hello, this is the receptionist at Bright Smile Dental calling. Do you have a moment?"
+)
+RECEPTIONIST_VOICEMAIL_MESSAGE = (
+    "Hello, this is Bright Smile Dental calling about your appointment. Please call us "
+    "back at your convenience. Thank you, goodbye."
+)
 
-def _stage_counts(parts: CallParts) -> Callable[[], dict[str, int]]:
-    """Fallback switches of one call, read when /metrics needs them."""
-    stages = [parts.processors.get(name) for name in ("stt", "llm", "tts")]
-    switchers = [s for s in stages if isinstance(s, FallbackSwitcher)]
 
-    def counts() -> dict[str, int]:
-        return {"fallback_switches": sum(s.stats.switches for s in switchers)}
+def receptionist_settings(settings: Settings) -> Settings:
+    """``settings`` with the receptionist's words wherever the library's neutral ones are left.
 
-    return counts
+    A prompt or greeting the user set (through the environment or in code) is kept.
+    """
+    agent, telephony = settings.agent, settings.telephony
+    said = {
+        "system_prompt": (agent.system_prompt, DEFAULT_SYSTEM_PROMPT, RECEPTIONIST_PROMPT),
+        "greeting": (agent.greeting, DEFAULT_GREETING, RECEPTIONIST_GREETING),
+    }
+    dialled = {
+        "outbound_greeting": (
+            telephony.outbound_greeting,
+            DEFAULT_OUTBOUND_GREETING,
+            RECEPTIONIST_OUTBOUND_GREETING,
+        ),
+        "voicemail_message": (
+            telephony.voicemail_message,
+            DEFAULT_VOICEMAIL_MESSAGE,
+            RECEPTIONIST_VOICEMAIL_MESSAGE,
+        ),
+    }
+    update: dict[str, Any] = {}
+    for section, model, words in (("agent", agent, said), ("telephony", telephony, dialled)):
+        ours = {name: own for name, (value, neutral, own) in words.items() if value == neutral}
+        if ours:
+            update[section] = model.model_copy(update=ours)
+    return settings.model_copy(update=update) if update else settings
 
 
 class TranscriptTap(FrameProcessor):
@@ -120,11 +162,10 @@ class ReceptionistBot:
         Raises:
             ValueError: ``agent.tools`` names an unknown tool.
         """
-        self.settings = settings
+        self.settings = receptionist_settings(settings)
         self._overrides = overrides
         self._clock = clock
-        self.resources = AgentResources(settings)
-        self.turn_totals = TurnTotals()
+        self.resources = AgentResources(self.settings)
         self._on_transcript = on_transcript
         self.on_call_built = on_call_built
         """Told each call's ``CallParts`` (context, processors by stage) once built."""
@@ -143,7 +184,7 @@ class ReceptionistBot:
         if wanted == "auto":
             if llm == "local":
                 logger.info(
-                    "agent tools off: the local Qwen2.5-0.5B does not call tools reliably "
+                    "agent tools off: the local Qwen2.5-Coder-0.5B does not call tools reliably "
                     "(set VOICEAGENT_AGENT__TOOLS=true to advertise them anyway)"
                 )
                 return ()
@@ -176,7 +217,8 @@ class ReceptionistBot:
         return True
 
     def _call_settings(self, settings: Settings) -> Settings:
-        """``settings`` with the tools' sentence appended to the system prompt."""
+        """``settings`` in the receptionist's words, the tools' sentence appended to the prompt."""
+        settings = receptionist_settings(settings)
         agent = settings.agent
         extra = agent.tools_prompt
         if extra is None:
@@ -220,9 +262,6 @@ class ReceptionistBot:
             overrides=self._overrides,
             extra=extra,
         )
-        turns = parts.processors.get("turns")
-        if isinstance(turns, TurnProcessor):
-            self.turn_totals.track(turns, _stage_counts(parts))
         if self.tool_names or self.transfer_offered:
             self._give_tools(call, parts)
         if self.on_call_built is not None:
@@ -268,7 +307,3 @@ class ReceptionistBot:
         self.bookings.move_to_end(booking.call_sid)
         while len(self.bookings) > MAX_LEDGER_CALLS:
             self.bookings.popitem(last=False)
-
-    def render_metrics(self) -> str:
-        """Turn-taking counters over all calls, appended to the server's /metrics."""
-        return self.turn_totals.render()

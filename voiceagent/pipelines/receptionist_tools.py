@@ -10,10 +10,11 @@
 
 Tools (:func:`receptionist_tools`): ``check_availability(day)`` (read-only),
 ``book_appointment(name, service, day, time, phone?)`` and ``end_call(reason)`` (side effects:
-they run only for turns the caller committed, see ``ToolCallPolicy``). Arguments pass the JSON
-schema first (``AgentTool``), then the pydantic request models, which normalize them ("next
-Tuesday" → ``tuesday``, "14:00" → ``2 pm``); every answer is a validated pydantic model dumped
-to JSON, or ``{"error": ..., "executed": false}`` saying what to fix.
+they run only for turns the caller committed, see ``ToolGuard``). Each tool's arguments are a
+pydantic request model: the LLM is offered its generated JSON schema, and what it sends is
+validated and normalized by it ("next Tuesday" → ``tuesday``, "14:00" → ``2 pm``); every
+answer is a validated pydantic model dumped to JSON, or ``{"error": ..., "executed": false}``
+saying what to fix.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from loguru import logger
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from voiceagent.services.tools import AgentTool, ToolRegistry
 
@@ -128,10 +129,13 @@ class OfficeFacts(BaseModel):
         raise ValueError(f"we do not book {text!r}; we book: {offered}")
 
 
+_DAY = "A weekday, e.g. Tuesday"
+
+
 class AvailabilityRequest(BaseModel):
     """``check_availability`` arguments."""
 
-    day: Weekday
+    day: Weekday = Field(description=_DAY)
 
     @field_validator("day", mode="before")
     @classmethod
@@ -142,11 +146,11 @@ class AvailabilityRequest(BaseModel):
 class BookingRequest(BaseModel):
     """``book_appointment`` arguments."""
 
-    name: str = Field(min_length=2, max_length=80)
-    service: str = Field(min_length=2, max_length=40)
-    day: Weekday
-    time: str
-    phone: str | None = Field(None, max_length=32)
+    name: str = Field(min_length=2, max_length=80, description="The patient's full name")
+    service: str = Field(min_length=2, max_length=40, description="A service the office books")
+    day: Weekday = Field(description=_DAY)
+    time: str = Field(description="An open time, e.g. 2 pm")
+    phone: str | None = Field(None, max_length=32, description="Callback number, if given")
 
     @field_validator("name", "service", "phone", mode="before")
     @classmethod
@@ -162,6 +166,12 @@ class BookingRequest(BaseModel):
     @classmethod
     def _clock_time(cls, value: Any) -> str:
         return normalize_time(str(value))
+
+
+class EndCallRequest(BaseModel):
+    """``end_call`` arguments."""
+
+    reason: str = Field(description="Why the call ends")
 
 
 class Availability(BaseModel):
@@ -271,23 +281,18 @@ class ReceptionDesk:
         self._hang_up = hang_up
         self._on_booked = on_booked
 
-    async def check_availability(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def check_availability(self, request: AvailabilityRequest) -> dict[str, Any]:
         """Tool handler: open slots on a day."""
-        try:
-            request = AvailabilityRequest.model_validate(args)
-        except ValidationError as e:
-            return _refusal(e)
         return self.book.availability(request.day).model_dump()
 
-    async def book_appointment(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def book_appointment(self, request: BookingRequest) -> dict[str, Any]:
         """Tool handler: book an open slot (each slot once)."""
         sid = self._call_sid() or "?"
         try:
-            request = BookingRequest.model_validate(args)
             confirmation = self.book.book(request, sid)
-        except (ValidationError, ValueError) as e:
-            logger.info(f"call {sid}: booking refused: {_problem(e)}")
-            return _refusal(e)
+        except ValueError as e:
+            logger.info(f"call {sid}: booking refused: {e}")
+            return {"error": str(e), "executed": False}
         self.bookings.append(confirmation)
         if self._on_booked is not None:
             self._on_booked(confirmation)
@@ -297,9 +302,9 @@ class ReceptionDesk:
         )
         return confirmation.model_dump()
 
-    async def end_call(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def end_call(self, request: EndCallRequest) -> dict[str, Any]:
         """Tool handler: hang up once the goodbye has played."""
-        reason = str(args.get("reason") or "conversation finished")[:200]
+        reason = request.reason[:200] or "conversation finished"
         if self._hang_up is None:
             return {"error": "hanging up is not available on this call", "executed": False}
         if not await self._hang_up(reason):
@@ -317,44 +322,27 @@ def receptionist_tools(desk: ReceptionDesk, names: Sequence[str] = TOOL_NAMES) -
     if unknown:
         raise ValueError(f"unknown receptionist tool(s) {unknown}; tools are {list(TOOL_NAMES)}")
     services = ", ".join(desk.book.facts.prices)
-    tools = {
+    tools: dict[str, AgentTool[Any]] = {
         "check_availability": AgentTool(
-            name="check_availability",
-            description="Open appointment times and opening hours on a weekday.",
-            parameters={
-                "type": "object",
-                "properties": {"day": {"type": "string", "description": "A weekday, e.g. Tuesday"}},
-                "required": ["day"],
-            },
-            handler=desk.check_availability,
+            "check_availability",
+            "Open appointment times and opening hours on a weekday.",
+            AvailabilityRequest,
+            desk.check_availability,
             side_effects=False,
         ),
         "book_appointment": AgentTool(
-            name="book_appointment",
-            description="Book an open appointment time for the caller; returns a confirmation.",
-            parameters={
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string", "description": "The patient's full name"},
-                    "service": {"type": "string", "description": f"One of: {services}"},
-                    "day": {"type": "string", "description": "A weekday, e.g. Tuesday"},
-                    "time": {"type": "string", "description": "An open time, e.g. 2 pm"},
-                    "phone": {"type": "string", "description": "Callback number, if given"},
-                },
-                "required": ["name", "service", "day", "time"],
-            },
-            handler=desk.book_appointment,
+            "book_appointment",
+            "Book an open appointment time for the caller; returns a confirmation. "
+            f"Services: {services}.",
+            BookingRequest,
+            desk.book_appointment,
             side_effects=True,
         ),
         "end_call": AgentTool(
-            name="end_call",
-            description="Hang up. Say goodbye in the same reply, before calling this.",
-            parameters={
-                "type": "object",
-                "properties": {"reason": {"type": "string", "description": "Why the call ends"}},
-                "required": ["reason"],
-            },
-            handler=desk.end_call,
+            "end_call",
+            "Hang up. Say goodbye in the same reply, before calling this.",
+            EndCallRequest,
+            desk.end_call,
             side_effects=True,
             follow_up=False,
         ),
@@ -369,18 +357,3 @@ def tools_prompt(names: Sequence[str]) -> str:
         return ""
     listed = hints[0] if len(hints) == 1 else "; ".join(hints[:-1]) + "; and " + hints[-1]
     return f"You have tools: {listed}. Use them instead of guessing."
-
-
-def _problem(error: Exception) -> str:
-    if isinstance(error, ValidationError):
-        parts = []
-        for item in error.errors():
-            where = ".".join(str(p) for p in item["loc"])
-            message = str(item["msg"]).removeprefix("Value error, ")
-            parts.append(f"{where}: {message}" if where else message)
-        return "; ".join(parts)
-    return str(error)
-
-
-def _refusal(error: Exception) -> dict[str, Any]:
-    return {"error": _problem(error), "executed": False}

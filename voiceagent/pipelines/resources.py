@@ -105,6 +105,8 @@ class AgentResources:
         self.llm_model: str = settings.cloud.openai_model
         self.piper_paths: tuple[Path, Path] | None = None
         self.piper_voice: Any = None
+        self.piper_phrases: Any = None
+        """The greetings, synthesized while starting (``PreparedPhrases``)."""
         cloud = settings.cloud
         self.llm_endpoints: dict[str, LLMEndpoint] = {
             "openai": LLMEndpoint(cloud.openai_base_url, cloud.openai_api_key, cloud.openai_model)
@@ -174,6 +176,18 @@ class AgentResources:
 
         model, config = self.piper_paths
         self.piper_voice = await asyncio.wrap_future(load_piper_voice(model, config))
+        await self._prepare_phrases(say)
+
+    async def _prepare_phrases(self, say: Any) -> None:
+        """Synthesize the greetings now, so no call's first words wait for Piper."""
+        from voiceagent.services.local.piper_phrases import PreparedPhrases, fixed_phrases
+        from voiceagent.services.local.piper_tts import next_sentence
+
+        phrases = PreparedPhrases(self.piper_voice)
+        texts = fixed_phrases(self.settings)
+        say(f"preparing {len(texts)} fixed phrase(s) with Piper (greetings, voicemail message)")
+        await asyncio.to_thread(phrases.prepare, texts, next_sentence)
+        self.piper_phrases = phrases
 
     async def _start_llama(self, say: Any) -> None:
         from voiceagent.services.local.llama_server import LlamaServer

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 _FFT_SIZE = 512
 
@@ -30,6 +30,8 @@ class BeepParams(BaseModel):
         min_rms: Quietest tonal frame (PCM16 RMS).
         max_drift_hz: How far the tone may wander within one beep.
     """
+
+    model_config = ConfigDict(extra="forbid")
 
     min_hz: float = Field(700.0, gt=0.0)
     max_hz: float = Field(2500.0, gt=0.0)

@@ -13,6 +13,9 @@ is heard over or right after the greeting):
 - or **Twilio's AMD** result, when the call uses it (``AnsweredBy``).
 
 A first utterance that ends short, with none of that, is a person, and the core goes quiet.
+While a greeting may still begin, and from an early first utterance until the verdict
+(:attr:`~MachineDetection.holds_turns`), what is said may be a machine's greeting: the pipeline
+keeps it from the turn engine until then (``hold_turns``), so the agent never answers one.
 Once it is a machine, the greeting has ended at the beep's end, after ``end_silence_s`` of
 silence, or at the latest ``max_greeting_s`` later. No speech at all within
 ``silence_timeout_s`` (or nothing decided within ``listen_s``) is undecided: the call goes on.
@@ -27,7 +30,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from voiceagent.processors.beep import Beep, BeepParams
 
@@ -48,6 +51,8 @@ _EPS = 1e-6  # audio times are sums of frame lengths: 1.2 may come out as 1.1999
 class AnsweringMachineParams(BaseModel):
     """Thresholds of the agent's own answering machine detection (seconds of call audio)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     listen_s: float = Field(30.0, gt=0.0)
     greeting_start_s: float = Field(3.0, gt=0.0)
     long_greeting_s: float = Field(3.0, gt=0.0)
@@ -55,6 +60,9 @@ class AnsweringMachineParams(BaseModel):
     end_silence_s: float = Field(2.0, gt=0.0)
     max_greeting_s: float = Field(20.0, gt=0.0)
     silence_timeout_s: float = Field(10.0, gt=0.0)
+    hold_turns: bool = True
+    """Keep an early first utterance from the turn engine until the verdict (a person's first
+    words are then answered once they are known to be a person's, ``pause_s`` after they end)."""
     wording: tuple[str, ...] = DEFAULT_WORDING
     beep: BeepParams = Field(default_factory=BeepParams)
 
@@ -106,6 +114,8 @@ class MachineDetection:
         self._first_open = False
         self._machine_at = 0.0
         self._beep_on = False
+        self._first_words: float | None = None
+        self._heard_s = 0.0
 
     @property
     def active(self) -> bool:
@@ -116,6 +126,21 @@ class MachineDetection:
     def listening(self) -> bool:
         """Whether it is still undecided whether a person or a machine answered."""
         return self.phase is Phase.LISTENING
+
+    @property
+    def holds_turns(self) -> bool:
+        """Whether what the other party says may be a machine's greeting, not yet decided.
+
+        True while a greeting could still begin (the first ``greeting_start_s`` of the call)
+        and, once the first speech or words came that early, until the verdict: the core's
+        own (a pause makes it a person), Twilio's when only Twilio decides (a greeting may
+        pause between its sentences), or ``listen_s`` giving up.
+        """
+        if not self.listening:
+            return False
+        starts = [t for t in (self._first_start, self._first_words) if t is not None]
+        began = min(starts) if starts else self._heard_s
+        return began <= self.params.greeting_start_s + _EPS
 
     # --- events --------------------------------------------------------------------------
 
@@ -134,6 +159,8 @@ class MachineDetection:
 
     def transcript(self, at_s: float, text: str) -> Decision | None:
         """A partial or final transcript of what they said."""
+        if text and self._first_words is None:
+            self._first_words = at_s
         first = self._first_start if self._first_start is not None else at_s  # (before the VAD)
         early = first <= self.params.greeting_start_s
         opening = self._first_open or self._first_start is None
@@ -166,6 +193,7 @@ class MachineDetection:
 
     def tick(self, at_s: float) -> Decision | None:
         """The call's audio has reached ``at_s`` (called once per audio frame)."""
+        self._heard_s = at_s
         if self.phase is Phase.MACHINE:
             return self._greeting_over(at_s)
         if not self.listening:

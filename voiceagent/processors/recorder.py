@@ -125,7 +125,10 @@ class AgentTap(_RecordingTap):
         elif isinstance(frame, CallEndReasonFrame):
             recording.declare_end_reason(frame.reason)
         elif isinstance(frame, AnswerVerdictFrame):
-            recording.answered_by(frame.answered_by, frame.evidence)
+            # Twilio's AMD result is recorded by the server as its callback arrives; the
+            # detector's verdict that only relays it would show it twice.
+            if frame.evidence != "twilio_amd":
+                recording.answered_by(frame.answered_by, frame.evidence)
         elif isinstance(frame, ProviderSwitchedFrame):
             recording.provider_switch(frame.stage, frame.failed, frame.serving, frame.reason)
         elif isinstance(frame, FunctionCallInProgressFrame):

@@ -3,10 +3,14 @@
 The first chunk of a reply goes out at the first clause boundary (``, ; : —`` or a
 sentence end) once it has ``first_chunk_min_words`` words, so the TTS starts speaking
 early; later chunks go out at sentence ends (or at a clause boundary of a very long
-clause). A boundary needs the character after it, so "3." waits to see whether "5"
-follows: numbers (3.5, $3.50, 3:30, 1,000, 555-123-4567, (555) 123 4567) are never split,
-nor are abbreviations (Dr., e.g., a.m. before a lower-case word) or list markers ("1.").
-Markdown (emphasis, headings, bullets, backticks, links) is stripped from what is spoken.
+clause). Whether a period ends a sentence is pipecat's call (``match_endofsentence``, its
+sentencex rules: abbreviations such as Dr., e.g., a.m. before a lower-case word, initials),
+asked once the next word has begun, as pipecat's own aggregator does. A boundary needs the
+character after it, so "3." waits to see whether "5" follows: numbers (3.5, $3.50, 3:30,
+1,000, 555-123-4567, (555) 123 4567) are never split. What pipecat's sentence aggregator does
+not do, and this one does for the telephone: clause-sized first chunks, run-on cuts, list
+markers ("1." at a line start), an ellipsis as a pause. Markdown is stripped from what is spoken
+by pipecat's ``strip_markdown`` (then whitespace is collapsed).
 
 Chunks are pushed as pipecat ``AggregatedTextFrame`` (``TextType.SENTENCE``): the TTS
 service speaks an aggregated frame at once instead of re-aggregating it, and the
@@ -27,34 +31,42 @@ from pipecat.frames.frames import (
     LLMTextFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.utils.string import match_endofsentence
 from pipecat.utils.text.base_text_aggregator import TextType
+from pipecat.utils.text.transforms.strip_markdown import strip_markdown
 
 _SENTENCE_END = ".!?"
 _CLAUSE_END = ",;:"
 _DASHES = "\u2014\u2013"  # em dash, en dash
 _CLOSERS = "\"')]}\u201d\u2019\u00bb*_`"
 _OPENERS = "\"'([{\u201c\u2018\u00ab*_`"
-_TITLES = frozenset(str.split("mr mrs ms dr prof st sr jr mt ft rev gen sgt capt lt col hon vs cf"))
-_NEVER_END = frozenset({"e.g", "i.e", "viz"})
-_AMBIGUOUS = frozenset(
-    str.split("etc inc ltd co corp llc ave blvd rd apt dept approx est no am pm a.m p.m")
-)
-"""Abbreviations that end a sentence only when an upper-case word follows."""
-
-_LINK_RE = re.compile(r"\[([^\]]*)\]\([^)]*\)")
-_BULLET_RE = re.compile(r"(^|\n)[ \t]*(?:[-*+\u2022]|#{1,6})[ \t]+")
-_MARKUP_RE = re.compile(r"[*`#~]|(?<!\w)_+|_+(?!\w)")
 _NUMERIC_RE = re.compile(r"^[($]*\d[\d,.:)\-]*$")
 
 _WAIT = "wait"
 
 
-def clean_for_speech(text: str) -> str:
-    """Strip markdown (emphasis, headings, bullets, backticks, links) and collapse whitespace."""
-    text = _LINK_RE.sub(r"\1", text)
-    text = _BULLET_RE.sub(r"\1", text)
-    text = _MARKUP_RE.sub("", text)
-    return " ".join(text.split())
+async def clean_for_speech(text: str) -> str:
+    """Markdown stripped by pipecat's ``strip_markdown``, whitespace collapsed to single spaces.
+
+    The collapse is ours: a chunk may span a line break (a list item), which a TTS reads as
+    nothing or as a long pause.
+    """
+    return " ".join((await strip_markdown(text, TextType.SENTENCE)).split())
+
+
+def _sentence_ends_at(text: str, start: int, at: int, end: int) -> bool:
+    """Whether pipecat's sentence splitter ends a sentence at ``at``, reading ``text[start:end]``.
+
+    Sentences it ends before ``at`` (where this module keeps going: a list marker) are
+    stepped over.
+    """
+    p = start
+    while p < at:
+        found = match_endofsentence(text[p:end])
+        if found == 0:
+            return False
+        p += found
+    return p == at
 
 
 def _sentence_end(text: str, start: int, i: int, final: bool) -> tuple[str | None, int]:
@@ -77,26 +89,25 @@ def _sentence_end(text: str, start: int, i: int, final: bool) -> tuple[str | Non
     k = i
     while k > start and not text[k - 1].isspace():
         k -= 1
-    raw = text[k:i].strip(_OPENERS + _CLOSERS)
-    token = raw.lower()
-    if not token:
-        return "sentence", j
-    if token in _TITLES or token in _NEVER_END:
-        return None, j
-    if len(raw) == 1 and raw.isupper():
-        return None, j  # an initial: "J. Smith"
-    if token.isdigit():
+    if text[k:i].strip(_OPENERS + _CLOSERS).isdigit():
         before = text[start:k].rstrip(" \t")
         if not before.strip() or before.endswith("\n"):
             return None, j  # a list marker: "1. Cleaning"
-    if token in _AMBIGUOUS or "." in token:
-        m = j
-        while m < n and text[m].isspace():
-            m += 1
-        if m == n:
-            return ("sentence" if final else _WAIT), j
-        return ("sentence" if text[m].isupper() else None), j
-    return "sentence", j
+    m = j
+    while m < n and text[m].isspace():
+        m += 1
+    if m == n:
+        return ("sentence" if final else _WAIT), j
+    # pipecat's check at the next word's first character ("Dr. S" no, "then. M" yes), then,
+    # if that did not end it, once the word is whole ("I. Did"), as its aggregator does.
+    if _sentence_ends_at(text, start, j, m + 1):
+        return "sentence", j
+    e = m
+    while e < n and not text[e].isspace():
+        e += 1
+    if e == n and not final:
+        return _WAIT, j
+    return ("sentence" if _sentence_ends_at(text, start, j, e) else None), j
 
 
 def _clause_end(text: str, i: int, final: bool) -> tuple[str | None, int]:
@@ -183,7 +194,8 @@ def split_speakable(
         max_chunk_words: A text with no boundary at all is cut after this many words.
 
     Returns:
-        The chunks to speak now (markdown stripped) and the raw rest still waiting.
+        The chunks to speak now (as written: :func:`clean_for_speech` makes them speakable)
+        and the rest still waiting.
     """
     chunks: list[str] = []
     start = 0
@@ -208,14 +220,14 @@ def split_speakable(
             else:
                 cut = kind == "sentence" or words > long_clause_words
             if cut:
-                chunk = clean_for_speech(text[start:end])
+                chunk = text[start:end].strip()
                 if chunk:
                     chunks.append(chunk)
                     first = False
                 start = end
         i = end
     if final:
-        chunk = clean_for_speech(text[start:])
+        chunk = text[start:].strip()
         if chunk:
             chunks.append(chunk)
         return chunks, ""
@@ -223,7 +235,7 @@ def split_speakable(
     if cut_at is None and first:
         cut_at = _first_cut(text[start:], first_chunk_max_words)
     if cut_at is not None:
-        chunk = clean_for_speech(text[start : start + cut_at])
+        chunk = text[start : start + cut_at].strip()
         if chunk:
             chunks.append(chunk)
         start += cut_at
@@ -286,4 +298,6 @@ class SentenceAggregator(FrameProcessor):
         )
         for chunk in chunks:
             self._first = False
-            await self.push_frame(AggregatedTextFrame(chunk, TextType.SENTENCE))
+            spoken = await clean_for_speech(chunk)
+            if spoken:
+                await self.push_frame(AggregatedTextFrame(spoken, TextType.SENTENCE))

@@ -11,10 +11,10 @@ Three stages share the work:
   when the server delivers one (``AnsweredByFrame``). Each verdict goes downstream as an
   ``AnswerVerdictFrame`` (for the responder and the call's record); on a machine it first cuts
   the agent off (an interruption). Once decided it only forwards frames.
-- :class:`MachineWords` sits right after the STT: while the detector listens it sends the
-  transcripts back up to it (and on to the turn engine: a person's first turn is not delayed,
-  so words heard before the verdict may still become a turn, whose reply is muted); once a
-  machine answered it keeps the machine's sound and words from the turn engine.
+- :class:`~voiceagent.processors.machine_words.MachineWords` sits right after the STT: it sends
+  the transcripts back up to the detector while it listens, holds the other party's speech from
+  the turn engine while the detector decides (``AnswerPendingFrame``), lets a person's go and
+  drops a machine's: the agent never answers a recorded greeting.
 - :class:`VoicemailResponder` sits right before the TTS. On a machine it mutes what the
   conversation still produces (a reply in flight, a re-prompt, a playback pause), then either
   leaves the message once the greeting ended and hangs up after it was heard, or hangs up at
@@ -30,9 +30,7 @@ from loguru import logger
 from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
-    InterimTranscriptionFrame,
     TextFrame,
-    TranscriptionFrame,
     TTSSpeakFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
@@ -41,11 +39,10 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voiceagent.frames import (
     AnsweredByFrame,
+    AnswerPendingFrame,
     AnswerVerdictFrame,
-    CallerSoundFrame,
     CallerWordsFrame,
     CallStartedFrame,
-    EndOfTurnFrame,
     PlaybackPauseFrame,
 )
 from voiceagent.processors.beep import BeepDetector
@@ -56,38 +53,18 @@ from voiceagent.processors.machine_detection import (
     MachineDetection,
     Phase,
 )
+from voiceagent.processors.machine_words import (  # noqa: F401  (re-exported)
+    DETECTION_MODES,
+    OUTBOUND,
+    MachineWords,
+    detection_mode,
+    is_machine,
+)
 
 if TYPE_CHECKING:
     from voiceagent.pipelines.builder import CallParts
 
-OUTBOUND = "outbound-api"
-DETECTION_MODES = ("agent", "twilio", "off")
 VOICEMAIL_ACTIONS = ("leave_message", "hang_up")
-_CALLER_SIDE = (
-    VADUserStartedSpeakingFrame,
-    VADUserStoppedSpeakingFrame,
-    CallerSoundFrame,
-    InterimTranscriptionFrame,
-    TranscriptionFrame,
-    EndOfTurnFrame,
-)
-
-
-def detection_mode(frame: CallStartedFrame, default: str) -> str | None:
-    """How this call is checked for machines (``agent``/``twilio``), or None: not at all."""
-    params = frame.custom_parameters
-    mode = params.get("AnsweringMachine", default)
-    if mode not in DETECTION_MODES:
-        logger.warning(f"call {frame.call_sid}: unknown AnsweringMachine={mode!r}; using agent")
-        mode = "agent"
-    if params.get("Direction") != OUTBOUND or mode == "off":
-        return None
-    return mode
-
-
-def is_machine(answered_by: str) -> bool:
-    """A machine (or a fax) answered, in Twilio's words."""
-    return answered_by.startswith("machine") or answered_by == "fax"
 
 
 class AnsweringMachineDetector(FrameProcessor):
@@ -116,6 +93,7 @@ class AnsweringMachineDetector(FrameProcessor):
         self._beep: BeepDetector | None = None
         self._at_s = 0.0
         self._machine = False
+        self._holding = False
         self.call_sid = ""
 
     @property
@@ -129,7 +107,11 @@ class AnsweringMachineDetector(FrameProcessor):
         core = self.core
         if isinstance(frame, CallStartedFrame):
             self._start(frame)
-        elif core is not None:
+            await self.push_frame(frame, direction)
+            if self.core is not None:
+                await self._hold(self.core)  # a greeting may begin at once: hold from the start
+            return
+        if core is not None:
             if isinstance(frame, InputAudioRawFrame):
                 if direction is FrameDirection.DOWNSTREAM:
                     await self._audio(core, frame)
@@ -141,7 +123,9 @@ class AnsweringMachineDetector(FrameProcessor):
                 await self._act(core.twilio(self._at_s, frame.answered_by))
             elif isinstance(frame, CallerWordsFrame):
                 await self._act(core.transcript(self._at_s, frame.text))
+                await self._hold(core)
                 return  # it came up for this stage only
+            await self._hold(core)
         await self.push_frame(frame, direction)
 
     def _start(self, frame: CallStartedFrame) -> None:
@@ -164,6 +148,17 @@ class AnsweringMachineDetector(FrameProcessor):
                 await self._act(core.beep(self._at_s, beep))
         await self._act(core.tick(self._at_s))
 
+    async def _hold(self, core: MachineDetection) -> None:
+        """Tell MachineWords when the other party's speech starts or stops waiting for a verdict.
+
+        From the call's start (a greeting may begin at once) until the verdict, or until the
+        time for a greeting to begin has passed in silence.
+        """
+        holding = self._params.hold_turns and core.holds_turns
+        if holding != self._holding:
+            self._holding = holding
+            await self.push_frame(AnswerPendingFrame(holding=holding))
+
     async def _act(self, decision: Decision | None) -> None:
         if decision is None:
             return
@@ -183,52 +178,6 @@ class AnsweringMachineDetector(FrameProcessor):
                 evidence=decision.evidence,
             )
         )
-
-
-class MachineWords(FrameProcessor):
-    """After the STT: the words go up to the detector; a machine's sound stays out of turns."""
-
-    def __init__(self, *, mode: str = "agent", **kwargs) -> None:
-        """Create the stage (``mode`` as the detector's)."""
-        super().__init__(**kwargs)
-        self._mode = mode
-        self._listening = False
-        self.machine = False
-        self._speaking = False
-        self._sounding = False
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        """Relay transcripts while listening; drop the machine's caller-side frames."""
-        await super().process_frame(frame, direction)
-        if direction is FrameDirection.DOWNSTREAM:
-            if isinstance(frame, CallStartedFrame):
-                self._listening = detection_mode(frame, self._mode) is not None
-            elif isinstance(frame, AnswerVerdictFrame):
-                await self._verdict(frame)
-            elif self.machine and isinstance(frame, _CALLER_SIDE):
-                return  # a recorded greeting is not a caller turn
-            elif isinstance(frame, InterimTranscriptionFrame | TranscriptionFrame):
-                if self._listening and isinstance(frame.text, str) and frame.text:
-                    final = isinstance(frame, TranscriptionFrame)
-                    await self.push_frame(
-                        CallerWordsFrame(text=frame.text, final=final), FrameDirection.UPSTREAM
-                    )
-            elif isinstance(frame, VADUserStartedSpeakingFrame | VADUserStoppedSpeakingFrame):
-                self._speaking = isinstance(frame, VADUserStartedSpeakingFrame)
-            elif isinstance(frame, CallerSoundFrame):
-                self._sounding = frame.sounding
-        await self.push_frame(frame, direction)
-
-    async def _verdict(self, frame: AnswerVerdictFrame) -> None:
-        self._listening = False
-        if not is_machine(frame.answered_by) or self.machine:
-            return
-        self.machine = True
-        # The turn engine heard the machine start: tell it the line went quiet.
-        if self._speaking:
-            await self.push_frame(VADUserStoppedSpeakingFrame())
-        if self._sounding:
-            await self.push_frame(CallerSoundFrame(sounding=False))
 
 
 class VoicemailResponder(FrameProcessor):
@@ -314,9 +263,7 @@ def answering_machine_detector(parts: CallParts) -> FrameProcessor | None:
     telephony = parts.settings.telephony
     if telephony.machine_detection == "off":
         return None
-    return AnsweringMachineDetector(
-        AnsweringMachineParams(**telephony.answering_machine), mode=telephony.machine_detection
-    )
+    return AnsweringMachineDetector(telephony.answering_machine, mode=telephony.machine_detection)
 
 
 def machine_words(parts: CallParts) -> FrameProcessor | None:
@@ -324,7 +271,7 @@ def machine_words(parts: CallParts) -> FrameProcessor | None:
     telephony = parts.settings.telephony
     if telephony.machine_detection == "off":
         return None
-    return MachineWords(mode=telephony.machine_detection)
+    return MachineWords(mode=telephony.machine_detection, clock=parts.clock)
 
 
 def voicemail_responder(parts: CallParts) -> FrameProcessor | None:

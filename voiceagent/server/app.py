@@ -6,7 +6,9 @@ bad signature (403), closed 1013 right after it past capacity; then one pipeline
 :mod:`voiceagent.server.media`), ``POST /twilio/status`` and ``POST /twilio/amd`` (outbound
 calls' progress and AMD result, see :mod:`voiceagent.server.callbacks`), ``GET /healthz``
 (load: active calls, limit, event-loop lag; 503 while refusing new calls) and ``GET /metrics``
-(Prometheus text), and the browser softphone ``GET /phone`` (:mod:`voiceagent.server.phone`).
+(``prometheus_client``: server, load and turn-taking series for any bot, see
+:mod:`voiceagent.server.metrics`), and the browser softphone ``GET /phone``
+(:mod:`voiceagent.server.phone`).
 :func:`run_server` binds the socket, refuses an unauthenticated public bind, and drains calls
 gracefully on SIGTERM/SIGINT. Admission: :mod:`voiceagent.server.admission`.
 """
@@ -210,7 +212,7 @@ def create_app(
     *,
     registry: CallRegistry | None = None,
 ) -> web.Application:
-    """Build the aiohttp application (routes, call registry, metrics).
+    """Build the aiohttp application (routes, call registry, metrics on its own registry).
 
     Args:
         settings: All configuration; ``settings.server`` drives this module.
@@ -268,7 +270,6 @@ def create_app(
         admission=admission,
         lag=lag,
         archive=archive,
-        extra=getattr(pipeline_factory, "render_metrics", None),
         signatures_checked=verifier is not None,
     )
     from voiceagent.server.phone import add_phone_routes  # it builds on MediaStreamHandler

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from loguru import logger
 
 from voiceagent.server.admission import Admission
 from voiceagent.server.loop_lag import LoopLag
-from voiceagent.server.metrics import ServerMetrics, render_load
+from voiceagent.server.metrics import MULTIPROCESS_REFRESH_S, ServerMetrics, multiprocess_dir
 from voiceagent.server.registry import CallRegistry
 from voiceagent.storage.archive import CallArchive
-
-_PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def add_health_routes(
@@ -25,15 +24,24 @@ def add_health_routes(
     admission: Admission,
     lag: LoopLag,
     archive: CallArchive | None,
-    extra: Callable[[], str] | None,
     signatures_checked: bool,
 ) -> None:
     """Register ``/healthz`` and ``/metrics``.
 
     ``/healthz`` answers 200 while the worker takes new calls, 503 with ``"status": "busy"``
-    past its capacity (or ``"draining"`` at shutdown), with the load either way. ``extra``
-    (the pipeline factory's ``render_metrics``) adds its own series to ``/metrics``.
+    past its capacity (or ``"draining"`` at shutdown), with the load either way. ``/metrics``
+    is ``metrics.registry`` in Prometheus text (or OpenMetrics, when the scraper asks for it);
+    in multiprocess mode the live figures are also written every ``MULTIPROCESS_REFRESH_S``.
     """
+
+    def refresh() -> None:
+        metrics.refresh(
+            registry.calls,
+            accepting=registry.accepting,
+            load=admission.load(),
+            worst_lag_s=lag.worst_s,
+            recording_write_errors=archive.write_errors if archive is not None else 0,
+        )
 
     async def healthz(_request: web.Request) -> web.Response:
         load = admission.load()
@@ -55,17 +63,27 @@ def add_health_routes(
             status=200 if status == "ok" else 503,
         )
 
-    async def metrics_view(_request: web.Request) -> web.Response:
-        text = metrics.render(registry.live_counts(), accepting=registry.accepting)
-        text += render_load(admission.load(), lag.worst_s)
-        if archive is not None:
-            text += archive.render_metrics()
-        if extra is not None:  # a factory may add its own series (e.g. turn-taking counters)
-            try:
-                text += extra()
-            except Exception as e:
-                logger.warning(f"pipeline factory metrics failed: {e}")
-        return web.Response(body=text.encode(), headers={"Content-Type": _PROMETHEUS_CONTENT_TYPE})
+    async def metrics_view(request: web.Request) -> web.Response:
+        refresh()
+        body, content_type = metrics.exposition(request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def refresh_periodically(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_every(MULTIPROCESS_REFRESH_S, refresh))
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
+    if multiprocess_dir() is not None:  # a scrape reaches one worker: the others write theirs
+        app.cleanup_ctx.append(refresh_periodically)
+
+
+async def _every(interval_s: float, action: Callable[[], None]) -> None:
+    while True:
+        try:
+            action()
+        except Exception as e:  # the figures go stale; the server goes on
+            logger.warning(f"refreshing the metrics failed: {e!r}")
+        await asyncio.sleep(interval_s)

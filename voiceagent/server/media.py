@@ -2,8 +2,9 @@
 
 After the upgrade (checks: :mod:`voiceagent.server.app`), one :class:`MediaCall` owns the socket,
 a :class:`TwilioCall` and a ``PipelineWorker`` running
-``[call.serializer, *factory(call, settings), call.output]`` (with the recorder's taps right
-after the serializer and right before the output when calls are archived). Incoming messages
+``[call.serializer, *factory(call, settings), metrics tap, call.output]`` (the tap feeds the
+server's turn metrics, :mod:`voiceagent.server.turn_metrics`; the recorder's taps go right after
+the serializer and right before the metrics tap when calls are archived). Incoming messages
 are fed (by an :class:`~voiceagent.server.media_inbound.InboundReader`) only once the pipeline
 has started (processors drop frames before ``StartFrame``); until then they wait, in order, in
 aiohttp's bounded reader buffer. Whatever goes wrong inside one call is logged with its call sid,
@@ -166,7 +167,7 @@ class MediaCall:
 
     async def run(self) -> None:
         """Run the call until the caller hangs up, Twilio stops it, the agent ends or we do."""
-        self._metrics.calls_total += 1
+        self._metrics.call_started()
         try:
             await self._run()
         except asyncio.CancelledError:
@@ -175,7 +176,7 @@ class MediaCall:
             raise
         except Exception as e:
             self._ended_by = "error"
-            self._metrics.calls_failed_total += 1
+            self._metrics.call_failed()
             logger.opt(exception=e).error(f"call {self.label}: failed: {e!r}")
             await self._close(WSCloseCode.INTERNAL_ERROR, "internal error")
         finally:
@@ -183,12 +184,7 @@ class MediaCall:
             if self._recording is not None:
                 await _shielded(self._recording.close())
             seconds = time.monotonic() - self._t0
-            self._metrics.call_finished(
-                frames_in=self.frames_in,
-                frames_out=self.frames_out,
-                seconds=seconds,
-                ended_by=self._ended_by,
-            )
+            self._metrics.call_finished(self, seconds=seconds, ended_by=self._ended_by)
             logger.info(
                 f"call {self.label}: ended by {self._ended_by} after {seconds:.1f} s "
                 f"(frames in {self.frames_in}, out {self.frames_out}, protocol errors "
@@ -204,11 +200,13 @@ class MediaCall:
             self._ended_by = "shutdown"
             await self._close(WSCloseCode.GOING_AWAY, "server shutting down")
             return
-        chain = [call.serializer, *processors, call.output]
+        # The server's own turn metrics, whatever the bot: read from the call's frames.
+        tap = self._metrics.turns.tap()
+        chain = [call.serializer, *processors, tap, call.output]
         if self._archive is not None:
             self._recording = self._archive.recording()
             first, last = recorder_taps(self._recording, call.output)
-            chain = [call.serializer, first, *processors, last, call.output]
+            chain = [call.serializer, first, *processors, last, tap, call.output]
         worker = PipelineWorker(
             Pipeline(chain),
             params=PipelineParams(
@@ -402,7 +400,7 @@ class MediaCall:
 
     async def _on_pipeline_error(self, _worker: PipelineWorker, frame: ErrorFrame) -> None:
         self._pipeline_errors += 1
-        self._metrics.pipeline_errors_total += 1
+        self._metrics.pipeline_error()
         if self._pipeline_errors <= _LOGGED_PIPELINE_ERRORS:
             more = (
                 " (further errors of this call are only counted)"

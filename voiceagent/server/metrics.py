@@ -1,221 +1,282 @@
-"""Server counters and their Prometheus text exposition.
+"""The server's Prometheus series (``prometheus_client``) on one app's ``CollectorRegistry``.
 
-The per-frame path only bumps plain ints (frames are counted on each ``TwilioCall``); all
-formatting happens when ``/metrics`` is scraped.
+Events (a call accepted, a request refused, a callback) bump a counter when they happen. What
+calls hold right now is read at each scrape by :meth:`ServerMetrics.refresh`: the per-frame path
+only bumps plain ints on each ``TwilioCall``, whose growth is folded into the frame counters then
+(and once more when the call ends), so a scrape costs one pass over the live calls.
+
+With ``serve --workers N`` every worker process writes its series into one directory
+(``PROMETHEUS_MULTIPROC_DIR``, prometheus_client's multiprocess mode, set by the worker pool) and
+each ``/metrics`` answers for all workers: counters and histograms summed, gauges per their
+``multiprocess_mode`` (calls and limits summed, event-loop lag the worst, uptime the youngest
+worker's). There, each worker also refreshes its gauges and frame counters every
+``MULTIPROCESS_REFRESH_S``, since a scrape reaches one worker only.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Iterable
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from voiceagent.server.admission import Load
+from voiceagent.server.turn_metrics import TurnMetrics
 from voiceagent.transports.twilio.protocol import ERROR_KINDS
 
-_PREFIX = "voiceagent_"
 PROTOCOL_ERROR_KINDS = ERROR_KINDS
 """Kinds reported by the Twilio transport; exported as zeros from the start."""
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MULTIPROCESS_REFRESH_S = 1.0
+"""In multiprocess mode, how often each worker writes its live figures for the others' scrapes."""
+CALL_DURATION_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+def multiprocess_dir() -> str | None:
+    """The shared directory of prometheus_client's multiprocess mode, when it is on."""
+    return os.environ.get(MULTIPROCESS_ENV) or None
 
 
-@dataclass
-class LiveCounts:
-    """What the active calls hold right now (summed at scrape time)."""
+class CountedCall(Protocol):
+    """What the metrics read from one call (a ``MediaCall``)."""
 
-    active_calls: int = 0
-    frames_in: int = 0
-    frames_out: int = 0
+    @property
+    def frames_in(self) -> int:
+        """Media messages received so far."""
+
+    @property
+    def frames_out(self) -> int:
+        """Media messages sent so far."""
 
 
-@dataclass
 class ServerMetrics:
-    """Process-wide counters; mutated from the event loop only."""
+    """The server's counters and gauges; mutated from the event loop only."""
 
-    started_at: float = field(default_factory=time.monotonic)
-    calls_total: int = 0
-    calls_failed_total: int = 0
-    pipeline_errors_total: int = 0
-    frames_in_finished: int = 0
-    frames_out_finished: int = 0
-    call_seconds_sum: float = 0.0
-    calls_ended: dict[str, int] = field(default_factory=dict)
-    rejected: dict[str, int] = field(default_factory=dict)
-    protocol_errors: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(PROTOCOL_ERROR_KINDS, 0)
-    )
-    callbacks: dict[tuple[str, str], int] = field(default_factory=dict)
-    call_statuses: dict[str, int] = field(default_factory=dict)
-    answered_by: dict[str, int] = field(default_factory=dict)
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        """Create every series on ``registry`` (a new one by default: one per app)."""
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.started_at = time.monotonic()
+        self.calls_total = 0
+        """Calls accepted by this process (also ``/healthz``'s ``calls_total``)."""
+        self._frames_seen: weakref.WeakKeyDictionary[CountedCall, tuple[int, int]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._write_errors_seen = 0
+        r = self.registry
+        self.up = Gauge(
+            "voiceagent_up",
+            "1 while the server accepts new calls, 0 while draining.",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.uptime = Gauge(
+            "voiceagent_uptime_seconds",
+            "Seconds since the server (the youngest worker) started.",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.active_calls = Gauge(
+            "voiceagent_active_calls",
+            "Calls with an open media stream.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.calls = Counter("voiceagent_calls", "Media stream calls accepted.", registry=r)
+        self.call_failures = Counter(
+            "voiceagent_call_failures",
+            "Calls that ended on an unexpected error (pipeline build or crash).",
+            registry=r,
+        )
+        self.calls_ended = Counter(
+            "voiceagent_calls_ended", "Finished calls by what ended them.", ["reason"], registry=r
+        )
+        self.call_duration = Histogram(
+            "voiceagent_call_duration_seconds",
+            "Duration of finished calls.",
+            buckets=CALL_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.frames_in = Counter(
+            "voiceagent_frames_in", "Media messages received from Twilio.", registry=r
+        )
+        self.frames_out = Counter(
+            "voiceagent_frames_out", "Media messages sent to Twilio.", registry=r
+        )
+        self.protocol_errors = Counter(
+            "voiceagent_protocol_errors",
+            "Bad messages on media streams by kind.",
+            ["kind"],
+            registry=r,
+        )
+        for kind in PROTOCOL_ERROR_KINDS:
+            self.protocol_errors.labels(kind)
+        self.pipeline_errors = Counter(
+            "voiceagent_pipeline_errors", "Errors reported by call pipelines.", registry=r
+        )
+        self.rejected = Counter(
+            "voiceagent_requests_rejected",
+            "Refused webhook/stream requests by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.callbacks = Counter(
+            "voiceagent_twilio_callbacks",
+            "Twilio status and AMD callbacks by outcome (ok, signature: 403, malformed: 400).",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.call_statuses = Counter(
+            "voiceagent_call_status_callbacks",
+            "Accepted call progress events by Twilio CallStatus.",
+            ["status"],
+            registry=r,
+        )
+        self.answered_by = Counter(
+            "voiceagent_amd_results",
+            "Twilio answering machine detection results by AnsweredBy.",
+            ["answered_by"],
+            registry=r,
+        )
+        self.max_calls = Gauge(
+            "voiceagent_max_calls",
+            "Calls admitted at once (summed over workers).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.reserved_calls = Gauge(
+            "voiceagent_reserved_calls",
+            "Webhooks admitted whose stream has not come yet.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.loop_lag = Gauge(
+            "voiceagent_loop_lag_seconds",
+            "Event-loop lag, worst of the last seconds (worst worker).",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.loop_lag_max = Gauge(
+            "voiceagent_loop_lag_max_seconds",
+            "Event-loop lag, worst since start (worst worker).",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.refusing_calls = Gauge(
+            "voiceagent_refusing_calls",
+            "Workers giving new calls the busy answer now (1 or 0 for one worker).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.recording_write_errors = Counter(
+            "voiceagent_recording_write_errors",
+            "Failed writes of call recordings (rows, events, audio).",
+            registry=r,
+        )
+        self.turns = TurnMetrics(r)
+        """Turn-taking series, read from every call's frames (``turns.tap()`` per call)."""
+
+    # --- events ----------------------------------------------------------------------------
+
+    def call_started(self) -> None:
+        """One more media stream call accepted."""
+        self.calls_total += 1
+        self.calls.inc()
+
+    def call_failed(self) -> None:
+        """A call ended on an unexpected error."""
+        self.call_failures.inc()
+
+    def pipeline_error(self) -> None:
+        """A call's pipeline reported an error."""
+        self.pipeline_errors.inc()
 
     def callback(self, kind: str, outcome: str) -> None:
         """Count one Twilio callback (``status``, ``amd``) by outcome (``ok``, ``signature``…)."""
-        key = (kind, outcome)
-        self.callbacks[key] = self.callbacks.get(key, 0) + 1
+        self.callbacks.labels(kind, outcome).inc()
 
     def call_status(self, status: str) -> None:
         """Count one accepted call progress event by Twilio's ``CallStatus``."""
-        self.call_statuses[status] = self.call_statuses.get(status, 0) + 1
+        self.call_statuses.labels(status).inc()
 
     def answered(self, answered_by: str) -> None:
         """Count one Twilio AMD result."""
-        self.answered_by[answered_by] = self.answered_by.get(answered_by, 0) + 1
+        self.answered_by.labels(answered_by).inc()
 
     def protocol_error(self, kind: str) -> None:
         """Count one bad message from Twilio (or a client) by kind."""
-        self.protocol_errors[kind] = self.protocol_errors.get(kind, 0) + 1
+        self.protocol_errors.labels(kind).inc()
 
     def reject(self, reason: str) -> None:
         """Count one refused request.
 
-        Reasons: ``signature``, ``shutdown``, ``bad_host``, ``phone_link``, ``phone_origin``.
+        Reasons: ``signature``, ``shutdown``, ``bad_host``, ``phone_link``, ``phone_origin``,
+        ``busy_full``, ``busy_slow``.
         """
-        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        self.rejected.labels(reason).inc()
 
-    def call_finished(
-        self, *, frames_in: int, frames_out: int, seconds: float, ended_by: str
-    ) -> None:
-        """Fold a finished call's counters into the totals."""
-        self.frames_in_finished += frames_in
-        self.frames_out_finished += frames_out
-        self.call_seconds_sum += seconds
-        self.calls_ended[ended_by] = self.calls_ended.get(ended_by, 0) + 1
+    def call_finished(self, call: CountedCall, *, seconds: float, ended_by: str) -> None:
+        """Fold a finished call's frames (those not yet counted), duration and end reason in."""
+        self._fold_frames(call)
+        self._frames_seen.pop(call, None)
+        self.call_duration.observe(seconds)
+        self.calls_ended.labels(ended_by).inc()
+
+    # --- the live figures ------------------------------------------------------------------
 
     def uptime_s(self) -> float:
         """Seconds since the metrics (server) were created."""
         return time.monotonic() - self.started_at
 
-    def render(self, live: LiveCounts, *, accepting: bool) -> str:
-        """Prometheus text exposition format 0.0.4."""
-        out: list[str] = []
+    def refresh(
+        self,
+        calls: Iterable[CountedCall],
+        *,
+        accepting: bool,
+        load: Load,
+        worst_lag_s: float,
+        recording_write_errors: int = 0,
+    ) -> None:
+        """Bring what is read, not counted, up to date: before a scrape (and periodically)."""
+        live = 0
+        for call in calls:
+            live += 1
+            self._fold_frames(call)
+        self.active_calls.set(live)
+        self.up.set(1 if accepting else 0)
+        self.uptime.set(round(self.uptime_s(), 3))
+        self.max_calls.set(load.max_calls)
+        self.reserved_calls.set(load.reserved)
+        self.loop_lag.set(load.loop_lag_ms / 1000.0)
+        self.loop_lag_max.set(worst_lag_s)
+        self.refusing_calls.set(int(load.refusing is not None))
+        grown = recording_write_errors - self._write_errors_seen
+        if grown > 0:
+            self.recording_write_errors.inc(grown)
+            self._write_errors_seen = recording_write_errors
 
-        def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-            out.append(f"# HELP {_PREFIX}{name} {help_text}")
-            out.append(f"# TYPE {_PREFIX}{name} {kind}")
-            for labels, value in samples:
-                shown = repr(value) if isinstance(value, float) else str(value)
-                out.append(f"{_PREFIX}{name}{labels} {shown}")
+    def _fold_frames(self, call: CountedCall) -> None:
+        seen_in, seen_out = self._frames_seen.get(call, (0, 0))
+        now_in, now_out = call.frames_in, call.frames_out
+        if now_in > seen_in:
+            self.frames_in.inc(now_in - seen_in)
+        if now_out > seen_out:
+            self.frames_out.inc(now_out - seen_out)
+        self._frames_seen[call] = (max(now_in, seen_in), max(now_out, seen_out))
 
-        def labelled(label: str, counts: dict[str, int]) -> list[tuple[str, float]]:
-            return [(f'{{{label}="{_escape(k)}"}}', v) for k, v in sorted(counts.items())]
+    def exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """The scrape's body and content type (text 0.0.4, or OpenMetrics when ``accept``-ed).
 
-        metric(
-            "up",
-            "gauge",
-            "1 while the server accepts new calls, 0 while draining.",
-            [("", 1 if accepting else 0)],
-        )
-        metric(
-            "uptime_seconds",
-            "gauge",
-            "Seconds since the server started.",
-            [("", round(self.uptime_s(), 3))],
-        )
-        metric(
-            "active_calls", "gauge", "Calls with an open media stream.", [("", live.active_calls)]
-        )
-        metric("calls_total", "counter", "Media stream calls accepted.", [("", self.calls_total)])
-        metric(
-            "call_failures_total",
-            "counter",
-            "Calls that ended on an unexpected error (pipeline build or crash).",
-            [("", self.calls_failed_total)],
-        )
-        metric(
-            "calls_ended_total",
-            "counter",
-            "Finished calls by what ended them.",
-            labelled("reason", self.calls_ended),
-        )
-        metric(
-            "call_duration_seconds_sum",
-            "counter",
-            "Total duration of finished calls.",
-            [("", round(self.call_seconds_sum, 3))],
-        )
-        metric(
-            "frames_in_total",
-            "counter",
-            "Media messages received from Twilio.",
-            [("", self.frames_in_finished + live.frames_in)],
-        )
-        metric(
-            "frames_out_total",
-            "counter",
-            "Media messages sent to Twilio.",
-            [("", self.frames_out_finished + live.frames_out)],
-        )
-        metric(
-            "protocol_errors_total",
-            "counter",
-            "Bad messages on media streams by kind.",
-            labelled("kind", self.protocol_errors),
-        )
-        metric(
-            "pipeline_errors_total",
-            "counter",
-            "Errors reported by call pipelines.",
-            [("", self.pipeline_errors_total)],
-        )
-        metric(
-            "requests_rejected_total",
-            "counter",
-            "Refused webhook/stream requests by reason.",
-            labelled("reason", self.rejected),
-        )
-        metric(
-            "twilio_callbacks_total",
-            "counter",
-            "Twilio status and AMD callbacks by outcome (ok, signature: 403, malformed: 400).",
-            [
-                (f'{{kind="{_escape(k)}",outcome="{_escape(o)}"}}', v)
-                for (k, o), v in sorted(self.callbacks.items())
-            ],
-        )
-        metric(
-            "call_status_callbacks_total",
-            "counter",
-            "Accepted call progress events by Twilio CallStatus.",
-            labelled("status", self.call_statuses),
-        )
-        metric(
-            "amd_results_total",
-            "counter",
-            "Twilio answering machine detection results by AnsweredBy.",
-            labelled("answered_by", self.answered_by),
-        )
-        return "\n".join(out) + "\n"
-
-
-def render_load(load: Load, worst_lag_s: float) -> str:
-    """Prometheus lines of the worker's load (limit, reservations, event-loop lag)."""
-    lines = []
-    for name, kind, help_text, value in (
-        ("max_calls", "gauge", "Calls this worker admits at once.", load.max_calls),
-        (
-            "reserved_calls",
-            "gauge",
-            "Webhooks admitted whose stream has not come yet.",
-            load.reserved,
-        ),
-        (
-            "loop_lag_seconds",
-            "gauge",
-            "Event-loop lag, worst of the last seconds.",
-            load.loop_lag_ms / 1000.0,
-        ),
-        ("loop_lag_max_seconds", "gauge", "Event-loop lag, worst since start.", worst_lag_s),
-        (
-            "refusing_calls",
-            "gauge",
-            "1 while new calls get the busy answer.",
-            int(load.refusing is not None),
-        ),
-    ):
-        lines += [f"# HELP {_PREFIX}{name} {help_text}", f"# TYPE {_PREFIX}{name} {kind}"]
-        lines.append(
-            f"{_PREFIX}{name} {value!r}" if isinstance(value, float) else f"{_PREFIX}{name} {value}"
-        )
-    return "\n".join(lines) + "\n"
+        In multiprocess mode the series of every worker are read from the shared directory.
+        """
+        registry = self.registry
+        shared = multiprocess_dir()
+        if shared is not None:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=shared)
+        encoder, content_type = choose_encoder(accept)
+        return encoder(registry), content_type

@@ -2,11 +2,14 @@
 
 Frames for a call that arrive from outside its stream (Twilio's AMD result) are delivered to
 the live call by its call sid, or kept in a small mailbox until its stream starts.
+:func:`find_live_call` looks a call up in every registry of this process (a library call such
+as ``transfer_call`` has no handle on the server that streams it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import OrderedDict
 from typing import Protocol
 
@@ -14,7 +17,6 @@ from loguru import logger
 from pipecat.frames.frames import Frame
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
-from voiceagent.server.metrics import LiveCounts
 
 
 class ActiveCall(Protocol):
@@ -49,6 +51,20 @@ MAILBOX_TTL_S = 120.0
 """How long a frame waits for its call's stream to start."""
 
 
+_REGISTRIES: weakref.WeakSet[CallRegistry] = weakref.WeakSet()
+
+
+def find_live_call(call_sid: str) -> ActiveCall | None:
+    """The call with this call sid that a server of this process is streaming now, if any."""
+    if not call_sid:
+        return None
+    for registry in list(_REGISTRIES):
+        call = registry.find(call_sid)
+        if call is not None and not call.finished.is_set():
+            return call
+    return None
+
+
 class CallRegistry:
     """The calls in progress and whether new ones are accepted."""
 
@@ -57,6 +73,7 @@ class CallRegistry:
         self._accepting = True
         self._clock = clock
         self._mail: OrderedDict[str, tuple[float, list[Frame]]] = OrderedDict()
+        _REGISTRIES.add(self)
 
     @property
     def accepting(self) -> bool:
@@ -115,14 +132,6 @@ class CallRegistry:
             del self._mail[sid]
         _, frames = self._mail.pop(call_sid, (now, []))
         return frames
-
-    def live_counts(self) -> LiveCounts:
-        """Counters of the active calls, summed now (for /metrics)."""
-        live = LiveCounts(active_calls=len(self._calls))
-        for call in self._calls:
-            live.frames_in += call.frames_in
-            live.frames_out += call.frames_out
-        return live
 
     def stop_accepting(self) -> None:
         """Refuse new calls from now on."""

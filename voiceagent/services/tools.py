@@ -1,16 +1,16 @@
 """Agent tools and when they may run: read-only at once, side effects only for committed turns.
 
-An ``AgentTool`` is a name, a description, a JSON-schema ``parameters`` object, an async
-handler taking the validated arguments, and ``side_effects``: ``book_appointment`` and
-``end_call`` change the world, ``lookup_hours`` only reads it. A ``ToolRegistry`` holds the
-call's tools and produces the schema for ``LLMContext(tools=...)`` (a pipecat
-``ToolsSchema``; ``openai_tools()`` gives the same tools as OpenAI dicts, e.g. for
-``LlamaServer.warm_up``). ``VoiceLLMService.register_tools`` registers the handlers.
+An ``AgentTool`` is a name, a description, a pydantic model of its ``arguments``, an async
+handler taking the validated model, and ``side_effects``: ``book_appointment`` and
+``end_call`` change the world, ``lookup_hours`` only reads it. The model is the one source of
+truth: the JSON schema the LLM is offered is generated from it (``model_json_schema()``) and
+the LLM's arguments are validated by it. A ``ToolRegistry`` holds the call's tools and produces
+the schema for ``LLMContext(tools=...)`` (a pipecat ``ToolsSchema``; ``openai_tools()`` gives
+the same tools as OpenAI dicts, e.g. for ``LlamaServer.warm_up``).
+``VoiceLLMService.register_tools`` registers the handlers.
 
-Arguments are validated against the schema before the handler runs
-(:mod:`voiceagent.services.tool_schema`). Invalid arguments never reach the handler: the LLM
-gets an ``{"error": ...}`` result instead, and a handler that raises does too. No exception
-escapes to pipecat.
+Invalid arguments never reach the handler: the LLM gets an ``{"error": ...}`` result naming
+each problem instead, and a handler that raises does too. No exception escapes to pipecat.
 
 When they may run:
 
@@ -29,57 +29,123 @@ Dropped calls are logged at info and counted in ``ToolStats``.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import FunctionCallFromLLM, FunctionCallResultProperties
 from pipecat.services.llm_service import FunctionCallParams
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from voiceagent.services.tool_schema import check_schema, validate_arguments
+ArgumentsT = TypeVar("ArgumentsT", bound=BaseModel)
 
-ToolHandler = Callable[[dict[str, Any]], Awaitable[Any]]
-"""A tool's implementation: validated arguments in, a JSON-serializable result out."""
+ToolHandler = Callable[[ArgumentsT], Awaitable[Any]]
+"""A tool's implementation: its validated arguments model in, a JSON-serializable result out."""
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_ARMED = 64
 
 
+class NoArguments(BaseModel):
+    """The arguments of a tool that takes none (anything the LLM sends is ignored)."""
+
+
+class _ToolJsonSchema(GenerateJsonSchema):
+    """Pydantic's JSON schema without titles: the LLM reads the schema on every request."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        """No ``title`` beside each property (the property's name says it)."""
+        return False
+
+    def generate(self, schema: CoreSchema, mode: JsonSchemaMode = "validation") -> JsonSchemaValue:
+        """The model's schema, without the model's own title."""
+        out = super().generate(schema, mode)
+        out.pop("title", None)
+        return out
+
+
+def arguments_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of a tool's arguments, generated from their pydantic model.
+
+    Nested models are inlined: pipecat's ``FunctionSchema`` carries ``properties`` and
+    ``required`` only, so the ``$defs`` pydantic puts beside them would be lost (pydantic has no
+    option to inline them itself).
+
+    Raises:
+        ValueError: the model refers to itself (a recursive schema cannot be inlined).
+    """
+    schema = model.model_json_schema(schema_generator=_ToolJsonSchema)
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [inline(item, seen) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in seen:
+                raise ValueError(f"{model.__name__}: recursive model {name} cannot be a tool's")
+            target = {k: v for k, v in defs[name].items() if k != "title"}
+            rest = {k: v for k, v in node.items() if k != "$ref"}
+            return inline({**target, **rest}, (*seen, name))
+        return {key: inline(value, seen) for key, value in node.items()}
+
+    return inline(schema, ())
+
+
+def argument_problems(error: ValidationError) -> list[str]:
+    """Each problem of a validation error as ``where: what`` (``who.age: Input should be…``)."""
+    problems = []
+    for item in error.errors(include_url=False):
+        where = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]
+        ).lstrip(".")
+        message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return problems
+
+
 @dataclass(frozen=True)
-class AgentTool:
+class AgentTool(Generic[ArgumentsT]):
     """One tool the agent may call.
 
     Attributes:
         name: Function name the LLM calls (``[A-Za-z0-9_-]``, at most 64 characters).
         description: What it does, for the LLM.
-        parameters: JSON schema of the arguments: an ``object`` schema with ``properties``
-            and ``required``.
-        handler: ``async (args) -> result``; ``args`` are validated; the result must be
-            JSON-serializable (it goes back to the LLM).
+        arguments: The pydantic model of its arguments: the LLM is offered its JSON schema
+            (field descriptions included) and what the LLM sends is validated by it.
+        handler: ``async (arguments) -> result``, given the validated model; the result must
+            be JSON-serializable (it goes back to the LLM).
         side_effects: True when a call changes the world (booking, hanging up). Such calls
             run only for committed, still-alive generations and are never cancelled once
             started.
         follow_up: Whether the LLM answers again once the result is in (sent as pipecat's
             ``FunctionCallResultProperties.run_llm``). False for ``end_call``: the goodbye
             is said before the call, nothing follows it.
+        parameters: The generated JSON schema of ``arguments`` (what the LLM is offered).
     """
 
     name: str
     description: str
-    parameters: Mapping[str, Any]
-    handler: ToolHandler
+    arguments: type[ArgumentsT]
+    handler: ToolHandler[ArgumentsT]
     side_effects: bool
     follow_up: bool = True
+    parameters: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"invalid tool name {self.name!r}")
-        if self.parameters.get("type", "object") != "object":
-            raise ValueError(f"{self.name}: parameters must be an object schema")
-        check_schema(self.parameters, self.name)
+        if not (isinstance(self.arguments, type) and issubclass(self.arguments, BaseModel)):
+            raise TypeError(f"{self.name}: arguments must be a pydantic model class")
+        object.__setattr__(self, "parameters", arguments_schema(self.arguments))
 
     def function_schema(self) -> FunctionSchema:
         """The pipecat schema advertising this tool (without a handler: it is registered)."""
@@ -90,19 +156,22 @@ class AgentTool:
             required=list(self.parameters.get("required", [])),
         )
 
-    def validate(self, arguments: Any) -> tuple[dict[str, Any] | None, list[str]]:
-        """Validated arguments (None if invalid) and the list of problems found."""
-        return validate_arguments(arguments, self.parameters)
+    def validate(self, arguments: Any) -> tuple[ArgumentsT | None, list[str]]:
+        """The validated arguments (None if invalid) and the list of problems found."""
+        try:
+            return self.arguments.model_validate(arguments), []
+        except ValidationError as e:
+            return None, argument_problems(e)
 
     async def call(self, arguments: Any, stats: ToolStats | None = None) -> Any:
         """Validate and run; invalid arguments and handler failures become error results."""
-        args, errors = self.validate(arguments)
+        args, problems = self.validate(arguments)
         if args is None:
-            logger.warning(f"tool {self.name}: invalid arguments {arguments!r}: {errors}")
+            logger.warning(f"tool {self.name}: invalid arguments {arguments!r}: {problems}")
             if stats is not None:
                 stats.invalid_arguments += 1
             return {
-                "error": f"invalid arguments for {self.name}: " + "; ".join(errors),
+                "error": f"invalid arguments for {self.name}: " + "; ".join(problems),
                 "executed": False,
             }
         try:
@@ -117,22 +186,22 @@ class AgentTool:
 class ToolRegistry:
     """The tools of one agent, by name."""
 
-    def __init__(self, tools: Iterable[AgentTool] = ()) -> None:
-        self._tools: dict[str, AgentTool] = {}
+    def __init__(self, tools: Iterable[AgentTool[Any]] = ()) -> None:
+        self._tools: dict[str, AgentTool[Any]] = {}
         for tool in tools:
             self.add(tool)
 
-    def add(self, tool: AgentTool) -> None:
+    def add(self, tool: AgentTool[Any]) -> None:
         """Add a tool; names must be unique."""
         if tool.name in self._tools:
             raise ValueError(f"duplicate tool name {tool.name!r}")
         self._tools[tool.name] = tool
 
-    def get(self, name: str) -> AgentTool | None:
+    def get(self, name: str) -> AgentTool[Any] | None:
         """The tool called ``name``, if any."""
         return self._tools.get(name)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[AgentTool[Any]]:
         return iter(self._tools.values())
 
     def __len__(self) -> int:
@@ -200,7 +269,7 @@ class ToolGuard:
 
 
 def pipecat_handler(
-    tool: AgentTool, guard: ToolGuard
+    tool: AgentTool[Any], guard: ToolGuard
 ) -> Callable[[FunctionCallParams], Awaitable[None]]:
     """The pipecat function-call handler of ``tool`` under ``guard``.
 

@@ -141,14 +141,6 @@ class CallArchive:
         """One more failed write (storage thread)."""
         self.write_errors += 1
 
-    def render_metrics(self, prefix: str = "voiceagent_") -> str:
-        """Prometheus text lines for /metrics."""
-        metric = f"{prefix}recording_write_errors_total"
-        return (
-            f"# HELP {metric} Failed writes of call recordings (rows, events, audio).\n"
-            f"# TYPE {metric} counter\n{metric} {self.write_errors}\n"
-        )
-
     async def close(self) -> None:
         """Finish every pending write, close the store, stop the thread."""
         if self._closed:

@@ -131,6 +131,9 @@ def print_calls(calls: list[CallSummary], out: TextIO) -> None:
         )
 
 
+_LABELS = {"provider": "switch", "pause_clear": "pause"}
+
+
 def _shown_at(event: CallEvent) -> float:
     started = event.data.get("started_s") if event.kind == "agent" else None
     return started if isinstance(started, int | float) else event.at_s
@@ -188,7 +191,7 @@ def print_call(detail: CallDetail, out: TextIO) -> None:
     for event in shown:
         at = f"{_shown_at(event):7.2f}s"
         turn = "" if event.turn_id is None else str(event.turn_id)
-        label = "switch" if event.kind == "provider" else event.kind
+        label = _LABELS.get(event.kind, event.kind)
         head = f"{at}  {label:<6} {turn:>3}  "
         pad = " " * len(head)
         if event.kind == "caller":
@@ -206,6 +209,11 @@ def print_call(detail: CallDetail, out: TextIO) -> None:
                 print(f"{pad}(interrupted, {until})", file=out)
             else:
                 print(f"{head}{event.text or event.full_text or ''}  ({until})", file=out)
+        elif event.kind == "pause_clear":
+            held = event.data.get("held_s", 0.0)
+            print(f"{head}agent paused at the caller's sound ({held:.2f} s held)", file=out)
+        elif event.kind == "clear":
+            print(f"{head}barge-in: the agent's unplayed audio dropped", file=out)
         elif event.kind == "provider":
             data = event.data
             serving = data.get("serving") or "no provider left"

@@ -7,7 +7,9 @@ the storage thread, which places it on the call's timeline and appends it to the
 
 Agent audio is what was *sent to Twilio*, held back until Twilio starts playing it (at most
 the output's lead, 200 ms): a ``clear`` on barge-in drops what was sent but never played,
-so the recording holds what the caller heard. Audio the TTS made but that was dropped
+so the recording holds what the caller heard; after a soft clear (the agent paused at the
+caller's first sound) the held audio is recorded again when it is sent again. Both clears are
+call events (``clear``, ``pause_clear``). Audio the TTS made but that was dropped
 before it was sent never reaches the recording at all.
 
 The end reason (``voiceagent.telephony.EndReason``) is the agent's own when it declared one
@@ -150,7 +152,18 @@ class CallRecording:
             self._agent_pending.append((play_at, audio))
 
     def agent_cleared(self, at: float) -> None:
-        """Twilio was told to ``clear`` at ``at``: what it had not started playing never played."""
+        """A barge-in ``clear`` at ``at``: what Twilio had not started playing never played."""
+        self._drop_unplayed(at)
+        if self._t0 is not None:
+            self._event(CallEvent("clear", at - self._t0))
+
+    def agent_paused(self, at: float, held_s: float) -> None:
+        """A soft ``clear`` at ``at``: the agent paused; ``held_s`` of its audio is sent again."""
+        self._drop_unplayed(at)  # what is sent again is reported again, with its new time
+        if self._t0 is not None:
+            self._event(CallEvent("pause_clear", at - self._t0, data={"held_s": round(held_s, 3)}))
+
+    def _drop_unplayed(self, at: float) -> None:
         pending = self._agent_pending
         while pending and pending[-1][0] >= at:
             pending.pop()

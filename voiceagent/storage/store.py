@@ -27,7 +27,9 @@ class StoreError(Exception):
     """The store cannot be opened or used (unreachable server, a schema from the future...)."""
 
 
-EventKind = Literal["caller", "revision", "agent", "metrics", "tool", "provider"]
+EventKind = Literal[
+    "caller", "revision", "agent", "metrics", "tool", "provider", "clear", "pause_clear"
+]
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,9 @@ class CallEvent:
     figures of caller turn ``turn_id`` (``data``). ``tool``: a tool call (``text`` the
     function name; ``data``: call id, arguments, result). ``provider``: a stage's provider
     failed (``text`` the stage; ``data``: ``failed``, ``serving`` (empty: none left),
-    ``reason``, the error).
+    ``reason``, the error). ``clear``: a barge-in dropped the agent's unplayed audio.
+    ``pause_clear``: a soft clear stopped the agent at the caller's first sound; ``data``:
+    ``held_s``, the unplayed audio held to be sent again if the agent goes on.
     """
 
     kind: EventKind

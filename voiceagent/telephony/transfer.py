@@ -5,7 +5,10 @@ Twilio runs new TwiML on a live call when asked (``calls(sid).update_async(twiml
 the line. In a call, the ``transfer_call`` tool does it after the agent's hand-off sentence has
 been heard (``CallHangUp.request`` with this module's action and ``end_reason="transferred"``);
 if Twilio refuses (an invalid number, a rate limit, the call already over) the agent says so
-and the conversation goes on. :func:`transfer_call` is the same REST request for library use.
+and the conversation goes on. :func:`transfer_call` is the same REST request for library use;
+on a call a server of this process is streaming it first declares ``transferred`` into that
+call (a ``CallEndReasonFrame`` through the server's call registry), so the record does not
+mistake the redirect's ``stop`` for the caller hanging up.
 
 A warm transfer (the agent briefs the person before connecting the caller) is not offered:
 see the README's "Outbound calls, transfer, voicemail" section for why.
@@ -14,14 +17,18 @@ see the README's "Outbound calls, transfer, voicemail" section for why.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from typing import Any
 
 from loguru import logger
 from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.processors.frame_processor import FrameProcessor
+from pydantic import BaseModel, Field, create_model
 from twilio.twiml.voice_response import VoiceResponse
 
+from voiceagent.frames import CallEndReasonFrame
 from voiceagent.processors.hang_up import CallAction, CallHangUp
+from voiceagent.server.registry import ActiveCall, find_live_call
 from voiceagent.services.tools import AgentTool
 from voiceagent.settings import Settings
 from voiceagent.telephony.end_reason import EndReason
@@ -63,9 +70,10 @@ async def transfer_call(
 ) -> None:
     """Move live call ``call_sid`` to ``target`` now (Twilio speaks ``say`` first, if given).
 
-    The call's media stream ends; a call this server streams is then recorded as ended by
-    the caller, as the server cannot tell this redirect from a hang-up — the agent's own
-    ``transfer_call`` tool records ``transferred``.
+    The call's media stream ends. When a server of this process streams the call, its record
+    says ``transferred`` (declared into the live call before Twilio is asked, withdrawn if
+    Twilio refuses); a call streamed by another process is recorded as ended by the caller,
+    as that server cannot tell this redirect from a hang-up.
 
     Raises:
         InvalidNumberError: ``target`` is neither an E.164 number nor a SIP URI.
@@ -78,8 +86,23 @@ async def transfer_call(
     client = rest or TwilioRestClient.from_settings(settings)
     if client is None:
         raise ValueError("transfers need TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
-    await client.update_call(call_sid, twiml=twiml)
-    logger.info(f"call {call_sid}: transferred to {target}")
+    live = find_live_call(call_sid)
+    declared = await _declare(live, EndReason.TRANSFERRED.value, f"transfer to {target}")
+    try:
+        await client.update_call(call_sid, twiml=twiml)
+    except TwilioRestError:
+        if declared:
+            await _declare(live, "", "transfer refused")
+        raise
+    where = " (a call this server streams)" if declared else ""
+    logger.info(f"call {call_sid}: transferred to {target}{where}")
+
+
+async def _declare(call: ActiveCall | None, reason: str, detail: str) -> bool:
+    """Tell the live call's record why it ends (``""`` withdraws it); whether it was told."""
+    if call is None:
+        return False
+    return await call.deliver(CallEndReasonFrame(reason=reason, detail=detail))
 
 
 def transfer_action(
@@ -146,39 +169,41 @@ class TransferDesk:
         self.transfers: list[str] = []
         """Destinations asked for on this call, in order."""
 
-    def tool(self) -> AgentTool:
-        """The ``transfer_call`` tool (side effects: only for turns the caller committed)."""
+    def tool(self) -> AgentTool[Any]:
+        """The ``transfer_call`` tool (side effects: only for turns the caller committed).
+
+        Its arguments model is made for this desk: ``destination`` is one of its names (an
+        ``enum`` in the schema the LLM is offered, refused otherwise).
+        """
         names = sorted(self.targets)
+        # An enum (not a Literal, whose single value would be a JSON-schema ``const``).
+        destination = StrEnum("Destination", {name: name for name in names})
+        request = create_model(
+            "TransferRequest",
+            destination=(destination, Field(description="Who to transfer the caller to")),
+            reason=(str | None, Field(None, description="Why the caller needs a person")),
+        )
         return AgentTool(
-            name="transfer_call",
-            description=(
-                "Transfer the caller to a person. Tell the caller you are transferring them in "
-                "the same reply, before calling this. Destinations: " + ", ".join(names) + "."
-            ),
-            parameters={
-                "type": "object",
-                "properties": {
-                    "destination": {"type": "string", "enum": names},
-                    "reason": {"type": "string", "description": "Why the caller needs a person"},
-                },
-                "required": ["destination"],
-            },
-            handler=self.transfer,
+            "transfer_call",
+            "Transfer the caller to a person. Tell the caller you are transferring them in "
+            "the same reply, before calling this. Destinations: " + ", ".join(names) + ".",
+            request,
+            self.transfer,
             side_effects=True,
             follow_up=False,
         )
 
-    async def transfer(self, args: dict[str, Any]) -> dict[str, Any]:
+    async def transfer(self, request: BaseModel) -> dict[str, Any]:
         """Tool handler: transfer once the hand-off sentence has been heard."""
-        name = str(args.get("destination", ""))
+        name = str(getattr(request, "destination", ""))  # a StrEnum member: its value
         target = self.targets.get(name)
-        if target is None:
+        if target is None:  # the model offered only these names: a programming error
             known = ", ".join(sorted(self.targets))
             return {"error": f"unknown destination {name!r}; one of: {known}", "executed": False}
         action = transfer_action(
             self._rest, target, caller_id=self._caller_id, on_failure=self._apologize
         )
-        reason = str(args.get("reason") or f"transfer to {name}")[:200]
+        reason = str(getattr(request, "reason", None) or f"transfer to {name}")[:200]
         if not await self._hang_up.request(
             reason, end_reason=EndReason.TRANSFERRED.value, action=action
         ):

@@ -7,22 +7,30 @@ Frame contract:
   (``InterimTranscriptionFrame`` / ``TranscriptionFrame``, with an ``AudioSpan`` when the STT
   attaches one), ``InputDTMFFrame``, ``EndOfTurnFrame``. Caller audio stops here (it is not
   forwarded: nothing after the turn engine needs it).
-- consumes, upstream: ``BotStartedSpeakingFrame`` / ``BotStoppedSpeakingFrame`` and
-  ``AgentHeardFrame`` (from the output's real playback), the LLM's ``FunctionCallsStartedFrame``
+- consumes, upstream: ``BotStartedSpeakingFrame`` / ``BotStoppedSpeakingFrame`` (from the
+  output's playback), the LLM's ``FunctionCallsStartedFrame``
   / ``FunctionCallResultFrame`` (tool results join the conversation and are answered),
   ``EagerEndOfTurnCancelFrame`` (the LLM withdrew a speculation), ``ErrorFrame``.
+- consumes, from either side: ``AgentHeardFrame``, what the caller heard of each agent turn
+  (one per turn that played out or was cut). The conversation keeps only that text.
 - emits: ``UserStartedSpeakingFrame`` / ``UserStoppedSpeakingFrame`` (pipecat's turn frames;
   the LLM service's speculation gate releases a held reply on the latter),
   ``LLMContextFrame`` (``speculation=True`` for early starts), ``EagerEndOfTurnCancelFrame``,
   ``InterruptionFrame`` (both ways on a barge-in, downstream only to drop a reply nobody heard),
   ``PlaybackPauseFrame`` / ``PlaybackResumeFrame``, ``TTSSpeakFrame`` (greeting, resume,
-  re-prompt), ``UserTurnCommittedFrame`` and ``TurnMetricsFrame`` (for observers),
+  re-prompt), ``UserTurnCommittedFrame``, ``TurnMetricsFrame`` and ``TurnCountsFrame`` (for
+  observers and the server's /metrics),
   ``ConversationUpdatedFrame`` (after heard agent speech: a local LLM can pre-evaluate it).
   Everything else is forwarded.
 
-Requires downstream: a pipecat LLM service (its built-in speculation gate holds speculative
-replies) and an output that reports playback (``BotStarted/StoppedSpeakingFrame``,
-``AgentHeardFrame``; voiceagent's ``TwilioOutput`` does) and honours pause/resume.
+Requires downstream: a pipecat LLM service with ``VoiceLLMMixin`` (pipecat's speculation gate
+holds speculative replies; the mixin voids withdrawn ones still queued and applies the tool
+policy) and an output that reports playback: ``BotStarted/StoppedSpeakingFrame`` (any pipecat
+output transport) and ``AgentHeardFrame`` — pushed upstream by voiceagent's ``TwilioOutput``, or
+downstream from a pipecat transport's input by ``TwilioFrameSerializer`` (with ``TwilioMarks``
+before the output). Without ``AgentHeardFrame`` the conversation never learns what the agent
+said. ``PlaybackPauseFrame`` / ``PlaybackResumeFrame`` are honoured by ``TwilioOutput`` only; a
+pipecat output plays on until the barge-in's ``InterruptionFrame``.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ from voiceagent.frames import (
     EndOfTurnFrame,
     PlaybackPauseFrame,
     PlaybackResumeFrame,
+    TurnCountsFrame,
     TurnMetricsFrame,
     UserTurnCommittedFrame,
     audio_span,
@@ -74,7 +83,7 @@ from voiceagent.turns import decisions as d
 from voiceagent.turns.conversation import Conversation, ToolExchange
 from voiceagent.turns.engine import TurnEngine
 from voiceagent.turns.options import TurnTaking
-from voiceagent.turns.state import TurnStats
+from voiceagent.turns.state import COUNTERS, TurnStats
 from voiceagent.turns.transcript import Transcript
 
 KeypadHandler = Callable[[str], Awaitable[bool]]
@@ -132,6 +141,7 @@ class TurnProcessor(FrameProcessor):
         self._tools = _ToolCalls()
         self._tasks: set[asyncio.Task] = set()
         self._stopped = False
+        self._reported = self.engine.stats.counters()
 
     @property
     def conversation(self) -> Conversation:
@@ -152,15 +162,19 @@ class TurnProcessor(FrameProcessor):
             return  # caller audio ends here
         now = self._clock.now()
         async with self._lock:
-            if direction is FrameDirection.DOWNSTREAM:
+            if isinstance(frame, AgentHeardFrame):  # from either side: see the module docstring
+                decisions = await self._agent_heard(frame, now)
+            elif direction is FrameDirection.DOWNSTREAM:
                 decisions = self._downstream_event(frame, now)
             else:
                 decisions = await self._upstream_event(frame, now)
             if isinstance(frame, EndFrame | CancelFrame | CallEndedFrame) and not self._stopped:
                 await self._apply(self.engine.close())  # the last turn's figures go out first
+                await self._report_counts()
                 self._stop()
             await self.push_frame(frame, direction)
             await self._apply(decisions)
+            await self._report_counts()
             self._arm(now)
 
     def _downstream_event(self, frame: Frame, now: float) -> list[d.Decision]:
@@ -192,17 +206,6 @@ class TurnProcessor(FrameProcessor):
             return e.agent_started(now)
         if isinstance(frame, BotStoppedSpeakingFrame):
             return e.agent_stopped(now)
-        if isinstance(frame, AgentHeardFrame):
-            out = e.agent_heard(
-                now,
-                frame.text,
-                interrupted=frame.interrupted,
-                unheard=frame.unheard_text,
-                in_context=frame.in_context,
-            )
-            if frame.in_context and frame.text:
-                await self.push_frame(ConversationUpdatedFrame(self.conversation.llm_context()))
-            return out
         if isinstance(frame, EagerEndOfTurnCancelFrame):
             return e.speculation_withdrawn(now)
         if isinstance(frame, ErrorFrame):
@@ -214,6 +217,18 @@ class TurnProcessor(FrameProcessor):
         if isinstance(frame, FunctionCallResultFrame | FunctionCallCancelFrame):
             return self._tool_settled(frame, now)
         return []
+
+    async def _agent_heard(self, frame: AgentHeardFrame, now: float) -> list[d.Decision]:
+        out = self.engine.agent_heard(
+            now,
+            frame.text,
+            interrupted=frame.interrupted,
+            unheard=frame.unheard_text,
+            in_context=frame.in_context,
+        )
+        if frame.in_context and frame.text:
+            await self.push_frame(ConversationUpdatedFrame(self.conversation.llm_context()))
+        return out
 
     def _tool_settled(
         self, frame: FunctionCallResultFrame | FunctionCallCancelFrame, now: float
@@ -295,6 +310,19 @@ class TurnProcessor(FrameProcessor):
         elif isinstance(x, d.TurnReport):
             await self.push_frame(TurnMetricsFrame(turn_id=x.turn_id, data=x.data))
 
+    async def _report_counts(self) -> None:
+        """Push ``TurnCountsFrame`` with the counters that grew since the last report."""
+        counts = self.engine.stats.counters()
+        if counts == self._reported or self._stopped:
+            return
+        changes = {
+            name: new - old
+            for name, new, old in zip(COUNTERS, counts, self._reported, strict=True)
+            if new != old
+        }
+        self._reported = counts
+        await self.push_frame(TurnCountsFrame(changes=changes))
+
     async def _keypad(self, digits: str) -> None:
         handler = self.on_keypad
         if handler is not None:
@@ -321,6 +349,7 @@ class TurnProcessor(FrameProcessor):
         async with self._lock:
             now = self._clock.now()
             await self._apply(self.engine.tick(now))
+            await self._report_counts()
             self._arm(now)
 
     def _stop(self) -> None:

@@ -92,7 +92,36 @@ class TurnStats:
     learned_pause_s: float | None = None
     turns: list[dict[str, Any]] = field(default_factory=list)
 
+    def counters(self) -> tuple[int, ...]:
+        """The counters' values, in ``COUNTERS`` order (cheap to compare)."""
+        return tuple(getattr(self, name) for name in COUNTERS)
+
     def interrupted(self, reason: str) -> None:
         """Count one barge-in and why it happened."""
         self.interruptions += 1
         self.interruptions_by[reason] = self.interruptions_by.get(reason, 0) + 1
+
+
+COUNTERS: tuple[str, ...] = (
+    "commits",
+    "revisions",
+    "revisions_before_audible",
+    "revisions_after_audible",
+    "regrets",
+    "speculative_starts",
+    "speculative_hits",
+    "speculations_cancelled",
+    "replies_cancelled",
+    "reruns",
+    "interruptions",
+    "backchannels_ignored",
+    "noises_ignored",
+    "false_interruptions",
+    "resumes",
+    "pauses",
+    "keypad_entries",
+    "watchdog_reruns",
+    "watchdog_fallbacks",
+    "reprompts",
+)
+"""The int fields of ``TurnStats``: the counters reported in ``TurnCountsFrame``."""

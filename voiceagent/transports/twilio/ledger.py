@@ -10,7 +10,11 @@ outstanding mark at once, so echoes after a clear prove nothing: :meth:`Playback
 invalidates them and estimates how far into the segment being played the caller got from the
 output's own clock: the turn's audio sent so far minus what the pacer says Twilio still holds
 (so a paused turn is not counted as played), never past the previous mark's echo plus the time
-since it.
+since it. A *soft* clear (the agent paused at the caller's first sound, to go on if it was not a
+barge-in) is different: the audio Twilio had not played is taken back to be sent again
+(:meth:`PlaybackLedger.take_back`), and each mark after it is sent again under a new name
+(:meth:`PlaybackLedger.resend_mark`), so the echo the clear makes of the old name proves nothing
+while the turn goes on.
 """
 
 from __future__ import annotations
@@ -180,6 +184,25 @@ class PlaybackLedger:
         if turn is not None:
             turn.sent_s += seconds
 
+    def take_back(self, turn_id: int, seconds: float) -> None:
+        """A soft clear dropped ``seconds`` of the turn's sent audio unplayed; it goes again."""
+        turn = self._turns.get(turn_id)
+        if turn is not None:
+            turn.sent_s = max(0.0, turn.sent_s - seconds)
+
+    def resend_mark(self, name: str, new_name: str) -> bool:
+        """Mark ``name`` is sent again as ``new_name`` (a soft clear dropped the audio before it).
+
+        Only the new name's echo proves its segment played; the clear's echo of the old name
+        proves nothing. False if ``name`` was not outstanding (echoed, or its turn closed).
+        """
+        entry = self._outstanding.pop(name, None)
+        if entry is None:
+            return False
+        entry[1].mark = new_name
+        self._outstanding[new_name] = entry
+        return True
+
     # -- playback evidence ----------------------------------------------------------------
 
     def on_mark(self, name: str, now: float | None = None) -> int | None:
@@ -200,6 +223,10 @@ class PlaybackLedger:
         self._outstanding.clear()
 
     # -- reading ----------------------------------------------------------------------------
+
+    def is_outstanding(self, name: str) -> bool:
+        """Whether mark ``name`` was recorded and its echo has not come (nor been voided)."""
+        return name in self._outstanding
 
     def has_turn(self, turn_id: int) -> bool:
         """Whether the turn is open in the ledger."""

@@ -10,11 +10,17 @@ turn. TTS audio (any rate) is resampled to the line's rate and encoded; a partia
 the next chunk. Each closed segment is recorded in the
 :class:`~voiceagent.transports.twilio.ledger.PlaybackLedger`. Every item carries the
 *generation* it was queued in: a barge-in bumps it, so nothing queued before it is sent.
+
+The items sent in the last ``lead_ms`` (what Twilio may still hold) are kept in a small ring, the
+same item objects: a *soft clear* (the agent paused at the caller's first sound) puts the unplayed
+ones back at the head of the queue (:meth:`OutboundQueue.take_back`), so a resume goes on where
+the caller stopped hearing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -23,7 +29,7 @@ from pipecat.frames.frames import OutputAudioRawFrame
 
 from voiceagent.clock import TimerHandle
 from voiceagent.transports.twilio.codec import StreamResampler
-from voiceagent.transports.twilio.ledger import PlaybackLedger
+from voiceagent.transports.twilio.ledger import FRAME_S, PlaybackLedger
 from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 
 MEDIA, MARK, TURN_END = 0, 1, 2
@@ -65,7 +71,12 @@ class OutboundQueue:
     """
 
     def __init__(
-        self, ledger: PlaybackLedger, wake: asyncio.Event, line_format: LineFormat = MULAW_8K
+        self,
+        ledger: PlaybackLedger,
+        wake: asyncio.Event,
+        line_format: LineFormat = MULAW_8K,
+        *,
+        lead_s: float = 0.2,
     ) -> None:
         """Create an empty queue.
 
@@ -73,10 +84,15 @@ class OutboundQueue:
             ledger: Where each turn and closed segment is recorded.
             wake: Set whenever items were queued (the sender waits on it).
             line_format: The audio format of the stream's media frames.
+            lead_s: The most audio Twilio holds unplayed (what the ring of sent items covers).
         """
         self.ledger = ledger
         self.line_format = line_format
         self.items: deque[OutItem] = deque()
+        self.sent: deque[OutItem] = deque()
+        """Media and mark items sent within the last ``lead_s`` of audio, oldest first."""
+        self._sent_media = 0
+        self._sent_capacity = math.ceil(lead_s / FRAME_S - 1e-6) + 1
         self.generation = 0
         self.current: OutTurn | None = None
         self.turns: dict[int, OutTurn] = {}
@@ -199,9 +215,73 @@ class OutboundQueue:
         """Barge-in: drop every queued item and held-back audio; bump the generation."""
         self.generation += 1
         self.items.clear()
+        self.sent.clear()
+        self._sent_media = 0
         self._remainder = b""
         for resampler in self._resamplers.values():
             resampler.reset()
+
+    def note_sent(self, item: OutItem) -> None:
+        """The sender sent ``item`` (media or a mark): keep it while Twilio may hold it.
+
+        Per frame: the item object itself is kept (no copy); the ring drops its oldest frame
+        (and the marks before it) once it holds more than ``lead_s`` of audio.
+        """
+        sent = self.sent
+        sent.append(item)
+        if item[0] == MEDIA:
+            self._sent_media += 1
+            if self._sent_media > self._sent_capacity:
+                while sent.popleft()[0] != MEDIA:
+                    pass
+                self._sent_media -= 1
+
+    def take_back(self, frames: int, tag: str) -> int:
+        """A soft clear: Twilio dropped the last ``frames`` frames sent; queue them again first.
+
+        The marks sent after those frames go back too, renamed ``<name>r<tag>`` in the ledger
+        (the clear echoes the old names at once; that proves nothing). Frames after a mark
+        whose echo already came are not taken back (the caller heard up to that mark). A turn
+        whose end had been sent gets it again after its last item. Returns the frames taken
+        back (fewer than ``frames`` if the ring holds fewer).
+        """
+        sent, ledger, gen = self.sent, self.ledger, self.generation
+        back: list[OutItem] = []
+        count = 0
+        while sent and count < frames:
+            item = sent.pop()
+            kind, item_gen, turn, payload, _ = item
+            if item_gen != gen or turn.finished:
+                break
+            if kind == MARK and not ledger.is_outstanding(str(payload)):
+                break  # echoed: everything before it played
+            count += kind == MEDIA
+            back.append(item)
+        sent.clear()
+        self._sent_media = 0
+        if not back:
+            return 0
+        back.reverse()
+        queued: list[OutItem] = []
+        for i, item in enumerate(back):
+            kind, item_gen, turn, payload, index = item
+            if kind == MARK:
+                old = str(payload)
+                name = f"{old.partition('r')[0]}r{tag}"
+                ledger.resend_mark(old, name)
+                item = (MARK, item_gen, turn, name, index)
+            else:
+                ledger.take_back(turn.turn_id, FRAME_S)
+            queued.append(item)
+            if turn.all_sent and (i + 1 == len(back) or back[i + 1][2] is not turn):
+                turn.all_sent = False  # its end goes out again after its last item
+                if turn.fallback is not None:
+                    turn.fallback.cancel()
+                    turn.fallback = None
+                queued.append((TURN_END, item_gen, turn, None, 0))
+        self.items.extendleft(reversed(queued))
+        self._wake.set()
+        return count
 
     def media_count(self) -> int:
         """How many media frames are queued."""

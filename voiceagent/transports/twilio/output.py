@@ -9,16 +9,19 @@ task paces them at real time, keeping Twilio's playback buffer at most ``lead_ms
 ``TTSTextFrame``) is followed by a ``mark``; echoes of those marks tell the
 :class:`~voiceagent.transports.twilio.ledger.PlaybackLedger` what the caller heard.
 On an ``InterruptionFrame`` a ``clear`` goes out before anything else and no audio
-queued before it is ever sent. ``PlaybackPauseFrame`` stops sending media (what Twilio already
-holds, at most ``lead_ms``, still plays) until ``PlaybackResumeFrame`` or an interruption; the
-turn's heard share counts only audio actually played. A ``PlaybackFenceFrame`` is answered
-upstream with ``PlaybackFenceReachedFrame`` once every turn received before it has finished
-playing.
+queued before it is ever sent. ``PlaybackPauseFrame`` (the caller's first sound) is a *soft
+clear*: ``clear`` goes out at once, and what Twilio had not played (≤ ``lead_ms``, whole frames)
+goes back to the head of the queue with the marks after it (``OutboundQueue.take_back``);
+``PlaybackResumeFrame`` plays on from where the caller stopped hearing, an interruption drops
+it. The turn's heard share counts only audio actually played. A ``PlaybackFenceFrame`` is
+answered upstream with ``PlaybackFenceReachedFrame`` once every turn received before it has
+finished playing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -68,7 +71,10 @@ class PlayoutTap(Protocol):
         """A 20 ms line-format frame of agent turn ``turn_id`` went out; plays from ``play_at``."""
 
     def agent_cleared(self, at: float) -> None:
-        """A ``clear`` was sent at ``at``: Twilio drops what it had not played yet."""
+        """A ``clear`` was sent at ``at`` (barge-in): Twilio drops what it had not played yet."""
+
+    def agent_paused(self, at: float, held_s: float) -> None:
+        """A soft ``clear`` was sent at ``at``: ``held_s`` of unplayed audio is sent again later."""
 
 
 class TwilioOutput(FrameProcessor):
@@ -94,12 +100,15 @@ class TwilioOutput(FrameProcessor):
         self.frames_out = 0
         self.marks_sent = 0
         self.clears_sent = 0
+        """Every ``clear`` sent (barge-ins and soft clears)."""
+        self.pause_clears = 0
+        """Soft clears: the agent stopped at a pause, its unplayed audio held to go on."""
         self.pauses = 0
         self._paused = False
         self._closed = False
         self._stream_ready = asyncio.Event()
         self._wake = asyncio.Event()
-        self._out = OutboundQueue(self.ledger, self._wake, line_format)
+        self._out = OutboundQueue(self.ledger, self._wake, line_format, lead_s=self.pacer.lead_s)
         self._drained = asyncio.Event()
         self._send_lock = asyncio.Lock()
         self._playing: set[int] = set()
@@ -156,6 +165,7 @@ class TwilioOutput(FrameProcessor):
                 if not self._paused:
                     self._paused = True
                     self.pauses += 1
+                    await self._pause_clear()
                 return
             elif isinstance(frame, PlaybackResumeFrame):
                 self._paused = False
@@ -207,7 +217,8 @@ class TwilioOutput(FrameProcessor):
                 else:
                     await self._wake.wait()
                 continue
-            kind, gen, turn, payload, index = queue[0]
+            item = queue[0]
+            kind, gen, turn, payload, index = item
             if kind == MEDIA and self._paused:
                 self._wake.clear()
                 await self._wake.wait()
@@ -218,11 +229,15 @@ class TwilioOutput(FrameProcessor):
                 if delay > 0.0 and not tick.due(delay):
                     await tick.until(now + delay)
                     continue
-            queue.popleft()
             if kind == TURN_END:
+                queue.popleft()
                 await self._on_turn_sent(turn)
                 continue
             async with self._send_lock:
+                # A clear or a pause may have come while this waited for the lock.
+                if not queue or queue[0] is not item or (kind == MEDIA and self._paused):
+                    continue
+                queue.popleft()
                 if gen != out.generation or self._closed:
                     continue
                 now = clock.now()
@@ -230,6 +245,7 @@ class TwilioOutput(FrameProcessor):
                     if not await self._send(media_message(self.stream_sid, payload)):
                         continue
                     pacer.on_sent(now)
+                    out.note_sent(item)
                     self.frames_out += 1
                     tap = self.playout_tap
                     if tap is not None:
@@ -237,6 +253,7 @@ class TwilioOutput(FrameProcessor):
                 else:
                     if not await self._send(mark_message(self.stream_sid, payload)):
                         continue
+                    out.note_sent(item)
                     self.marks_sent += 1
             if kind == MEDIA:
                 await self._on_media_sent(turn)
@@ -321,6 +338,24 @@ class TwilioOutput(FrameProcessor):
                 await self.push_frame(
                     PlaybackFenceReachedFrame(fence_id=fence_id), FrameDirection.UPSTREAM
                 )
+
+    async def _pause_clear(self) -> None:
+        """Stop the agent at the caller now; hold what Twilio had not played, to go on later."""
+        async with self._send_lock:
+            now = self._clock.now()
+            buffered = self.pacer.buffered(now)
+            if buffered <= 0.0 or self.stream_sid is None or self._closed:
+                return  # nothing is playing at the caller: the pause alone holds the rest
+            if not await self._send(clear_message(self.stream_sid)):
+                return
+            self.clears_sent += 1
+            self.pause_clears += 1
+            # Whole frames: the one playing goes again from its start (≤ 20 ms heard twice).
+            frames = math.ceil(buffered / FRAME_S - 1e-6)
+            held = self._out.take_back(frames, str(self.pause_clears))
+            self.pacer.on_clear(now)
+            if self.playout_tap is not None:
+                self.playout_tap.agent_paused(now, held * FRAME_S)
 
     async def _interrupt(self) -> None:
         async with self._send_lock:

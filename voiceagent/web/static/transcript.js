@@ -107,6 +107,9 @@ export class Transcript {
         }
         if (event.interrupted && !li.querySelector(".tag")) {
           li.querySelector(".who").after(element("span", "tag", "interrupted"));
+        } else if (!event.interrupted) {
+          // A clear at your first sound (a soft clear) only paused the agent: it went on.
+          li.querySelector(".tag")?.remove();
         }
         break;
       }
