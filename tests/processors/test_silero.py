@@ -120,3 +120,23 @@ async def test_a_window_of_the_wrong_size_is_refused_before_it_joins_a_batch():
     with pytest.raises(ValueError, match="512 samples"):
         await batch.probability(CallModel(silero_session()), np.zeros(500, np.float32), RATE)
     assert batch.windows == 0
+
+
+async def test_the_batch_runs_off_the_event_loop_thread():
+    """Model inference never runs on the event loop: the batch goes to the inference thread."""
+    import threading
+
+    session = silero_session()
+    threads: list[threading.Thread] = []
+
+    class WatchedSession:
+        def run(self, *args, **kwargs):
+            threads.append(threading.current_thread())
+            return session.run(*args, **kwargs)
+
+    batch = SileroBatch(WatchedSession(), wait_s=0.0)  # type: ignore[arg-type]
+    models = [CallModel(session) for _ in range(3)]
+    window = np.zeros(512, np.float32)
+    await asyncio.gather(*(batch.probability(m, window, RATE) for m in models))
+    assert batch.runs == 1 and len(threads) == 1
+    assert threads[0] is not threading.current_thread()

@@ -8,12 +8,12 @@ thread of the call's own. Here:
   recurrent state is an input — so each call keeps only its state and its last samples
   (:class:`CallModel`).
 - The windows of all calls that are due within ``BATCH_WAIT_S`` of each other go through the
-  session as one batch (:class:`SileroBatch`), on the event loop: a batched run costs a
-  fraction per window of separate runs and gives bit for bit the same probabilities
-  (``tests/processors/test_silero.py``); there is no thread hop per frame, whose hand-over (a
+  session as one batch (:class:`SileroBatch`): a batched run costs a fraction per window of
+  separate runs and gives bit for bit the same probabilities (``tests/processors/test_silero.py``).
+  The batch runs on one inference thread (model inference never runs on the event loop), so
+  there is one thread hop per batch instead of one per call and 20 ms frame, whose hand-over (a
   future, two thread wake-ups, the loop's self-pipe, the GIL passed back and forth) cost a good
-  part of the analysis' own CPU, and a server running as many workers as cores has no idle core
-  for such a thread anyway (``bench/caller_audio.py``).
+  part of the analysis' own CPU (``bench/caller_audio.py``).
 - :class:`SharedSileroVAD` is pipecat's analyzer otherwise: its volume gate, smoothing,
   start/stop counting and model resets run unchanged (pipecat is pinned to 1.14).
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
 import numpy as np
@@ -137,6 +138,8 @@ class SileroBatch:
         self.windows = 0
         self._pending: list[tuple[CallModel, int, asyncio.Future[np.ndarray]]] = []
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._inference = ThreadPoolExecutor(1, thread_name_prefix="silero")
+        self._running: set[asyncio.Future[None]] = set()
 
     async def probability(self, model: CallModel, x: np.ndarray, sr: int) -> np.ndarray:
         """Run window ``x`` of ``model``'s call in the next batch; its speech probability.
@@ -159,26 +162,40 @@ class SileroBatch:
         return await future
 
     def _run(self) -> None:
+        """Hand the pending windows to the inference thread, one batch per sample rate."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         pending = [p for p in self._pending if not p[2].done()]  # a call that ended
         self._pending = []
+        loop = asyncio.get_running_loop()
         for sr in {sr for _, sr, _ in pending}:
             group = [(m, f) for m, s, f in pending if s == sr]
-            try:
-                inputs = np.concatenate([m.row for m, _ in group])
-                states = np.concatenate([m.state for m, _ in group], axis=1)
-                rate = group[0][0].rate
-                out, state = self.session.run(None, {"input": inputs, "state": states, "sr": rate})
-            except Exception as e:
-                for _, future in group:
-                    future.set_exception(e)
-                continue
-            self.runs += 1
-            self.windows += len(group)
-            for i, (model, future) in enumerate(group):
-                model.advance(state[:, i : i + 1])
+            inputs = np.concatenate([m.row for m, _ in group])
+            states = np.concatenate([m.state for m, _ in group], axis=1)
+            feed = {"input": inputs, "state": states, "sr": group[0][0].rate}
+            running = loop.run_in_executor(self._inference, self.session.run, None, feed)
+            self._running.add(running)
+            running.add_done_callback(lambda done, group=group: self._done(done, group))
+
+    def _done(
+        self,
+        running: asyncio.Future[list[np.ndarray]],
+        group: list[tuple[CallModel, asyncio.Future[np.ndarray]]],
+    ) -> None:
+        self._running.discard(running)
+        error = running.exception() if not running.cancelled() else asyncio.CancelledError()
+        if error is not None:
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        out, state = running.result()
+        self.runs += 1
+        self.windows += len(group)
+        for i, (model, future) in enumerate(group):
+            model.advance(state[:, i : i + 1])
+            if not future.done():
                 future.set_result(out[i])
 
 
