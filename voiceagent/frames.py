@@ -214,6 +214,23 @@ class PlaybackFenceReachedFrame(SystemFrame):
     fence_id: int = 0
 
 
+@dataclass
+class TurnDecisionFrame(SystemFrame):
+    """What the turn engine decided, for observers (the call's timeline), before it is done.
+
+    Pushed downstream by the ``TurnProcessor`` for the decisions that carry a reason no other
+    frame tells: ``kind`` is ``barge_in`` (the caller took the floor: ``reason`` is
+    ``words``, ``duration`` or ``dtmf``), ``cancel_reply`` (a reply nobody heard was dropped),
+    ``reply`` (a reply started on the conversation as it stands: ``watchdog``,
+    ``tool_results``, ``wordless_resume``…) or ``say`` (fixed words: ``greeting``,
+    ``reprompt``, ``fallback``, ``resume``; ``text``). Nothing acts on it.
+    """
+
+    kind: str = ""
+    reason: str = ""
+    text: str = ""
+
+
 # --- telephony: how a call ends, answering machines ------------------------------------------
 
 

@@ -96,7 +96,9 @@ def test_clear_drops_unplayed_audio_and_echoes_all_outstanding_marks_at_once(cal
     assert echoed == [(0.6, "first-second"), (0.6, "second-second")]
     clear = next(data for kind, data in events if kind == "clear")
     assert clear["discarded_s"] == pytest.approx(1.4)
-    assert not timeline.agent_state().playing
+    state = timeline.agent_state()
+    assert not state.playing and state.last_clear_s == pytest.approx(0.6)
+    assert state.last_audio_s == state.last_clear_s  # what played ended at the clear
     clock.advance(1.0)
     heard = timeline.finish()
     assert window_rms(heard, 0.0, 0.6) > 4000

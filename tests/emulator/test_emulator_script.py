@@ -160,3 +160,55 @@ def test_empty_script_just_listens_for_lead_in_and_tail():
     script = CallScript([], lead_in_s=0.2, tail_s=0.3)
     chunks, _, _ = run(script)
     assert len(chunks) * CHUNK_S == pytest.approx(0.5, abs=0.021)
+
+
+def test_a_caller_who_expects_a_greeting_waits_for_a_slow_one_and_lets_it_finish():
+    """The greeting starts 1.5 s into the call (a slow TTS): the caller does not talk over it."""
+
+    class SlowGreeting(ScriptedAgent):
+        def __init__(self) -> None:
+            super().__init__(delay_s=0.5, reply_s=0.5)
+            self.spans.append((1.5, 3.0))
+
+    script = CallScript([line(0.4, text="hi")], lead_in_s=0.5, tail_s=0.2, greeting_wait_s=4.0)
+    run(script, SlowGreeting())
+    assert script.line_starts[0] == pytest.approx(3.5, abs=0.021)  # greeting end + lead-in
+    # no greeting at all: the caller speaks once the wait is over
+    lonely = CallScript([line(0.4, text="hi")], lead_in_s=0.5, tail_s=0.2, greeting_wait_s=2.0)
+    run(lonely, ScriptedAgent())
+    assert lonely.line_starts[0] == pytest.approx(2.0, abs=0.021)
+
+
+class KeyStoppedAgent:
+    """Talks 0-10 s; a key at ``key_s`` cuts that answer by a ``clear`` 60 ms later, and the
+    reply to the key plays from ``key_s`` + ``reply_delay_s`` for 1 s."""
+
+    def __init__(self, reply_delay_s: float) -> None:
+        self.key_s: float | None = None
+        self.reply_delay_s = reply_delay_s
+
+    def caller_finished(self, at: float) -> None:
+        self.key_s = at
+
+    def state(self, now: float) -> AgentState:
+        if self.key_s is None or now < self.key_s + 0.06:
+            return AgentState(playing=True, last_audio_s=now, last_start_s=0.0)
+        cleared = self.key_s + 0.06
+        reply = self.key_s + self.reply_delay_s
+        if now < reply:
+            return AgentState(False, cleared, 0.0, last_clear_s=cleared)
+        playing = now < reply + 1.0
+        last = now if playing else reply + 1.0
+        return AgentState(playing, last, reply, last_clear_s=cleared)
+
+
+def test_a_key_over_the_agent_waits_for_the_reply_to_the_key_not_the_answer_it_stopped():
+    """The keypad-only line ends at the key, while the old answer still plays; the clear that
+    cuts it is not the reply: the caller stays until the reply (2 s later) has played."""
+    agent = KeyStoppedAgent(reply_delay_s=2.0)
+    key = CallerLine(pcm8k=b"", dtmf="0", start_after_agent_audio_s=1.0, pause_after_s=0.5)
+    script = CallScript([key], lead_in_s=0.0, tail_s=0.2)
+    chunks, _, _ = run(script, agent)
+    hung_up_s = len(chunks) * CHUNK_S
+    reply_end = agent.key_s + 2.0 + 1.0
+    assert hung_up_s == pytest.approx(reply_end + 0.5 + 0.2, abs=0.05)

@@ -4,7 +4,7 @@
 sound onset, the turn engine, the real ``VoiceLLMService`` talking to the fake OpenAI server,
 sentence aggregator) with three parts swapped: an energy VAD (caller tones are "speech"), a
 scripted STT that "hears" given words for each caller utterance, and a TTS that speaks a tone
-per character. The bundled bot's ``TranscriptTap`` reports to the eval's book.
+per character. The server records each call; the eval reads the record like any bot's.
 """
 
 from __future__ import annotations
@@ -35,9 +35,7 @@ from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 
 from voiceagent.emulator.audio import write_wav
-from voiceagent.eval.runner import TranscriptBook
 from voiceagent.pipelines.builder import build_call_processors
-from voiceagent.pipelines.receptionist import TranscriptTap
 from voiceagent.pipelines.resources import AgentResources
 from voiceagent.processors.caller_voice import CallerVoiceProcessor
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
@@ -147,7 +145,6 @@ class CheapAgent:
     """Pipeline factory of the cheap agent; ``heard`` is what the STT hears, per utterance."""
 
     heard: list[str]
-    book: TranscriptBook
 
     async def __call__(self, call: Any, settings: Settings) -> list[FrameProcessor]:
         vad_params = VADParams(confidence=0.5, start_secs=0.1, stop_secs=0.2, min_volume=0.0)
@@ -161,6 +158,5 @@ class CheapAgent:
                 "stt": lambda parts: ScriptedSTT(list(self.heard)),
                 "tts": lambda parts: ToneTTS(),
             },
-            extra={"turns": [TranscriptTap(call, self.book)]},
         )
         return processors

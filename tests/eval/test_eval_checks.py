@@ -214,6 +214,19 @@ def test_lines_never_spoken_fail_when_the_server_hangs_up_early():
     assert line6[0].evidence == "never spoken: the call ended (by the server) after 2 line(s)"
 
 
+def test_a_call_the_server_refused_says_so_with_its_close_code():
+    call = scenario()
+    refused = report([])
+    refused.closed_by_server = True
+    refused.close_code, refused.close_reason = 1013, "server at capacity, try again later"
+    results = evaluate(call, observe_call(call, refused, None, []))
+    line1 = [r for r in results if r.where == "line 1"]
+    assert line1[0].evidence == (
+        "never spoken: the call ended (by the server, close 1013 server at capacity, try again "
+        "later) after 0 line(s)"
+    )
+
+
 def test_the_report_gives_latency_percentiles_wer_and_pass_rate():
     call = scenario()
     seen = observe_call(call, report(), TRANSCRIPT, CLEARS)
@@ -243,3 +256,37 @@ def test_without_transcript_a_reply_never_heard_is_not_judged_uninterrupted():
     results = evaluate(call, observe_call(call, report(lines), None, []))
     (check,) = [r for r in results if (r.where, r.check) == ("line 3", "not interrupted")]
     assert check.passed is False and check.evidence == "the caller heard no reply"
+
+
+def test_a_tool_the_agent_had_to_call_is_found_in_the_record_of_its_line():
+    (call,) = parse_scenarios(
+        {
+            "call": [
+                {
+                    "name": "booking",
+                    "line": [
+                        {
+                            "say": "Book me for Tuesday at 2.",
+                            "expect": {"tools": "book_appointment"},
+                        },
+                        {"say": "What's open Friday?", "expect": {"tools": ["check_availability"]}},
+                    ],
+                }
+            ]
+        },
+        Path("calls.toml"),
+    )
+    transcript = [
+        TranscriptEntry("caller", "Book me for Tuesday at 2.", 6.4),
+        TranscriptEntry("tool", "book_appointment", 6.9),
+        TranscriptEntry("agent", "You are booked.", 9.0),
+        TranscriptEntry("caller", "What's open Friday?", 12.5),
+        TranscriptEntry("agent", "We have 10 am.", 14.0),
+    ]
+    lines = [(4.1, 6.0, 6.9, 900.0), (10.2, 12.0, 13.0, 1000.0)]
+    seen = observe_call(call, report(lines), transcript, [])
+    results = {(r.where, r.check): r for r in evaluate(call, seen)}
+    booked = results[("line 1", "calls book_appointment")]
+    assert (booked.passed, booked.evidence) == (True, "called book_appointment")
+    missed = results[("line 2", "calls check_availability")]
+    assert (missed.passed, missed.evidence) == (False, "called no tool")

@@ -54,3 +54,9 @@ def test_latency_summary_of_turns():
     assert (summary.count, summary.p50_ms, summary.max_ms) == (5, 900.0, 1500.0)
     assert summary.p90_ms == pytest.approx(1300.0)
     assert LatencySummary.of([]) is None
+
+
+def test_a_dictated_number_matches_digits_written_either_way():
+    assert wer("my number is five five five, zero one two three", "My number is 5550123.") == 0.0
+    errors = word_errors("call 5550123", "call 5550124 now")
+    assert (errors.edits, errors.reference_words) == (2, 8)  # one digit wrong, one word more

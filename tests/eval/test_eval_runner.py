@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 from voiceagent.eval.cli import run_eval_command
-from voiceagent.eval.runner import CallerVoice, EvalRunner, EvalTarget, TranscriptBook
+from voiceagent.eval.records import CallRecords
+from voiceagent.eval.runner import CallerVoice, EvalRunner, EvalTarget
 from voiceagent.eval.scenario import load_scenarios
 from voiceagent.server.in_process import serve_in_process
 
@@ -51,12 +52,12 @@ def scenario_file(folder: Path) -> Path:
 
 async def test_a_call_passes_and_fails_its_checks_with_evidence(tmp_path):
     scenarios = load_scenarios([scenario_file(tmp_path)])
-    book = TranscriptBook()
     async with FakeOpenAIServer(FakeReply(tokens=REPLY)) as llm:
         settings = cheap_settings(llm.base_url, GREETING)
-        async with serve_in_process(settings, CheapAgent(HEARD, book)) as url:
+        async with serve_in_process(settings, CheapAgent(HEARD)) as url:
+            target = EvalTarget(url, CallRecords(settings.storage))
             runner = EvalRunner(
-                EvalTarget(url, book), CallerVoice(settings.local), tail_s=0.5, max_wait_reply_s=5.0
+                target, CallerVoice(settings.local), tail_s=0.5, max_wait_reply_s=5.0
             )
             report = await runner.run(scenarios)
 
@@ -92,10 +93,10 @@ async def test_a_call_passes_and_fails_its_checks_with_evidence(tmp_path):
 async def test_the_cli_against_a_running_server_judges_what_the_caller_observed(tmp_path, capsys):
     path = scenario_file(tmp_path)
     out = tmp_path / "report.json"
-    book = TranscriptBook()
     async with FakeOpenAIServer(FakeReply(tokens=REPLY)) as llm:
         settings = cheap_settings(llm.base_url, GREETING)
-        async with serve_in_process(settings, CheapAgent(HEARD, book)) as url:
+        settings.storage.dir = tmp_path / "server-calls"  # not where the eval looks
+        async with serve_in_process(settings, CheapAgent(HEARD)) as url:
             args = argparse.Namespace(
                 files=[str(path)], url=url, out=str(out), scenario=[], max_wait=5.0, tail=0.5
             )
@@ -133,3 +134,15 @@ async def test_the_cli_names_the_known_calls_for_an_unknown_scenario(tmp_path, c
     assert (
         "--scenario 'nope': no such call (calls: fridays-then-tuesday)" in capsys.readouterr().err
     )
+
+
+def test_the_in_process_server_does_not_refuse_its_one_caller_for_the_harness_own_lag():
+    """Its event loop is the harness's too: the loop-lag limit is lifted unless configured."""
+    from voiceagent.eval.runner import IN_PROCESS_MAX_LOOP_LAG_MS, one_caller_admission
+    from voiceagent.settings import Settings
+
+    lifted = one_caller_admission(Settings(server={"host": "127.0.0.1"}))
+    assert lifted.server.max_loop_lag_ms == IN_PROCESS_MAX_LOOP_LAG_MS
+    assert lifted.server.max_calls == Settings().server.max_calls
+    chosen = Settings(server={"host": "127.0.0.1", "max_loop_lag_ms": 400})
+    assert one_caller_admission(chosen).server.max_loop_lag_ms == 400

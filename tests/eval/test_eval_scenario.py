@@ -91,9 +91,23 @@ def test_patterns_match_whole_words_case_insensitively_or_as_regex():
 
 def test_the_shipped_receptionist_scenarios_load():
     calls = load_scenarios([Path(__file__).parents[2] / "evals"])
-    assert len(calls) >= 5
+    assert len(calls) >= 30
     kinds = {line.kind for call in calls for line in call.lines}
     assert kinds == set(LineKind)
+    categories = {call.category for call in calls}
+    assert categories == {
+        "booking",
+        "rescheduling",
+        "questions",
+        "hesitant",
+        "interrupters",
+        "backchannels",
+        "dtmf",
+        "silence",
+        "noise",
+        "tools",
+    }
+    assert sum(1 for call in calls for line in call.lines if line.clips) >= 6  # human voices
 
 
 @pytest.mark.parametrize(
@@ -156,6 +170,23 @@ def test_the_shipped_receptionist_scenarios_load():
             "calls.toml: defaults.pause: unknown field",
         ),
         ("title = 'calls'\n", "calls.toml: title: unknown field"),
+        (
+            "[[call]]\nname='x'\ncondition='traffic'\n[[call.line]]\nsay='a'\n",
+            "call 'x': condition: unknown condition 'traffic'",
+        ),
+        (
+            "[conditions.loud]\nnoise='office'\nsnr=3\n[[call]]\nname='x'\n[[call.line]]\n"
+            "say='a'\n",
+            "calls.toml: conditions.loud: snr: unknown field",
+        ),
+        (
+            "[[call]]\nname='x'\n[[call.line]]\naudio='asterisk:../../etc/passwd'\n",
+            "line 1: audio: 'asterisk:../../etc/passwd': not an Asterisk prompt name",
+        ),
+        (
+            "[[call]]\nname='x'\n[[call.line]]\naudio=['asterisk:hello', 'hello.wav']\n",
+            "line 1: audio[1]: expected asterisk:NAME, got str 'hello.wav'",
+        ),
         ("[[call]]\nname = \n", "calls.toml: not valid TOML"),
     ],
 )
@@ -179,3 +210,45 @@ def test_a_missing_file_or_an_empty_folder_is_a_clear_error(tmp_path):
         load_scenarios([tmp_path / "nope.toml"])
     with pytest.raises(ScenarioError, match="no \\*.toml scenario files"):
         load_scenarios([tmp_path])
+
+
+def test_human_recordings_conditions_and_categories_parse(tmp_path):
+    if not Path("/usr/share/asterisk/sounds/en/hello.wav").exists():
+        pytest.skip("Debian's asterisk-core-sounds-en-wav is not installed")
+    (tmp_path / "calls.toml").write_text(
+        """
+[conditions.car]
+noise = "street"
+snr_db = 5
+
+[[call]]
+name = "number"
+category = "hesitant"
+condition = "car"
+
+[[call.line]]
+audio = ["asterisk:telephone-number", "asterisk:digits/5", "asterisk:digits/0"]
+expect = { max_wer = 0.2 }
+
+[[call]]
+name = "hello"
+condition = "office:snr_db=20"
+
+[[call.line]]
+audio = "asterisk:hello"
+say = "Hello there."
+"""
+    )
+    number, hello = load_scenarios([tmp_path / "calls.toml"])
+    (line,) = number.lines
+    assert line.clips == ("asterisk:telephone-number", "asterisk:digits/5", "asterisk:digits/0")
+    assert line.say == "Telephone number. 5 0" and line.expect.max_wer == 0.2
+    assert not line.synthesized and line.audio is None
+    assert number.category == "hesitant"
+    assert (number.condition.name, number.condition.noise, number.condition.snr_db) == (
+        "car",
+        "street",
+        5,
+    )
+    assert hello.lines[0].say == "Hello there."  # given words win over the transcript
+    assert (hello.condition.noise, hello.condition.snr_db) == ("office", 20.0)

@@ -54,6 +54,12 @@ OFFER = "Sure, we have openings on Tuesday at two and at four."
 ASK = "Which one works for you?"
 
 
+def transcript(detail, *kinds: str):
+    """The call's events of ``kinds`` (default: the transcript's, not marks, audio sent...)."""
+    kinds = kinds or ("caller", "revision", "agent", "metrics", "tool")
+    return [e for e in detail.events if e.kind in kinds]
+
+
 def tone(seconds: float, hz: float, rate: int) -> bytes:
     t = np.arange(round(seconds * rate)) / rate
     return (8000 * np.sin(2 * math.pi * hz * t)).astype("<i2").tobytes()
@@ -238,7 +244,7 @@ async def test_a_call_is_stored_with_its_transcript_and_a_stereo_wav(tmp_path: P
         0,
         0,
     )
-    caller, metrics, agent = detail.events
+    caller, metrics, agent = transcript(detail)
     assert (caller.kind, caller.turn_id, caller.text) == ("caller", 1, QUESTION)
     assert caller.data == {"reason": "stable", "speculative_hit": True}
     assert caller.at_s == pytest.approx(1.0)
@@ -275,12 +281,18 @@ async def test_a_barge_in_stores_what_was_heard_and_records_only_played_audio(
     await call.twilio_stops()
 
     detail = await stored(archive)
-    clear, agent = detail.events
-    assert clear.kind == "clear" and clear.at_s == pytest.approx(0.5, abs=0.02)
+    clear, agent = transcript(detail, "clear", "agent")
+    assert clear.at_s == pytest.approx(0.5, abs=0.02)
     assert agent.interrupted is True and agent.full_text == f"{OFFER} {ASK}"
     assert agent.text and OFFER.startswith(agent.text) and len(agent.text) < len(OFFER)
     assert agent.data["unheard_text"]
     assert detail.call.interrupted_turns == 1
+    # the timeline: the agent's first audio sent (and when it plays), the clear that cut it
+    (sent,) = [e for e in detail.events if e.kind == "agent_audio"]
+    assert sent.turn_id == agent.turn_id and sent.data["play_at_s"] == pytest.approx(sent.at_s)
+    (clear,) = [e for e in detail.events if e.kind == "clear"]
+    assert clear.at_s == pytest.approx(sent.at_s + 0.5, abs=0.03)
+    assert clear.data["frames_dropped"] == pytest.approx(10, abs=1)  # the 0.2 s lead
 
     left, right = read_wav(detail.call.audio_path)
     agent_s = loud_span(right)
@@ -308,8 +320,8 @@ async def test_a_pause_is_stored_as_a_pause_clear_and_the_held_audio_is_recorded
     await call.twilio_stops()
 
     detail = await stored(archive)
-    pause, agent = detail.events
-    assert pause.kind == "pause_clear" and pause.at_s == pytest.approx(0.5, abs=0.02)
+    pause, agent = transcript(detail, "pause_clear", "agent")
+    assert pause.at_s == pytest.approx(0.5, abs=0.02)
     assert pause.data["held_s"] == pytest.approx(0.2, abs=0.001)
     assert agent.interrupted is False and agent.text == f"{OFFER} {ASK}"
     assert detail.call.interrupted_turns == 0
@@ -337,11 +349,11 @@ async def test_tool_calls_are_stored_once_each(tmp_path: Path) -> None:
     await call.twilio_stops()
 
     detail = await stored(archive)
-    assert [(e.kind, e.text, e.data["stage"]) for e in detail.events] == [
+    assert [(e.kind, e.text, e.data["stage"]) for e in transcript(detail)] == [
         ("tool", "book", "call"),
         ("tool", "book", "result"),
     ]
-    assert detail.events[1].data["result"] == {"booked": True}
+    assert transcript(detail)[1].data["result"] == {"booked": True}
     assert detail.call.tool_calls == 2
 
 
@@ -448,7 +460,7 @@ async def test_a_full_disk_loses_the_audio_but_not_the_call(tmp_path: Path) -> N
         logger.remove(sink)
 
     assert call.media_sent() == 20  # all 0.4 s of the answer went out
-    assert [e.kind for e in detail.events] == ["caller", "agent"]
+    assert [e.kind for e in transcript(detail)] == ["caller", "agent"]
     assert detail.call.end_reason == "caller_hung_up"
     assert detail.call.write_errors >= 1 and archive.write_errors >= 1
     (logged,) = [m for m in errors if "recording" in m]

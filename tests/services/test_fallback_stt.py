@@ -111,6 +111,13 @@ async def test_a_refused_primary_gives_the_call_to_the_next_stt_from_the_start()
     assert primary.refused == [402] and not primary.audio
     assert len(backup.audio) == 10 * 640
     assert "HTTP 402" in switcher.stats.reasons[0]
+    (switched,) = pipe.down_of(ProviderSwitchedFrame)  # for the call's record
+    assert (switched.stage, switched.failed, switched.serving) == (
+        "stt",
+        switcher.services[0].name,
+        switcher.services[1].name,
+    )
+    assert "HTTP 402" in switched.reason
     assert [f.text for f in pipe.down_of(TranscriptionFrame)] == ["Hello"]
     assert not pipe.up_of(ErrorFrame)  # answered for by the switcher
 

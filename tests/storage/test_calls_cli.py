@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,17 @@ def stored_call(tmp_path: Path) -> Path:
             text="Do you have anything on Tuesday?",
             data={"reason": "stable", "speculative_hit": True},
         ),
+        CallEvent("speech_start", 2.2),
+        CallEvent("speech_end", 3.2),
+        CallEvent("partial", 3.6, text="anything on"),
+        CallEvent("final", 3.9, text="Do you have anything on Tuesday?"),
         CallEvent("metrics", 4.6, turn_id=1, data={"silence_s": 0.45, "regret": False}),
+        CallEvent("llm_first_token", 4.35, text="Sure"),
+        CallEvent("chunk", 4.6, text="Sure, we have"),
+        CallEvent("tts_audio", 4.9),
+        CallEvent("agent_audio", 5.05, turn_id=2, data={"play_at_s": 5.1}),
+        CallEvent("decision", 5.5, data={"kind": "barge_in", "reason": "words"}),
+        CallEvent("clear", 5.52),
         CallEvent("tool", 4.8, text="find_slots", data={"stage": "call", "arguments": {"day": 2}}),
         CallEvent(
             "provider",
@@ -53,8 +64,7 @@ def stored_call(tmp_path: Path) -> Path:
             text="tts",
             data={"failed": "deepgram", "serving": "piper", "reason": "HTTP 402, out of credit"},
         ),
-        CallEvent("pause_clear", 5.5, data={"held_s": 0.2}),
-        CallEvent("clear", 6.0),
+        CallEvent("pause_clear", 5.3, data={"held_s": 0.2}),
         CallEvent(
             "agent",
             6.0,
@@ -91,31 +101,59 @@ def test_calls_lists_the_stored_calls(stored_call: Path, capsys, monkeypatch) ->
     assert row.split()[-5:] == ["12.5", "s", "3", "-", "stop"]
 
 
-def test_calls_show_prints_the_transcript_with_heard_and_full_text(stored_call, capsys):
+def test_calls_show_prints_the_timeline_with_heard_and_full_text(stored_call, capsys):
     assert main(["calls", "--dir", str(stored_call), "show", "CA5e1f"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert "from +15550100 to +15550199" in lines[1]
     assert "12.5 s, ended by stop" in lines[2]
     assert f"audio {stored_call / 'recordings' / 'CA5e1f.wav'}" in lines[3]
-    transcript = [line.split() for line in lines if line.lstrip()[:1].isdigit()]
-    assert [words[:2] for words in transcript] == [
+    timeline = [line.split() for line in lines if line.lstrip()[:1].isdigit()]
+    assert [words[:2] for words in timeline] == [
         ["0.30s", "agent"],
-        ["4.10s", "caller"],
+        ["2.20s", "voice"],
+        ["3.20s", "voice"],
+        ["3.60s", "stt"],
+        ["3.90s", "stt"],
+        ["4.10s", "turns"],
+        ["4.35s", "llm"],
+        ["4.60s", "tts"],
         ["4.80s", "tool"],
-        ["4.90s", "switch"],
+        ["4.90s", "tts"],
+        ["4.90s", "stack"],
+        ["5.05s", "output"],
         ["5.10s", "agent"],
-        ["5.50s", "pause"],
-        ["6.00s", "clear"],
+        ["5.30s", "output"],
+        ["5.50s", "turns"],
+        ["5.52s", "output"],
     ]
-    assert "pause       agent paused at the caller's sound (0.20 s held)\n" in out
-    assert "clear       barge-in: the agent's unplayed audio dropped\n" in out
-    assert "tts: deepgram failed → piper\n" in out and "(HTTP 402, out of credit)" in out
-    assert "(committed at 4.10s: stable, speculative hit, after 450 ms of silence)" in out
-    assert "heard: Sure, we have\n" in out
-    assert "full:  Sure, we have openings at two and at four.\n" in out
-    assert "(interrupted, until 6.00s)" in out
+    assert "commit #1 'Do you have anything on Tuesday?' (stable, speculative hit, after " in out
+    assert "450 ms of silence)" in out
+    assert "partial 'anything on'" in out
+    assert "turn 2 played 5.10s–6.00s, CUT: heard 'Sure, we have' of 'Sure, we have openings" in out
+    assert "soft clear: the agent paused at the caller's sound (0.20 s held)" in out
+    assert "BARGE-IN (words)" in out and "clear sent" in out
+    assert "tts: deepgram failed → piper (HTTP 402, out of credit)" in out
     assert 'find_slots call: {"day": 2}' in out
+    # the latency of the turn, split by stage (the caller's side is unknown: from the VAD)
+    assert "#1 'Do you have anything on Tuesday?' 1900 ms (from the VAD's end of speech)" in out
+    assert "= commit wait 900 + LLM first token 250" in out and "(+ network: unknown)" in out
+
+
+def test_calls_show_last_is_the_newest_call_and_json_has_the_timeline(stored_call, capsys):
+    store = open_store(StorageSettings(dir=stored_call))
+    store.start_call(CallInfo(call_sid="CAnewer", stream_sid="MZ2", started_at=T0 + 60))
+    store.close()
+    assert main(["calls", "--dir", str(stored_call), "show", "last"]) == 0
+    assert capsys.readouterr().out.startswith("call CAnewer (#2)")
+    assert main(["calls", "--dir", str(stored_call), "show", "last~1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["call"]["call_sid"] == "CA5e1f" and data["call"]["duration_s"] == 12.5
+    kinds = [e["kind"] for e in data["timeline"]["events"]]
+    assert kinds[:3] == ["speech_start", "agent", "speech_end"]  # an agent turn at its end
+    (latency,) = data["timeline"]["latencies"]
+    assert latency["stages_ms"]["commit_wait"] == pytest.approx(900)
+    assert main(["calls", "--dir", str(stored_call), "show", "last~5"]) == 1
 
 
 def test_an_unknown_call_or_no_database_is_said_plainly(tmp_path: Path, stored_call, capsys):

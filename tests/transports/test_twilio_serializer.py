@@ -241,3 +241,31 @@ async def test_feed_never_raises_even_if_the_error_callback_does() -> None:
         assert rig.call.started.is_set()
     finally:
         await rig.shutdown()
+
+
+async def test_the_stream_origin_is_read_from_the_media_timestamps(rig: CallRig) -> None:
+    """Twilio's timestamps say when each 20 ms chunk was captured: a chunk that arrives late
+    (jitter) does not move the stream's t = 0; the earliest arrival sets it."""
+    start = rig.clock.now()
+    await rig.feed(rig.twilio.start())
+    assert rig.call.serializer.stream_origin is None
+    rig.clock.advance(0.025)  # chunk 1 (0-20 ms) arrives 5 ms after its capture ended
+    await rig.feed(rig.twilio.media(tone_ulaw(20)))
+    assert rig.call.serializer.stream_origin == pytest.approx(start + 0.005)
+    rig.clock.advance(0.080)  # chunk 2 (20-40 ms) arrives 65 ms late: no change
+    await rig.feed(rig.twilio.media(tone_ulaw(20)))
+    assert rig.call.serializer.stream_origin == pytest.approx(start + 0.005)
+    rig.clock.advance(0.0)  # chunk 3 (40-60 ms) arrives at 105 ms, chunk 4 (60-80) too
+    await rig.feed(rig.twilio.media(tone_ulaw(20)), rig.twilio.media(tone_ulaw(20)))
+    assert rig.call.serializer.stream_origin == pytest.approx(start + 0.005)
+
+
+async def test_media_without_a_timestamp_is_heard_but_places_no_stream_origin(
+    rig: CallRig,
+) -> None:
+    await rig.feed(rig.twilio.start())
+    rig.clock.advance(0.025)
+    await rig.feed(rig.twilio.media(tone_ulaw(20), timestamp=False))
+    assert rig.call.frames_in == 1 and rig.call.serializer.stream_origin is None
+    await rig.feed(rig.twilio.media(tone_ulaw(20)))  # chunk 2, captured 20-40 ms
+    assert rig.call.serializer.stream_origin == pytest.approx(rig.clock.now() - 0.04)

@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ import aiohttp
 from loguru import logger
 
 from voiceagent.clock import MonotonicClock
+from voiceagent.emulator.conditions import LineCondition
+from voiceagent.emulator.line import LinkLoss, PhoneLine, speech_rms
 from voiceagent.emulator.playback import PlaybackTimeline
 from voiceagent.emulator.script import CHUNK_S, CallerLine, CallScript
 
@@ -66,6 +69,7 @@ class CallReport:
     agent_glitches: int = 0  # playback ran dry inside a segment and resumed (a dropout)
     agent_pauses: int = 0  # playback ran dry at a segment's mark and resumed within 250 ms
     dtmf_sent: int = 0
+    media_lost: int = 0  # caller media messages the line condition lost
     agent_utterances_s: list[float] = field(default_factory=list)
     stream_sid: str = ""
     call_sid: str = ""
@@ -119,6 +123,8 @@ class CallerEmulator:
         max_wait_reply_s: float = 15.0,
         on_event: EventCallback | None = None,
         wait_for_greeting: bool = True,
+        greeting_wait_s: float = 0.0,
+        condition: LineCondition | None = None,
     ) -> CallReport:
         """Place the call, follow the script, hang up and report.
 
@@ -131,6 +137,8 @@ class CallerEmulator:
                 ``agent_audio_start``, ``agent_audio_end``, ``mark``, ``clear``, ``hangup``.
             wait_for_greeting: False: speak the first line after ``lead_in_s`` even over the
                 agent (an answering machine).
+            greeting_wait_s: wait this long for a greeting to start before the first line.
+            condition: the phone line's noise, echo, level, losses and jitter (None: clean).
 
         Raises:
             RuntimeError: the WebSocket could not be opened.
@@ -141,6 +149,7 @@ class CallerEmulator:
             tail_s=tail_s,
             max_wait_reply_s=max_wait_reply_s,
             wait_for_greeting=wait_for_greeting,
+            greeting_wait_s=greeting_wait_s,
         )
         async with aiohttp.ClientSession() as session:
             try:
@@ -150,7 +159,7 @@ class CallerEmulator:
                 logger.error(f"caller emulator: cannot connect to {self.url}: {e!r}")
                 raise RuntimeError(f"cannot connect to {self.url}: {e}") from e
             logger.info(f"caller emulator: connected to {self.url} (stream {self.stream_sid})")
-            self._call = _Call(self, ws, plan, on_event)
+            self._call = _Call(self, ws, plan, on_event, condition)
             if self._hang_up_early:
                 self._call.end_stream(send_stop=self._send_stop)
             try:
@@ -179,6 +188,7 @@ class _Call:
         ws: aiohttp.ClientWebSocketResponse,
         plan: CallScript,
         on_event: EventCallback | None,
+        condition: LineCondition | None = None,
     ) -> None:
         self._em = emulator
         self._ws = ws
@@ -198,6 +208,14 @@ class _Call:
         self.close_reason = ""
         self.marks_echoed = 0
         self.malformed = 0
+        self._line: PhoneLine | None = None
+        self._link: LinkLoss | None = None
+        self._held: deque[tuple[float, dict[str, Any]]] = deque()  # late media (jitter)
+        if condition is not None and condition.alters_audio:
+            level = speech_rms([line.pcm8k for line in plan.lines])
+            self._line = PhoneLine(condition, level)
+        if condition is not None and condition.alters_network:
+            self._link = LinkLoss(condition)
         self.sends_late = 0
         self.send_late_max_s = 0.0
 
@@ -269,22 +287,38 @@ class _Call:
                     self.sends_late += 1
             if self._closed.is_set() or self._ended.is_set():
                 break
-            step = self._plan.step((chunk + 1) * CHUNK_S, self._timeline.agent_state())
+            now_s = (chunk + 1) * CHUNK_S
+            step = self._plan.step(now_s, self._timeline.agent_state())
             for kind, data in step.events:
                 self._emit(kind, data)
             if step.done:
                 break
-            payload = base64.b64encode(step.chunk).decode("ascii")
+            audio = step.chunk
+            if self._line is not None:
+                audio = self._line.carry(audio, now_s, self._timeline.heard_pcm)
             media = {
                 "track": "inbound",
                 "chunk": str(chunk + 1),
                 "timestamp": str(chunk * 20),
-                "payload": payload,
+                "payload": base64.b64encode(audio).decode("ascii"),
             }
-            self._stream_event("media", media=media)
+            self._send_media(media, now_s)
             for digit in step.digits:
                 self._stream_event("dtmf", dtmf={"track": "inbound_track", "digit": digit})
             chunk += 1
+        while self._held:  # what the link still holds arrives before the hang-up
+            self._stream_event("media", media=self._held.popleft()[1])
+
+    def _send_media(self, media: dict[str, Any], now_s: float) -> None:
+        """Send (or, under a lossy/jittery line condition, lose or hold back) one media message."""
+        link = self._link
+        if link is None:
+            self._stream_event("media", media=media)
+            return
+        if not link.lose():
+            self._held.append((link.arrival(now_s), media))
+        while self._held and self._held[0][0] <= now_s + 1e-9:
+            self._stream_event("media", media=self._held.popleft()[1])
 
     async def _hang_up(self, writer: asyncio.Task, reader: asyncio.Task) -> None:
         em = self._em
@@ -432,6 +466,7 @@ class _Call:
             agent_glitches=timeline.glitches,
             agent_pauses=timeline.pauses,
             dtmf_sent=plan.digits_sent,
+            media_lost=self._link.lost if self._link is not None else 0,
             agent_utterances_s=starts,
             stream_sid=self._em.stream_sid,
             call_sid=self._em.call_sid,

@@ -34,6 +34,7 @@ class AgentState:
     playing: bool
     last_audio_s: float | None  # when agent audio last played (now, if playing)
     last_start_s: float | None  # start of the most recent agent utterance
+    last_clear_s: float | None = None  # when the latest ``clear`` dropped the unplayed audio
 
 
 class PlaybackTimeline:
@@ -70,6 +71,7 @@ class PlaybackTimeline:
         self.marks_received = 0
         self.marks_released = 0
         self.clears = 0
+        self._last_clear: int | None = None  # position of the latest clear
         self.glitches = 0
         self.pauses = 0
         self.discarded_samples = 0
@@ -135,6 +137,7 @@ class PlaybackTimeline:
         self.clears += 1
         now = self._now_pos()
         self._advance(now)
+        self._last_clear = now
         discarded = self._buffered()
         self.discarded_samples += discarded
         self._pending.clear()
@@ -168,7 +171,10 @@ class PlaybackTimeline:
         elif self._runs:
             last = self._runs[-1][1] / PHONE_SAMPLE_RATE
         start = self._utterances[-1][0] / PHONE_SAMPLE_RATE if self._utterances else None
-        return AgentState(playing=playing, last_audio_s=last, last_start_s=start)
+        cleared = None if self._last_clear is None else self._last_clear / PHONE_SAMPLE_RATE
+        return AgentState(
+            playing=playing, last_audio_s=last, last_start_s=start, last_clear_s=cleared
+        )
 
     @property
     def outstanding_marks(self) -> list[str]:
@@ -189,6 +195,17 @@ class PlaybackTimeline:
             top = b if hi is None else min(b, hi)
             total += max(0, top - max(a, lo))
         return total / PHONE_SAMPLE_RATE
+
+    def heard_pcm(self, start_s: float, samples: int) -> bytes:
+        """What the caller heard from ``start_s`` on, ``samples`` long (PCM16).
+
+        Silence where nothing played; audio not played yet reads as silence too.
+        """
+        self._advance(self._now_pos())
+        start = max(0, round(start_s * PHONE_SAMPLE_RATE))
+        piece = bytes(self._heard[start : start + samples])
+        piece += bytes((ULAW_SILENCE,)) * (samples - len(piece))
+        return ulaw_decode(piece)
 
     def finish(self) -> bytes:
         """Stop playback now (the call ended) and return what was heard as 8 kHz PCM16."""

@@ -87,7 +87,8 @@ class CallScript:
     line's ``pause_after_s`` (or ``max_wait_reply_s`` passed with no agent audio at all). After
     the last line it stays on the line ``tail_s`` more seconds. With ``wait_for_greeting``
     False the first line starts after ``lead_in_s`` whatever the agent does: an answering
-    machine plays its greeting over anyone.
+    machine plays its greeting over anyone. With ``greeting_wait_s`` the caller, like one who
+    expects to be greeted, waits that long for a greeting to start before speaking first.
     """
 
     def __init__(
@@ -98,10 +99,12 @@ class CallScript:
         tail_s: float = 4.0,
         max_wait_reply_s: float = 15.0,
         wait_for_greeting: bool = True,
+        greeting_wait_s: float = 0.0,
     ) -> None:
         """Prepare the script; times are stream seconds."""
         self.lines = list(lines)
         self.wait_for_greeting = wait_for_greeting
+        self.greeting_wait_s = greeting_wait_s if wait_for_greeting else 0.0
         self.lead_in_s = max(0.0, lead_in_s)
         self.tail_s = max(0.0, tail_s)
         self.max_wait_reply_s = max(0.0, max_wait_reply_s)
@@ -156,7 +159,8 @@ class CallScript:
                 agent.playing
                 or (agent.last_audio_s is not None and begin - agent.last_audio_s < self.lead_in_s)
             )
-            if begin < self.lead_in_s or (greeting and begin < MAX_REPLY_S):
+            awaited = agent.last_audio_s is None and begin < self.greeting_wait_s
+            if begin < self.lead_in_s or awaited or (greeting and begin < MAX_REPLY_S):
                 return True
             self._next_line(now - CHUNK_S)
             return False
@@ -256,8 +260,16 @@ class CallScript:
         line = self.lines[self._index - 1]
         begin = now - CHUNK_S + 1e-9
         waited = begin - self._ref_s
-        started = agent.playing or (
-            agent.last_audio_s is not None and agent.last_audio_s > self._ref_s
+        # Audio heard since the line ended is the reply, unless a clear since the line began
+        # dropped it: the caller stopped that audio (a barge-in, a key) and waits for what the
+        # agent sends after the clear (a keypad-only line ends at once, over the old answer).
+        since = self._ref_s
+        said_from = self.line_starts[self._index - 1]
+        cleared = agent.last_clear_s
+        if cleared is not None and said_from is not None and cleared >= said_from:
+            since = max(since, cleared + 1e-6)
+        started = (agent.playing and begin >= since) or (
+            agent.last_audio_s is not None and agent.last_audio_s > since
         )
         if started:
             last = agent.last_audio_s if agent.last_audio_s is not None else begin

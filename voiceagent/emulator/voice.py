@@ -1,14 +1,18 @@
-"""The emulated caller's voice: lines spoken offline with the bundled Piper voice.
+"""The emulated caller's voice: lines spoken offline with the bundled Piper voice (or espeak-ng).
 
 Text is synthesized once into cached WAVs (slower and lower than the agent's voice), then read
 as phone-line audio (8 kHz, through μ-law) with leading and trailing near-silence trimmed, so a
-line's audio ends exactly when the caller stops speaking.
+line's audio ends exactly when the caller stops speaking. Other callers (a line condition's
+``voice``): ``piper:SCALE`` speaks faster or slower, ``espeak:VOICE`` is Debian's espeak-ng with
+one of its accents (``en-gb-scotland``, ``en-029``, ``en-us+f3``…).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
+import subprocess
 import wave
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,13 +28,19 @@ class _HasText(Protocol):
     text: str
 
 
-def synthesize_texts(voice: Any, texts: Iterable[str], cache_dir: Path) -> list[Path]:
+DEFAULT_LENGTH_SCALE = 1.08
+
+
+def synthesize_texts(
+    voice: Any, texts: Iterable[str], cache_dir: Path, *, length_scale: float | None = None
+) -> list[Path]:
     """Speak each text with Piper into a cached WAV; blocking (run it in a thread).
 
     Args:
         voice: a loaded ``piper.PiperVoice``.
         texts: what the caller says, one line each.
         cache_dir: folder of the cached WAVs (named by a hash of the text).
+        length_scale: Piper's pace (above 1: slower); the caller's default when None.
 
     Returns:
         One WAV path per text, in order.
@@ -38,15 +48,47 @@ def synthesize_texts(voice: Any, texts: Iterable[str], cache_dir: Path) -> list[
     from piper.config import SynthesisConfig
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    config = SynthesisConfig(length_scale=1.08, noise_scale=0.6)
+    scale = DEFAULT_LENGTH_SCALE if length_scale is None else length_scale
+    config = SynthesisConfig(length_scale=scale, noise_scale=0.6)
     paths = []
     for text in texts:
-        digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+        key = text if length_scale is None else f"{scale:g}|{text}"
+        digest = hashlib.sha1(key.encode()).hexdigest()[:12]
         path = cache_dir / f"caller-{digest}.wav"
         if not path.exists():
             tmp = path.with_suffix(".tmp")
             with wave.open(str(tmp), "wb") as wav:
                 voice.synthesize_wav(text, wav, syn_config=config)
+            tmp.replace(path)
+        paths.append(path)
+    return paths
+
+
+def espeak_texts(voice: str, texts: Iterable[str], cache_dir: Path) -> list[Path]:
+    """Speak each text with espeak-ng's ``voice`` into a cached WAV; blocking.
+
+    Raises:
+        ValueError: espeak-ng is not installed, or it failed for this voice.
+    """
+    program = shutil.which("espeak-ng")
+    if program is None:
+        raise ValueError("espeak-ng is not installed (apt-get install espeak-ng)")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for text in texts:
+        digest = hashlib.sha1(f"espeak|{voice}|{text}".encode()).hexdigest()[:12]
+        path = cache_dir / f"caller-{digest}.wav"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp.wav")
+            done = subprocess.run(
+                [program, "-v", voice, "-s", "150", "-w", str(tmp), text],
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+            if done.returncode != 0 or not tmp.exists():
+                error = done.stderr.decode(errors="replace").strip()
+                raise ValueError(f"espeak-ng -v {voice} failed: {error or done.returncode}")
             tmp.replace(path)
         paths.append(path)
     return paths

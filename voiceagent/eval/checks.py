@@ -86,6 +86,13 @@ def _line_checks(
             results.append(make(not expect.no_reply, evidence))
     if expect.max_wer is not None:
         results.append(_wer_check(scenario, line, expect.max_wer, call))
+    for tool in expect.tools:
+        make = _verdict(scenario.name, line.index, f"calls {tool}")
+        if not call.transcript:
+            results.append(make(None, NO_TRANSCRIPT))
+        else:
+            called = ", ".join(seen.tools) if seen.tools else "no tool"
+            results.append(make(tool in seen.tools, f"called {called}"))
     if expect.committed is not None:
         make = _verdict(
             scenario.name,
@@ -180,4 +187,5 @@ def sentence_lines(scenario: Scenario, index: int) -> list[int]:
 def _never_spoken(call: CallObservation) -> str:
     spoken = sum(1 for line in call.lines if line.spoken)
     who = "the server" if call.closed_by_server else "the caller"
-    return f"never spoken: the call ended (by {who}) after {spoken} line(s)"
+    code = f", close {call.close}" if call.close else ""
+    return f"never spoken: the call ended (by {who}{code}) after {spoken} line(s)"

@@ -1,10 +1,16 @@
-"""Figures of an eval: word error rate of what the agent understood, latency percentiles."""
+"""Figures of an eval: word error rate of what the agent understood, latency percentiles.
+
+The alignment is jiwer's and the quantiles numpy's; the normalisation before the alignment is
+ours (:func:`comparable_words`: a caller dictating a number says digits, an STT writes a group).
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+import jiwer
+import numpy as np
 
 from voiceagent.turns.text import words
 
@@ -27,23 +33,35 @@ class WordErrors:
         return WordErrors(self.edits + other.edits, self.reference_words + other.reference_words)
 
 
+_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_DIGIT_WORDS = {w: str(n) for n, w in enumerate(_NUMBER_WORDS)}
+
+
+def comparable_words(text: str) -> list[str]:
+    """Lower-cased words without punctuation; digits one by one ("5550123", "five" → digits).
+
+    A caller dictating a number says digits; an STT writes them as a group or as words.
+    """
+    out: list[str] = []
+    for word in words(text):
+        word = _DIGIT_WORDS.get(word, word)
+        if word.isdigit() and len(word) > 1:
+            out.extend(word)
+        else:
+            out.append(word)
+    return out
+
+
 def word_errors(reference: str, hypothesis: str) -> WordErrors:
     """Substitutions + deletions + insertions turning ``reference`` into ``hypothesis``.
 
-    Both are compared as lower-cased words without punctuation (``voiceagent.turns.text.words``).
+    Both are compared as :func:`comparable_words`; the alignment is jiwer's.
     """
-    ref, hyp = words(reference), words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, 1):
-        current = [i] + [0] * len(hyp)
-        for j, hyp_word in enumerate(hyp, 1):
-            current[j] = min(
-                previous[j] + 1,  # deletion
-                current[j - 1] + 1,  # insertion
-                previous[j - 1] + (ref_word != hyp_word),  # substitution or match
-            )
-        previous = current
-    return WordErrors(previous[-1], len(ref))
+    ref, hyp = comparable_words(reference), comparable_words(hypothesis)
+    if not ref or not hyp:  # jiwer refuses an empty reference; either way nothing aligns
+        return WordErrors(len(ref) + len(hyp), len(ref))
+    out = jiwer.process_words(" ".join(ref), " ".join(hyp))
+    return WordErrors(out.substitutions + out.deletions + out.insertions, len(ref))
 
 
 def wer(reference: str, hypothesis: str) -> float:
@@ -60,7 +78,7 @@ def corpus_wer(pairs: Iterable[tuple[str, str]]) -> WordErrors:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q`` quantile (0..1) by linear interpolation between closest ranks.
+    """The ``q`` quantile (0..1) by linear interpolation between closest ranks (numpy's).
 
     Raises:
         ValueError: no values, or ``q`` outside 0..1.
@@ -69,11 +87,7 @@ def percentile(values: Sequence[float], q: float) -> float:
         raise ValueError("percentile of no values")
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"quantile must be within 0..1, got {q}")
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return float(np.quantile(np.asarray(values, dtype=float), q))
 
 
 @dataclass(frozen=True)

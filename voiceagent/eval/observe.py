@@ -1,9 +1,9 @@
 """What happened on one eval call, line by line: the caller's report joined with the server's.
 
 The caller emulator knows when each line was spoken, when agent audio started and when Twilio
-was told to ``clear``; the server's transcript (the bundled bot's ``TranscriptTap``) knows what
-the agent committed as the caller's words and what the caller heard of each agent turn. Both
-are placed on the call's stream clock and each server event is given to the line it answers:
+was told to ``clear``; the server's record of the call (its timeline, any bot) knows what the
+agent committed as the caller's words and what the caller heard of each agent turn. Both are
+on the call's stream clock and each server event is given to the line it answers:
 
 - a caller commit belongs to the last line that had started when it was committed;
 - an agent turn (reported when it finished playing or was cut) belongs to the last line whose
@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 from voiceagent.emulator.caller import CallReport
 from voiceagent.eval.scenario import LineKind, Scenario
+from voiceagent.storage.store import CallEvent
+from voiceagent.timeline.model import CallTimeline
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,9 @@ class TranscriptEntry:
     """One server transcript event on the stream clock.
 
     ``who`` is ``"caller"`` (a committed caller turn), ``"revision"`` (fuller words of the last
-    committed turn, from a later transcript of its audio) or ``"agent"`` (what the caller heard
-    of one agent turn, with the turn's ``full_text`` and whether it was ``interrupted``).
+    committed turn, from a later transcript of its audio), ``"tool"`` (the agent called the
+    tool ``text``) or ``"agent"`` (what the caller heard of one agent turn, with the turn's
+    ``full_text`` and whether it was ``interrupted``).
     """
 
     who: str
@@ -70,6 +73,8 @@ class LineObservation:
     agent_audio_s: float = 0.0
     understood: list[str] = field(default_factory=list)
     """Caller turns the agent committed while (or after) this line was spoken."""
+    tools: list[str] = field(default_factory=list)
+    """Tools the agent called while (or after) this line was spoken."""
     reply: ReplyObservation = field(default_factory=ReplyObservation)
 
 
@@ -86,6 +91,8 @@ class CallObservation:
     duration_s: float = 0.0
     clears: int = 0
     closed_by_server: bool = False
+    close: str = ""
+    """The server's WebSocket close code and reason, when it closed the call."""
     error: str | None = None
 
 
@@ -119,6 +126,8 @@ def observe_call(
     observation.duration_s = report.duration_s
     observation.clears = report.clears
     observation.closed_by_server = report.closed_by_server
+    if report.closed_by_server and report.close_code is not None:
+        observation.close = f"{report.close_code} {report.close_reason}".strip()
     for turn in report.turns:
         if not 0 <= turn.index < len(observation.lines):
             continue
@@ -135,6 +144,10 @@ def observe_call(
             owner = last_owner = _caller_owner(observation.lines, entry.at_s)
             if owner is not None:
                 owner.understood.append(entry.text)
+        elif entry.who == "tool":
+            owner = _caller_owner(observation.lines, entry.at_s)
+            if owner is not None:
+                owner.tools.append(entry.text)
         elif entry.who == "revision" and last_owner is not None and last_owner.understood:
             last_owner.understood[-1] = entry.text
         elif entry.who == "agent" and entry.text.strip():
@@ -171,3 +184,50 @@ def _reply_owner(scenario: Scenario, observation: CallObservation, at_s: float) 
         if seen.first_agent_audio_s <= at_s:
             owner = seen.reply
     return owner
+
+
+def transcript_entries(timeline: CallTimeline) -> list[TranscriptEntry]:
+    """The server's committed caller turns, revisions, tool calls and heard agent turns."""
+    out = []
+    for e in timeline.of("caller", "revision", "agent", "tool"):
+        if e.kind == "agent" and not (e.full_text or e.text):
+            continue
+        if e.kind == "tool" and e.data.get("stage") != "call":
+            continue
+        out.append(
+            TranscriptEntry(
+                who=e.kind,
+                text=e.text,
+                at_s=e.at_s,
+                interrupted=bool(e.interrupted),
+                full_text=e.full_text or "",
+            )
+        )
+    return out
+
+
+def caller_side(scenario: Scenario, events: list[tuple[float, str, dict]]) -> list[CallEvent]:
+    """The caller emulator's live events as timeline events (stream clock)."""
+    out: list[CallEvent] = []
+    starts: dict[int, dict] = {}
+    audio_start: float | None = None
+    kinds = {line.index: line.kind.value for line in scenario.lines}
+    for _, kind, data in events:
+        t = data.get("t")
+        if not isinstance(t, int | float):
+            continue
+        if kind == "caller_line":
+            starts[data["index"]] = data
+        elif kind == "caller_line_end" and data.get("index") in starts:
+            begun = starts.pop(data["index"])
+            info = {"end_s": t, "index": data["index"], "kind": kinds.get(data["index"], "")}
+            out.append(CallEvent("caller_line", begun["t"], text=begun.get("text", ""), data=info))
+        elif kind == "agent_audio_start":
+            audio_start = t
+        elif kind == "agent_audio_end" and audio_start is not None:
+            out.append(CallEvent("caller_heard", audio_start, data={"end_s": t}))
+            audio_start = None
+        elif kind == "clear":
+            dropped = {"discarded_s": data.get("discarded_s", 0.0)}
+            out.append(CallEvent("caller_clear", t, data=dropped))
+    return out

@@ -34,13 +34,20 @@ from typing import Any
 
 from loguru import logger
 
+from voiceagent.emulator.conditions import LineCondition, condition_from_fields, parse_condition
+from voiceagent.emulator.recordings import (
+    RecordingUnavailable,
+    clip_path,
+    is_recording,
+    joined_words,
+)
 from voiceagent.emulator.script import DTMF_DIGITS
 
 DEFAULT_PAUSE_AFTER_S = 1.2
-_TOP_KEYS = {"defaults", "call"}
+_TOP_KEYS = {"defaults", "call", "conditions"}
 _DEFAULT_KEYS = {"pause_after_s", "expect"}
 _DEFAULT_EXPECT_KEYS = {"within_ms", "max_wer"}
-_CALL_KEYS = {"name", "description", "greeting", "line"}
+_CALL_KEYS = {"name", "description", "category", "condition", "greeting", "line"}
 _LINE_KEYS = {
     "say",
     "audio",
@@ -49,10 +56,19 @@ _LINE_KEYS = {
     "barge_in_after_s",
     "backchannel_after_s",
     "dtmf",
+    "silent",
     "expect",
 }
 _REPLY_TEXT_KEYS = ("contains", "contains_any", "not_contains")
-_EXPECT_KEYS = {*_REPLY_TEXT_KEYS, "interrupted", "within_ms", "max_wer", "no_reply", "committed"}
+_EXPECT_KEYS = {
+    *_REPLY_TEXT_KEYS,
+    "interrupted",
+    "within_ms",
+    "max_wer",
+    "no_reply",
+    "committed",
+    "tools",
+}
 _GREETING_KEYS = {*_REPLY_TEXT_KEYS, "interrupted"}
 
 
@@ -113,11 +129,17 @@ class Expect:
     max_wer: float | None = None
     no_reply: bool | None = None
     committed: bool | None = None
+    tools: tuple[str, ...] = ()
+    """Tools the agent must call in answer to the line (``book_appointment``…)."""
 
 
 @dataclass(frozen=True)
 class ScenarioLine:
-    """One caller line: what is said, how, and the checks after it."""
+    """One caller line: what is said, how, and the checks after it.
+
+    The audio is ``audio`` (a WAV), else ``clips`` (human recordings joined: ``asterisk:NAME``),
+    else ``say`` spoken by the caller's voice.
+    """
 
     index: int
     say: str
@@ -127,11 +149,23 @@ class ScenarioLine:
     over_agent_after_s: float | None
     dtmf: str
     expect: Expect
+    clips: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
         """The line's words for reports (the WAV's name when only audio was given)."""
-        return self.say or (self.audio.name if self.audio else f"line {self.index + 1}")
+        if self.say:
+            return self.say
+        if self.audio:
+            return self.audio.name
+        if self.clips:
+            return " ".join(self.clips)
+        return f"keypad {self.dtmf}" if self.dtmf else "(silence)"
+
+    @property
+    def synthesized(self) -> bool:
+        """Whether the caller's voice speaks this line (no recording given)."""
+        return self.audio is None and not self.clips and bool(self.say)
 
 
 @dataclass(frozen=True)
@@ -143,6 +177,9 @@ class Scenario:
     source: Path
     lines: tuple[ScenarioLine, ...]
     greeting: Expect | None = None
+    category: str = ""
+    condition: LineCondition | None = None
+    """The phone line this call is placed on (a run's ``--condition`` is laid over it)."""
 
 
 class _Where:
@@ -264,13 +301,36 @@ def parse_scenarios(data: dict[str, Any], source: Path) -> list[Scenario]:
         )
     if "max_wer" in default_expect:
         where.number(default_expect["max_wer"], "defaults.expect.max_wer", minimum=0)
+    conditions = _conditions(where, data.get("conditions", {}))
     calls = data.get("call")
     if not isinstance(calls, list) or not calls:
         raise where.error("call", "no [[call]] tables: a scenario file needs at least one call")
-    return [_call(where, n, raw, pause, default_expect) for n, raw in enumerate(calls)]
+    return [_call(where, n, raw, pause, default_expect, conditions) for n, raw in enumerate(calls)]
 
 
-def _call(file: _Where, n: int, raw: Any, pause: float, default_expect: dict[str, Any]) -> Scenario:
+def _conditions(where: _Where, raw: Any) -> dict[str, LineCondition]:
+    """The file's own ``[conditions.NAME]`` tables."""
+    if not isinstance(raw, dict):
+        raise where.error("conditions", f"expected tables of conditions, got {_shown(raw)}")
+    out = {}
+    for name, fields in raw.items():
+        if not isinstance(fields, dict):
+            raise where.error(f"conditions.{name}", f"expected a table, got {_shown(fields)}")
+        try:
+            out[name] = condition_from_fields(name, fields)
+        except (TypeError, ValueError) as e:
+            raise where.error(f"conditions.{name}", str(e)) from e
+    return out
+
+
+def _call(
+    file: _Where,
+    n: int,
+    raw: Any,
+    pause: float,
+    default_expect: dict[str, Any],
+    conditions: dict[str, LineCondition],
+) -> Scenario:
     label = f"call {n + 1}"
     if isinstance(raw, dict) and isinstance(raw.get("name"), str) and raw["name"].strip():
         label = f"call {raw['name'].strip()!r}"
@@ -282,6 +342,16 @@ def _call(file: _Where, n: int, raw: Any, pause: float, default_expect: dict[str
     description = table.get("description", "")
     if not isinstance(description, str):
         raise where.error("description", f"expected text, got {_shown(description)}")
+    category = where.text(table["category"], "category") if "category" in table else ""
+    condition = None
+    if "condition" in table:
+        named = where.text(table["condition"], "condition")
+        condition = conditions.get(named)
+        if condition is None:
+            try:
+                condition = parse_condition(named)
+            except ValueError as e:
+                raise where.error("condition", str(e)) from e
     greeting = None
     if "greeting" in table:
         greeting = _expect(
@@ -298,7 +368,7 @@ def _call(file: _Where, n: int, raw: Any, pause: float, default_expect: dict[str
         raise _Where(file.source, label, len(lines) - 1).error(
             "continues", "the last line cannot continue: no line follows it"
         )
-    return Scenario(name, description.strip(), file.source, lines, greeting)
+    return Scenario(name, description.strip(), file.source, lines, greeting, category, condition)
 
 
 def _line(
@@ -306,15 +376,19 @@ def _line(
 ) -> ScenarioLine:
     table = where.table(raw, "", _LINE_KEYS)
     say = where.text(table["say"], "say") if "say" in table else ""
-    audio = None
-    if "audio" in table:
-        audio = Path(where.text(table["audio"], "audio"))
-        if not audio.is_absolute():
-            audio = where.source.parent / audio
-        if not audio.is_file():
-            raise where.error("audio", f"no such WAV file: {audio}")
-    if not say and audio is None:
-        raise where.error("say", "missing: a line needs `say` (text to speak) or `audio` (a WAV)")
+    audio, clips = _audio(where, table.get("audio"))
+    if clips and not say:
+        say = joined_words(list(clips))
+    spoken = "say" in table or "audio" in table
+    silent = where.flag(table["silent"], "silent") if "silent" in table else False
+    if silent and (spoken or "dtmf" in table):
+        raise where.error("silent", "a silent line says nothing: no `say`, `audio` or `dtmf`")
+    if not spoken and "dtmf" not in table and not silent:
+        raise where.error(
+            "say",
+            "missing: a line needs `say` (text to speak), `audio` (a WAV), `dtmf` or "
+            "`silent = true`",
+        )
     if "pause_after_s" in table:
         pause = where.number(table["pause_after_s"], "pause_after_s", minimum=0)
     kind, over_agent = _kind(where, table)
@@ -329,7 +403,34 @@ def _line(
         raw_expect = {**defaults, **raw_expect}
     expect = _expect(where, raw_expect, "expect")
     _check_fits(where, kind, say, raw_expect)
-    return ScenarioLine(index, say, audio, pause, kind, over_agent, dtmf, expect)
+    return ScenarioLine(index, say, audio, pause, kind, over_agent, dtmf, expect, clips)
+
+
+def _audio(where: _Where, raw: Any) -> tuple[Path | None, tuple[str, ...]]:
+    """A WAV path, or Asterisk clips (``asterisk:NAME`` or a list of them) joined."""
+    if raw is None:
+        return None, ()
+    items = raw if isinstance(raw, list) else [raw]
+    if isinstance(raw, list) or (isinstance(raw, str) and is_recording(raw)):
+        clips = []
+        for n, item in enumerate(items):
+            if not isinstance(item, str) or not is_recording(item):
+                field = f"audio[{n}]" if isinstance(raw, list) else "audio"
+                raise where.error(field, f"expected asterisk:NAME, got {_shown(item)}")
+            try:
+                clip_path(item)
+            except RecordingUnavailable as e:
+                raise where.error("audio", str(e)) from e
+            clips.append(item)
+        if not clips:
+            raise where.error("audio", "an empty list of clips")
+        return None, tuple(clips)
+    audio = Path(where.text(raw, "audio"))
+    if not audio.is_absolute():
+        audio = where.source.parent / audio
+    if not audio.is_file():
+        raise where.error("audio", f"no such WAV file: {audio}")
+    return audio, ()
 
 
 def _kind(where: _Where, table: dict[str, Any]) -> tuple[LineKind, float | None]:
@@ -366,6 +467,13 @@ def _expect(where: _Where, table: dict[str, Any], prefix: str) -> Expect:
         )
     if "max_wer" in table:
         values["max_wer"] = where.number(table["max_wer"], f"{prefix}.max_wer", minimum=0)
+    if "tools" in table:
+        names = table["tools"] if isinstance(table["tools"], list) else [table["tools"]]
+        if not names or not all(isinstance(n, str) and n.strip() for n in names):
+            raise where.error(
+                f"{prefix}.tools", f"expected tool names, got {_shown(table['tools'])}"
+            )
+        values["tools"] = tuple(n.strip() for n in names)
     return Expect(**values)
 
 

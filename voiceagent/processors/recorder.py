@@ -47,6 +47,7 @@ from voiceagent.storage.recording import CallRecording
 
 if TYPE_CHECKING:
     from voiceagent.transports.twilio.output import TwilioOutput
+    from voiceagent.transports.twilio.serializer import TwilioSerializer
 
 
 class _RecordingTap(FrameProcessor):
@@ -110,6 +111,7 @@ class AgentTap(_RecordingTap):
                 frame.turn_id,
                 frame.text,
                 {"reason": frame.reason, "speculative_hit": frame.speculative_hit},
+                at=frame.at or None,  # the decision's time, not when the frame got here
             )
         elif isinstance(frame, AgentHeardFrame):
             if frame.full_text or frame.text:
@@ -119,6 +121,7 @@ class AgentTap(_RecordingTap):
                     frame.full_text,
                     interrupted=frame.interrupted,
                     unheard=frame.unheard_text,
+                    in_context=frame.in_context,
                 )
         elif isinstance(frame, TurnMetricsFrame):
             recording.turn_metrics(frame.turn_id, frame.data)
@@ -148,13 +151,18 @@ class AgentTap(_RecordingTap):
 
 
 def recorder_taps(
-    recording: CallRecording, output: TwilioOutput | None = None
+    recording: CallRecording,
+    output: TwilioOutput | None = None,
+    serializer: TwilioSerializer | None = None,
 ) -> tuple[CallerTap, AgentTap]:
     """The two taps of one call's recording; ``output``'s sent audio is recorded too.
 
     Place the first right after the transport's source, the second right before its output.
+    ``serializer``'s estimate of the stream's start puts the call's timeline on the stream clock.
     """
     if output is not None:
         output.playout_tap = recording
         recording.agent_line_format = output.line_format
+    if serializer is not None:
+        recording.stream_origin = lambda: serializer.stream_origin
     return CallerTap(recording), AgentTap(recording)

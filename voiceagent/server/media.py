@@ -4,11 +4,12 @@ After the upgrade (checks: :mod:`voiceagent.server.app`), one :class:`MediaCall`
 a :class:`TwilioCall` and a ``PipelineWorker`` running
 ``[call.serializer, *factory(call, settings), metrics tap, call.output]`` (the tap feeds the
 server's turn metrics, :mod:`voiceagent.server.turn_metrics`; the recorder's taps go right after
-the serializer and right before the metrics tap when calls are archived). Incoming messages
-are fed (by an :class:`~voiceagent.server.media_inbound.InboundReader`) only once the pipeline
-has started (processors drop frames before ``StartFrame``); until then they wait, in order, in
-aiohttp's bounded reader buffer. Whatever goes wrong inside one call is logged with its call sid,
-counted, and ends that call only.
+the serializer and right before the metrics tap, and a ``TimelineObserver`` is added, when calls
+are archived). Incoming messages are fed (by an
+:class:`~voiceagent.server.media_inbound.InboundReader`) only once the pipeline has started
+(processors drop frames before ``StartFrame``); until then they wait, in order, in aiohttp's
+bounded reader buffer. Whatever goes wrong inside one call is logged with its call sid, counted,
+and ends that call only.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from voiceagent.server.metrics import ServerMetrics
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
 from voiceagent.storage.archive import CallArchive
 from voiceagent.storage.recording import CallRecording
+from voiceagent.timeline.observer import TimelineObserver
 from voiceagent.transports.twilio.call import TwilioCall
 
 if TYPE_CHECKING:
@@ -203,10 +205,12 @@ class MediaCall:
         # The server's own turn metrics, whatever the bot: read from the call's frames.
         tap = self._metrics.turns.tap()
         chain = [call.serializer, *processors, tap, call.output]
+        observers = list(self.observers(call))
         if self._archive is not None:
             self._recording = self._archive.recording()
-            first, last = recorder_taps(self._recording, call.output)
+            first, last = recorder_taps(self._recording, call.output, call.serializer)
             chain = [call.serializer, first, *processors, last, tap, call.output]
+            observers.append(TimelineObserver(self._recording))
         worker = PipelineWorker(
             Pipeline(chain),
             params=PipelineParams(
@@ -220,7 +224,7 @@ class MediaCall:
             # through a queue and a task of its own.
             enable_turn_tracking=False,
             cancel_timeout_secs=PIPELINE_CANCEL_TIMEOUT_S,
-            observers=self.observers(call),
+            observers=observers,
             name=f"call-{self._id}",
         )
         worker.add_event_handler("on_pipeline_started", self._on_pipeline_started)

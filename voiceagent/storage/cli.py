@@ -2,12 +2,14 @@
 
 The list can be filtered by Twilio's final status (``--status busy``) and by how the call
 ended (``--ended-by voicemail``); ``show`` prints the call's status timeline (Twilio's
-progress, answering machine verdicts) before its transcript.
+progress, answering machine verdicts), then every event of the call on the caller's stream
+clock (:mod:`voiceagent.timeline`) and each turn's latency split by stage.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sqlite3
 import sys
@@ -15,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from voiceagent.storage.store import CallDetail, CallEvent, CallSummary, StatusEntry
+from voiceagent.storage.store import CallDetail, CallStore, CallSummary, StatusEntry
 from voiceagent.telephony.end_reason import END_REASONS
 
 TWILIO_STATUSES = (
@@ -47,8 +49,19 @@ def add_calls_parser(sub: Any) -> None:
         "--ended-by", choices=END_REASONS, default=None, help="only calls that ended this way"
     )
     actions = calls.add_subparsers(dest="calls_action")
-    show = actions.add_parser("show", help="one call's transcript, timings and audio file")
-    show.add_argument("sid", help="the call sid (or the number in the list's # column)")
+    show = actions.add_parser(
+        "show",
+        help="one call's timeline: speech, partials, commits, replies by stage, barge-ins, "
+        "clears, provider switches, errors",
+        description="Print one stored call: who, when, its audio file, then every event on the "
+        "caller's stream clock and each turn's latency split by stage.",
+    )
+    show.add_argument(
+        "sid",
+        help="the call sid, a number from the list's # column, 'last' (the newest call) or "
+        "'last~N' (the N-th before it)",
+    )
+    show.add_argument("--json", action="store_true", help="print the call as JSON")
 
 
 def run_calls_command(args: argparse.Namespace, out: TextIO) -> int:
@@ -74,11 +87,14 @@ def run_calls_command(args: argparse.Namespace, out: TextIO) -> int:
         return 2
     try:
         if args.calls_action == "show":
-            detail = store.find_call(args.sid)
+            detail = resolve_call(store, args.sid)
             if detail is None:
                 print(f"no stored call {args.sid!r} in {where}", file=out)
                 return 1
-            print_call(detail, out)
+            if getattr(args, "json", False):
+                out.write(json.dumps(call_json(detail), indent=2, default=str) + "\n")
+            else:
+                print_call(detail, out)
         else:
             calls = store.recent_calls(
                 max(1, args.limit),
@@ -131,29 +147,29 @@ def print_calls(calls: list[CallSummary], out: TextIO) -> None:
         )
 
 
-_LABELS = {"provider": "switch", "pause_clear": "pause"}
+def resolve_call(store: CallStore, which: str) -> CallDetail | None:
+    """The stored call ``which`` names (None: no such call).
 
-
-def _shown_at(event: CallEvent) -> float:
-    started = event.data.get("started_s") if event.kind == "agent" else None
-    return started if isinstance(started, int | float) else event.at_s
-
-
-def _commit_notes(data: dict[str, Any], metrics: dict[str, Any] | None) -> str:
-    notes = [str(data["reason"])] if data.get("reason") else []
-    if data.get("speculative_hit"):
-        notes.append("speculative hit")
-    if metrics:
-        if isinstance(metrics.get("silence_s"), int | float):
-            notes.append(f"after {metrics['silence_s'] * 1000:.0f} ms of silence")
-        if metrics.get("regret"):
-            after = metrics.get("regret_after_s")
-            notes.append("regret" + (f" after {after:.2f} s" if after is not None else ""))
-    return ", ".join(notes)
+    ``which`` is a call sid, a number from the list's ``#`` column, ``last`` (the newest call)
+    or ``last~N`` (the N-th before the newest).
+    """
+    if which == "last" or which.startswith("last~"):
+        back = which[5:]
+        if back and not back.isdigit():
+            return None
+        n = int(back or 0)
+        recent = store.recent_calls(n + 1)
+        if len(recent) <= n:
+            return None
+        return store.find_call(str(recent[n].id))
+    return store.find_call(which)
 
 
 def print_call(detail: CallDetail, out: TextIO) -> None:
-    """One call: who, when, how it ended, its audio file, then the transcript with timings."""
+    """One call: who, when, how it ended, its audio file, then its timeline and latencies."""
+    from voiceagent.timeline.model import CallTimeline
+    from voiceagent.timeline.text import print_timeline
+
     call = detail.call
     stream = f"  stream {call.stream_sid}" if call.stream_sid else "  (no media stream)"
     print(f"call {call.call_sid} (#{call.id}){stream}", file=out)
@@ -184,51 +200,30 @@ def print_call(detail: CallDetail, out: TextIO) -> None:
         file=out,
     )
     if detail.timeline:
-        print_timeline(detail.timeline, call.started_at, out)
+        print_status(detail.timeline, call.started_at, out)
+    timeline = CallTimeline.from_detail(detail)
+    print("  times: seconds on the caller's stream clock", file=out)
     print("", file=out)
-    metrics = {e.turn_id: e.data for e in detail.events if e.kind == "metrics"}
-    shown = sorted((e for e in detail.events if e.kind != "metrics"), key=_shown_at)
-    for event in shown:
-        at = f"{_shown_at(event):7.2f}s"
-        turn = "" if event.turn_id is None else str(event.turn_id)
-        label = _LABELS.get(event.kind, event.kind)
-        head = f"{at}  {label:<6} {turn:>3}  "
-        pad = " " * len(head)
-        if event.kind == "caller":
-            print(f"{head}{event.text}", file=out)
-            notes = _commit_notes(event.data, metrics.get(event.turn_id))
-            if notes:
-                print(f"{pad}(committed at {event.at_s:.2f}s: {notes})", file=out)
-        elif event.kind == "revision":
-            print(f"{head}revised: {event.text}", file=out)
-        elif event.kind == "agent":
-            until = f"until {event.at_s:.2f}s"
-            if event.interrupted:
-                print(f"{head}heard: {event.text or '(nothing)'}", file=out)
-                print(f"{pad}full:  {event.full_text or ''}", file=out)
-                print(f"{pad}(interrupted, {until})", file=out)
-            else:
-                print(f"{head}{event.text or event.full_text or ''}  ({until})", file=out)
-        elif event.kind == "pause_clear":
-            held = event.data.get("held_s", 0.0)
-            print(f"{head}agent paused at the caller's sound ({held:.2f} s held)", file=out)
-        elif event.kind == "clear":
-            print(f"{head}barge-in: the agent's unplayed audio dropped", file=out)
-        elif event.kind == "provider":
-            data = event.data
-            serving = data.get("serving") or "no provider left"
-            print(f"{head}{event.text}: {data.get('failed')} failed → {serving}", file=out)
-            print(f"{pad}({data.get('reason', '')})", file=out)
-        else:
-            stage = event.data.get("stage", "")
-            value = event.data.get("arguments") if stage == "call" else event.data.get("result")
-            print(f"{head}{event.text} {stage}: {json.dumps(value, default=str)}", file=out)
+    print_timeline(timeline, out)
+
+
+def call_json(detail: CallDetail) -> dict[str, Any]:
+    """One call as JSON-ready data: its row, status timeline and timeline (latency per turn)."""
+    from voiceagent.timeline.model import CallTimeline
+
+    call = dataclasses.asdict(detail.call)
+    call["duration_s"] = detail.call.duration_s
+    return {
+        "call": call,
+        "status": [dataclasses.asdict(entry) for entry in detail.timeline],
+        "timeline": CallTimeline.from_detail(detail).to_dict(),
+    }
 
 
 _SOURCES = {"rest": "placed", "status_callback": "", "amd": "Twilio AMD", "agent": "the agent"}
 
 
-def print_timeline(timeline: list[StatusEntry], started_at: float, out: TextIO) -> None:
+def print_status(timeline: list[StatusEntry], started_at: float, out: TextIO) -> None:
     """The call's progress: one line per step, with its time since the call started."""
     print("  status:", file=out)
     for entry in timeline:

@@ -36,7 +36,7 @@ from loguru import logger
 from voiceagent.clock import Clock
 from voiceagent.storage.archive import CallArchive
 from voiceagent.storage.call_audio import CallAudio, caller_runs
-from voiceagent.storage.store import CallEnd, CallEvent, CallInfo, CallStatusUpdate
+from voiceagent.storage.store import CallEnd, CallEvent, CallInfo, CallStatusUpdate, EventKind
 from voiceagent.telephony.end_reason import from_transport
 from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 
@@ -59,6 +59,9 @@ class CallRecording:
         write_errors: Failed writes of this call.
         agent_line_format: The format of the agent audio reported by :meth:`agent_audio`
             (the stream's; set by ``recorder_taps`` from the output).
+        stream_origin: Reads when (clock time) the caller's stream started, as the transport
+            estimates it (set by ``recorder_taps``); stored at the end as a ``stream`` event
+            so the call's timeline can be put on the stream clock.
     """
 
     def __init__(self, archive: CallArchive, *, clock: Clock) -> None:
@@ -71,6 +74,7 @@ class CallRecording:
         self.audio_path: Path | None = None
         self.write_errors = 0
         self.agent_line_format: LineFormat = MULAW_8K
+        self.stream_origin: Callable[[], float | None] | None = None
         self._t0: float | None = None
         self._started_wall = 0.0
         self._caller: list[_CallerChunk] = []
@@ -148,41 +152,82 @@ class CallRecording:
             return
         if turn_id not in self._agent_started:
             self._agent_started[turn_id] = play_at - t0
+            now = self._clock.now() - t0
+            data = {"play_at_s": play_at - t0}
+            self._event(CallEvent("agent_audio", now, turn_id=turn_id, data=data))
         if self._record_audio:
             self._agent_pending.append((play_at, audio))
 
     def agent_cleared(self, at: float) -> None:
         """A barge-in ``clear`` at ``at``: what Twilio had not started playing never played."""
-        self._drop_unplayed(at)
+        dropped = self._drop_unplayed(at)
         if self._t0 is not None:
-            self._event(CallEvent("clear", at - self._t0))
+            self._event(CallEvent("clear", at - self._t0, data={"frames_dropped": dropped}))
 
     def agent_paused(self, at: float, held_s: float) -> None:
         """A soft ``clear`` at ``at``: the agent paused; ``held_s`` of its audio is sent again."""
-        self._drop_unplayed(at)  # what is sent again is reported again, with its new time
+        dropped = self._drop_unplayed(at)  # what is sent again is reported again, with its time
         if self._t0 is not None:
-            self._event(CallEvent("pause_clear", at - self._t0, data={"held_s": round(held_s, 3)}))
+            data = {"held_s": round(held_s, 3), "frames_dropped": dropped}
+            self._event(CallEvent("pause_clear", at - self._t0, data=data))
 
-    def _drop_unplayed(self, at: float) -> None:
+    def _drop_unplayed(self, at: float) -> int:
+        """Forget agent audio that would have played from ``at`` on; returns how many frames."""
         pending = self._agent_pending
+        dropped = 0
         while pending and pending[-1][0] >= at:
             pending.pop()
+            dropped += 1
+        return dropped
 
-    def caller_turn(self, turn_id: int, text: str, data: dict[str, Any]) -> None:
-        """The caller's utterance was committed."""
-        self._event(CallEvent("caller", self._at(), turn_id=turn_id, text=text, data=data))
+    def agent_mark(self, name: str, at: float) -> None:
+        """TwilioOutput sent mark ``name`` at ``at`` (clock)."""
+        if self._t0 is not None:
+            self._event(CallEvent("mark_sent", at - self._t0, text=name))
+
+    def timeline_event(
+        self,
+        kind: EventKind,
+        at: float | None = None,
+        *,
+        turn_id: int | None = None,
+        text: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """One event of the call's timeline at clock time ``at`` (default now); never blocks."""
+        t0 = self._t0
+        if t0 is None:
+            return
+        at_s = (self._clock.now() if at is None else at) - t0
+        self._event(CallEvent(kind, at_s, turn_id=turn_id, text=text, data=data or {}))
+
+    def caller_turn(
+        self, turn_id: int, text: str, data: dict[str, Any], *, at: float | None = None
+    ) -> None:
+        """The caller's utterance was committed (at clock time ``at``; default now)."""
+        when = self._at() if at is None or self._t0 is None else at - self._t0
+        self._event(CallEvent("caller", when, turn_id=turn_id, text=text, data=data))
 
     def caller_revised(self, turn_id: int, text: str) -> None:
         """A later transcript of caller turn ``turn_id``'s audio changed its words."""
         self._event(CallEvent("revision", self._at(), turn_id=turn_id, text=text))
 
     def agent_turn(
-        self, turn_id: int, heard: str, full_text: str, *, interrupted: bool, unheard: str = ""
+        self,
+        turn_id: int,
+        heard: str,
+        full_text: str,
+        *,
+        interrupted: bool,
+        unheard: str = "",
+        in_context: bool = True,
     ) -> None:
         """An agent turn finished playing or was cut: what was heard of what was meant."""
         data: dict[str, Any] = {"started_s": self._agent_started.pop(turn_id, None)}
         if unheard:
             data["unheard_text"] = unheard
+        if not in_context:
+            data["in_context"] = False
         self._event(
             CallEvent(
                 "agent",
@@ -267,6 +312,9 @@ class CallRecording:
         if t0 is None:
             return
         now = self._clock.now()
+        origin = self._read_stream_origin()
+        if origin is not None:
+            self._submit(self._write_event, CallEvent("stream", now - t0, data=origin))
         if self._ended_at is None:
             self._ended_at = now
         cutoff = self._playback_cutoff if self._playback_cutoff is not None else now
@@ -295,6 +343,17 @@ class CallRecording:
         except RuntimeError as e:  # the archive's thread was shut down
             self._failed("queueing a write", e)
             return None
+
+    def _read_stream_origin(self) -> dict[str, float] | None:
+        read, t0 = self.stream_origin, self._t0
+        if read is None or t0 is None:
+            return None
+        try:
+            origin = read()
+        except Exception as e:  # a transport's bug must not lose the recording
+            logger.warning(f"call {self.call_sid}: reading the stream origin failed: {e!r}")
+            return None
+        return None if origin is None else {"origin_s": origin - t0}
 
     def _at(self) -> float:
         return 0.0 if self._t0 is None else self._clock.now() - self._t0

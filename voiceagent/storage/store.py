@@ -28,8 +28,43 @@ class StoreError(Exception):
 
 
 EventKind = Literal[
-    "caller", "revision", "agent", "metrics", "tool", "provider", "clear", "pause_clear"
+    # the transcript
+    "caller",
+    "revision",
+    "agent",
+    "metrics",
+    "tool",
+    "provider",
+    # the timeline, as the server saw it (voiceagent.timeline)
+    "speech_start",
+    "speech_end",
+    "sound",
+    "partial",
+    "final",
+    "speculate",
+    "speculation_cancel",
+    "llm_request",
+    "llm_first_token",
+    "chunk",
+    "tts_audio",
+    "agent_audio",
+    "decision",
+    "pause",
+    "resume",
+    "clear",
+    "pause_clear",
+    "mark_sent",
+    "mark_echo",
+    "dtmf",
+    "error",
+    "stream",
+    # the caller's side, added by the eval (the caller emulator's view)
+    "caller_line",
+    "caller_heard",
+    "caller_clear",
 ]
+TIMELINE_KINDS: frozenset[str] = frozenset(EventKind.__args__)  # type: ignore[attr-defined]
+"""Every event kind a store may hold."""
 
 
 @dataclass(frozen=True)
@@ -86,17 +121,18 @@ class StatusEntry:
 
 @dataclass(frozen=True)
 class CallEvent:
-    """One entry of a call's transcript.
+    """One entry of a call's transcript or timeline.
 
     ``caller``: a committed utterance (``text``; ``data``: commit reason, speculative hit).
     ``agent``: one agent turn (``text`` heard, ``full_text`` meant, ``interrupted``; ``data``:
-    ``started_s`` when it became audible, ``unheard_text``). ``metrics``: the turn-taking
-    figures of caller turn ``turn_id`` (``data``). ``tool``: a tool call (``text`` the
-    function name; ``data``: call id, arguments, result). ``provider``: a stage's provider
+    ``started_s`` when it became audible, ``unheard_text``, ``in_context``). ``metrics``: the
+    turn-taking figures of caller turn ``turn_id`` (``data``). ``tool``: a tool call (``text``
+    the function name; ``data``: call id, arguments, result). ``provider``: a stage's provider
     failed (``text`` the stage; ``data``: ``failed``, ``serving`` (empty: none left),
     ``reason``, the error). ``clear``: a barge-in dropped the agent's unplayed audio.
     ``pause_clear``: a soft clear stopped the agent at the caller's first sound; ``data``:
-    ``held_s``, the unplayed audio held to be sent again if the agent goes on.
+    ``held_s``, the unplayed audio held to be sent again if the agent goes on. The other kinds
+    are the call's timeline (what each means: :mod:`voiceagent.timeline.model`).
     """
 
     kind: EventKind

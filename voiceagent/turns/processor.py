@@ -18,8 +18,8 @@ Frame contract:
   ``LLMContextFrame`` (``speculation=True`` for early starts), ``EagerEndOfTurnCancelFrame``,
   ``InterruptionFrame`` (both ways on a barge-in, downstream only to drop a reply nobody heard),
   ``PlaybackPauseFrame`` / ``PlaybackResumeFrame``, ``TTSSpeakFrame`` (greeting, resume,
-  re-prompt), ``UserTurnCommittedFrame``, ``TurnMetricsFrame`` and ``TurnCountsFrame`` (for
-  observers and the server's /metrics),
+  re-prompt), ``UserTurnCommittedFrame``, ``TurnMetricsFrame``, ``TurnDecisionFrame`` and
+  ``TurnCountsFrame`` (for observers and the server's /metrics),
   ``ConversationUpdatedFrame`` (after heard agent speech: a local LLM can pre-evaluate it).
   Everything else is forwarded.
 
@@ -75,6 +75,7 @@ from voiceagent.frames import (
     PlaybackPauseFrame,
     PlaybackResumeFrame,
     TurnCountsFrame,
+    TurnDecisionFrame,
     TurnMetricsFrame,
     UserTurnCommittedFrame,
     audio_span,
@@ -291,19 +292,23 @@ class TurnProcessor(FrameProcessor):
                 await self.push_frame(InterruptionFrame())
                 await self.push_frame(LLMContextFrame(context=x.context))
         elif isinstance(x, d.StartReply):
+            await self.push_frame(TurnDecisionFrame(kind="reply", reason=x.reason))
             await self.push_frame(LLMContextFrame(context=x.context))
         elif isinstance(x, d.CancelReply):
             self._tools.quiet = True
+            await self.push_frame(TurnDecisionFrame(kind="cancel_reply", reason=x.reason))
             await self.push_frame(InterruptionFrame())
         elif isinstance(x, d.Interrupt):
             logger.debug(f"{self}: barge-in ({x.reason}), interrupting the agent")
             self._tools.quiet = True
+            await self.push_frame(TurnDecisionFrame(kind="barge_in", reason=x.reason))
             await self.broadcast_interruption()
         elif isinstance(x, d.PausePlayback):
             await self.push_frame(PlaybackPauseFrame(reason=x.reason))
         elif isinstance(x, d.ResumePlayback):
             await self.push_frame(PlaybackResumeFrame(reason=x.reason))
         elif isinstance(x, d.Say):
+            await self.push_frame(TurnDecisionFrame(kind="say", reason=x.reason, text=x.text))
             await self.push_frame(TTSSpeakFrame(text=x.text, append_to_context=x.in_context))
         elif isinstance(x, d.KeypadEntered):
             await self._keypad(x.digits)

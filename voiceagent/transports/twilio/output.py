@@ -76,6 +76,9 @@ class PlayoutTap(Protocol):
     def agent_paused(self, at: float, held_s: float) -> None:
         """A soft ``clear`` was sent at ``at``: ``held_s`` of unplayed audio is sent again later."""
 
+    def agent_mark(self, name: str, at: float) -> None:
+        """Mark ``name`` was sent at ``at`` (Twilio echoes it once the audio before it played)."""
+
 
 class TwilioOutput(FrameProcessor):
     """Pipeline sink: paced media, per-segment marks, clear on barge-in, heard ledger."""
@@ -255,6 +258,8 @@ class TwilioOutput(FrameProcessor):
                         continue
                     out.note_sent(item)
                     self.marks_sent += 1
+                    if self.playout_tap is not None:
+                        self.playout_tap.agent_mark(payload, now)
             if kind == MEDIA:
                 await self._on_media_sent(turn)
 

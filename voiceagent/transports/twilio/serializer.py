@@ -210,6 +210,12 @@ class TwilioSerializer(FrameProcessor):
         self.custom_parameters: dict[str, str] = {}
         self.tracks: list[str] = []
         self.frames_in = 0
+        self.stream_origin: float | None = None
+        """When (clock time) the stream's t = 0 was: the earliest that any media chunk's
+        ``timestamp`` (ms since the stream started) and arrival allow. Events timed on this
+        clock compare with the caller's stream time once this is subtracted."""
+        self._line_clock = clock
+        self._s_per_byte = 1.0 / line_format.bytes_per_s
         self.should_close: str | None = None
         self.started = asyncio.Event()
         self.ended = asyncio.Event()
@@ -265,6 +271,15 @@ class TwilioSerializer(FrameProcessor):
             await self._error("bad_payload_size", str(e))
             return
         self.frames_in += 1
+        if media.timestamp_ms is not None:
+            # A chunk can arrive only after its audio was captured: origin ≤ arrival − its end.
+            origin = (
+                self._line_clock.now()
+                - media.timestamp_ms / 1000.0
+                - len(media.payload) * self._s_per_byte
+            )
+            if self.stream_origin is None or origin < self.stream_origin:
+                self.stream_origin = origin
         pcm = self._resampler.resample(pcm)
         if pcm:
             frame = InputAudioRawFrame(pcm, self.sample_rate, 1)
