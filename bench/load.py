@@ -210,7 +210,8 @@ def run_level(calls: int, args: argparse.Namespace, lines: Path, run: Path) -> d
         started.append(fakes)
         providers = wait_file(level / "providers.json", 30, fakes)
         port = free_port()
-        cmd = [py, "-m", "voiceagent.cli", "serve", "--port", str(port)]
+        cmd = [py, "-m", "voiceagent.cli", *["-v"] * args.server_verbose, "serve"]
+        cmd += ["--port", str(port)]
         if args.workers is not None:
             cmd += ["--workers", str(args.workers)]
         env, cwd = server_env(providers, level, args), ROOT
@@ -302,6 +303,7 @@ def main() -> int:
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")
     parser.add_argument("--server-src", help="run the server from this source tree (A/B runs)")
     parser.add_argument("--json", help="write every figure here")
+    parser.add_argument("-v", "--server-verbose", action="count", default=0, help="server logs")
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs)")
     args = parser.parse_args()
     levels = [int(x) for x in args.calls.split(",") if x.strip()]

@@ -52,6 +52,7 @@ def server_figures(
     return {
         "cores": cores,
         "core_share_per_call": cores / calls,
+        "cpu_s_per_call_min": 60.0 * cores / calls,
         "rss_idle_mb": idle[2],
         "rss_loaded_mb": mean_rss,
         "rss_peak_mb": max(s[2] for s in samples),
@@ -152,7 +153,8 @@ def print_level(result: dict[str, Any]) -> None:
     )
     print(
         f"server CPU (psutil, steady {s['steady_s']:.0f} s): {s['cores']:.2f} cores, "
-        f"{100 * s['core_share_per_call']:.1f} % of a core per call"
+        f"{100 * s['core_share_per_call']:.1f} % of a core per call, "
+        f"{s['cpu_s_per_call_min']:.2f} CPU s per call-minute"
     )
     print(
         f"server RSS (psutil): idle {s['rss_idle_mb']:.0f} MB, loaded {s['rss_loaded_mb']:.0f} MB "
@@ -179,9 +181,9 @@ def print_table(results: list[dict[str, Any]]) -> None:
     print(f"\n{INSTRUMENT}")
     print(
         "| calls | p50 / p90 ms | answered | underruns | closed by server | refused busy "
-        "| server cores | % core/call | RSS MB/call | driver bottleneck |"
+        "| server cores | CPU s per call-min | RSS MB/call | load avg | driver bottleneck |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         c, s = r["figures"], r["server"]
         closed = sum(c["closed_by_server"].values())
@@ -190,6 +192,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
             f"| {c['turns_answered']}/{c['turns']} "
             f"| {c['underruns']} ({100 * c['underrun_share']:.2f} %) | {closed} "
             f"| {c['calls_refused_busy']} | {s['cores']:.2f} "
-            f"| {100 * s['core_share_per_call']:.1f} | {s['rss_per_call_mb']:.1f} "
+            f"| {s['cpu_s_per_call_min']:.2f} | {s['rss_per_call_mb']:.1f} "
+            f"| {r['load_before'][0]:.1f}–{r['load_after'][0]:.1f} "
             f"| {'yes' if c['driver_bottleneck'] else 'no'} |"
         )

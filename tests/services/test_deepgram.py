@@ -78,6 +78,7 @@ async def test_caller_audio_becomes_partials_then_a_final():
     assert query["interim_results"] == "true" and query["endpointing"] == "300"
     assert query["utterance_end_ms"] == "1000" and query["vad_events"] == "true"
     assert query["smart_format"] == "true" and query["punctuate"] == "true"
+    assert "permessage-deflate" not in fake.extensions[0]  # audio does not compress
     assert fake.messages_of("Finalize")  # sent at VAD stop
     assert fake.messages_of("CloseStream")  # sent when the call ended
 
@@ -188,3 +189,19 @@ async def test_caller_audio_goes_out_in_100ms_messages_and_all_of_it_before_fina
         await until(lambda: fake.messages_of("Finalize"), 5.0)
     assert fake.audio_messages == [3200, 3200, 1280]  # 100 ms, 100 ms, the rest at the stop
     assert fake.messages_of("Finalize")[0]["_audio_bytes_before"] == 12 * len(FRAME)
+
+
+def test_a_call_builds_its_stt_without_the_sdks_http_client():
+    """pipecat's service makes deepgram-sdk's client, whose HTTP client reads the CA bundle at
+    every call's start; the live STT never uses it, so it is a ListenClient from the start."""
+    from deepgram import AsyncDeepgramClient
+    from pipecat.services.deepgram import stt as pipecat_stt
+
+    from voiceagent.services.deepgram_listen import ListenClient
+
+    stt = create_deepgram_stt(CloudSettings(deepgram_api_key="k", deepgram_url="ws://h:9"))
+    assert isinstance(stt._client, ListenClient)
+    assert stt._client.url({"model": "nova-3", "keyterm": ["a", "b"]}) == (
+        "ws://h:9/v1/listen?model=nova-3&keyterm=a&keyterm=b"
+    )
+    assert pipecat_stt.AsyncDeepgramClient is AsyncDeepgramClient  # pipecat's own again

@@ -147,6 +147,7 @@ def _llm_provider(parts: CallParts, provider: str) -> FrameProcessor:
         offer_tools=not local or agent.tools != "auto",
         # The local llama.cpp server keeps its cache one turn ahead (KV prefetch).
         prefetch=local and res.llama is not None and parts.settings.local.llm_prefetch,
+        http_client=res.llm_http_client(),
     )
 
 

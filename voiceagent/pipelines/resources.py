@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 from loguru import logger
 
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
@@ -111,12 +112,21 @@ class AgentResources:
             "openai": LLMEndpoint(cloud.openai_base_url, cloud.openai_api_key, cloud.openai_model)
         }
         self._http: aiohttp.ClientSession | None = None
+        self._llm_http: httpx.AsyncClient | None = None
 
     def http_session(self) -> aiohttp.ClientSession:
         """The process's shared keep-alive HTTP session (cloud TTS requests), made on first use."""
         if self._http is None or self._http.closed:
             self._http = aiohttp.ClientSession()
         return self._http
+
+    def llm_http_client(self) -> httpx.AsyncClient:
+        """The HTTP client every call's LLM service shares (keep-alive), made on first use."""
+        if self._llm_http is None or self._llm_http.is_closed:
+            from voiceagent.services.llm import shared_http_client
+
+            self._llm_http = shared_http_client()
+        return self._llm_http
 
     def llm_endpoint(self, provider: str) -> LLMEndpoint:
         """Where ``provider`` ("openai" or "local") is reached; the primary's fields win.
@@ -199,10 +209,13 @@ class AgentResources:
             self.llm_model = endpoint.model
 
     async def stop(self) -> None:
-        """Stop child processes; close the HTTP session."""
+        """Stop child processes; close the HTTP clients."""
         if self._http is not None:
             await self._http.close()
             self._http = None
+        if self._llm_http is not None:
+            await self._llm_http.aclose()
+            self._llm_http = None
         if self.llama is not None:
             await self.llama.stop()
             self.llama = None

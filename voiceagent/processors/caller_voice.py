@@ -11,24 +11,31 @@ The sound only times and pauses; what it was is decided by the VAD, the STT and 
 Frames: consumes ``InputAudioRawFrame`` (forwarded: the STT needs it); emits
 ``VADUserStartedSpeakingFrame`` / ``VADUserStoppedSpeakingFrame`` (pipecat's) and
 ``CallerSoundFrame``. Pipecat's periodic ``UserSpeakingFrame`` is not sent (nothing reads it).
-Per frame: one dot product on a preallocated buffer, no allocation, no logging.
+Silero runs on one session per process, batched across calls on the event loop
+(:mod:`voiceagent.processors.silero`). Per frame besides: one dot product on a preallocated
+buffer, no allocation, no logging.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-from importlib import resources
 
 import numpy as np
-import onnxruntime
-from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams
 from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.processors.frame_processor import FrameDirection
 
 from voiceagent.frames import CallerSoundFrame
+from voiceagent.processors.silero import SharedSileroVAD, silero_session
+
+__all__ = [
+    "CallerVoiceProcessor",
+    "SharedSileroVAD",
+    "SoundOnset",
+    "silero_analyzer",
+    "silero_session",
+]
 from voiceagent.turns.options import VoiceActivity
 
 _FRAME_S = 0.02
@@ -77,51 +84,6 @@ class SoundOnset:
                 self.sounding = False
                 return False
         return None
-
-
-_session: onnxruntime.InferenceSession | None = None
-_session_lock = threading.Lock()
-
-
-def silero_session() -> onnxruntime.InferenceSession:
-    """The process's one ONNX session of pipecat's bundled Silero model (made on first use)."""
-    global _session
-    with _session_lock:
-        if _session is None:
-            options = onnxruntime.SessionOptions()
-            options.inter_op_num_threads = 1
-            options.intra_op_num_threads = 1
-            path = resources.files("pipecat.audio.vad.data").joinpath("silero_vad.onnx")
-            _session = onnxruntime.InferenceSession(
-                str(path), providers=["CPUExecutionProvider"], sess_options=options
-            )
-        return _session
-
-
-class _CallModel(SileroOnnxModel):
-    """pipecat's Silero model wrapper on the shared session; the recurrent state is the call's."""
-
-    def __init__(self, session: onnxruntime.InferenceSession) -> None:  # no super(): no new session
-        self.session = session
-        self.sample_rates = [8000, 16000]
-        self.reset_states()
-
-
-class SharedSileroVAD(SileroVADAnalyzer):
-    """pipecat's Silero VAD analyzer on one ONNX session shared by every call of the process.
-
-    pipecat's analyzer builds an ONNX session per instance, i.e. per call: about 40 ms on the
-    event loop at every call's start and 10 MB each (measured, 2-core machine). The session is
-    stateless — the model's recurrent state is an input — so one serves all calls and each call
-    keeps only its own state. This sets the three attributes pipecat's ``__init__`` would
-    (``_model`` and the reset counters) instead of running it; pipecat is pinned to 1.14.
-    """
-
-    def __init__(self, *, sample_rate: int | None = None, params: VADParams | None = None):
-        VADAnalyzer.__init__(self, sample_rate=sample_rate, params=params)
-        self._model = _CallModel(silero_session())
-        self._windows_since_reset = 0
-        self._low_confidence_windows = 0
 
 
 def silero_analyzer(options: VoiceActivity) -> VADAnalyzer:

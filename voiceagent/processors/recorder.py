@@ -13,7 +13,9 @@
   each ``clear`` (see :mod:`voiceagent.storage.recording`), so audio dropped on barge-in
   before it played is not recorded as heard.
 
-Both taps forward every frame unchanged. The recording is completed when the pipeline is
+Both taps forward every frame unchanged and run in pipecat's direct mode: a frame is recorded
+and passed on in the task that pushed it, without a queue and a task switch of the tap's own
+(fifty caller frames a second per call). The recording is completed when the pipeline is
 cleaned up (after ``EndFrame`` or ``CancelFrame``), whichever tap gets there first.
 """
 
@@ -52,6 +54,7 @@ class _RecordingTap(FrameProcessor):
     """Forwards everything; completes the recording at the end of the pipeline."""
 
     def __init__(self, recording: CallRecording, **kwargs: Any) -> None:
+        kwargs.setdefault("enable_direct_mode", True)
         super().__init__(**kwargs)
         self.recording = recording
 

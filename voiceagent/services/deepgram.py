@@ -3,8 +3,9 @@
 STT is pipecat's ``DeepgramSTTService`` on ``/v1/listen`` with what we send (PCM16 mono at
 the pipeline rate: ``encoding=linear16``, ``sample_rate=16000``) and what turn-taking needs:
 ``model=nova-3``, ``interim_results``, ``endpointing``, ``utterance_end_ms``, ``vad_events``,
-``smart_format``, ``punctuate``. pipecat sends ``KeepAlive`` every 5 s, ``Finalize`` at VAD
-stop and ``CloseStream`` at the end; it maps interim ``Results`` to
+``smart_format``, ``punctuate``; its socket offers no permessage-deflate (audio does not
+compress: :mod:`voiceagent.services.deepgram_listen`). pipecat sends ``KeepAlive`` every
+5 s, ``Finalize`` at VAD stop and ``CloseStream`` at the end; it maps interim ``Results`` to
 ``InterimTranscriptionFrame`` and finals (``is_final``) to ``TranscriptionFrame``. Each
 transcript frame also carries the caller audio it covers (``voiceagent.frames.AudioSpan``:
 the result window ``start``/``duration`` and every word's ``start``/``end``, moved from
@@ -50,6 +51,11 @@ from pipecat.services.deepgram.tts import DeepgramHttpTTSService
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
 from voiceagent.frames import AudioSpan, SpokenWord, set_audio_span
+from voiceagent.services.deepgram_listen import (
+    DEFAULT_URL,
+    ListenClient,
+    pipecat_builds_listen_clients,
+)
 from voiceagent.settings import PIPELINE_SAMPLE_RATE, CloudSettings
 
 SEND_MS = 100
@@ -122,7 +128,12 @@ class VoiceDeepgramSTTService(DeepgramSTTService):
     def __init__(
         self, *, clock: Clock = DEFAULT_CLOCK, send_ms: int = SEND_MS, **kwargs: Any
     ) -> None:
-        super().__init__(**kwargs)
+        # The same socket as the SDK's, without permessage-deflate, and without the SDK's
+        # HTTP client (an SSL context per call): see deepgram_listen.
+        with pipecat_builds_listen_clients():
+            super().__init__(**kwargs)
+        if not isinstance(self._client, ListenClient):  # a pipecat that builds it elsewhere
+            self._client = ListenClient(kwargs.get("base_url") or DEFAULT_URL, kwargs["api_key"])
         self._stream = StreamClock(clock, bytes_per_s=2.0 * (self.sample_rate or 16000))
         self._stream_clock_source = clock
         self._in_setup = False

@@ -16,6 +16,7 @@ the local server's KV prefetch, and voice-friendly client retries and timeouts.
 
 from __future__ import annotations
 
+import httpx
 from loguru import logger
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient, Timeout
 from pipecat.frames.frames import (
@@ -52,6 +53,7 @@ class VoiceLLMService(VoiceLLMMixin, OpenAILLMService):
         timeout_s: float = 30.0,
         offer_tools: bool = True,
         prefetch: bool = False,
+        http_client: httpx.AsyncClient | None = None,
         **kwargs,
     ) -> None:
         """Create the service.
@@ -65,10 +67,13 @@ class VoiceLLMService(VoiceLLMMixin, OpenAILLMService):
                 spoken); registered handlers stay, so earlier calls in the context still read.
             prefetch: On ``ConversationUpdatedFrame`` have the server evaluate the conversation
                 ahead of the caller's next turn (the local llama.cpp server's KV cache).
+            http_client: The HTTP client to send requests with, e.g. one shared by every call
+                of the process (:func:`shared_http_client`); default: one of the service's own.
             **kwargs: ``OpenAILLMService`` arguments (``api_key``, ``base_url``, ``settings``...).
         """
         self._max_retries = max_retries
         self._timeout_s = timeout_s
+        self._http_client = http_client
         self.offer_tools = offer_tools
         super().__init__(**kwargs)
         self._prefetcher: ContextPrefetcher | None = None
@@ -98,7 +103,8 @@ class VoiceLLMService(VoiceLLMMixin, OpenAILLMService):
             project=project,
             max_retries=self._max_retries,
             timeout=Timeout(self._timeout_s, connect=5.0),
-            http_client=DefaultAsyncHttpxClient(
+            http_client=self._http_client
+            or DefaultAsyncHttpxClient(
                 limits=connection_limits(
                     max_keepalive_connections=10, max_connections=100, keepalive_expiry=None
                 )
@@ -150,6 +156,7 @@ def create_llm_service(
     max_retries: int = 1,
     offer_tools: bool = True,
     prefetch: bool = False,
+    http_client: httpx.AsyncClient | None = None,
 ) -> VoiceLLMService:
     """Build the LLM service for OpenAI itself (``base_url=None``) or any compatible server.
 
@@ -166,6 +173,8 @@ def create_llm_service(
         max_retries: Client retries of a failed request before an ``ErrorFrame``.
         offer_tools: Whether tools in the context are sent to the model (see the service).
         prefetch: Pre-evaluate the conversation after each heard agent turn (local server).
+        http_client: Send requests with this client (e.g. :func:`shared_http_client`); default:
+            a client of the service's own.
 
     Raises:
         ValueError: Cloud OpenAI without an API key, or non-positive ``max_tokens``.
@@ -192,4 +201,19 @@ def create_llm_service(
         max_retries=max_retries,
         offer_tools=offer_tools,
         prefetch=prefetch and base_url is not None,
+        http_client=http_client,
+    )
+
+
+def shared_http_client() -> httpx.AsyncClient:
+    """An HTTP client for the LLM services of every call in a process (close it when done).
+
+    A client of its own per call cost each call's start an SSL context (the CA bundle read
+    and parsed on the event loop) and new connections to the provider; a shared one keeps
+    them alive from call to call. Its pool is sized for many calls' streams at once.
+    """
+    return DefaultAsyncHttpxClient(
+        limits=connection_limits(
+            max_keepalive_connections=100, max_connections=1000, keepalive_expiry=None
+        )
     )

@@ -49,6 +49,7 @@ class _FakeDeepgram:
         self.handshakes = 0
         self.refused: list[int] = []
         self.queries: list[dict[str, str]] = []
+        self.extensions: list[str] = []  # what each accepted handshake offered
         self.messages: list[dict[str, Any]] = []
         self.connected = asyncio.Event()
         self._sockets: set[web.WebSocketResponse] = set()
@@ -104,6 +105,7 @@ class _FakeDeepgram:
         if refusal is not None:
             return refusal
         self.queries.append(dict(request.query))
+        self.extensions.append(request.headers.get("Sec-WebSocket-Extensions", ""))
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.add(ws)
