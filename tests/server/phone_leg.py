@@ -139,7 +139,7 @@ class PhoneLeg:
 class TurnAgent(FrameProcessor):
     """A test agent that makes every frame the page is told about, from caller audio alone.
 
-    After ``frames_per_turn`` frames of caller audio: a partial, a final, a committed turn and
+    After ``frames_per_turn`` media frames (20 ms each) of caller audio: a partial, a final, a committed turn and
     its metrics, then a short spoken reply (TTS brackets, audio at 16 kHz, its text).
     """
 
@@ -153,9 +153,11 @@ class TurnAgent(FrameProcessor):
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
         if isinstance(frame, InputAudioRawFrame) and direction is FrameDirection.DOWNSTREAM:
-            self.heard += 1
-            if self.heard % self.frames_per_turn == 0:
-                await self._turn()
+            # Counted in 20 ms of audio: the transport gathers media into longer frames.
+            for _ in range(round(len(frame.audio) / (2 * frame.sample_rate * 0.02))):
+                self.heard += 1
+                if self.heard % self.frames_per_turn == 0:
+                    await self._turn()
 
     async def _turn(self) -> None:
         self.turns += 1

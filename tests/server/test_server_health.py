@@ -117,22 +117,23 @@ async def test_each_app_counts_its_own_calls(factory: Factory) -> None:
 
 
 class ScriptedRecognizer(FrameProcessor):
-    """Hears the caller speak from the 2nd to the 10th frame and says what they said."""
+    """Hears the caller speak from their 40th to their 200th ms of audio and says what they said."""
 
     def __init__(self, words: str) -> None:
         super().__init__()
         self._words = words
-        self._frames = 0
+        self._ms = 0
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
         if not isinstance(frame, InputAudioRawFrame):
             return
-        self._frames += 1
-        if self._frames == 2:
+        before = self._ms
+        self._ms += round(1000 * len(frame.audio) / (2 * frame.sample_rate))
+        if before < 40 <= self._ms:
             await self.push_frame(VADUserStartedSpeakingFrame(start_secs=0.02))
-        elif self._frames == 10:
+        elif before < 200 <= self._ms:
             await self.push_frame(VADUserStoppedSpeakingFrame(stop_secs=0.02))
             await self.push_frame(TranscriptionFrame(self._words, "caller", "", finalized=True))
 

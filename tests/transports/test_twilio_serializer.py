@@ -12,6 +12,7 @@ from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.frames.frames import EndFrame, InputAudioRawFrame, InputDTMFFrame
 
 from voiceagent.frames import CallEndedFrame, CallStartedFrame, PlaybackMarkFrame
+from voiceagent.settings import TransportSettings
 from voiceagent.transports.twilio.codec import StreamResampler, ulaw_to_pcm16
 
 from .conftest import CallRig, TwilioScript, tone_ulaw
@@ -46,7 +47,7 @@ async def test_call_starts_with_its_parameters(rig: CallRig) -> None:
 
 async def test_caller_audio_arrives_as_16khz_pcm_through_a_stateful_resampler(rig: CallRig) -> None:
     await rig.feed(rig.twilio.start())
-    chunks = [tone_ulaw(20, freq=300 + 10 * i) for i in range(25)]  # the caller talks 0.5 s
+    chunks = [tone_ulaw(20, freq=300 + 10 * i) for i in range(26)]  # the caller talks 0.52 s
     await rig.feed(*(rig.twilio.media(c) for c in chunks))
     frames = rig.probe.downstream(InputAudioRawFrame)
     assert frames and all(f.sample_rate == 16000 and f.num_channels == 1 for f in frames)
@@ -56,10 +57,32 @@ async def test_caller_audio_arrives_as_16khz_pcm_through_a_stateful_resampler(ri
     want = np.frombuffer(expected, "<i2").astype(int)
     assert len(got) == len(want)
     assert np.max(np.abs(got - want)) <= 2  # equal up to the resampler's dither
-    assert len(expected) > 0.8 * 16000  # most of the 0.5 s, minus the filter's delay
-    # No bursts: every 20 ms message yields its 20 ms at once (latency), save the first.
-    assert len(frames) >= 24 and all(len(f.audio) == 640 for f in frames[1:])
-    assert rig.call.frames_in == 25
+    assert len(expected) > 0.8 * 16000  # most of the 0.52 s, minus the filter's delay
+    # Two 20 ms messages make one 40 ms frame (transport.caller_frame_ms), at once: no bursts.
+    assert len(frames) == 13 and all(len(f.audio) == 1280 for f in frames[1:])
+    assert rig.call.frames_in == 26
+
+
+async def test_an_odd_message_waits_for_its_pair_and_no_key_overtakes_it(rig: CallRig) -> None:
+    await rig.feed(rig.twilio.start())
+    await rig.feed(*(rig.twilio.media(tone_ulaw(20)) for _ in range(3)))
+    assert len(rig.probe.downstream(InputAudioRawFrame)) == 1  # 40 ms out, 20 ms waiting
+    await rig.feed(rig.twilio.dtmf("5"))  # the caller's third 20 ms goes before the key
+    caller = (InputAudioRawFrame, InputDTMFFrame)
+    kinds = [type(f).__name__ for f in rig.probe.down if isinstance(f, caller)]
+    assert kinds == ["InputAudioRawFrame", "InputAudioRawFrame", "InputDTMFFrame"]
+
+
+async def test_twenty_ms_frames_when_asked() -> None:
+    rig = CallRig(settings=TransportSettings(caller_frame_ms=20))
+    await rig.start()
+    try:
+        await rig.feed(rig.twilio.start())
+        await rig.feed(*(rig.twilio.media(tone_ulaw(20)) for _ in range(10)))
+        frames = rig.probe.downstream(InputAudioRawFrame)
+        assert len(frames) >= 9 and all(len(f.audio) == 640 for f in frames[1:])
+    finally:
+        await rig.shutdown()
 
 
 async def test_outbound_track_media_is_ignored(rig: CallRig) -> None:

@@ -50,6 +50,9 @@ class TransportSettings(Section):
     sample_rate: int = Field(PIPELINE_SAMPLE_RATE, gt=0)
     lead_ms: int = Field(200, ge=20, le=2000)
     """How far ahead of real time audio may be sent to Twilio's buffer."""
+    caller_frame_ms: int = Field(40, ge=20, le=100, multiple_of=20)
+    """Caller audio per pipeline frame: Twilio's 20 ms media messages are gathered to this.
+    Fewer frames cost less CPU per call; the VAD and the sound onset decide up to this late."""
 
 
 class PhoneSettings(Section):

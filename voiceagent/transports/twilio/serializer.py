@@ -204,6 +204,13 @@ class TwilioSerializer(FrameProcessor):
         # Wideband at the pipeline rate passes through untouched.
         self._resampler = StreamResampler(line_format.rate, self.sample_rate, quality="QQ")
         self._max_media_bytes = line_format.bytes_per_s
+        # Twilio's 20 ms media are gathered into ``caller_frame_ms`` frames: every stage after
+        # this one runs once per frame, and that per-frame cost (queues, hops, the VAD's call)
+        # is most of a call's CPU; the VAD and onset decide at most that much later.
+        self._gather_bytes = max(
+            line_format.frame_bytes, settings.caller_frame_ms * line_format.bytes_per_s // 1000
+        )
+        self._gathered = bytearray()
         self.stream_sid: str | None = None
         self.call_sid: str | None = None
         self.account_sid: str | None = None
@@ -265,10 +272,11 @@ class TwilioSerializer(FrameProcessor):
     async def _on_media(self, media: Media) -> None:
         if media.track not in INBOUND_TRACKS:
             return
-        try:
-            pcm = self.line_format.to_pcm16(media.payload)
-        except ValueError as e:
-            await self._error("bad_payload_size", str(e))
+        payload = media.payload
+        if len(payload) % self.line_format.sample_width:
+            await self._error(
+                "bad_payload_size", f"{self.line_format.name} payload of {len(payload)} bytes"
+            )
             return
         self.frames_in += 1
         if media.timestamp_ms is not None:
@@ -276,23 +284,37 @@ class TwilioSerializer(FrameProcessor):
             origin = (
                 self._line_clock.now()
                 - media.timestamp_ms / 1000.0
-                - len(media.payload) * self._s_per_byte
+                - len(payload) * self._s_per_byte
             )
             if self.stream_origin is None or origin < self.stream_origin:
                 self.stream_origin = origin
-        pcm = self._resampler.resample(pcm)
+        gathered = self._gathered
+        gathered += payload
+        if len(gathered) >= self._gather_bytes:
+            await self._push_caller_audio()
+
+    async def _push_caller_audio(self) -> None:
+        """Decode, resample and push the caller audio gathered so far (``caller_frame_ms``)."""
+        gathered = self._gathered
+        if not gathered:
+            return
+        pcm = self._resampler.resample(self.line_format.to_pcm16(bytes(gathered)))
+        del gathered[:]
         if pcm:
             frame = InputAudioRawFrame(pcm, self.sample_rate, 1)
             stage = self.next
             if stage is not None:
-                # Fifty times a second per call: straight into the next stage's queue, without
-                # pipecat's per-push machinery (push hooks, observers, a trace line built for
-                # nothing). Every other frame goes the usual way.
+                # Up to fifty times a second per call: straight into the next stage's queue,
+                # without pipecat's per-push machinery (push hooks, observers, a trace line
+                # built for nothing). Every other frame goes the usual way.
                 await stage.queue_frame(frame)
             else:
                 await self.queue_frame(frame)
 
     async def _on_event(self, message: Connected | Start | Dtmf | Mark | Stop) -> None:
+        # Whatever the caller said before this event goes first (keys, marks and the end keep
+        # their place after the audio).
+        await self._push_caller_audio()
         if isinstance(message, Mark):
             if self.output is not None:
                 await self.output.on_mark_echo(message.name)
