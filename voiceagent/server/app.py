@@ -27,6 +27,7 @@ from loguru import logger
 
 from voiceagent.server.admission import Admission
 from voiceagent.server.callbacks import TwilioCallbacks, add_callback_routes
+from voiceagent.server.endpoint import ServerParts
 from voiceagent.server.health import add_health_routes
 from voiceagent.server.loop_lag import LoopLag
 from voiceagent.server.media import PipelineFactory
@@ -97,24 +98,15 @@ def create_app(
 
         app.on_cleanup.append(close_archive)
 
-    webhook = WebhookHandler(settings, registry, metrics, verifier, admission)
-    media = MediaStreamHandler(
-        settings,
-        pipeline_factory,
-        registry=registry,
-        metrics=metrics,
-        verifier=verifier,
-        admission=admission,
-        archive=archive,
-    )
+    parts = ServerParts(settings, registry, metrics, verifier)
+    webhook = WebhookHandler(parts, admission)
+    media = MediaStreamHandler(parts, pipeline_factory, admission=admission, archive=archive)
 
     app.router.add_post("/twiml", webhook)
     app.router.add_get("/twiml", webhook)
     app.router.add_get(MEDIA_PATH, media)
     sink = ArchiveStatusSink(archive) if archive is not None else None
-    callbacks = TwilioCallbacks(
-        settings, registry=registry, metrics=metrics, verifier=verifier, sink=sink
-    )
+    callbacks = TwilioCallbacks(parts, sink=sink)
     app[CALLBACKS_KEY] = callbacks
     add_callback_routes(app, callbacks)
     add_health_routes(

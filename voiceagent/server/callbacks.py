@@ -18,10 +18,7 @@ from aiohttp import web
 from loguru import logger
 
 from voiceagent.frames import AnsweredByFrame
-from voiceagent.server.metrics import ServerMetrics
-from voiceagent.server.registry import CallRegistry
-from voiceagent.server.signature import SignatureVerifier
-from voiceagent.settings import Settings
+from voiceagent.server.endpoint import ServerParts, TwilioEndpoint
 from voiceagent.telephony.callbacks import (
     AMD_PATH,
     STATUS_PATH,
@@ -46,22 +43,12 @@ class CallStatusSink(Protocol):
         """Twilio's AMD result."""
 
 
-class TwilioCallbacks:
+class TwilioCallbacks(TwilioEndpoint):
     """The two callback handlers, sharing the checks."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        registry: CallRegistry,
-        metrics: ServerMetrics,
-        verifier: SignatureVerifier | None,
-        sink: CallStatusSink | None = None,
-    ) -> None:
-        self._settings = settings
-        self._registry = registry
-        self._metrics = metrics
-        self._verifier = verifier
+    def __init__(self, parts: ServerParts, *, sink: CallStatusSink | None = None) -> None:
+        """Handle callbacks for the server; accepted ones are recorded into ``sink`` (if any)."""
+        super().__init__(parts)
         self.sink = sink
 
     async def _form(self, request: web.Request, kind: str) -> dict[str, str] | web.Response:
@@ -73,10 +60,7 @@ class TwilioCallbacks:
         except (ValueError, UnicodeDecodeError) as e:
             return self._refuse(kind, "malformed", 400, f"unreadable form: {e}")
         form = {k: v for k, v in posted.items() if isinstance(v, str)}
-        if self._verifier is not None and not self._verifier.verify_request(
-            request, form, configured_host=self._settings.server.public_host, websocket=False
-        ):
-            self._metrics.reject("signature")
+        if not self._signed(request, form, websocket=False):
             return self._refuse(kind, "signature", 403, "")
         return form
 

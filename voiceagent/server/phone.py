@@ -30,6 +30,7 @@ from loguru import logger
 from pipecat.observers.base_observer import BaseObserver
 
 from voiceagent.server.admission import Admission
+from voiceagent.server.endpoint import ServerParts
 from voiceagent.server.media import MediaCall, PipelineFactory
 from voiceagent.server.metrics import ServerMetrics
 from voiceagent.server.phone_events import PageEvents, page_message
@@ -200,11 +201,8 @@ def add_phone_routes(
         return
     link_check = _LinkCheck(settings, metrics)
     socket = PhoneSocketHandler(
-        settings,
+        ServerParts(settings, registry, metrics, verifier=None),
         factory,
-        registry=registry,
-        metrics=metrics,
-        verifier=None,
         admission=admission,
         archive=archive,
         link_check=link_check,

@@ -12,6 +12,7 @@ from aiohttp import WSCloseCode, web
 from loguru import logger
 
 from voiceagent.server.admission import BUSY_CLOSE_CODE, Admission
+from voiceagent.server.endpoint import ServerParts, TwilioEndpoint
 from voiceagent.server.media import (
     CALL_WIND_DOWN_S,
     WS_CLOSE_TIMEOUT_S,
@@ -19,14 +20,10 @@ from voiceagent.server.media import (
     PipelineFactory,
     ws_hard_cap,
 )
-from voiceagent.server.metrics import ServerMetrics
-from voiceagent.server.registry import CallRegistry
-from voiceagent.server.signature import SignatureVerifier
-from voiceagent.settings import Settings
 from voiceagent.storage.archive import CallArchive
 
 
-class MediaStreamHandler:
+class MediaStreamHandler(TwilioEndpoint):
     """``GET /media``: checks, upgrade, then one :class:`MediaCall` per connection.
 
     Another leg on the same protocol (the browser softphone) overrides :meth:`refuse` (its own
@@ -35,29 +32,21 @@ class MediaStreamHandler:
 
     def __init__(
         self,
-        settings: Settings,
+        parts: ServerParts,
         factory: PipelineFactory,
         *,
-        registry: CallRegistry,
-        metrics: ServerMetrics,
-        verifier: SignatureVerifier | None,
         admission: Admission,
         archive: CallArchive | None = None,
     ) -> None:
-        self._settings = settings
+        """Serve calls through ``factory``'s pipelines, recorded into ``archive`` (if any)."""
+        super().__init__(parts)
         self._factory = factory
         self._archive = archive
-        self._registry = registry
-        self._metrics = metrics
-        self._verifier = verifier
         self._admission = admission
 
     def refuse(self, request: web.Request) -> web.Response | None:
         """The answer refusing this upgrade (a bad Twilio signature: 403), or None."""
-        if self._verifier is not None and not self._verifier.verify_request(
-            request, {}, configured_host=self._settings.server.public_host, websocket=True
-        ):
-            self._metrics.reject("signature")
+        if not self._signed(request, {}, websocket=True):
             return web.Response(status=403, text="invalid signature\n")
         return None
 
@@ -74,11 +63,9 @@ class MediaStreamHandler:
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """Handle one Media Streams connection from upgrade to close."""
-        if not self._registry.accepting:
-            self._metrics.reject("shutdown")
-            logger.warning(f"refused a media stream from {request.remote}: shutting down")
-            return web.Response(status=503, text="shutting down\n")
-        refusal = self.refuse(request)
+        refusal = self._draining(request, "a media stream")
+        if refusal is None:
+            refusal = self.refuse(request)
         if refusal is not None:
             return refusal
         ws = web.WebSocketResponse(

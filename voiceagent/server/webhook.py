@@ -11,49 +11,33 @@ from aiohttp import web
 from loguru import logger
 
 from voiceagent.server.admission import Admission
-from voiceagent.server.metrics import ServerMetrics
-from voiceagent.server.registry import CallRegistry
-from voiceagent.server.signature import BadHostError, SignatureVerifier, public_host
+from voiceagent.server.endpoint import ServerParts, TwilioEndpoint
+from voiceagent.server.signature import BadHostError, public_host
 from voiceagent.server.twiml import (
     MEDIA_PATH,
     connect_stream_twiml,
     media_stream_url,
     stream_parameters,
 )
-from voiceagent.settings import Settings
 
 
-class WebhookHandler:
+class WebhookHandler(TwilioEndpoint):
     """``POST /twiml``: verify the signature, answer with ``<Connect><Stream>`` TwiML."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        registry: CallRegistry,
-        metrics: ServerMetrics,
-        verifier: SignatureVerifier | None,
-        admission: Admission,
-    ) -> None:
-        self._settings = settings
-        self._registry = registry
-        self._metrics = metrics
-        self._verifier = verifier
+    def __init__(self, parts: ServerParts, admission: Admission) -> None:
+        """Answer for the server (``admission``: the busy answer past capacity)."""
+        super().__init__(parts)
         self._admission = admission
 
     async def __call__(self, request: web.Request) -> web.Response:
         """Answer one call webhook (or refuse it: shutting down, bad signature or host, busy)."""
-        if not self._registry.accepting:
-            self._metrics.reject("shutdown")
-            logger.warning(f"refused a call webhook from {request.remote}: shutting down")
-            return web.Response(status=503, text="shutting down\n")
+        refusal = self._draining(request, "a call webhook")
+        if refusal is not None:
+            return refusal
         form = await request.post() if request.method == "POST" else request.query
-        if self._verifier is not None:
-            params = form if request.method == "POST" else {}
-            if not self._verifier.verify_request(
-                request, params, configured_host=self._settings.server.public_host, websocket=False
-            ):
-                self._metrics.reject("signature")
-                return web.Response(status=403, text="invalid signature\n")
+        params = form if request.method == "POST" else {}
+        if not self._signed(request, params, websocket=False):
+            return web.Response(status=403, text="invalid signature\n")
         try:
             host = public_host(request, self._settings.server.public_host)
         except BadHostError as e:
