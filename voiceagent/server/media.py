@@ -30,6 +30,7 @@ from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
 from voiceagent.processors.recorder import recorder_taps
+from voiceagent.server.call_worker import CallWorker
 from voiceagent.server.media_inbound import (  # noqa: F401  (re-exported)
     MAX_DROPPED_MESSAGES,
     MIN_HARD_CAP_BYTES,
@@ -211,7 +212,7 @@ class MediaCall:
             first, last = recorder_taps(self._recording, call.output, call.serializer)
             chain = [call.serializer, first, *processors, last, tap, call.output]
             observers.append(TimelineObserver(self._recording))
-        worker = PipelineWorker(
+        worker = CallWorker(
             Pipeline(chain),
             params=PipelineParams(
                 audio_in_sample_rate=PIPELINE_SAMPLE_RATE,

@@ -31,9 +31,10 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
     TTSTextFrame,
 )
-from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.observers.base_observer import FramePushed
 
 from voiceagent.frames import AgentHeardFrame, TurnMetricsFrame, UserTurnCommittedFrame
+from voiceagent.server.call_worker import WatchingObserver
 
 PAGE_EVENT = "phone"
 _WATCHED = (
@@ -83,8 +84,10 @@ def page_event(frame: Frame) -> str | None:
     return page_message("metrics", turn=frame.turn_id, data=frame.data)
 
 
-class PageEvents(BaseObserver):
+class PageEvents(WatchingObserver):
     """Sends the page an event for each transcript, turn and figure frame of its call."""
+
+    watched = _WATCHED
 
     def __init__(self, send_text: Callable[[str], Awaitable[None]], label: str = "") -> None:
         """Create the observer.

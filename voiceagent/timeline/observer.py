@@ -35,7 +35,7 @@ from pipecat.frames.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.observers.base_observer import FramePushed
 from pipecat.processors.frame_processor import FrameDirection
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
@@ -46,6 +46,7 @@ from voiceagent.frames import (
     PlaybackResumeFrame,
     TurnDecisionFrame,
 )
+from voiceagent.server.call_worker import WatchingObserver
 from voiceagent.storage.recording import CallRecording
 
 _WATCHED = (
@@ -172,8 +173,10 @@ def _last_user_text(frame: LLMContextFrame) -> str:
     return ""
 
 
-class TimelineObserver(BaseObserver):
+class TimelineObserver(WatchingObserver):
     """Writes the timeline events of one call's frames into its recording."""
+
+    watched = _WATCHED
 
     def __init__(self, recording: CallRecording, *, clock: Clock = DEFAULT_CLOCK) -> None:
         """Create the observer.
