@@ -1,26 +1,50 @@
-"""A cloud-shaped Deepgram TTS server (``/v1/speak``, REST and WebSocket), for load runs.
+"""A Deepgram-protocol text-to-speech fake (``/v1/speak``, REST and WebSocket), cloud-shaped.
 
-Wire protocol as Deepgram's (``Authorization: Token``). REST: ``POST /v1/speak`` with
-``{"text"}`` and ``encoding``/``sample_rate``/``container=none`` in the query answers the raw
-PCM16 as a streamed body. WebSocket: client ``Speak`` / ``Flush`` / ``Clear`` / ``Close``;
-server binary PCM16, ``Flushed`` and ``Cleared`` with a ``sequence_id``. Shape: a text starts
-sounding ``first_audio_s`` after it arrives (or after the previous text finished), lasts
-``ms_per_char`` per character, and is streamed in ``chunk_ms`` pieces ``speed`` times faster
-than real time. The audio is speech-like (a voiced buzz, ``bench.fakes.cloud_tts.speech_like``),
-cut from one buffer made at start.
+``/v1/speak`` both ways Deepgram serves it (PROTOCOLS.md "Deepgram"; ``Authorization: Token``):
+
+- REST: ``POST`` ``{"text"}`` → the audio streamed back (``container=none``), as voiceagent's
+  Deepgram TTS asks for each clause;
+- WebSocket: ``Speak`` buffers text, ``Flush`` synthesizes it (binary audio, then
+  ``Flushed``), ``Clear`` drops what is being sent (``Cleared``), ``Close`` closes — as
+  pipecat's ``DeepgramTTSService`` uses it.
+
+Audio is in the query's ``encoding`` (``linear16`` or ``mulaw``) at its ``sample_rate``: a
+voiced buzz with a syllable envelope (``cloud_tts.speech_like``), ``ms_per_char`` long, its
+first bytes ``first_audio_s`` after the request, then streamed in ``chunk_ms`` pieces ``speed``
+times faster than real time. Each text's audio is the start of one buffer per format, made
+once (a load run's provider process must stay cheap). :class:`DeepgramSpeak` is the handler,
+mounted on any aiohttp app (the load run's one Deepgram host, ``bench/fakes/providers.py``);
+``bench/fakes/deepgram_tts.py`` serves it on its own host.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+import soxr
 from aiohttp import WSMsgType, web
 
 from bench.fakes.cloud_tts import speech_like
+from voiceagent.transports.twilio.codec import pcm16_to_ulaw
 
+SYNTH_RATE = 16000
 _BUFFER_S = 8.0
+
+
+@dataclass
+class Synthesis:
+    """One text synthesized (monotonic seconds)."""
+
+    text: str
+    requested_at: float
+    first_audio_at: float | None = None
+    cleared: bool = False
 
 
 @dataclass
@@ -34,8 +58,8 @@ class SpeakStats:
     clears: int = 0
 
 
-class ScriptedSpeak:
-    """``/v1/speak`` handler (see the module docstring)."""
+class DeepgramSpeak:
+    """``/v1/speak`` handlers (see the module docstring); :meth:`mount` adds them to an app."""
 
     path = "/v1/speak"
 
@@ -45,126 +69,152 @@ class ScriptedSpeak:
         api_key: str,
         first_audio_s: float = 0.15,
         ms_per_char: float = 60.0,
-        chunk_ms: int = 100,
-        speed: float = 3.0,
+        chunk_ms: int = 40,
+        speed: float = 4.0,
+        keep_syntheses: bool = True,
     ) -> None:
-        """Configure the latency shape."""
+        """Configure the latency shape; ``keep_syntheses=False`` keeps only the counters."""
         self.api_key = api_key
         self.first_audio_s = first_audio_s
         self.ms_per_char = ms_per_char
         self.chunk_ms = chunk_ms
         self.speed = speed
+        self.keep_syntheses = keep_syntheses
+        self.syntheses: list[Synthesis] = []
         self.stats = SpeakStats()
-        self._buffers: dict[int, bytes] = {}
+        self._buffers: dict[tuple[int, bool], bytes] = {}
 
-    def audio(self, rate: int) -> bytes:
-        """The speech-like buffer at ``rate`` (made once per rate)."""
-        buffer = self._buffers.get(rate)
+    def mount(self, app: web.Application) -> None:
+        """Serve ``/v1/speak`` (WebSocket and REST) on ``app``."""
+        app.router.add_get(self.path, self.handle)
+        app.router.add_post(self.path, self.handle_post)
+
+    def authorized(self, request: web.Request) -> bool:
+        """Whether the request carries this server's key (counted when it does not)."""
+        ok = request.headers.get("Authorization", "") in (
+            f"Token {self.api_key}",
+            f"token {self.api_key}",
+        )
+        if not ok:
+            self.stats.refused += 1
+        return ok
+
+    def audio(self, text: str, query: dict[str, str]) -> tuple[bytes, int]:
+        """The text's audio in the query's format, and its bytes per chunk."""
+        rate = int(query.get("sample_rate", "24000") or 24000)
+        mulaw = query.get("encoding", "linear16") == "mulaw"
+        width = 1 if mulaw else 2
+        buffer = self._buffers.get((rate, mulaw))
         if buffer is None:
-            buffer = self._buffers[rate] = speech_like(_BUFFER_S, rate)
-        return buffer
+            buffer = self._buffers[(rate, mulaw)] = _speech_buffer(rate, mulaw)
+        duration = max(self.chunk_ms / 1000.0, len(text.strip()) * self.ms_per_char / 1000.0)
+        size = round(duration * rate) * width
+        repeats = -(-size // len(buffer))
+        audio = (buffer * repeats)[:size] if repeats > 1 else buffer[:size]
+        return audio, max(width, round(rate * width * self.chunk_ms / 1000.0))
+
+    def _synthesis(self, text: str) -> Synthesis:
+        synthesis = Synthesis(text, time.monotonic())
+        if self.keep_syntheses:
+            self.syntheses.append(synthesis)
+        return synthesis
+
+    async def _stream(
+        self,
+        synthesis: Synthesis,
+        audio: bytes,
+        step: int,
+        send: Callable[[bytes], Awaitable[Any]],
+    ) -> None:
+        due = synthesis.requested_at + self.first_audio_s
+        for offset in range(0, len(audio), step):
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            if synthesis.cleared:
+                return
+            if synthesis.first_audio_at is None:
+                synthesis.first_audio_at = time.monotonic()
+            piece = audio[offset : offset + step]
+            await send(piece)
+            self.stats.audio_bytes += len(piece)
+            due += self.chunk_ms / 1000.0 / self.speed
 
     async def handle_post(self, request: web.Request) -> web.StreamResponse:
         """One REST synthesis (one clause)."""
-        if request.headers.get("Authorization") != f"Token {self.api_key}":
-            self.stats.refused += 1
+        if not self.authorized(request):
             return web.Response(status=401, headers={"dg-error": "Invalid credentials."})
-        rate = int(request.query.get("sample_rate", "24000"))
         text = str((await request.json()).get("text", ""))
         self.stats.texts += 1
+        synthesis = self._synthesis(text)
+        audio, step = self.audio(text, dict(request.query))
         response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
         await response.prepare(request)
-        loop = asyncio.get_running_loop()
-        buffer = self.audio(rate)
-        chunk = rate * 2 * self.chunk_ms // 1000
-        total = int(len(text) * self.ms_per_char / 1000.0 * rate) * 2
-        due, sent = loop.time() + self.first_audio_s, 0
-        while sent < total:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            size = min(chunk, total - sent)
-            start = (sent % (len(buffer) - chunk)) // 2 * 2
-            await response.write(buffer[start : start + size])
-            sent += size
-            self.stats.audio_bytes += size
-            due += self.chunk_ms / 1000.0 / self.speed
-        await response.write_eof()
+        try:
+            await self._stream(synthesis, audio, step, response.write)
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            synthesis.cleared = True
         return response
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """One speak socket (one call's TTS)."""
-        if request.headers.get("Authorization") != f"Token {self.api_key}":
-            self.stats.refused += 1
+        if not self.authorized(request):
             return web.Response(status=401, headers={"dg-error": "Invalid credentials."})
-        rate = int(request.query.get("sample_rate", "24000"))
         ws = web.WebSocketResponse(compress=False)
         await ws.prepare(request)
         self.stats.connections += 1
-        session = _SpeakSession(self, ws, rate)
-        await session.run()
+        query = dict(request.query)
+        pending: list[str] = []
+        current: list[tuple[Synthesis, asyncio.Task[None]]] = []
+        flushes = 0
+
+        async def speak(text: str, sequence: int) -> None:
+            synthesis = self._synthesis(text)
+            audio, step = self.audio(text, query)
+            task = asyncio.current_task()
+            assert task is not None
+            current.append((synthesis, task))
+            try:
+                await self._stream(synthesis, audio, step, ws.send_bytes)
+                if not synthesis.cleared and not ws.closed:
+                    await ws.send_str(json.dumps({"type": "Flushed", "sequence_id": sequence}))
+            except (ConnectionError, RuntimeError):
+                pass
+
+        async for message in ws:
+            if message.type != WSMsgType.TEXT:
+                continue
+            body: dict[str, Any] = json.loads(message.data)
+            kind = body.get("type")
+            if kind == "Speak":
+                self.stats.texts += 1
+                pending.append(str(body.get("text", "")))
+            elif kind == "Flush":
+                text, pending = " ".join(pending), []
+                flushes += 1
+                if text.strip():
+                    asyncio.create_task(speak(text, flushes))
+                else:
+                    await ws.send_str(json.dumps({"type": "Flushed", "sequence_id": flushes}))
+            elif kind == "Clear":
+                self.stats.clears += 1
+                pending.clear()
+                for synthesis, _ in current:
+                    synthesis.cleared = True
+                current.clear()
+                await ws.send_str(json.dumps({"type": "Cleared", "sequence_id": flushes}))
+            elif kind == "Close":
+                break
+        for synthesis, task in current:
+            synthesis.cleared = True
+            task.cancel()
         return ws
 
 
-class _SpeakSession:
-    def __init__(self, owner: ScriptedSpeak, ws: web.WebSocketResponse, rate: int) -> None:
-        self._owner = owner
-        self._ws = ws
-        self._rate = rate
-        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-        self._flushes = 0
-        self._offset = 0
-
-    async def run(self) -> None:
-        sender = asyncio.get_running_loop().create_task(self._sender())
-        try:
-            async for msg in self._ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                message = json.loads(msg.data)
-                kind = message.get("type")
-                if kind == "Speak":
-                    self._owner.stats.texts += 1
-                    self._queue.put_nowait(("speak", str(message.get("text", ""))))
-                elif kind == "Flush":
-                    self._queue.put_nowait(("flush", ""))
-                elif kind == "Clear":
-                    self._owner.stats.clears += 1
-                    sender.cancel()
-                    await asyncio.gather(sender, return_exceptions=True)
-                    self._queue = asyncio.Queue()
-                    await self._send_json({"type": "Cleared", "sequence_id": self._flushes})
-                    sender = asyncio.get_running_loop().create_task(self._sender())
-                elif kind == "Close":
-                    break
-        finally:
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
-            await self._ws.close()
-
-    async def _sender(self) -> None:
-        owner, loop = self._owner, asyncio.get_running_loop()
-        buffer = owner.audio(self._rate)
-        chunk = self._rate * 2 * owner.chunk_ms // 1000
-        pace = owner.chunk_ms / 1000.0 / owner.speed
-        while True:
-            kind, text = await self._queue.get()
-            if kind == "flush":
-                await self._send_json({"type": "Flushed", "sequence_id": self._flushes})
-                self._flushes += 1
-                continue
-            total = int(len(text) * owner.ms_per_char / 1000.0 * self._rate) * 2
-            due = loop.time() + owner.first_audio_s
-            sent = 0
-            while sent < total:
-                await asyncio.sleep(max(0.0, due - loop.time()))
-                size = min(chunk, total - sent)
-                start = self._offset % (len(buffer) - chunk)
-                start -= start % 2
-                await self._ws.send_bytes(buffer[start : start + size])
-                self._offset += size
-                sent += size
-                owner.stats.audio_bytes += size
-                due += pace
-
-    async def _send_json(self, body: dict) -> None:
-        if not self._ws.closed:
-            await self._ws.send_str(json.dumps(body))
+def _speech_buffer(rate: int, mulaw: bool) -> bytes:
+    """``_BUFFER_S`` of speech-like audio at ``rate`` (resampled from ``SYNTH_RATE``)."""
+    pcm = speech_like(_BUFFER_S, SYNTH_RATE)
+    if rate != SYNTH_RATE:
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        out = soxr.resample(samples, SYNTH_RATE, rate, quality="HQ")
+        pcm = (np.clip(out, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    return pcm16_to_ulaw(pcm) if mulaw else pcm

@@ -26,14 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from aiohttp import web  # noqa: E402
 
 from bench.fakes.deepgram_live import (  # noqa: E402
     DeepgramLiveServer,
     ScriptedRecognizer,
     ScriptLine,  # noqa: E402
 )
-from bench.fakes.deepgram_speak import ScriptedSpeak  # noqa: E402
+from bench.fakes.deepgram_speak import DeepgramSpeak  # noqa: E402
 from bench.fakes.openai_sse import FakeOpenAIServer  # noqa: E402
 
 API_KEY = "bench-deepgram-key"
@@ -42,17 +41,18 @@ API_KEY = "bench-deepgram-key"
 async def serve(args: argparse.Namespace) -> dict:
     """Run the providers until a signal; return their counters."""
     lines = [ScriptLine(**item) for item in json.loads(Path(args.lines).read_text())]
-    speak = ScriptedSpeak(api_key=API_KEY, first_audio_s=args.tts_first_s)
-
-    def speech(app: web.Application) -> None:
-        app.router.add_get(speak.path, speak.handle)
-        app.router.add_post(speak.path, speak.handle_post)
-
+    speak = DeepgramSpeak(
+        api_key=API_KEY,
+        first_audio_s=args.tts_first_s,
+        chunk_ms=100,
+        speed=3.0,
+        keep_syntheses=False,
+    )
     listen = DeepgramLiveServer(
         ScriptedRecognizer(lines),
         api_key=API_KEY,
         interim_interval_s=args.partial_s,
-        routes=speech,
+        routes=speak.mount,
     )
     await listen.start()
     stop = asyncio.Event()

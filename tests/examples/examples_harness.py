@@ -28,9 +28,33 @@ from voiceagent.settings import Settings
 from voiceagent.turns.processor import TurnProcessor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))  # shared fakes
+from fakes.fake_deepgram import (  # noqa: E402
+    FakeDeepgramHost,
+    FakeDeepgramSTT,
+    FakeDeepgramTTS,
+    FakeUtterance,
+)
 from fakes.fake_openai_tools import FakeToolCall, FakeToolReply, FakeToolServer  # noqa: E402
 
-from tests.e2e.e2e_harness import CallEvents, loopback_settings  # noqa: E402
+from tests.e2e.e2e_harness import CallEvents, loopback_settings, serving  # noqa: E402
+
+__all__ = [
+    "EXAMPLES",
+    "FakeDeepgramHost",
+    "FakeDeepgramTTS",
+    "FakeToolCall",
+    "FakeUtterance",
+    "ObservedBot",
+    "ScriptedLLM",
+    "call",
+    "call_example",
+    "cloud_settings",
+    "deepgram_stt",
+    "example_factory",
+    "load_example",
+    "phone_tts",
+    "tokens",
+]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CALL_TIMEOUT_S = 60.0
@@ -64,6 +88,18 @@ def cloud_settings(deepgram_url: str, llm_url: str, **sections: Any) -> Settings
         storage={"enabled": False},
         **sections,
     )
+
+
+def deepgram_stt(*utterances: FakeUtterance, interim_after_bytes: int = 9600) -> FakeDeepgramSTT:
+    """A Deepgram STT fake hearing ``utterances`` in order (speech: RMS above 300)."""
+    return FakeDeepgramSTT(
+        list(utterances), interim_after_bytes=interim_after_bytes, speech_rms=300
+    )
+
+
+def phone_tts() -> FakeDeepgramTTS:
+    """A Deepgram TTS fake speaking at a phone's level (480 bytes of audio a character)."""
+    return FakeDeepgramTTS(amplitude=6000, bytes_per_char=480)
 
 
 class HeardTap(FrameProcessor):
@@ -112,6 +148,21 @@ async def call(url: str, lines: list[CallerLine], events: CallEvents, **run: Any
     run.setdefault("tail_s", 2.0)
     run.setdefault("max_wait_reply_s", 15.0)
     return await asyncio.wait_for(caller.run(lines, on_event=events, **run), CALL_TIMEOUT_S)
+
+
+async def call_example(
+    name: str, settings: Settings, lines: list[CallerLine]
+) -> tuple[ObservedBot, CallReport, CallEvents]:
+    """Serve ``examples/<name>.py``'s bot on the real server (in process), place one call."""
+    bot = ObservedBot(example_factory(name)(settings))
+    await bot.start()
+    try:
+        async with serving(settings, bot) as server:
+            events = CallEvents()
+            report = await call(server.media_url, lines, events)
+    finally:
+        await bot.stop()
+    return bot, report, events
 
 
 class ScriptedLLM(FakeToolServer):

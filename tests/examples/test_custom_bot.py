@@ -13,26 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.e2e_harness import SPEECH_RMS, CallEvents, caller_line_pcm8k, rms, serving, window
+from tests.e2e.e2e_harness import SPEECH_RMS, CallEvents, caller_line_pcm8k, rms, window
 from voiceagent.emulator.script import CallerLine
 
 from .examples_harness import (
     EXAMPLES,
+    FakeDeepgramHost,
+    FakeDeepgramTTS,
     FakeToolCall,
-    ObservedBot,
+    FakeUtterance,
     ScriptedLLM,
     call,
+    call_example,
     cloud_settings,
-    example_factory,
+    deepgram_stt,
+    phone_tts,
     tokens,
-)
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))  # shared fakes
-from fakes.fake_deepgram import (  # noqa: E402
-    FakeDeepgramHost,
-    FakeDeepgramSTT,
-    FakeDeepgramTTS,
-    FakeUtterance,
 )
 
 pytestmark = pytest.mark.slow
@@ -53,11 +49,7 @@ def repair_desk_llm() -> ScriptedLLM:
 
 
 def fakes():
-    stt = FakeDeepgramSTT(
-        [FakeUtterance(QUESTION.split(), interim_words=3)], interim_after_bytes=9600, speech_rms=300
-    )
-    tts = FakeDeepgramTTS(amplitude=6000, bytes_per_char=480)
-    return stt, tts
+    return deepgram_stt(FakeUtterance(QUESTION.split(), interim_words=3)), phone_tts()
 
 
 def assert_greeted_and_answered(tts: FakeDeepgramTTS, llm: ScriptedLLM, report, events) -> None:
@@ -80,14 +72,8 @@ async def test_the_custom_bot_greets_looks_the_repair_up_and_is_heard(tmp_path: 
     stt, tts = fakes()
     async with FakeDeepgramHost(stt, tts) as host, repair_desk_llm() as llm:
         settings = cloud_settings(host.url, llm.base_url)
-        bot = ObservedBot(example_factory("custom_bot")(settings))
-        await bot.start()
-        try:
-            async with serving(settings, bot) as server:
-                events = CallEvents()
-                report = await call(server.media_url, [CallerLine(line, text=QUESTION)], events)
-        finally:
-            await bot.stop()
+        lines = [CallerLine(line, text=QUESTION)]
+        bot, report, events = await call_example("custom_bot", settings, lines)
     assert_greeted_and_answered(tts, llm, report, events)
     said = bot.assistant_messages()
     assert said[0] == GREETING and said[-1].startswith("Sure, your bike is ready")

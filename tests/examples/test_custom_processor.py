@@ -4,30 +4,23 @@ abbreviations out loud; the TTS gets the spoken words and the conversation keeps
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.e2e_harness import SPEECH_RMS, CallEvents, caller_line_pcm8k, rms, serving, window
+from tests.e2e.e2e_harness import SPEECH_RMS, caller_line_pcm8k, rms, window
 from voiceagent.emulator.script import CallerLine
 
 from .examples_harness import (
-    ObservedBot,
-    ScriptedLLM,
-    call,
-    cloud_settings,
-    example_factory,
-    load_example,
-    tokens,
-)
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))  # shared fakes
-from fakes.fake_deepgram import (  # noqa: E402
     FakeDeepgramHost,
-    FakeDeepgramSTT,
-    FakeDeepgramTTS,
     FakeUtterance,
+    ScriptedLLM,
+    call_example,
+    cloud_settings,
+    deepgram_stt,
+    load_example,
+    phone_tts,
+    tokens,
 )
 
 QUESTION = "Who can fix my wheel today?"
@@ -49,23 +42,14 @@ def test_written_forms_are_rewritten_as_spoken_only_as_whole_words():
 @pytest.mark.slow
 async def test_the_inserted_processor_changes_what_is_spoken_and_heard(tmp_path: Path):
     line = caller_line_pcm8k(QUESTION, tmp_path)
-    stt = FakeDeepgramSTT(
-        [FakeUtterance(QUESTION.split(), interim_words=2)], interim_after_bytes=9600, speech_rms=300
-    )
-    tts = FakeDeepgramTTS(amplitude=6000, bytes_per_char=480)
+    stt, tts = deepgram_stt(FakeUtterance(QUESTION.split(), interim_words=2)), phone_tts()
     async with (
         FakeDeepgramHost(stt, tts) as host,
         ScriptedLLM(lambda messages: tokens(WRITTEN)) as llm,
     ):
         settings = cloud_settings(host.url, llm.base_url)
-        bot = ObservedBot(example_factory("custom_processor")(settings))
-        await bot.start()
-        try:
-            async with serving(settings, bot) as server:
-                events = CallEvents()
-                report = await call(server.media_url, [CallerLine(line, text=QUESTION)], events)
-        finally:
-            await bot.stop()
+        lines = [CallerLine(line, text=QUESTION)]
+        bot, report, _ = await call_example("custom_processor", settings, lines)
     assert " ".join(tts.spoken[1:]) == SPOKEN  # what the TTS was asked to say
     assert bot.assistant_messages()[-1] == SPOKEN  # what the conversation says was heard
     turn = report.turns[0]

@@ -7,25 +7,24 @@ are loopback fakes).
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.e2e_harness import SPEECH_RMS, CallEvents, caller_line_pcm8k, rms, serving, window
+from tests.e2e.e2e_harness import SPEECH_RMS, caller_line_pcm8k, rms, window
 from voiceagent.emulator.script import CallerLine
 from voiceagent.turns.conversation import INTERRUPTED_SUFFIX
 
-from .examples_harness import ObservedBot, ScriptedLLM, call, cloud_settings, example_factory
-from .examples_harness import tokens as stream
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))  # shared fakes
-from fakes.fake_deepgram import (  # noqa: E402
+from .examples_harness import (
     FakeDeepgramHost,
-    FakeDeepgramSTT,
     FakeDeepgramTTS,
     FakeUtterance,
+    ScriptedLLM,
+    call_example,
+    cloud_settings,
+    deepgram_stt,
 )
+from .examples_harness import tokens as stream
 
 pytestmark = [
     pytest.mark.slow,
@@ -61,25 +60,15 @@ async def test_a_pipecat_style_tts_keeps_only_what_the_caller_heard_after_a_barg
             start_after_agent_audio_s=2.0,  # into the hours, well before Sundays
         ),
     ]
-    stt = FakeDeepgramSTT(
-        [
-            FakeUtterance(QUESTION.split(), interim_words=2),
-            FakeUtterance(INTERRUPTION.split(), interim_words=1),
-        ],
+    stt = deepgram_stt(
+        FakeUtterance(QUESTION.split(), interim_words=2),
+        FakeUtterance(INTERRUPTION.split(), interim_words=1),
         interim_after_bytes=6400,
-        speech_rms=300,
     )
     tts = FakeDeepgramTTS()  # not used: the example's eSpeak NG speaks
     async with FakeDeepgramHost(stt, tts) as host, hours_llm() as llm:
         settings = cloud_settings(host.url, llm.base_url, agent={"greeting": "Harbor Bikes."})
-        bot = ObservedBot(example_factory("custom_tts")(settings))
-        await bot.start()
-        try:
-            async with serving(settings, bot) as server:
-                events = CallEvents()
-                report = await call(server.media_url, lines, events)
-        finally:
-            await bot.stop()
+        bot, report, _ = await call_example("custom_tts", settings, lines)
 
     heard_turns = [(h.text, h.interrupted) for h in bot.heard]
     print(f"\nheard {heard_turns}; said {bot.assistant_messages()}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import socket
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,14 +21,16 @@ from voiceagent.emulator.script import CallerLine
 from voiceagent.turns.conversation import INTERRUPTED_SUFFIX
 from voiceagent.turns.processor import TurnProcessor
 
-from .examples_harness import ScriptedLLM, call, cloud_settings, load_example, tokens
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))  # shared fakes
-from fakes.fake_deepgram import (  # noqa: E402
+from .examples_harness import (
     FakeDeepgramHost,
-    FakeDeepgramSTT,
-    FakeDeepgramTTS,
     FakeUtterance,
+    ScriptedLLM,
+    call,
+    cloud_settings,
+    deepgram_stt,
+    load_example,
+    phone_tts,
+    tokens,
 )
 
 pytestmark = [
@@ -78,10 +79,8 @@ async def test_the_turn_engine_on_pipecats_transport_keeps_only_what_was_heard(t
         text=QUESTION,
         start_after_agent_audio_s=1.2,  # into the greeting's first sentence
     )
-    stt = FakeDeepgramSTT(
-        [FakeUtterance(QUESTION.split(), interim_words=1)], interim_after_bytes=6400, speech_rms=300
-    )
-    tts = FakeDeepgramTTS(amplitude=6000, bytes_per_char=480)
+    stt = deepgram_stt(FakeUtterance(QUESTION.split(), interim_words=1), interim_after_bytes=6400)
+    tts = phone_tts()
     calls: list[list] = []
     async with FakeDeepgramHost(stt, tts) as host, ScriptedLLM(lambda m: tokens(ANSWER)) as llm:
         settings = cloud_settings(host.url, llm.base_url, agent={"greeting": GREETING})

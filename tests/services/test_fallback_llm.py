@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 from pathlib import Path
 
@@ -11,14 +10,12 @@ from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
     ErrorFrame,
     InterruptionFrame,
-    LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
-from pipecat.processors.aggregators.llm_context import LLMContext
 
 from voiceagent.clock import ManualClock
 from voiceagent.processors.fallback_stages import LLMFallback
@@ -27,6 +24,7 @@ from voiceagent.services.llm import create_llm_service
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/services: shared fakes
 from fakes.fake_openai import FakeOpenAIServer, FakeReply  # noqa: E402
 from fakes.harness import LivePipeline, until  # noqa: E402
+from fakes.llm_turns import caller_turn, dead_url, ended, reply_text  # noqa: E402
 
 APOLOGY = "Sorry, I'm having trouble right now."
 REPLY = FakeReply(tokens=["We", " open", " at", " nine", "."])
@@ -53,25 +51,10 @@ def switcher_of(*urls: str, clock: ManualClock) -> LLMFallback:
     )
 
 
-async def ask(pipe: LivePipeline, text: str, *, speculation: bool = False) -> None:
-    context = LLMContext(messages=[{"role": "user", "content": text}])
-    await pipe.push(LLMContextFrame(context=context, speculation=speculation))
-
-
 def reply_of(pipe: LivePipeline) -> tuple[list[type], str]:
     frames = pipe.down_of(LLMFullResponseStartFrame, LLMTextFrame, LLMFullResponseEndFrame)
     kinds = [type(f) for f in frames if not isinstance(f, LLMTextFrame)]
-    return kinds, "".join(f.text for f in pipe.down_of(LLMTextFrame))
-
-
-def ended(pipe: LivePipeline):
-    return lambda: pipe.down_of(LLMFullResponseEndFrame)
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return kinds, reply_text(pipe)
 
 
 async def test_a_5xx_from_the_primary_is_answered_by_the_next_llm():
@@ -82,7 +65,7 @@ async def test_a_5xx_from_the_primary_is_answered_by_the_next_llm():
     ):
         switcher = switcher_of(primary.base_url, backup.base_url, clock=clock)
         async with LivePipeline(switcher) as pipe:
-            await ask(pipe, "When do you open?")
+            await pipe.push(caller_turn("When do you open?"))
             await pipe.wait_for(ended(pipe), 10.0)
             await asyncio.sleep(0.1)
     assert len(primary.requests) == 1 and len(backup.requests) == 1
@@ -98,10 +81,10 @@ async def test_a_5xx_from_the_primary_is_answered_by_the_next_llm():
 async def test_connection_refused_is_answered_by_the_next_llm():
     clock = ManualClock()
     async with FakeOpenAIServer(REPLY) as backup:
-        dead = f"http://127.0.0.1:{closed_port()}/v1"
+        dead = dead_url()
         switcher = switcher_of(dead, backup.base_url, clock=clock)
         async with LivePipeline(switcher) as pipe:
-            await ask(pipe, "Where are you?")
+            await pipe.push(caller_turn("Where are you?"))
             await pipe.wait_for(ended(pipe), 10.0)
     assert reply_of(pipe)[1] == "We open at nine."
     assert backup.requests[0]["messages"][-1] == {"role": "user", "content": "Where are you?"}
@@ -114,7 +97,7 @@ async def test_no_first_token_in_time_cancels_the_primary_and_retries():
     async with FakeOpenAIServer(slow) as primary, FakeOpenAIServer(REPLY) as backup:
         switcher = switcher_of(primary.base_url, backup.base_url, clock=clock)
         async with LivePipeline(switcher) as pipe:
-            await ask(pipe, "Are you open on Friday?")
+            await pipe.push(caller_turn("Are you open on Friday?"))
             await until(lambda: primary.requests, 5.0)
             clock.advance(2.9)
             await asyncio.sleep(0.1)
@@ -139,7 +122,7 @@ async def test_when_every_llm_fails_the_agent_apologizes():
     ):
         switcher = switcher_of(primary.base_url, backup.base_url, clock=clock)
         async with LivePipeline(switcher) as pipe:
-            await ask(pipe, "Can I book a cleaning?")
+            await pipe.push(caller_turn("Can I book a cleaning?"))
             await pipe.wait_for(ended(pipe), 10.0)
             await asyncio.sleep(0.2)
     assert len(primary.requests) == 1 and len(backup.requests) == 1
@@ -153,7 +136,7 @@ async def test_a_healthy_primary_answers_and_the_next_llm_is_not_asked():
     async with FakeOpenAIServer(REPLY) as primary, FakeOpenAIServer(REPLY) as backup:
         switcher = switcher_of(primary.base_url, backup.base_url, clock=clock)
         async with LivePipeline(switcher) as pipe:
-            await ask(pipe, "When do you open?")
+            await pipe.push(caller_turn("When do you open?"))
             await pipe.wait_for(ended(pipe), 10.0)
             clock.advance(10.0)
             await asyncio.sleep(0.1)
@@ -169,7 +152,7 @@ async def test_a_cancelled_generation_is_not_retried():
         switcher = switcher_of(primary.base_url, backup.base_url, clock=clock)
         async with LivePipeline(switcher) as pipe:
             await pipe.push(UserStartedSpeakingFrame())
-            await ask(pipe, "Actually never mind", speculation=True)
+            await pipe.push(caller_turn("Actually never mind", speculation=True))
             await until(lambda: primary.requests, 5.0)
             await pipe.push(EagerEndOfTurnCancelFrame())  # the caller went on
             await asyncio.wait_for(primary.client_gone.wait(), 3.0)
@@ -189,7 +172,7 @@ async def test_a_speculation_the_commit_released_is_retried_as_committed():
         switcher = switcher_of(primary.base_url, backup.base_url, clock=clock)
         async with LivePipeline(switcher) as pipe:
             await pipe.push(UserStartedSpeakingFrame())
-            await ask(pipe, "Are you open on Friday?", speculation=True)
+            await pipe.push(caller_turn("Are you open on Friday?", speculation=True))
             await until(lambda: primary.requests, 5.0)
             await pipe.push(UserStoppedSpeakingFrame())
             clock.advance(3.1)
@@ -216,11 +199,11 @@ async def test_cut_off_mid_reply_ends_that_reply_and_the_next_turn_uses_the_next
     async with CutOffServer(REPLY) as primary, FakeOpenAIServer(REPLY) as backup:
         switcher = switcher_of(primary.base_url, backup.base_url, clock=clock)
         async with LivePipeline(switcher) as pipe:
-            await ask(pipe, "When do you open?")
+            await pipe.push(caller_turn("When do you open?"))
             await pipe.wait_for(ended(pipe), 10.0)
             await asyncio.sleep(0.2)
             first = reply_of(pipe)
-            await ask(pipe, "And on Saturday?")
+            await pipe.push(caller_turn("And on Saturday?"))
             await pipe.wait_for(lambda: len(pipe.down_of(LLMFullResponseEndFrame)) == 2, 10.0)
     # The words already spoken stay; the reply is closed once, not re-run (no repeated words).
     assert first == ([LLMFullResponseStartFrame, LLMFullResponseEndFrame], "We open")

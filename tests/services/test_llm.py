@@ -9,7 +9,6 @@ out token by token. A speculative request's reply is held until the commit
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import time
 from pathlib import Path
@@ -19,28 +18,22 @@ from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
     ErrorFrame,
     InterruptionFrame,
-    LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
-from pipecat.processors.aggregators.llm_context import LLMContext
 
 from voiceagent.services.llm import VoiceLLMService, create_llm_service
 from voiceagent.settings import AgentSettings, LocalModelSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/services: shared fakes
 from fakes.fake_openai import FakeOpenAIServer, FakeReply  # noqa: E402
-from fakes.harness import LivePipeline  # noqa: E402
+from fakes.harness import LivePipeline, until  # noqa: E402
+from fakes.llm_turns import caller_turn, dead_url, ended, reply_text  # noqa: E402
 
 SYSTEM = AgentSettings().system_prompt
-
-
-def caller_turn(text: str, *, speculation: bool = False) -> LLMContextFrame:
-    messages = [{"role": "user", "content": text}]
-    return LLMContextFrame(context=LLMContext(messages=messages), speculation=speculation)
 
 
 def llm_for(base_url: str, **kwargs) -> VoiceLLMService:
@@ -53,22 +46,6 @@ def llm_for(base_url: str, **kwargs) -> VoiceLLMService:
         system_instruction=SYSTEM,
         **kwargs,
     )
-
-
-async def until(predicate, timeout: float = 10.0) -> None:
-    """Poll ``predicate`` (for conditions no frame announces, e.g. the fake server's state)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
-def reply_text(p: LivePipeline) -> str:
-    return "".join(f.text for f in p.down_of(LLMTextFrame))
-
-
-def ended(p: LivePipeline, count: int = 1):
-    return lambda: len(p.down_of(LLMFullResponseEndFrame)) >= count
 
 
 async def test_agent_reply_streams_start_tokens_end_in_order():
@@ -212,10 +189,7 @@ async def test_provider_http_500_yields_error_frame_and_pipeline_goes_on():
 
 
 async def test_provider_unreachable_yields_error_frame():
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    async with LivePipeline(llm_for(f"http://127.0.0.1:{port}/v1", max_retries=0)) as p:
+    async with LivePipeline(llm_for(dead_url(), max_retries=0)) as p:
         await p.push(caller_turn("Hello?"))
         await p.wait_for(lambda: bool(p.up_of(ErrorFrame)), timeout=10, recorder=p.up)
         await p.wait_for(ended(p), timeout=5)

@@ -8,25 +8,10 @@ import threading
 
 import pytest
 
+from tests.storage.calls import T0, a_call
 from voiceagent.settings import StorageSettings
-from voiceagent.storage import CallEnd, CallEvent, CallInfo, CallStore, open_store
+from voiceagent.storage import CallEnd, CallEvent, open_store
 from voiceagent.storage.migrations import LATEST, SchemaTooNewError
-
-T0 = 1_780_000_000.0
-
-
-def a_call(store: CallStore, call_sid: str = "CA01", started_at: float = T0) -> int:
-    info = CallInfo(
-        call_sid=call_sid,
-        stream_sid="MZ" + call_sid[2:],
-        started_at=started_at,
-        account_sid="AC01",
-        from_number="+15550100",
-        to_number="+15550199",
-        parameters={"From": "+15550100", "To": "+15550199"},
-        audio_path="/calls/a.wav",
-    )
-    return store.start_call(info)
 
 
 def test_a_call_and_its_transcript_round_trip(storage: StorageSettings) -> None:

@@ -5,25 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from tests.storage.calls import a_call
 from voiceagent.settings import Settings
-from voiceagent.storage import CallEvent, CallInfo
+from voiceagent.storage import CallEvent
 from voiceagent.storage.sqlite import DB_NAME, SQLiteCallStore
-
-T0 = 1_780_000_000.0
-
-
-def a_call(store: SQLiteCallStore, call_sid: str = "CA01", started_at: float = T0) -> int:
-    info = CallInfo(
-        call_sid=call_sid,
-        stream_sid="MZ" + call_sid[2:],
-        started_at=started_at,
-        account_sid="AC01",
-        from_number="+15550100",
-        to_number="+15550199",
-        parameters={"From": "+15550100", "To": "+15550199"},
-        audio_path="/calls/a.wav",
-    )
-    return store.start_call(info)
 
 
 def test_the_database_uses_wal_so_the_cli_reads_while_the_server_writes(tmp_path: Path):

@@ -245,13 +245,20 @@ class FakeTwilio:
         self.requests.append((request.method, request.path, form))
         return form
 
-    async def _create(self, request: web.Request) -> web.Response:
+    async def _admitted(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The posted form, or Twilio's refusal: bad credentials (401) or rate limited (429)."""
         form = await self._form(request)
         refused = self._authorized(request)
         if refused is not None:
             return refused
         if self.rate_limited:
             return twilio_error(429, 20429, "Too Many Requests")
+        return form
+
+    async def _create(self, request: web.Request) -> web.Response:
+        form = await self._admitted(request)
+        if isinstance(form, web.Response):
+            return form
         to, from_ = form.get("To", ""), form.get("From", "")
         if not to:
             return twilio_error(400, 21201, "No 'To' number is specified")
@@ -291,12 +298,9 @@ class FakeTwilio:
         return web.json_response(call.resource(self.account_sid))
 
     async def _update(self, request: web.Request) -> web.Response:
-        form = await self._form(request)
-        refused = self._authorized(request)
-        if refused is not None:
-            return refused
-        if self.rate_limited:
-            return twilio_error(429, 20429, "Too Many Requests")
+        form = await self._admitted(request)
+        if isinstance(form, web.Response):
+            return form
         call = self._call(request)
         if isinstance(call, web.Response):
             return call

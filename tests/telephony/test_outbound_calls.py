@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,15 +175,19 @@ HANDOFF = ["Of", " course,", " I", " am", " transferring", " you", " now."]
 TRANSFER = FakeToolCall("transfer_call", {"destination": "front desk"}, id="call_transfer")
 
 
-async def test_a_cold_transfer_mid_call_hands_the_callee_to_the_front_desk(tmp_path: Path):
-    callee = person(tmp_path, "Can I talk to a person please", transferred_talk_s=0.5)
-    async with outbound_stack(
+def asking_for_a_person(tmp_path: Path, **callee: Any):
+    """A call to a person who asks for one; the agent's reply transfers to the front desk."""
+    return outbound_stack(
         tmp_path,
-        callees={PERSON: callee},
+        callees={PERSON: person(tmp_path, "Can I talk to a person please", **callee)},
         heard=[["Can", "I", "talk", "to", "a", "person", "please?"]],
         replies=[FakeToolReply(tokens=HANDOFF, tool_calls=[TRANSFER])],
         telephony={"transfer_targets": {"front desk": FRONT_DESK}},
-    ) as stack:
+    )
+
+
+async def test_a_cold_transfer_mid_call_hands_the_callee_to_the_front_desk(tmp_path: Path):
+    async with asking_for_a_person(tmp_path, transferred_talk_s=0.5) as stack:
         placed = await place_call(stack.settings, PERSON)
         call = await stack.twilio.finished(placed.sid)
 
@@ -238,14 +243,7 @@ async def test_the_library_transfer_of_a_call_this_server_streams_is_recorded(tm
 
 
 async def test_a_refused_transfer_is_apologized_for_and_the_call_goes_on(tmp_path: Path):
-    callee = person(tmp_path, "Can I talk to a person please", tail_s=3.0)
-    async with outbound_stack(
-        tmp_path,
-        callees={PERSON: callee},
-        heard=[["Can", "I", "talk", "to", "a", "person", "please?"]],
-        replies=[FakeToolReply(tokens=HANDOFF, tool_calls=[TRANSFER])],
-        telephony={"transfer_targets": {"front desk": FRONT_DESK}},
-    ) as stack:
+    async with asking_for_a_person(tmp_path, tail_s=3.0) as stack:
         placed = await place_call(stack.settings, PERSON)
         stack.twilio.rate_limited = True  # Twilio refuses the update: 429 / 20429
         call = await stack.twilio.finished(placed.sid)

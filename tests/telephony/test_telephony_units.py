@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from tests.telephony.issue_end_reasons import ISSUE_END_REASONS
 from voiceagent.settings import Settings
 from voiceagent.telephony.callbacks import (
     MalformedCallback,
@@ -112,18 +113,7 @@ def test_every_way_a_call_ends_has_one_name():
     ]
     assert from_twilio_status("completed") == "error"  # answered, but never streamed to us
     assert from_twilio_status("ringing") is None
-    assert set(END_REASONS) == {
-        "caller_hung_up",
-        "agent_hung_up",
-        "transferred",
-        "voicemail",
-        "no_answer",
-        "busy",
-        "failed",
-        "canceled",
-        "server_shutdown",
-        "error",
-    }
+    assert set(END_REASONS) == ISSUE_END_REASONS
 
 
 def test_the_calls_command_knows_every_status_and_end_reason():

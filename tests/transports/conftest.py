@@ -11,11 +11,19 @@ import asyncio
 import base64
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
-from pipecat.frames.frames import Frame, StartFrame
+from pipecat.frames.frames import (
+    Frame,
+    StartFrame,
+    TTSAudioRawFrame,
+    TTSStartedFrame,
+    TTSStoppedFrame,
+    TTSTextFrame,
+)
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -32,6 +40,35 @@ def tone_pcm(ms: int, rate: int, freq: float = 440.0, amplitude: int = 8000) -> 
     n = rate * ms // 1000
     t = np.arange(n) / rate
     return (np.sin(2 * math.pi * freq * t) * amplitude).astype(np.int16).tobytes()
+
+
+def tts_tone(text: str, n: int, ms: int, rate: int) -> bytes:
+    """A TTS segment's audio: a 220 Hz tone."""
+    return tone_pcm(ms, rate, freq=220)
+
+
+def speech(
+    segments: list[tuple[str, int]],
+    *,
+    rate: int = 24000,
+    chunk_ms: int = 40,
+    started: bool = True,
+    stopped: bool = True,
+    sound: Callable[[str, int, int, int], bytes] = tts_tone,
+) -> list:
+    """The frames a pipecat TTS pushes: started, each segment's audio then its text, stopped.
+
+    ``segments``: (text, milliseconds of audio); ``sound(text, index, ms, rate)`` makes it.
+    """
+    frames: list = [TTSStartedFrame()] if started else []
+    for n, (text, ms) in enumerate(segments):
+        pcm = sound(text, n, ms, rate)
+        step = rate * chunk_ms // 1000 * 2
+        frames += [TTSAudioRawFrame(pcm[i : i + step], rate, 1) for i in range(0, len(pcm), step)]
+        frames.append(TTSTextFrame(text, "sentence"))
+    if stopped:
+        frames.append(TTSStoppedFrame())
+    return frames
 
 
 def tone_ulaw(ms: int, freq: float = 440.0) -> bytes:
@@ -324,3 +361,10 @@ async def rig():
         yield r
     finally:
         await r.shutdown()
+
+
+@pytest.fixture
+async def live(rig: CallRig) -> CallRig:
+    """A rig whose call has started (Twilio sent ``start``)."""
+    await rig.feed(rig.twilio.connected(), rig.twilio.start())
+    return rig

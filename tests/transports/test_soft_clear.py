@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from functools import partial
 
 import numpy as np
 import pytest
@@ -18,10 +19,6 @@ from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     InterruptionFrame,
     OutputAudioRawFrame,
-    TTSAudioRawFrame,
-    TTSStartedFrame,
-    TTSStoppedFrame,
-    TTSTextFrame,
 )
 
 from voiceagent.clock import ManualClock
@@ -31,6 +28,7 @@ from voiceagent.transports.twilio.line_format import PCM16_16K
 from voiceagent.transports.twilio.outbound import MEDIA, OutboundQueue
 
 from .conftest import CallRig
+from .conftest import speech as tts_speech
 
 GREETING = "Hello, thanks for calling Bright Smile Dental."
 QUESTION = "How can I help you today?"
@@ -46,30 +44,13 @@ def noise(ms: int, rate: int, seed: int) -> bytes:
     return rng.integers(-6000, 6000, rate * ms // 1000, dtype=np.int16).tobytes()
 
 
-def speech(
-    segments: list[tuple[str, int]],
-    *,
-    rate: int = 24000,
-    started: bool = True,
-    stopped: bool = True,
-) -> list:
-    """A TTS's frames: started, each segment's audio (40 ms chunks) then its text, stopped."""
-    frames: list = [TTSStartedFrame()] if started else []
-    for n, (text, ms) in enumerate(segments):
-        pcm = noise(ms, rate, seed=hash(text) % 1000 + n)
-        step = rate // 25 * 2
-        frames += [TTSAudioRawFrame(pcm[i : i + step], rate, 1) for i in range(0, len(pcm), step)]
-        frames.append(TTSTextFrame(text, "sentence"))
-    if stopped:
-        frames.append(TTSStoppedFrame())
-    return frames
+def noisy(text: str, n: int, ms: int, rate: int) -> bytes:
+    """A TTS segment's audio: noise seeded by its text and place."""
+    return noise(ms, rate, seed=hash(text) % 1000 + n)
 
 
-@pytest.fixture
-async def live(rig: CallRig) -> CallRig:
-    """A rig whose call has started (Twilio sent ``start``)."""
-    await rig.feed(rig.twilio.connected(), rig.twilio.start())
-    return rig
+speech = partial(tts_speech, sound=noisy)
+"""A TTS's frames (40 ms chunks) whose every frame differs."""
 
 
 @pytest.fixture

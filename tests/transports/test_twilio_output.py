@@ -24,37 +24,10 @@ from pipecat.workers.runner import WorkerRunner
 from voiceagent.frames import AgentHeardFrame, PlaybackPauseFrame, PlaybackResumeFrame
 from voiceagent.transports.twilio.call import TwilioCall
 
-from .conftest import CallRig, Probe, TwilioScript, Wire, tone_pcm
+from .conftest import CallRig, Probe, TwilioScript, Wire, speech, tone_pcm
 
 GREETING = "Hello, thanks for calling Bright Smile Dental."
 QUESTION = "How can I help you today?"
-
-
-def speech(
-    segments: list[tuple[str, int]],
-    *,
-    rate: int = 24000,
-    chunk_ms: int = 40,
-    started: bool = True,
-    stopped: bool = True,
-) -> list:
-    """The frames a pipecat TTS pushes: started, each segment's audio then its text, stopped."""
-    frames: list = [TTSStartedFrame()] if started else []
-    for text, ms in segments:
-        pcm = tone_pcm(ms, rate, freq=220)
-        step = rate * chunk_ms // 1000 * 2
-        frames += [TTSAudioRawFrame(pcm[i : i + step], rate, 1) for i in range(0, len(pcm), step)]
-        frames.append(TTSTextFrame(text, "sentence"))
-    if stopped:
-        frames.append(TTSStoppedFrame())
-    return frames
-
-
-@pytest.fixture
-async def live(rig: CallRig) -> CallRig:
-    """A rig whose call has started (Twilio sent ``start``)."""
-    await rig.feed(rig.twilio.connected(), rig.twilio.start())
-    return rig
 
 
 def media_before(rig: CallRig, mark: str) -> int:

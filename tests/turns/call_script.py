@@ -83,12 +83,16 @@ class Call:
         at = self.now if ended is None else T0 + ended
         return self._record(self.engine.speech_stopped(self.now, at))
 
-    def speaks(self, start: float, end: float) -> None:
-        """The caller's voice from ``start`` to ``end``: sound, VAD (0.3 s late, stop 0.2 s)."""
+    def starts_speaking(self, start: float, *, vad_at: float) -> None:
+        """The caller's sound from ``start``; the VAD confirms it as speech at ``vad_at``."""
         self.at(start)
         self.sound(True)
-        self.at(start + 0.3)
+        self.at(vad_at)
         self.speech_start(began=start)
+
+    def speaks(self, start: float, end: float) -> None:
+        """The caller's voice from ``start`` to ``end``: sound, VAD (0.3 s late, stop 0.2 s)."""
+        self.starts_speaking(start, vad_at=start + 0.3)
         self.at(end + 0.1)
         self.sound(False)
         self.at(end + 0.2)

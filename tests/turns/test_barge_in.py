@@ -36,10 +36,7 @@ def test_sustained_speech_interrupts_on_duration_when_the_words_come_1_s_late():
 
 def test_words_interrupt_before_the_duration_does():
     call = agent_talking(Call(), 0.0)
-    call.at(1.0)
-    call.sound(True)
-    call.at(1.25)
-    call.speech_start(began=1.0)
+    call.starts_speaking(1.0, vad_at=1.25)
     call.partial("Wait, stop", 1.0, 1.3)
     assert [i.reason for i in call.of(d.Interrupt)] == ["words"]
     assert call.when(d.Interrupt) == [1.25]
@@ -47,10 +44,7 @@ def test_words_interrupt_before_the_duration_does():
 
 def test_a_backchannel_during_a_slow_stt_never_interrupts():
     call = agent_talking(Call(), 0.0)
-    call.at(2.0)
-    call.sound(True)  # "uh-huh", 0.35 s
-    call.at(2.3)
-    call.speech_start(began=2.0)
+    call.starts_speaking(2.0, vad_at=2.3)  # "uh-huh", 0.35 s
     call.at(2.45)
     call.sound(False)
     call.at(2.55)
@@ -69,10 +63,7 @@ def test_a_backchannel_during_a_slow_stt_never_interrupts():
 
 def test_a_long_backchannel_is_still_not_a_barge_in_once_words_show_it():
     call = agent_talking(Call(), 0.0)
-    call.at(2.0)
-    call.sound(True)
-    call.at(2.3)
-    call.speech_start(began=2.0)
+    call.starts_speaking(2.0, vad_at=2.3)
     call.partial("Yeah, yeah", 2.0, 2.4)
     call.at(2.9)  # 0.9 s of "yeah, yeah, okay": longer than min_duration, shorter than 1.5 s
     assert call.of(d.Interrupt) == []
@@ -83,10 +74,7 @@ def test_a_long_backchannel_is_still_not_a_barge_in_once_words_show_it():
 
 def test_sound_at_the_agents_first_syllable_is_echo_not_a_barge_in():
     call = agent_talking(Call(), 1.0)
-    call.at(1.1)
-    call.sound(True)
-    call.at(1.4)
-    call.speech_start(began=1.1)
+    call.starts_speaking(1.1, vad_at=1.4)
     call.at(2.5)
     assert call.of(d.Interrupt) == []
     assert call.of(d.PausePlayback) == []
@@ -94,10 +82,7 @@ def test_sound_at_the_agents_first_syllable_is_echo_not_a_barge_in():
 
 def test_yeah_over_the_end_of_the_agents_question_is_an_answer():
     call = agent_talking(Call(), 0.0)
-    call.at(3.0)
-    call.sound(True)
-    call.at(3.3)
-    call.speech_start(began=3.0)
+    call.starts_speaking(3.0, vad_at=3.3)
     call.partial("Yeah.", 3.0, 3.3)
     call.at(3.4)
     call.sound(False)
@@ -112,10 +97,7 @@ def test_yeah_over_the_end_of_the_agents_question_is_an_answer():
 
 def test_a_false_interruption_resumes_what_the_caller_did_not_hear():
     call = agent_talking(Call(), 0.0)
-    call.at(2.0)
-    call.sound(True)  # a door slam the VAD takes for speech
-    call.at(2.3)
-    call.speech_start(began=2.0)
+    call.starts_speaking(2.0, vad_at=2.3)  # a door slam the VAD takes for speech
     call.at(2.6)
     assert call.of(d.Interrupt)
     call.sound(False)
@@ -140,10 +122,7 @@ def test_a_caller_who_resumes_as_the_reply_starts_is_still_taking_their_turn():
     call.final("Do you have anything open next Tuesday", 0.0, 1.7)
     call.at(2.0)
     call.agent_starts()  # the reply starts just as the caller goes on
-    call.at(2.1)
-    call.sound(True)
-    call.at(2.3)
-    call.speech_start(began=2.1)
+    call.starts_speaking(2.1, vad_at=2.3)
     assert [i.reason for i in call.of(d.Interrupt)] == ["regret"]
     call.at(3.3)
     call.sound(False)
@@ -170,10 +149,7 @@ def test_a_reply_never_starts_over_a_caller_who_sounds():
 def test_a_comma_inside_the_barge_in_keeps_one_run_and_the_agent_stays_paused():
     # "Wait, | what is your street address?" over the agent; the STT lags a full second.
     call = agent_talking(Call(), 0.0)
-    call.at(2.0)
-    call.sound(True)
-    call.at(2.3)
-    call.speech_start(began=2.0)
+    call.starts_speaking(2.0, vad_at=2.3)
     call.at(2.4)
     call.sound(False)  # "Wait," — then a 0.4 s comma pause
     call.at(2.6)
@@ -189,10 +165,7 @@ def test_a_comma_inside_the_barge_in_keeps_one_run_and_the_agent_stays_paused():
 def test_two_quick_backchannels_are_not_sustained_speech():
     # "Uh-huh... yeah." — 0.3 s, a 0.4 s gap, 0.15 s: 0.45 s of sound in all.
     call = agent_talking(Call(), 0.0)
-    call.at(2.0)
-    call.sound(True)
-    call.at(2.3)
-    call.speech_start(began=2.0)
+    call.starts_speaking(2.0, vad_at=2.3)
     call.sound(False)
     call.at(2.7)
     call.sound(True)

@@ -207,20 +207,17 @@ def test_neighbouring_windows_with_rounded_times_both_keep_their_words():
     assert [c.text for c in call.commits] == ["Great, thank you so much. Goodbye!"]
 
 
-def test_no_commit_while_the_callers_line_is_loud_again():
-    # "Um, my number is" — 0.9 s of thinking — the digits start; the VAD confirms them only
-    # 0.3 s after the first sound. The commit due in that gap must wait for the VAD.
+def thinking_mid_number() -> Call:
+    """ "Um, my number is" (0-1.2 s), then 0.9 s of thinking: the digits start at 2.1 s."""
     call = Call()
     call.speaks(0.0, 1.2)
     call.final("Um, my number is", 0.0, 1.4)
     call.at(2.1)
-    call.sound(True)  # the caller goes on (a commit was due at 1.2 + 1.2 = 2.4)
-    call.at(2.4)
-    assert call.commits == []
-    call.speech_start(began=2.1)
-    call.at(3.5)
-    call.sound(False)
-    call.speech_stop(ended=3.4)
+    return call
+
+
+def the_digits_end_one_turn(call: Call) -> None:
+    """The digits' words come (2.1-3.6 s): one turn holds the whole number, with no regret."""
     call.final("five five five, one two three four.", 2.1, 3.6)
     call.at(5.0)
     assert [c.text for c in call.commits] == [
@@ -229,13 +226,24 @@ def test_no_commit_while_the_callers_line_is_loud_again():
     assert call.engine.stats.regrets == 0
 
 
+def test_no_commit_while_the_callers_line_is_loud_again():
+    # The VAD confirms the digits only 0.3 s after their first sound. The commit due in that
+    # gap must wait for the VAD.
+    call = thinking_mid_number()
+    call.sound(True)  # the caller goes on (a commit was due at 1.2 + 1.2 = 2.4)
+    call.at(2.4)
+    assert call.commits == []
+    call.speech_start(began=2.1)
+    call.at(3.5)
+    call.sound(False)
+    call.speech_stop(ended=3.4)
+    the_digits_end_one_turn(call)
+
+
 def test_no_commit_when_the_first_word_after_a_pause_is_over_before_the_vad_confirms_it():
     # As above, but the first "five" is short: the line is quiet again at 2.26, and the VAD
     # confirms the speech only at 2.5. The commit due at 2.4 (1.2 + 1.2) waits for the VAD.
-    call = Call()
-    call.speaks(0.0, 1.2)
-    call.final("Um, my number is", 0.0, 1.4)
-    call.at(2.1)
+    call = thinking_mid_number()
     call.sound(True)  # "five"
     call.at(2.26)
     call.sound(False)
@@ -245,12 +253,7 @@ def test_no_commit_when_the_first_word_after_a_pause_is_over_before_the_vad_conf
     call.speech_start(began=2.1)
     call.at(3.5)
     call.speech_stop(ended=3.4)
-    call.final("five five five, one two three four.", 2.1, 3.6)
-    call.at(5.0)
-    assert [c.text for c in call.commits] == [
-        "Um, my number is five five five, one two three four."
-    ]
-    assert call.engine.stats.regrets == 0
+    the_digits_end_one_turn(call)
 
 
 def test_a_click_after_the_pause_delays_the_commit_by_the_vad_judgement_only():

@@ -19,20 +19,16 @@ Its ``expect`` table checks the agent's reply to it and what the agent understoo
 Text patterns match case-insensitively as whole words; ``/.../`` is a regular expression.
 ``[defaults]`` sets ``pause_after_s`` and, in ``[defaults.expect]``, ``within_ms`` and
 ``max_wer`` for every line that ends a caller turn. Every mistake is a ``ScenarioError``
-naming the file, the call, the line and the field.
+naming the file, the call, the line and the field. What a scenario holds once read:
+:mod:`voiceagent.eval.scripted_call` (re-exported here).
 """
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
-
-from loguru import logger
 
 from voiceagent.emulator.conditions import LineCondition, condition_from_fields, parse_condition
 from voiceagent.emulator.recordings import (
@@ -42,6 +38,21 @@ from voiceagent.emulator.recordings import (
     joined_words,
 )
 from voiceagent.emulator.script import DTMF_DIGITS
+from voiceagent.eval.scenario_fields import FieldChecker, ScenarioError, shown
+from voiceagent.eval.scripted_call import Expect, LineKind, Pattern, Scenario, ScenarioLine
+
+__all__ = [
+    "DEFAULT_PAUSE_AFTER_S",
+    "FieldChecker",
+    "Expect",
+    "LineKind",
+    "Pattern",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioLine",
+    "load_scenarios",
+    "parse_scenarios",
+]
 
 DEFAULT_PAUSE_AFTER_S = 1.2
 _TOP_KEYS = {"defaults", "call", "conditions"}
@@ -72,179 +83,6 @@ _EXPECT_KEYS = {
 _GREETING_KEYS = {*_REPLY_TEXT_KEYS, "interrupted"}
 
 
-class ScenarioError(ValueError):
-    """A scenario file is unreadable or wrong; the message names the file, call, line, field."""
-
-
-class LineKind(Enum):
-    """How a caller line is spoken, which decides what is measured after it."""
-
-    TURN = "turn"  # the caller waits for the reply
-    CONTINUES = "continues"  # a mid-sentence pause: the caller goes on without waiting
-    BARGE_IN = "barge_in"  # spoken over the agent's reply, to interrupt it
-    BACKCHANNEL = "backchannel"  # "uh-huh" over the agent's reply: must not take the turn
-
-    @property
-    def ends_turn(self) -> bool:
-        """True when the caller is done after this line and a reply is due."""
-        return self in (LineKind.TURN, LineKind.BARGE_IN)
-
-
-@dataclass(frozen=True)
-class Pattern:
-    """A word, phrase or ``/regex/`` looked for in the agent's reply (case-insensitive)."""
-
-    source: str
-    regex: re.Pattern[str]
-
-    @classmethod
-    def parse(cls, source: str) -> Pattern:
-        """Compile ``source``: ``/.../`` as a regex, anything else as whole words.
-
-        Raises:
-            re.error: the regular expression does not compile.
-            ValueError: the pattern is empty.
-        """
-        if not source.strip():
-            raise ValueError("empty pattern")
-        if len(source) >= 2 and source.startswith("/") and source.endswith("/"):
-            return cls(source, re.compile(source[1:-1], re.IGNORECASE))
-        words = [re.escape(word) for word in source.split()]
-        return cls(source, re.compile(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", re.IGNORECASE))
-
-    def found_in(self, text: str) -> bool:
-        """True when the pattern occurs in ``text``."""
-        return self.regex.search(text) is not None
-
-
-@dataclass(frozen=True)
-class Expect:
-    """Checks on the agent's reply to one line (or on the greeting); None: not checked."""
-
-    contains: tuple[Pattern, ...] = ()
-    contains_any: tuple[Pattern, ...] = ()
-    not_contains: tuple[Pattern, ...] = ()
-    interrupted: bool | None = None
-    within_ms: float | None = None
-    max_wer: float | None = None
-    no_reply: bool | None = None
-    committed: bool | None = None
-    tools: tuple[str, ...] = ()
-    """Tools the agent must call in answer to the line (``book_appointment``…)."""
-
-
-@dataclass(frozen=True)
-class ScenarioLine:
-    """One caller line: what is said, how, and the checks after it.
-
-    The audio is ``audio`` (a WAV), else ``clips`` (human recordings joined: ``asterisk:NAME``),
-    else ``say`` spoken by the caller's voice.
-    """
-
-    index: int
-    say: str
-    audio: Path | None
-    pause_after_s: float
-    kind: LineKind
-    over_agent_after_s: float | None
-    dtmf: str
-    expect: Expect
-    clips: tuple[str, ...] = ()
-
-    @property
-    def label(self) -> str:
-        """The line's words for reports (the WAV's name when only audio was given)."""
-        if self.say:
-            return self.say
-        if self.audio:
-            return self.audio.name
-        if self.clips:
-            return " ".join(self.clips)
-        return f"keypad {self.dtmf}" if self.dtmf else "(silence)"
-
-    @property
-    def synthesized(self) -> bool:
-        """Whether the caller's voice speaks this line (no recording given)."""
-        return self.audio is None and not self.clips and bool(self.say)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One scripted call."""
-
-    name: str
-    description: str
-    source: Path
-    lines: tuple[ScenarioLine, ...]
-    greeting: Expect | None = None
-    category: str = ""
-    condition: LineCondition | None = None
-    """The phone line this call is placed on (a run's ``--condition`` is laid over it)."""
-
-
-class _Where:
-    """Builds error messages that point at the offending field."""
-
-    def __init__(self, source: Path, call: str = "", line: int | None = None) -> None:
-        self.source, self.call, self.line = source, call, line
-
-    def error(self, field: str, problem: str) -> ScenarioError:
-        parts = [str(self.source)]
-        if self.call:
-            parts.append(self.call)
-        if self.line is not None:
-            parts.append(f"line {self.line + 1}")
-        message = f"{': '.join(parts)}: {field}: {problem}" if field else f"{parts[0]}: {problem}"
-        logger.warning(f"eval scenario: {message}")
-        return ScenarioError(message)
-
-    def table(self, value: Any, field: str, allowed: set[str]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.error(field, f"expected a table, got {_shown(value)}")
-        unknown = sorted(set(value) - allowed)
-        if unknown:
-            prefix = f"{field}." if field else ""
-            raise self.error(
-                f"{prefix}{unknown[0]}", f"unknown field (allowed: {', '.join(sorted(allowed))})"
-            )
-        return value
-
-    def number(self, value: Any, field: str, *, minimum: float, strict: bool = False) -> float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if not ok or value < minimum or (strict and value == minimum):
-            bound = f"> {minimum:g}" if strict else f"≥ {minimum:g}"
-            raise self.error(field, f"expected a number {bound}, got {_shown(value)}")
-        return float(value)
-
-    def flag(self, value: Any, field: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.error(field, f"expected true or false, got {_shown(value)}")
-        return value
-
-    def text(self, value: Any, field: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(field, f"expected non-empty text, got {_shown(value)}")
-        return value.strip()
-
-    def patterns(self, value: Any, field: str) -> tuple[Pattern, ...]:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not items:
-            raise self.error(field, f"expected a list of words or /regex/, got {_shown(value)}")
-        out = []
-        for n, item in enumerate(items):
-            if not isinstance(item, str):
-                raise self.error(f"{field}[{n}]", f"expected text, got {_shown(item)}")
-            try:
-                out.append(Pattern.parse(item))
-            except (re.error, ValueError) as e:
-                raise self.error(f"{field}[{n}]", f"bad pattern {item!r}: {e}") from e
-        return tuple(out)
-
-
-def _shown(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"[:80]
-
-
 def load_scenarios(paths: Iterable[str | Path]) -> list[Scenario]:
     """Read every scenario of ``paths`` (files, or folders of ``*.toml``), in order.
 
@@ -257,7 +95,7 @@ def load_scenarios(paths: Iterable[str | Path]) -> list[Scenario]:
         if path.is_dir():
             found = sorted(path.glob("*.toml"))
             if not found:
-                raise _Where(path).error("", "no *.toml scenario files in this folder")
+                raise FieldChecker(path).error("", "no *.toml scenario files in this folder")
             files.extend(found)
         else:
             files.append(path)
@@ -267,12 +105,12 @@ def load_scenarios(paths: Iterable[str | Path]) -> list[Scenario]:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as e:
-            raise _Where(path).error("", f"cannot read: {e.strerror or e}") from e
+            raise FieldChecker(path).error("", f"cannot read: {e.strerror or e}") from e
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise _Where(path).error("", f"not valid TOML: {e}") from e
+            raise FieldChecker(path).error("", f"not valid TOML: {e}") from e
         for scenario in parse_scenarios(data, path):
             if scenario.name in seen:
-                raise _Where(path, f"call {scenario.name!r}").error(
+                raise FieldChecker(path, f"call {scenario.name!r}").error(
                     "name", f"already used by a call in {seen[scenario.name]}"
                 )
             seen[scenario.name] = path
@@ -286,7 +124,7 @@ def parse_scenarios(data: dict[str, Any], source: Path) -> list[Scenario]:
     Raises:
         ScenarioError: naming the first wrong field.
     """
-    where = _Where(source)
+    where = FieldChecker(source)
     where.table(data, "", _TOP_KEYS)
     defaults = where.table(data.get("defaults", {}), "defaults", _DEFAULT_KEYS)
     pause = DEFAULT_PAUSE_AFTER_S
@@ -308,14 +146,14 @@ def parse_scenarios(data: dict[str, Any], source: Path) -> list[Scenario]:
     return [_call(where, n, raw, pause, default_expect, conditions) for n, raw in enumerate(calls)]
 
 
-def _conditions(where: _Where, raw: Any) -> dict[str, LineCondition]:
+def _conditions(where: FieldChecker, raw: Any) -> dict[str, LineCondition]:
     """The file's own ``[conditions.NAME]`` tables."""
     if not isinstance(raw, dict):
-        raise where.error("conditions", f"expected tables of conditions, got {_shown(raw)}")
+        raise where.error("conditions", f"expected tables of conditions, got {shown(raw)}")
     out = {}
     for name, fields in raw.items():
         if not isinstance(fields, dict):
-            raise where.error(f"conditions.{name}", f"expected a table, got {_shown(fields)}")
+            raise where.error(f"conditions.{name}", f"expected a table, got {shown(fields)}")
         try:
             out[name] = condition_from_fields(name, fields)
         except (TypeError, ValueError) as e:
@@ -324,7 +162,7 @@ def _conditions(where: _Where, raw: Any) -> dict[str, LineCondition]:
 
 
 def _call(
-    file: _Where,
+    file: FieldChecker,
     n: int,
     raw: Any,
     pause: float,
@@ -334,14 +172,14 @@ def _call(
     label = f"call {n + 1}"
     if isinstance(raw, dict) and isinstance(raw.get("name"), str) and raw["name"].strip():
         label = f"call {raw['name'].strip()!r}"
-    where = _Where(file.source, label)
+    where = FieldChecker(file.source, label)
     table = where.table(raw, "", _CALL_KEYS)
     if "name" not in table:
         raise where.error("name", "missing: every call needs a name")
     name = where.text(table["name"], "name")
     description = table.get("description", "")
     if not isinstance(description, str):
-        raise where.error("description", f"expected text, got {_shown(description)}")
+        raise where.error("description", f"expected text, got {shown(description)}")
     category = where.text(table["category"], "category") if "category" in table else ""
     condition = None
     if "condition" in table:
@@ -361,18 +199,18 @@ def _call(
     if not isinstance(raw_lines, list) or not raw_lines:
         raise where.error("line", "no [[call.line]] tables: a call needs at least one caller line")
     lines = tuple(
-        _line(_Where(file.source, label, i), i, item, pause, default_expect)
+        _line(FieldChecker(file.source, label, i), i, item, pause, default_expect)
         for i, item in enumerate(raw_lines)
     )
     if lines[-1].kind is LineKind.CONTINUES:
-        raise _Where(file.source, label, len(lines) - 1).error(
+        raise FieldChecker(file.source, label, len(lines) - 1).error(
             "continues", "the last line cannot continue: no line follows it"
         )
     return Scenario(name, description.strip(), file.source, lines, greeting, category, condition)
 
 
 def _line(
-    where: _Where, index: int, raw: Any, pause: float, default_expect: dict[str, Any]
+    where: FieldChecker, index: int, raw: Any, pause: float, default_expect: dict[str, Any]
 ) -> ScenarioLine:
     table = where.table(raw, "", _LINE_KEYS)
     say = where.text(table["say"], "say") if "say" in table else ""
@@ -394,7 +232,7 @@ def _line(
     kind, over_agent = _kind(where, table)
     dtmf = table.get("dtmf", "")
     if not isinstance(dtmf, str) or set(dtmf) - DTMF_DIGITS:
-        raise where.error("dtmf", f"expected keypad digits 0-9 * #, got {_shown(dtmf)}")
+        raise where.error("dtmf", f"expected keypad digits 0-9 * #, got {shown(dtmf)}")
     raw_expect = where.table(table.get("expect", {}), "expect", _EXPECT_KEYS)
     if kind.ends_turn:
         defaults = dict(default_expect)
@@ -406,7 +244,7 @@ def _line(
     return ScenarioLine(index, say, audio, pause, kind, over_agent, dtmf, expect, clips)
 
 
-def _audio(where: _Where, raw: Any) -> tuple[Path | None, tuple[str, ...]]:
+def _audio(where: FieldChecker, raw: Any) -> tuple[Path | None, tuple[str, ...]]:
     """A WAV path, or Asterisk clips (``asterisk:NAME`` or a list of them) joined."""
     if raw is None:
         return None, ()
@@ -416,7 +254,7 @@ def _audio(where: _Where, raw: Any) -> tuple[Path | None, tuple[str, ...]]:
         for n, item in enumerate(items):
             if not isinstance(item, str) or not is_recording(item):
                 field = f"audio[{n}]" if isinstance(raw, list) else "audio"
-                raise where.error(field, f"expected asterisk:NAME, got {_shown(item)}")
+                raise where.error(field, f"expected asterisk:NAME, got {shown(item)}")
             try:
                 clip_path(item)
             except RecordingUnavailable as e:
@@ -433,7 +271,7 @@ def _audio(where: _Where, raw: Any) -> tuple[Path | None, tuple[str, ...]]:
     return audio, ()
 
 
-def _kind(where: _Where, table: dict[str, Any]) -> tuple[LineKind, float | None]:
+def _kind(where: FieldChecker, table: dict[str, Any]) -> tuple[LineKind, float | None]:
     continues = where.flag(table["continues"], "continues") if "continues" in table else False
     barge = "barge_in_after_s" in table
     backchannel = "backchannel_after_s" in table
@@ -453,7 +291,7 @@ def _kind(where: _Where, table: dict[str, Any]) -> tuple[LineKind, float | None]
     return (LineKind.CONTINUES if continues else LineKind.TURN), None
 
 
-def _expect(where: _Where, table: dict[str, Any], prefix: str) -> Expect:
+def _expect(where: FieldChecker, table: dict[str, Any], prefix: str) -> Expect:
     values: dict[str, Any] = {}
     for key in _REPLY_TEXT_KEYS:
         if key in table:
@@ -471,13 +309,13 @@ def _expect(where: _Where, table: dict[str, Any], prefix: str) -> Expect:
         names = table["tools"] if isinstance(table["tools"], list) else [table["tools"]]
         if not names or not all(isinstance(n, str) and n.strip() for n in names):
             raise where.error(
-                f"{prefix}.tools", f"expected tool names, got {_shown(table['tools'])}"
+                f"{prefix}.tools", f"expected tool names, got {shown(table['tools'])}"
             )
         values["tools"] = tuple(n.strip() for n in names)
     return Expect(**values)
 
 
-def _check_fits(where: _Where, kind: LineKind, say: str, expect: dict[str, Any]) -> None:
+def _check_fits(where: FieldChecker, kind: LineKind, say: str, expect: dict[str, Any]) -> None:
     """Refuse checks that cannot apply to this kind of line, saying where they belong."""
     reply_keys = [k for k in (*_REPLY_TEXT_KEYS, "interrupted", "within_ms") if k in expect]
     if kind is LineKind.CONTINUES and (reply_keys or "max_wer" in expect):

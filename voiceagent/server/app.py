@@ -10,7 +10,8 @@ calls' progress and AMD result, see :mod:`voiceagent.server.callbacks`), ``GET /
 :mod:`voiceagent.server.metrics`), and the browser softphone ``GET /phone``
 (:mod:`voiceagent.server.phone`).
 :func:`run_server` binds the socket, refuses an unauthenticated public bind, and drains calls
-gracefully on SIGTERM/SIGINT. Admission: :mod:`voiceagent.server.admission`.
+gracefully on SIGTERM/SIGINT. Admission: :mod:`voiceagent.server.admission`. The handlers:
+:mod:`voiceagent.server.webhook` (``/twiml``), :mod:`voiceagent.server.stream_handler` (``/media``).
 """
 
 from __future__ import annotations
@@ -21,34 +22,33 @@ import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 from loguru import logger
 
-from voiceagent.server.admission import BUSY_CLOSE_CODE, Admission
+from voiceagent.server.admission import Admission
 from voiceagent.server.callbacks import TwilioCallbacks, add_callback_routes
+from voiceagent.server.endpoint import ServerParts
 from voiceagent.server.health import add_health_routes
 from voiceagent.server.loop_lag import LoopLag
-from voiceagent.server.media import (
-    CALL_WIND_DOWN_S,
-    WS_CLOSE_TIMEOUT_S,
-    MediaCall,
-    PipelineFactory,
-    ws_hard_cap,
-)
+from voiceagent.server.media import PipelineFactory
 from voiceagent.server.metrics import ServerMetrics
+from voiceagent.server.phone import add_phone_routes
 from voiceagent.server.registry import CallRegistry
-from voiceagent.server.signature import BadHostError, SignatureVerifier, public_host
-from voiceagent.server.twiml import (
-    MEDIA_PATH,
-    connect_stream_twiml,
-    media_stream_url,
-    stream_parameters,
-)
+from voiceagent.server.signature import SignatureVerifier
+from voiceagent.server.stream_handler import MediaStreamHandler
+from voiceagent.server.twiml import MEDIA_PATH
+from voiceagent.server.webhook import WebhookHandler
 from voiceagent.settings import Settings
 from voiceagent.storage.archive import CallArchive
 from voiceagent.telephony.records import ArchiveStatusSink
 
-__all__ = ["PipelineFactory", "create_app", "is_loopback_host", "run_server"]
+__all__ = [
+    "MediaStreamHandler",
+    "PipelineFactory",
+    "create_app",
+    "is_loopback_host",
+    "run_server",
+]
 
 REGISTRY_KEY = web.AppKey("voiceagent_registry", CallRegistry)
 METRICS_KEY = web.AppKey("voiceagent_metrics", ServerMetrics)
@@ -59,151 +59,6 @@ CALLBACKS_KEY = web.AppKey("voiceagent_callbacks", TwilioCallbacks)
 _WEBHOOK_MAX_BYTES = 64 * 1024
 _HANDLER_SHUTDOWN_S = 5.0
 """After the drain, how long aiohttp waits for leftover handlers before cancelling them."""
-
-
-class _WebhookHandler:
-    """``POST /twiml``: verify the signature, answer with ``<Connect><Stream>`` TwiML."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        registry: CallRegistry,
-        metrics: ServerMetrics,
-        verifier: SignatureVerifier | None,
-        admission: Admission,
-    ) -> None:
-        self._settings = settings
-        self._registry = registry
-        self._metrics = metrics
-        self._verifier = verifier
-        self._admission = admission
-
-    async def __call__(self, request: web.Request) -> web.Response:
-        if not self._registry.accepting:
-            self._metrics.reject("shutdown")
-            logger.warning(f"refused a call webhook from {request.remote}: shutting down")
-            return web.Response(status=503, text="shutting down\n")
-        form = await request.post() if request.method == "POST" else request.query
-        if self._verifier is not None:
-            params = form if request.method == "POST" else {}
-            if not self._verifier.verify_request(
-                request, params, configured_host=self._settings.server.public_host, websocket=False
-            ):
-                self._metrics.reject("signature")
-                return web.Response(status=403, text="invalid signature\n")
-        try:
-            host = public_host(request, self._settings.server.public_host)
-        except BadHostError as e:
-            self._metrics.reject("bad_host")
-            logger.warning(f"call webhook from {request.remote}: {e}")
-            return web.Response(status=400, text="no usable Host header\n")
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        parameters = stream_parameters(fields)
-        busy = self._admission.admit_webhook()
-        if busy is not None:
-            self._metrics.reject(f"busy_{busy}")
-            logger.warning(
-                f"call webhook: {parameters.get('CallSid', '?')} refused, worker {busy} "
-                f"({self._registry.active_count} active calls): busy answer"
-            )
-            return web.Response(text=self._admission.busy_twiml(), content_type="text/xml")
-        logger.info(
-            f"call webhook: {parameters.get('CallSid', '?')} from {parameters.get('From', '?')} "
-            f"to {parameters.get('To', '?')} → {media_stream_url(host)}"
-        )
-        body = connect_stream_twiml(media_stream_url(host, MEDIA_PATH), parameters)
-        return web.Response(text=body, content_type="text/xml")
-
-
-class MediaStreamHandler:
-    """``GET /media``: checks, upgrade, then one :class:`MediaCall` per connection.
-
-    Another leg on the same protocol (the browser softphone) overrides :meth:`refuse` (its own
-    checks) and :meth:`new_call` (its own kind of call); the rest is shared.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        factory: PipelineFactory,
-        *,
-        registry: CallRegistry,
-        metrics: ServerMetrics,
-        verifier: SignatureVerifier | None,
-        admission: Admission,
-        archive: CallArchive | None = None,
-    ) -> None:
-        self._settings = settings
-        self._factory = factory
-        self._archive = archive
-        self._registry = registry
-        self._metrics = metrics
-        self._verifier = verifier
-        self._admission = admission
-
-    def refuse(self, request: web.Request) -> web.Response | None:
-        """The answer refusing this upgrade (a bad Twilio signature: 403), or None."""
-        if self._verifier is not None and not self._verifier.verify_request(
-            request, {}, configured_host=self._settings.server.public_host, websocket=True
-        ):
-            self._metrics.reject("signature")
-            return web.Response(status=403, text="invalid signature\n")
-        return None
-
-    def new_call(self, ws: web.WebSocketResponse, request: web.Request) -> MediaCall:
-        """The call for an upgraded connection (a Twilio Media Stream)."""
-        return MediaCall(
-            ws,
-            self._settings,
-            self._factory,
-            self._metrics,
-            self._archive,
-            mailbox=self._registry.take_mail,
-        )
-
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
-        """Handle one Media Streams connection from upgrade to close."""
-        if not self._registry.accepting:
-            self._metrics.reject("shutdown")
-            logger.warning(f"refused a media stream from {request.remote}: shutting down")
-            return web.Response(status=503, text="shutting down\n")
-        refusal = self.refuse(request)
-        if refusal is not None:
-            return refusal
-        ws = web.WebSocketResponse(
-            max_msg_size=ws_hard_cap(self._settings.server.max_message_bytes),
-            compress=False,
-            decode_text=False,
-            timeout=WS_CLOSE_TIMEOUT_S,
-        )
-        if not ws.can_prepare(request).ok:
-            return web.Response(status=426, text="expected a WebSocket upgrade\n")
-        await ws.prepare(request)
-        busy = self._admission.admit_stream()  # no await between this and register
-        if busy is not None:
-            self._metrics.reject(f"busy_{busy}")
-            logger.warning(f"refused a media stream from {request.remote}: worker {busy}")
-            await ws.close(code=BUSY_CLOSE_CODE, message=b"server at capacity, try again later")
-            return ws
-        media_call = self.new_call(ws, request)
-        if not self._registry.register(media_call):
-            self._metrics.reject("shutdown")
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
-            return ws
-        # The call runs in its own task: a dropped connection (aiohttp may cancel the handler)
-        # is a hang-up that the call finishes cleanly, not a cancellation halfway through.
-        run = asyncio.create_task(media_call.run(), name=f"media-call-{media_call.label}")
-        try:
-            await asyncio.shield(run)
-        except asyncio.CancelledError:
-            media_call.request_end("connection handler cancelled")
-            await asyncio.wait({run}, timeout=CALL_WIND_DOWN_S)
-            if not run.done():
-                run.cancel()
-            raise
-        finally:
-            self._registry.unregister(media_call)
-        return ws
 
 
 def create_app(
@@ -243,24 +98,15 @@ def create_app(
 
         app.on_cleanup.append(close_archive)
 
-    webhook = _WebhookHandler(settings, registry, metrics, verifier, admission)
-    media = MediaStreamHandler(
-        settings,
-        pipeline_factory,
-        registry=registry,
-        metrics=metrics,
-        verifier=verifier,
-        admission=admission,
-        archive=archive,
-    )
+    parts = ServerParts(settings, registry, metrics, verifier)
+    webhook = WebhookHandler(parts, admission)
+    media = MediaStreamHandler(parts, pipeline_factory, admission=admission, archive=archive)
 
     app.router.add_post("/twiml", webhook)
     app.router.add_get("/twiml", webhook)
     app.router.add_get(MEDIA_PATH, media)
     sink = ArchiveStatusSink(archive) if archive is not None else None
-    callbacks = TwilioCallbacks(
-        settings, registry=registry, metrics=metrics, verifier=verifier, sink=sink
-    )
+    callbacks = TwilioCallbacks(parts, sink=sink)
     app[CALLBACKS_KEY] = callbacks
     add_callback_routes(app, callbacks)
     add_health_routes(
@@ -272,8 +118,6 @@ def create_app(
         archive=archive,
         signatures_checked=verifier is not None,
     )
-    from voiceagent.server.phone import add_phone_routes  # it builds on MediaStreamHandler
-
     add_phone_routes(
         app,
         settings,

@@ -11,16 +11,14 @@ call's record (the sink); an AMD result also goes to the live call's pipeline as
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from aiohttp import web
 from loguru import logger
 
 from voiceagent.frames import AnsweredByFrame
-from voiceagent.server.metrics import ServerMetrics
-from voiceagent.server.registry import CallRegistry
-from voiceagent.server.signature import SignatureVerifier
-from voiceagent.settings import Settings
+from voiceagent.server.endpoint import ServerParts, TwilioEndpoint
 from voiceagent.telephony.callbacks import (
     AMD_PATH,
     STATUS_PATH,
@@ -32,6 +30,7 @@ from voiceagent.telephony.callbacks import (
 )
 
 _FORM = "application/x-www-form-urlencoded"
+_Callback = TypeVar("_Callback", StatusCallback, AmdCallback)
 
 
 class CallStatusSink(Protocol):
@@ -44,22 +43,12 @@ class CallStatusSink(Protocol):
         """Twilio's AMD result."""
 
 
-class TwilioCallbacks:
+class TwilioCallbacks(TwilioEndpoint):
     """The two callback handlers, sharing the checks."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        registry: CallRegistry,
-        metrics: ServerMetrics,
-        verifier: SignatureVerifier | None,
-        sink: CallStatusSink | None = None,
-    ) -> None:
-        self._settings = settings
-        self._registry = registry
-        self._metrics = metrics
-        self._verifier = verifier
+    def __init__(self, parts: ServerParts, *, sink: CallStatusSink | None = None) -> None:
+        """Handle callbacks for the server; accepted ones are recorded into ``sink`` (if any)."""
+        super().__init__(parts)
         self.sink = sink
 
     async def _form(self, request: web.Request, kind: str) -> dict[str, str] | web.Response:
@@ -71,12 +60,23 @@ class TwilioCallbacks:
         except (ValueError, UnicodeDecodeError) as e:
             return self._refuse(kind, "malformed", 400, f"unreadable form: {e}")
         form = {k: v for k, v in posted.items() if isinstance(v, str)}
-        if self._verifier is not None and not self._verifier.verify_request(
-            request, form, configured_host=self._settings.server.public_host, websocket=False
-        ):
-            self._metrics.reject("signature")
+        if not self._signed(request, form, websocket=False):
             return self._refuse(kind, "signature", 403, "")
         return form
+
+    async def _accepted(
+        self, request: web.Request, kind: str, parse: Callable[[dict[str, str]], _Callback]
+    ) -> _Callback | web.Response:
+        """The signed form parsed (counted ``ok``), or the 400/403 answer (logged and counted)."""
+        form = await self._form(request, kind)
+        if isinstance(form, web.Response):
+            return form
+        try:
+            callback = parse(form)
+        except MalformedCallback as e:
+            return self._refuse(kind, "malformed", 400, str(e))
+        self._metrics.callback(kind, "ok")
+        return callback
 
     def _refuse(self, kind: str, outcome: str, status: int, why: str) -> web.Response:
         self._metrics.callback(kind, outcome)
@@ -87,14 +87,9 @@ class TwilioCallbacks:
 
     async def status(self, request: web.Request) -> web.Response:
         """A call progress event: record it."""
-        form = await self._form(request, "status")
-        if isinstance(form, web.Response):
-            return form
-        try:
-            event = parse_status_callback(form)
-        except MalformedCallback as e:
-            return self._refuse("status", "malformed", 400, str(e))
-        self._metrics.callback("status", "ok")
+        event = await self._accepted(request, "status", parse_status_callback)
+        if isinstance(event, web.Response):
+            return event
         self._metrics.call_status(event.status)
         logger.info(
             f"call {event.call_sid}: {event.status}"
@@ -107,14 +102,9 @@ class TwilioCallbacks:
 
     async def amd(self, request: web.Request) -> web.Response:
         """Twilio's answering machine verdict: record it and tell the live call."""
-        form = await self._form(request, "amd")
-        if isinstance(form, web.Response):
-            return form
-        try:
-            result = parse_amd_callback(form)
-        except MalformedCallback as e:
-            return self._refuse("amd", "malformed", 400, str(e))
-        self._metrics.callback("amd", "ok")
+        result = await self._accepted(request, "amd", parse_amd_callback)
+        if isinstance(result, web.Response):
+            return result
         self._metrics.answered(result.answered_by)
         live = await self._registry.deliver(
             result.call_sid, AnsweredByFrame(answered_by=result.answered_by)

@@ -35,6 +35,32 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MULTIPROCESS_REFRESH_S = 1.0
 """In multiprocess mode, how often each worker writes its live figures for the others' scrapes."""
 CALL_DURATION_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+_HELP: dict[str, str] = {
+    "up": "1 while the server accepts new calls, 0 while draining.",
+    "uptime_seconds": "Seconds since the server (the youngest worker) started.",
+    "active_calls": "Calls with an open media stream.",
+    "calls": "Media stream calls accepted.",
+    "call_failures": "Calls that ended on an unexpected error (pipeline build or crash).",
+    "calls_ended": "Finished calls by what ended them.",
+    "call_duration_seconds": "Duration of finished calls.",
+    "frames_in": "Media messages received from Twilio.",
+    "frames_out": "Media messages sent to Twilio.",
+    "protocol_errors": "Bad messages on media streams by kind.",
+    "pipeline_errors": "Errors reported by call pipelines.",
+    "requests_rejected": "Refused webhook/stream requests by reason.",
+    "twilio_callbacks": (
+        "Twilio status and AMD callbacks by outcome (ok, signature: 403, malformed: 400)."
+    ),
+    "call_status_callbacks": "Accepted call progress events by Twilio CallStatus.",
+    "amd_results": "Twilio answering machine detection results by AnsweredBy.",
+    "max_calls": "Calls admitted at once (summed over workers).",
+    "reserved_calls": "Webhooks admitted whose stream has not come yet.",
+    "loop_lag_seconds": "Event-loop lag, worst of the last seconds (worst worker).",
+    "loop_lag_max_seconds": "Event-loop lag, worst since start (worst worker).",
+    "refusing_calls": "Workers giving new calls the busy answer now (1 or 0 for one worker).",
+    "recording_write_errors": "Failed writes of call recordings (rows, events, audio).",
+}
+"""The help text of each server series (``voiceagent_<name>``)."""
 
 
 def multiprocess_dir() -> str | None:
@@ -68,115 +94,41 @@ class ServerMetrics:
         )
         self._write_errors_seen = 0
         r = self.registry
-        self.up = Gauge(
-            "voiceagent_up",
-            "1 while the server accepts new calls, 0 while draining.",
-            registry=r,
-            multiprocess_mode="livemin",
-        )
-        self.uptime = Gauge(
-            "voiceagent_uptime_seconds",
-            "Seconds since the server (the youngest worker) started.",
-            registry=r,
-            multiprocess_mode="livemin",
-        )
-        self.active_calls = Gauge(
-            "voiceagent_active_calls",
-            "Calls with an open media stream.",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.calls = Counter("voiceagent_calls", "Media stream calls accepted.", registry=r)
-        self.call_failures = Counter(
-            "voiceagent_call_failures",
-            "Calls that ended on an unexpected error (pipeline build or crash).",
-            registry=r,
-        )
-        self.calls_ended = Counter(
-            "voiceagent_calls_ended", "Finished calls by what ended them.", ["reason"], registry=r
-        )
+
+        def gauge(name: str, mode: str) -> Gauge:  # ``mode``: how workers' values combine
+            return Gauge(f"voiceagent_{name}", _HELP[name], registry=r, multiprocess_mode=mode)
+
+        def counter(name: str, *labels: str) -> Counter:
+            return Counter(f"voiceagent_{name}", _HELP[name], labels, registry=r)
+
+        self.up = gauge("up", "livemin")
+        self.uptime = gauge("uptime_seconds", "livemin")
+        self.active_calls = gauge("active_calls", "livesum")
+        self.calls = counter("calls")
+        self.call_failures = counter("call_failures")
+        self.calls_ended = counter("calls_ended", "reason")
         self.call_duration = Histogram(
             "voiceagent_call_duration_seconds",
-            "Duration of finished calls.",
+            _HELP["call_duration_seconds"],
             buckets=CALL_DURATION_BUCKETS,
             registry=r,
         )
-        self.frames_in = Counter(
-            "voiceagent_frames_in", "Media messages received from Twilio.", registry=r
-        )
-        self.frames_out = Counter(
-            "voiceagent_frames_out", "Media messages sent to Twilio.", registry=r
-        )
-        self.protocol_errors = Counter(
-            "voiceagent_protocol_errors",
-            "Bad messages on media streams by kind.",
-            ["kind"],
-            registry=r,
-        )
+        self.frames_in = counter("frames_in")
+        self.frames_out = counter("frames_out")
+        self.protocol_errors = counter("protocol_errors", "kind")
         for kind in PROTOCOL_ERROR_KINDS:
             self.protocol_errors.labels(kind)
-        self.pipeline_errors = Counter(
-            "voiceagent_pipeline_errors", "Errors reported by call pipelines.", registry=r
-        )
-        self.rejected = Counter(
-            "voiceagent_requests_rejected",
-            "Refused webhook/stream requests by reason.",
-            ["reason"],
-            registry=r,
-        )
-        self.callbacks = Counter(
-            "voiceagent_twilio_callbacks",
-            "Twilio status and AMD callbacks by outcome (ok, signature: 403, malformed: 400).",
-            ["kind", "outcome"],
-            registry=r,
-        )
-        self.call_statuses = Counter(
-            "voiceagent_call_status_callbacks",
-            "Accepted call progress events by Twilio CallStatus.",
-            ["status"],
-            registry=r,
-        )
-        self.answered_by = Counter(
-            "voiceagent_amd_results",
-            "Twilio answering machine detection results by AnsweredBy.",
-            ["answered_by"],
-            registry=r,
-        )
-        self.max_calls = Gauge(
-            "voiceagent_max_calls",
-            "Calls admitted at once (summed over workers).",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.reserved_calls = Gauge(
-            "voiceagent_reserved_calls",
-            "Webhooks admitted whose stream has not come yet.",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.loop_lag = Gauge(
-            "voiceagent_loop_lag_seconds",
-            "Event-loop lag, worst of the last seconds (worst worker).",
-            registry=r,
-            multiprocess_mode="livemax",
-        )
-        self.loop_lag_max = Gauge(
-            "voiceagent_loop_lag_max_seconds",
-            "Event-loop lag, worst since start (worst worker).",
-            registry=r,
-            multiprocess_mode="livemax",
-        )
-        self.refusing_calls = Gauge(
-            "voiceagent_refusing_calls",
-            "Workers giving new calls the busy answer now (1 or 0 for one worker).",
-            registry=r,
-            multiprocess_mode="livesum",
-        )
-        self.recording_write_errors = Counter(
-            "voiceagent_recording_write_errors",
-            "Failed writes of call recordings (rows, events, audio).",
-            registry=r,
-        )
+        self.pipeline_errors = counter("pipeline_errors")
+        self.rejected = counter("requests_rejected", "reason")
+        self.callbacks = counter("twilio_callbacks", "kind", "outcome")
+        self.call_statuses = counter("call_status_callbacks", "status")
+        self.answered_by = counter("amd_results", "answered_by")
+        self.max_calls = gauge("max_calls", "livesum")
+        self.reserved_calls = gauge("reserved_calls", "livesum")
+        self.loop_lag = gauge("loop_lag_seconds", "livemax")
+        self.loop_lag_max = gauge("loop_lag_max_seconds", "livemax")
+        self.refusing_calls = gauge("refusing_calls", "livesum")
+        self.recording_write_errors = counter("recording_write_errors")
         self.turns = TurnMetrics(r)
         """Turn-taking series, read from every call's frames (``turns.tap()`` per call)."""
 

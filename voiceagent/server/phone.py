@@ -30,13 +30,14 @@ from loguru import logger
 from pipecat.observers.base_observer import BaseObserver
 
 from voiceagent.server.admission import Admission
-from voiceagent.server.app import MediaStreamHandler
+from voiceagent.server.endpoint import ServerParts
 from voiceagent.server.media import MediaCall, PipelineFactory
 from voiceagent.server.metrics import ServerMetrics
 from voiceagent.server.phone_events import PageEvents, page_message
 from voiceagent.server.phone_links import PHONE_PATH, PhoneLinks, link_secret
 from voiceagent.server.registry import CallRegistry
 from voiceagent.server.signature import BadHostError, public_host
+from voiceagent.server.stream_handler import MediaStreamHandler
 from voiceagent.settings import Settings
 from voiceagent.storage.archive import CallArchive
 from voiceagent.transports.twilio.call import TwilioCall
@@ -200,11 +201,8 @@ def add_phone_routes(
         return
     link_check = _LinkCheck(settings, metrics)
     socket = PhoneSocketHandler(
-        settings,
+        ServerParts(settings, registry, metrics, verifier=None),
         factory,
-        registry=registry,
-        metrics=metrics,
-        verifier=None,
         admission=admission,
         archive=archive,
         link_check=link_check,

@@ -17,7 +17,8 @@ before the transport went away (it hung up, transferred, left a voicemail), else
 stream ended (Twilio's ``stop``: the other party hung up; our shutdown; an error).
 
 Write errors (disk full, permissions) are counted; the first one of a call is logged with
-its call sid. The call itself never notices.
+its call sid. The call itself never notices. The storage-thread jobs:
+:mod:`voiceagent.storage.recording_writer`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,10 @@ from loguru import logger
 
 from voiceagent.clock import Clock
 from voiceagent.storage.archive import CallArchive
-from voiceagent.storage.call_audio import CallAudio, caller_runs
-from voiceagent.storage.store import CallEnd, CallEvent, CallInfo, CallStatusUpdate, EventKind
+from voiceagent.storage.recording_writer import CallerChunk, RecordingWriter
+from voiceagent.storage.store import CallEvent, CallInfo, CallStatusUpdate, EventKind
 from voiceagent.telephony.end_reason import from_transport
-from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
+from voiceagent.transports.twilio.line_format import LineFormat
 
 MAX_EARLY_EVENTS = 20
 """Events before the call's start (a provider failing at once) kept until the start."""
@@ -47,18 +47,12 @@ HORIZON_MARGIN_S = 0.25
 CLOSE_WAIT_S = 5.0
 """How long closing waits for the storage thread before letting the call go."""
 
-_CallerChunk = tuple[float, bytes, int, int]  # arrived at (clock), PCM16, rate, channels
-
 
 class CallRecording:
     """Records one call into a :class:`~voiceagent.storage.archive.CallArchive`.
 
     Attributes:
         call_sid: Twilio's call sid, once the call started.
-        audio_path: The call's WAV, once created (storage thread).
-        write_errors: Failed writes of this call.
-        agent_line_format: The format of the agent audio reported by :meth:`agent_audio`
-            (the stream's; set by ``recorder_taps`` from the output).
         stream_origin: Reads when (clock time) the caller's stream started, as the transport
             estimates it (set by ``recorder_taps``); stored at the end as a ``stream`` event
             so the call's timeline can be put on the stream clock.
@@ -70,14 +64,11 @@ class CallRecording:
         settings = archive.settings
         self._flush_interval_s = settings.flush_interval_s
         self._record_audio = settings.record_audio
+        self._writer = RecordingWriter(archive, record_audio=self._record_audio)
         self.call_sid: str | None = None
-        self.audio_path: Path | None = None
-        self.write_errors = 0
-        self.agent_line_format: LineFormat = MULAW_8K
         self.stream_origin: Callable[[], float | None] | None = None
         self._t0: float | None = None
-        self._started_wall = 0.0
-        self._caller: list[_CallerChunk] = []
+        self._caller: list[CallerChunk] = []
         self._agent_pending: deque[tuple[float, bytes]] = deque()
         self._agent_started: dict[int, float] = {}
         self._tools_seen: set[tuple[str, str]] = set()
@@ -89,10 +80,6 @@ class CallRecording:
         self._playback_cutoff: float | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._closing: asyncio.Future[None] | None = None
-        # Storage-thread state.
-        self._call_id: int | None = None
-        self._audio: CallAudio | None = None
-        self._error_logged = False
 
     @property
     def started(self) -> bool:
@@ -103,6 +90,28 @@ class CallRecording:
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closing is not None
+
+    @property
+    def audio_path(self) -> Path | None:
+        """The call's WAV, once created (storage thread)."""
+        return self._writer.audio_path
+
+    @property
+    def write_errors(self) -> int:
+        """Failed writes of this call."""
+        return self._writer.write_errors
+
+    @property
+    def agent_line_format(self) -> LineFormat:
+        """The format of the agent audio reported by :meth:`agent_audio`.
+
+        The stream's; set by ``recorder_taps`` from the output.
+        """
+        return self._writer.agent_line_format
+
+    @agent_line_format.setter
+    def agent_line_format(self, line_format: LineFormat) -> None:
+        self._writer.agent_line_format = line_format
 
     # -- loop side: the call's events ------------------------------------------------------
 
@@ -118,23 +127,24 @@ class CallRecording:
         if self._t0 is not None or self.closed:
             return
         self._t0 = self._clock.now()
-        self._started_wall = time.time()
         self.call_sid = call_sid or stream_sid or "unknown"
+        writer = self._writer  # set before its first job is queued
+        writer.call_sid, writer.t0, writer.started_wall = self.call_sid, self._t0, time.time()
         self._account_sid = account_sid
         params = dict(parameters or {})
         info = CallInfo(
             call_sid=self.call_sid,
             stream_sid=stream_sid,
-            started_at=self._started_wall,
+            started_at=writer.started_wall,
             account_sid=account_sid,
             from_number=params.get("From", ""),
             to_number=params.get("To", ""),
             parameters=params,
             direction=params.get("Direction") or "inbound",
         )
-        self._submit(self._open, info)
+        self._submit(writer.open, info)
         for event in self._early:
-            self._submit(self._write_event, event)
+            self._submit(self._writer.write_event, event)
         self._early.clear()
         self._flusher = asyncio.get_running_loop().create_task(
             self._flush_every(), name=f"recording-{self.call_sid}"
@@ -282,7 +292,7 @@ class CallRecording:
             source="agent",
             data={"evidence": evidence, "at_s": round(self._at(), 3)},
         )
-        self._submit(self._write_status, update)
+        self._submit(self._writer.write_status, update)
 
     def mark_ended(self, reason: str, *, transport_gone: bool = False) -> None:
         """The call is ending (the first reason wins); ``transport_gone``: nothing more plays."""
@@ -314,7 +324,7 @@ class CallRecording:
         now = self._clock.now()
         origin = self._read_stream_origin()
         if origin is not None:
-            self._submit(self._write_event, CallEvent("stream", now - t0, data=origin))
+            self._submit(self._writer.write_event, CallEvent("stream", now - t0, data=origin))
         if self._ended_at is None:
             self._ended_at = now
         cutoff = self._playback_cutoff if self._playback_cutoff is not None else now
@@ -323,7 +333,7 @@ class CallRecording:
         end_s = self._ended_at - t0
         twilio = bool(self._account_sid)  # the softphone's browser calls name no Twilio account
         reason = self._declared or from_transport(self._end_reason, twilio=twilio).value
-        job = self._submit(self._finish, caller, agent, end_s, reason)
+        job = self._submit(self._writer.finish, caller, agent, end_s, reason)
         if job is None:
             return
         try:
@@ -341,7 +351,7 @@ class CallRecording:
         try:
             return self._archive.submit(job, *args)
         except RuntimeError as e:  # the archive's thread was shut down
-            self._failed("queueing a write", e)
+            self._writer.failed("queueing a write", e)
             return None
 
     def _read_stream_origin(self) -> dict[str, float] | None:
@@ -360,9 +370,9 @@ class CallRecording:
 
     def _event(self, event: CallEvent) -> None:
         if self._t0 is not None and self._closing is None:
-            self._submit(self._write_event, event)
+            self._submit(self._writer.write_event, event)
 
-    def _take_audio(self, played_by: float) -> tuple[list[_CallerChunk], list[tuple[float, bytes]]]:
+    def _take_audio(self, played_by: float) -> tuple[list[CallerChunk], list[tuple[float, bytes]]]:
         """The buffered caller chunks, and the agent frames Twilio started playing by then."""
         caller, self._caller = self._caller, []
         pending = self._agent_pending
@@ -383,93 +393,4 @@ class CallRecording:
         now = self._clock.now()
         caller, agent = self._take_audio(now)
         until_s = now - self._t0 - HORIZON_MARGIN_S
-        self._submit(self._write_audio, caller, agent, until_s)
-
-    # -- storage thread --------------------------------------------------------------------
-
-    def _failed(self, what: str, error: Exception) -> None:
-        self.write_errors += 1
-        self._archive.count_error()
-        if not self._error_logged:
-            self._error_logged = True
-            logger.error(
-                f"call {self.call_sid}: recording: {what} failed: {error!r}; the call goes on "
-                "(further recording errors of this call are only counted)"
-            )
-
-    def _open(self, info: CallInfo) -> None:
-        if self._record_audio:
-            try:
-                path = self._archive.audio_path(info.call_sid, info.started_at)
-                self._audio = CallAudio(path)
-                self.audio_path = path
-            except Exception as e:
-                self._failed("creating the audio file", e)
-        try:
-            store = self._archive.store()
-            audio_path = str(self.audio_path) if self.audio_path is not None else None
-            self._call_id = store.start_call(replace(info, audio_path=audio_path))
-        except Exception as e:
-            self._failed("storing the call", e)
-
-    def _write_event(self, event: CallEvent) -> None:
-        if self._call_id is None:
-            self.write_errors += 1
-            self._archive.count_error()
-            return
-        try:
-            self._archive.store().add_event(self._call_id, event)
-        except Exception as e:
-            self._failed(f"storing a {event.kind} event", e)
-
-    def _write_status(self, update: CallStatusUpdate) -> None:
-        try:
-            self._archive.store().record_status(update)
-        except Exception as e:
-            self._failed("storing a status", e)
-
-    def _write_audio(
-        self,
-        caller: list[_CallerChunk],
-        agent: list[tuple[float, bytes]],
-        until_s: float | None,
-    ) -> None:
-        audio, t0 = self._audio, self._t0
-        if audio is None or t0 is None:
-            return
-        try:
-            for start_s, pcm, rate, channels in caller_runs(caller, t0):
-                audio.add_caller(start_s, pcm, rate, channels)
-            line_format = self.agent_line_format
-            for play_at, frame in agent:
-                audio.add_agent(play_at - t0, frame, line_format)
-            if until_s is not None:
-                audio.write(until_s)
-        except Exception as e:
-            self._audio = None
-            self._failed("writing audio", e)
-            audio.abandon()
-
-    def _finish(
-        self,
-        caller: list[_CallerChunk],
-        agent: list[tuple[float, bytes]],
-        end_s: float,
-        reason: str,
-    ) -> None:
-        self._write_audio(caller, agent, None)
-        audio, self._audio = self._audio, None
-        seconds = None
-        if audio is not None:
-            try:
-                audio.close(end_s)
-                seconds = audio.seconds
-            except Exception as e:
-                self._failed("closing the audio file", e)
-        if self._call_id is None:
-            return
-        try:
-            end = CallEnd(self._started_wall + end_s, reason, seconds, self.write_errors)
-            self._archive.store().end_call(self._call_id, end)
-        except Exception as e:
-            self._failed("completing the call", e)
+        self._submit(self._writer.write_audio, caller, agent, until_s)

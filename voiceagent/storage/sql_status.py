@@ -9,6 +9,7 @@ twice (same sequence number) is kept once.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 from voiceagent.storage.store import CallStatusUpdate, StatusEntry
@@ -28,20 +29,27 @@ def rank(status: str | None) -> int:
     return -1 if not status else STATUS_RANK.get(status, len(STATUS_RANK))
 
 
-class StatusTimeline:
-    """The status half of :class:`~voiceagent.storage.sql_store.SQLCallStore`."""
+class StatusTimeline(ABC):
+    """The status half of :class:`~voiceagent.storage.sql_store.SQLCallStore`.
 
+    The store provides the four hooks below (declared abstract here, defined there).
+    """
+
+    @abstractmethod
     def _execute(self, query: str, params: tuple[Any, ...] = ()) -> Any:
-        raise NotImplementedError
+        """Run ``query`` (``?`` placeholders) with ``params``; the cursor."""
 
+    @abstractmethod
     def _json(self, value: Any) -> Any:
-        raise NotImplementedError
+        """A data dict as bound to a JSON column."""
 
+    @abstractmethod
     def _data(self, stored: Any) -> dict[str, Any]:
-        raise NotImplementedError
+        """A JSON column read back."""
 
+    @abstractmethod
     def _call_transaction(self, call_sid: str) -> Any:
-        raise NotImplementedError
+        """A transaction no other writer of ``call_sid`` interleaves with."""
 
     def record_status(self, update: CallStatusUpdate) -> int:
         """Add a step to the call's timeline, creating the call's row if needed."""

@@ -105,7 +105,7 @@ class LivePipeline:
         return [f for f in self.up.frames if isinstance(f, types)]
 
 
-async def until(predicate: Callable[[], bool], timeout: float) -> None:
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     """Poll a condition that no frame announces (e.g. a request reaching a fake), or fail."""
     deadline = time.monotonic() + timeout
     while not predicate():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from voiceagent.services.local import weights
+from voiceagent.services.local import pinned_files, weights
 from voiceagent.services.local.weights import (
     PackagedFile,
     WeightsError,
@@ -91,7 +91,7 @@ def test_parts_are_joined_in_order_and_verified_once(tmp_path, monkeypatch):
     # Next start: the sidecar vouches for the file; no part is read and nothing is re-hashed.
     for part in parts:
         part.unlink()
-    monkeypatch.setattr(weights, "_sha256_file", lambda p: pytest.fail(f"re-hashed {p}"))
+    monkeypatch.setattr(pinned_files, "_sha256_file", lambda p: pytest.fail(f"re-hashed {p}"))
     assert assemble_parts(parts, dest, sha(b"".join(chunks))) == dest
 
 
@@ -104,8 +104,8 @@ def test_a_touched_cached_file_is_rehashed_and_kept_when_still_right(tmp_path, m
     os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
 
     hashed = []
-    real = weights._sha256_file
-    monkeypatch.setattr(weights, "_sha256_file", lambda p: hashed.append(p) or real(p))
+    real = pinned_files._sha256_file
+    monkeypatch.setattr(pinned_files, "_sha256_file", lambda p: hashed.append(p) or real(p))
     assert assemble_parts(parts, dest, sha(data)) == dest
     assert hashed == [dest]
     hashed.clear()
@@ -336,7 +336,7 @@ def test_real_qwen_05b_is_assembled_once_and_pinned(tmp_path, monkeypatch):
         assert f.read(4) == b"GGUF"
     assert leftovers(tmp_path) == []
 
-    monkeypatch.setattr(weights, "_sha256_file", lambda p: pytest.fail(f"re-hashed {p}"))
+    monkeypatch.setattr(pinned_files, "_sha256_file", lambda p: pytest.fail(f"re-hashed {p}"))
     assert resolve_llm_gguf(settings) == gguf  # sidecar trusted: no 491 MB re-hash
     gguf.unlink()  # don't leave 491 MB in pytest's kept temp folders
 

