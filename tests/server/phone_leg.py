@@ -139,8 +139,9 @@ class PhoneLeg:
 class TurnAgent(FrameProcessor):
     """A test agent that makes every frame the page is told about, from caller audio alone.
 
-    After ``frames_per_turn`` media frames (20 ms each) of caller audio: a partial, a final, a committed turn and
-    its metrics, then a short spoken reply (TTS brackets, audio at 16 kHz, its text).
+    After ``frames_per_turn`` media frames (20 ms each) of caller audio: a partial, a final, a
+    committed turn and its metrics, then a short spoken reply (TTS brackets, audio at 16 kHz,
+    its text).
     """
 
     def __init__(self, frames_per_turn: int = 10) -> None:

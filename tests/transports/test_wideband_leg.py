@@ -75,7 +75,8 @@ async def test_wideband_caller_audio_reaches_the_pipeline_sample_for_sample(wide
     await wide.feed(*(wide.twilio.media(c) for c in chunks))
     frames = wide.probe.downstream(InputAudioRawFrame)
     # No codec, no resampler, no delay: two 20 ms messages per 40 ms frame, sample for sample.
-    assert [f.audio for f in frames] == [a + b for a, b in zip(chunks[::2], chunks[1::2])]
+    pairs = zip(chunks[::2], chunks[1::2], strict=True)
+    assert [f.audio for f in frames] == [a + b for a, b in pairs]
     assert all(f.sample_rate == 16000 and f.num_channels == 1 for f in frames)
     assert wide.call.frames_in == 10 and wide.errors == []
 
