@@ -64,3 +64,37 @@ async def test_a_provider_that_failed_before_the_call_started_is_recorded_at_its
         ("provider", "stt", 0.0, "whisper")
     ]
     assert detail.call.duration_s == 3.0 and detail.call.end_reason == "caller_hung_up"
+
+
+async def test_a_live_calls_events_are_stored_once_a_flush_in_one_transaction(tmp_path: Path):
+    """The caller speaks three times within a second: nothing is written per event; the
+    flush stores all three in order, with the call's counters, in one write."""
+    archive = CallArchive(StorageSettings(dir=tmp_path, record_audio=False))
+    clock = ManualClock()
+    recording = archive.recording(clock=clock)
+    recording.start(call_sid="CA2", stream_sid="MZ2", parameters={})
+    batches: list[list[str]] = []
+    write_events = recording._writer.write_events
+
+    def counting(events):
+        batches.append([e.text for e in events])
+        write_events(events)
+
+    recording._writer.write_events = counting
+    for turn, words in enumerate(("hello", "I need a cleaning", "next Tuesday"), start=1):
+        clock.advance(0.3)
+        recording.caller_turn(turn, words, {})
+    await archive.run(lambda: None)  # everything queued so far is written
+    assert batches == []
+    recording.flush()
+    await archive.run(lambda: None)
+    assert batches == [["hello", "I need a cleaning", "next Tuesday"]]
+
+    store = open_store(archive.settings, create=False)
+    detail = store.find_call("CA2")
+    store.close()
+    assert detail is not None
+    assert [e.text for e in detail.events] == ["hello", "I need a cleaning", "next Tuesday"]
+    assert detail.call.caller_turns == 3
+    await recording.close()
+    await archive.close()

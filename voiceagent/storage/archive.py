@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -73,6 +74,7 @@ class CallArchive:
         self._store: CallStore | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voiceagent-storage")
         self._closed = False
+        self._live: weakref.WeakSet[CallRecording] = weakref.WeakSet()
         self.write_errors = 0
 
     # -- the storage thread ---------------------------------------------------------------
@@ -113,7 +115,9 @@ class CallArchive:
         """A new recording for one call (it starts at the call's ``CallStartedFrame``)."""
         from voiceagent.storage.recording import CallRecording
 
-        return CallRecording(self, clock=clock)
+        recording = CallRecording(self, clock=clock)
+        self._live.add(recording)
+        return recording
 
     def record_status(self, update: CallStatusUpdate) -> None:
         """Add a step to a call's status timeline on the storage thread (never blocks).
@@ -146,6 +150,8 @@ class CallArchive:
         if self._closed:
             return
         self._closed = True
+        for recording in list(self._live):  # their events so far go before the store closes
+            recording.flush_events()
         try:
             await asyncio.wait_for(self.run(self._close_store), CLOSE_TIMEOUT_S)
         except TimeoutError:

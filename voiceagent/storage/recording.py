@@ -2,8 +2,9 @@
 
 Loop side (called by the recorder taps and TwilioOutput, every 20 ms for audio): methods
 only append to buffers or queue a job on the archive's storage thread; they never block,
-never raise and never log per frame. Every ``flush_interval_s`` the buffered audio goes to
-the storage thread, which places it on the call's timeline and appends it to the WAV.
+never raise and never log per frame. Every ``flush_interval_s`` the events and the buffered
+audio go to the storage thread, which stores the events in one transaction, places the audio
+on the call's timeline and appends it to the WAV.
 
 Agent audio is what was *sent to Twilio*, held back until Twilio starts playing it (at most
 the output's lead, 200 ms): a ``clear`` on barge-in drops what was sent but never played,
@@ -73,6 +74,7 @@ class CallRecording:
         self._agent_started: dict[int, float] = {}
         self._tools_seen: set[tuple[str, str]] = set()
         self._early: list[CallEvent] = []
+        self._events: list[CallEvent] = []
         self._ended_at: float | None = None
         self._end_reason = "ended"
         self._declared: str | None = None
@@ -143,8 +145,7 @@ class CallRecording:
             direction=params.get("Direction") or "inbound",
         )
         self._submit(writer.open, info)
-        for event in self._early:
-            self._submit(self._writer.write_event, event)
+        self._submit(writer.write_events, list(self._early))
         self._early.clear()
         self._flusher = asyncio.get_running_loop().create_task(
             self._flush_every(), name=f"recording-{self.call_sid}"
@@ -324,7 +325,8 @@ class CallRecording:
         now = self._clock.now()
         origin = self._read_stream_origin()
         if origin is not None:
-            self._submit(self._writer.write_event, CallEvent("stream", now - t0, data=origin))
+            self._events.append(CallEvent("stream", now - t0, data=origin))
+        self.flush_events()
         if self._ended_at is None:
             self._ended_at = now
         cutoff = self._playback_cutoff if self._playback_cutoff is not None else now
@@ -369,8 +371,16 @@ class CallRecording:
         return 0.0 if self._t0 is None else self._clock.now() - self._t0
 
     def _event(self, event: CallEvent) -> None:
+        # Kept until the next flush: one transaction per call and flush, not per event (a
+        # live call makes several events a second; a crash loses at most flush_interval_s).
         if self._t0 is not None and self._closing is None:
-            self._submit(self._writer.write_event, event)
+            self._events.append(event)
+
+    def flush_events(self) -> None:
+        """Hand the events kept so far to the storage thread (the archive's close calls this)."""
+        if self._events:
+            events, self._events = self._events, []
+            self._submit(self._writer.write_events, events)
 
     def _take_audio(self, played_by: float) -> tuple[list[CallerChunk], list[tuple[float, bytes]]]:
         """The buffered caller chunks, and the agent frames Twilio started playing by then."""
@@ -390,6 +400,7 @@ class CallRecording:
         """Hand the audio buffered so far to the storage thread."""
         if self._t0 is None or self._closing is not None:
             return
+        self.flush_events()
         now = self._clock.now()
         caller, agent = self._take_audio(now)
         until_s = now - self._t0 - HORIZON_MARGIN_S

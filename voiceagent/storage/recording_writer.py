@@ -74,14 +74,22 @@ class RecordingWriter:
 
     def write_event(self, event: CallEvent) -> None:
         """Store one event of the call (an error when its row could not be created)."""
+        self.write_events([event])
+
+    def write_events(self, events: list[CallEvent]) -> None:
+        """Store events of the call in order, in one transaction (errors: counted per event)."""
+        if not events:
+            return
         if self._call_id is None:
-            self.write_errors += 1
-            self._archive.count_error()
+            self.write_errors += len(events)
+            for _ in events:
+                self._archive.count_error()
             return
         try:
-            self._archive.store().add_event(self._call_id, event)
+            self._archive.store().add_events(self._call_id, events)
         except Exception as e:
-            self.failed(f"storing a {event.kind} event", e)
+            kinds = ", ".join(sorted({event.kind for event in events}))
+            self.failed(f"storing {len(events)} events ({kinds})", e)
 
     def write_status(self, update: CallStatusUpdate) -> None:
         """Store a status of the call (who answered)."""

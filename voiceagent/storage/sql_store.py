@@ -2,17 +2,18 @@
 
 A backend gives a DB-API connection, its placeholder style and how JSON and booleans are
 stored; the queries are written once here (and in :mod:`sql_status`), with ``?``
-placeholders. Every write is one short transaction, so a committed event survives a crash of
-the server that wrote it, and two servers writing one database at once interleave whole
-events. A write that reads first (attaching a stream to a call placed by the dialer) holds a
-per-call lock (:meth:`SQLCallStore._call_transaction`), so two processes never create the same
-call twice.
+placeholders. Every write is one short transaction (a live call's events come in batches, one
+per recording flush), so committed events survive a crash of the server that wrote them, and
+two servers writing one database at once interleave whole batches. A write that reads first
+(attaching a stream to a call placed by the dialer) holds a per-call lock
+(:meth:`SQLCallStore._call_transaction`), so two processes never create the same call twice.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -131,11 +132,17 @@ class SQLCallStore(StatusTimeline):
 
     def add_event(self, call_id: int, event: CallEvent) -> None:
         """Append one event and bump the call's counters, in one transaction."""
-        interrupted = None if event.interrupted is None else bool(event.interrupted)
-        with self._transaction():
-            self._execute(
-                "INSERT INTO events (call_id, kind, at_s, turn_id, text, full_text, "
-                "interrupted, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        self.add_events(call_id, (event,))
+
+    def add_events(self, call_id: int, events: Sequence[CallEvent]) -> None:
+        """Append events in order and bump the call's counters, all in one transaction."""
+        if not events:
+            return
+        counts: Counter[str] = Counter()
+        rows = []
+        for event in events:
+            interrupted = None if event.interrupted is None else bool(event.interrupted)
+            rows.append(
                 (
                     call_id,
                     event.kind,
@@ -145,14 +152,24 @@ class SQLCallStore(StatusTimeline):
                     event.full_text,
                     self._interrupted(interrupted),
                     self._json(event.data),
-                ),
+                )
             )
             counter = COUNTERS.get(event.kind)
             if counter is not None:
-                extra = ", interrupted_turns = interrupted_turns + 1" if interrupted else ""
-                self._execute(
-                    f"UPDATE calls SET {counter} = {counter} + 1{extra} WHERE id = ?", (call_id,)
-                )
+                counts[counter] += 1
+                if interrupted:
+                    counts["interrupted_turns"] += 1
+        with self._transaction():
+            self._db.cursor().executemany(
+                self._sql(
+                    "INSERT INTO events (call_id, kind, at_s, turn_id, text, full_text, "
+                    "interrupted, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                rows,
+            )
+            if counts:
+                bumps = ", ".join(f"{column} = {column} + ?" for column in counts)
+                self._execute(f"UPDATE calls SET {bumps} WHERE id = ?", (*counts.values(), call_id))
 
     def end_call(self, call_id: int, end: CallEnd) -> None:
         """Complete the call's row."""

@@ -19,6 +19,7 @@ servers at once; both share their queries (:mod:`voiceagent.storage.sql_store`) 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -216,6 +217,9 @@ class CallStore(Protocol):
 
     def add_event(self, call_id: int, event: CallEvent) -> None:
         """Append one event to the call (and bump its summary counters)."""
+
+    def add_events(self, call_id: int, events: Sequence[CallEvent]) -> None:
+        """Append events to the call in order (and bump its counters), in one transaction."""
 
     def end_call(self, call_id: int, end: CallEnd) -> None:
         """Complete the call's row."""
