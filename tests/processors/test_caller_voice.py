@@ -33,3 +33,24 @@ def test_a_click_or_a_steady_hum_is_not_a_sound():
     hum = SoundOnset()
     changes = [hum.update(frame(600)) for _ in range(400)]  # 8 s of a steady, quiet hum
     assert changes.count(True) <= 1 and changes[-50:] == [None] * 50
+
+
+def test_in_40_ms_frames_the_sound_is_judged_every_20_ms():
+    """The transport gathers caller audio into 40 ms frames: the caller starts speaking halfway
+    through one; the line turns loud after two loud 20 ms blocks, dated from the sound's start."""
+    onset = SoundOnset()
+    for _ in range(10):
+        assert onset.update(frame(20) + frame(20)) is None
+    assert onset.update(frame(20) + frame(3000)) is None  # the sound starts 20 ms in
+    assert onset.update(frame(3000) + frame(3000)) is True
+    assert onset.since_s == 0.06  # it began 60 ms before the end of this frame
+    assert onset.update(frame(20) + frame(20)) is None
+    assert onset.update(frame(20) + frame(20)) is None
+    assert onset.update(frame(20) + frame(20)) is False  # the 5th quiet block
+    assert round(onset.since_s, 3) == 0.12  # 5 blocks + the one after it in the frame
+
+
+def test_a_40_ms_click_is_still_a_click():
+    onset = SoundOnset()
+    assert onset.update(frame(4000) + frame(20)) is None  # one loud block
+    assert onset.update(frame(20) + frame(20)) is None

@@ -16,6 +16,7 @@ from pipecat.frames.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
+from pipecat.processors.frame_processor import FrameProcessor
 
 from voiceagent.clock import ManualClock
 from voiceagent.frames import ProviderSwitchedFrame
@@ -155,3 +156,12 @@ async def test_with_no_provider_left_the_error_travels_on():
     error = pipe.up_of(ErrorFrame)[-1]
     assert "can no longer do its job" in error.error
     assert "HTTP 401" in error.error or "HTTP 429" in error.error
+
+
+def test_the_hand_over_pre_roll_is_half_a_second_of_audio_whatever_the_frame_size():
+    """The transport gathers the caller's audio into 40 ms frames: the pre-roll handed to the
+    next STT is still the last 0.5 s of whole frames (12 such frames, not 25)."""
+    stage = STTFallback([FrameProcessor(), FrameProcessor()], preroll_s=0.5)
+    for _ in range(50):  # two seconds of caller audio, 40 ms a frame
+        stage._keep_recent(InputAudioRawFrame(b"\x00\x00" * 640, 16000, 1), 0.04)
+    assert len(stage._recent) == 12 and abs(stage._recent_s - 0.48) < 1e-9

@@ -4,8 +4,9 @@ Silero (pipecat's ``VADProcessor``) needs ``start_secs`` of confident speech plu
 ramp: ≈ 300 ms from the caller's first sound to ``VADUserStartedSpeakingFrame``. That is too
 late to stop the agent's audio at a barge-in, or to hold a reply that would start over a caller
 who resumes. ``CallerVoiceProcessor`` also watches the energy of every 20 ms frame against an
-adaptive noise floor (``SoundOnset``) and pushes ``CallerSoundFrame(sounding=True)`` after
-``onset_frames`` loud frames (40 ms), ``sounding=False`` after ``release_frames`` quiet ones.
+adaptive noise floor (``SoundOnset``, in 20 ms blocks) and pushes
+``CallerSoundFrame(sounding=True)`` after ``onset_frames`` loud blocks (40 ms),
+``sounding=False`` after ``release_frames`` quiet ones.
 The sound only times and pauses; what it was is decided by the VAD, the STT and the turn engine.
 
 Frames: consumes ``InputAudioRawFrame`` (forwarded: the STT needs it); emits
@@ -44,16 +45,23 @@ _NO_ACTIVITY_FRAMES = 1e9
 
 
 class SoundOnset:
-    """Is the caller's line loud? Energy against a floor that falls at once and rises slowly."""
+    """Is the caller's line loud? Energy against a floor that falls at once and rises slowly.
 
-    def __init__(self, options: VoiceActivity | None = None) -> None:
+    Judged in 20 ms blocks whatever the frame size (the transport may gather caller audio into
+    longer frames), so ``onset_frames`` and ``release_frames`` keep their meaning in time.
+    """
+
+    def __init__(self, options: VoiceActivity | None = None, *, sample_rate: int = 16000) -> None:
         self.options = options or VoiceActivity()
+        self.block = sample_rate // 50
         self._buf = np.zeros(0, dtype=np.float32)
         self._floor = self.options.onset_min_rms / self.options.onset_ratio
         self._loud = 0
         self._quiet = 0
         self.sounding = False
         self.onsets = 0
+        self.since_s = 0.0
+        """With a change: how long before the end of the frame the new state began."""
 
     def update(self, pcm16: bytes) -> bool | None:
         """Feed one frame; returns the new state when it changed, else None."""
@@ -65,7 +73,20 @@ class SoundOnset:
             self._buf = np.zeros(n, dtype=np.float32)
         buf = self._buf
         np.copyto(buf, samples, casting="unsafe")
-        rms = math.sqrt(float(np.dot(buf, buf)) / n)
+        block = self.block
+        if n < 2 * block or n % block:  # one block (or a frame that is not whole blocks)
+            return self._judge(math.sqrt(float(np.dot(buf, buf)) / n), 0)
+        blocks = buf.reshape(-1, block)
+        energies = np.einsum("ij,ij->i", blocks, blocks)
+        change = None
+        last = len(energies) - 1
+        for i, energy in enumerate(energies.tolist()):
+            judged = self._judge(math.sqrt(energy / block), last - i)
+            if judged is not None:
+                change = judged
+        return change
+
+    def _judge(self, rms: float, blocks_after: int) -> bool | None:
         o = self.options
         floor = self._floor
         floor = rms if rms < floor else floor + (rms - floor) * o.floor_rise
@@ -76,12 +97,14 @@ class SoundOnset:
             if not self.sounding and self._loud >= o.onset_frames:
                 self.sounding = True
                 self.onsets += 1
+                self.since_s = (o.onset_frames + blocks_after) * _FRAME_S
                 return True
         else:
             self._quiet += 1
             self._loud = 0
             if self.sounding and self._quiet >= o.release_frames:
                 self.sounding = False
+                self.since_s = (o.release_frames + blocks_after) * _FRAME_S
                 return False
         return None
 
@@ -126,11 +149,11 @@ class CallerVoiceProcessor(VADProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Run the VAD; announce the line turning loud or quiet."""
         if direction is FrameDirection.DOWNSTREAM and isinstance(frame, InputAudioRawFrame):
+            if frame.sample_rate // 50 != self.sound.block and frame.sample_rate:
+                self.sound.block = frame.sample_rate // 50
             change = self.sound.update(frame.audio)
             await super().process_frame(frame, direction)
             if change is not None:
-                o = self.sound.options
-                frames = o.onset_frames if change else o.release_frames
-                await self.push_frame(CallerSoundFrame(sounding=change, since_s=frames * _FRAME_S))
+                await self.push_frame(CallerSoundFrame(sounding=change, since_s=self.sound.since_s))
             return
         await super().process_frame(frame, direction)

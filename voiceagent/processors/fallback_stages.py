@@ -54,7 +54,12 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from voiceagent.clock import DEFAULT_CLOCK, Clock
 from voiceagent.processors.fallback import FallbackSwitcher
 
-_FRAME_S = 0.02
+
+def _seconds(frame: InputAudioRawFrame) -> float:
+    rate = frame.sample_rate * max(1, frame.num_channels)
+    return len(frame.audio) / (2 * rate) if rate else 0.0
+
+
 _TRANSCRIPTS = (InterimTranscriptionFrame, TranscriptionFrame)
 
 
@@ -81,23 +86,38 @@ class STTFallback(FallbackSwitcher):
         """
         super().__init__(services, stage="stt", clock=clock)
         self.timeout_s = timeout_s
-        self._recent: deque[InputAudioRawFrame] = deque(maxlen=max(1, int(preroll_s / _FRAME_S)))
-        self._max_frames = int(max_utterance_s / _FRAME_S)
+        # Kept by duration: the transport may gather caller audio into frames of any length.
+        self._preroll_s = preroll_s
+        self._max_utterance_s = max_utterance_s
+        self._recent: deque[InputAudioRawFrame] = deque()
+        self._recent_s = 0.0
+        self._utterance_s = 0.0
         self._preroll: list[Frame] = []
         self._utterance: list[Frame] | None = None  # open from VAD start to its final
         self._stopped = False
         self._deadline = self.new_deadline(self._on_timeout)
 
+    def _keep_recent(self, frame: InputAudioRawFrame, seconds: float) -> None:
+        """The last ``preroll_s`` of caller audio, whole frames."""
+        recent = self._recent
+        recent.append(frame)
+        self._recent_s += seconds
+        while len(recent) > 1 and self._recent_s > self._preroll_s + 1e-9:
+            self._recent_s -= _seconds(recent.popleft())
+
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Keep the caller's current utterance for a hand-over, then route the frame."""
         if direction == FrameDirection.DOWNSTREAM:
             if isinstance(frame, InputAudioRawFrame):
-                self._recent.append(frame)
-                if self._utterance is not None and len(self._utterance) < self._max_frames:
+                seconds = _seconds(frame)
+                self._keep_recent(frame, seconds)
+                if self._utterance is not None and self._utterance_s < self._max_utterance_s:
                     self._utterance.append(frame)
+                    self._utterance_s += seconds
             elif isinstance(frame, VADUserStartedSpeakingFrame):
                 self._preroll = list(self._recent)
                 self._utterance = [frame]
+                self._utterance_s = 0.0
                 self._stopped = False
                 if self._next_provider() is not None:
                     self._deadline.set(self._clock.now() + self.timeout_s)
