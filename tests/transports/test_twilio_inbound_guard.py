@@ -8,7 +8,7 @@ on. A caller that really sends too much is still cut, whatever timestamps it wri
 from __future__ import annotations
 
 from voiceagent.clock import ManualClock
-from voiceagent.transports.twilio.serializer import InboundGuard
+from voiceagent.transports.twilio.inbound_guard import InboundGuard
 
 from .conftest import CallRig, tone_ulaw
 

@@ -22,8 +22,11 @@ from typing import Any, ClassVar
 
 from pipecat.frames.frames import Frame
 from pipecat.observers.base_observer import BaseObserver, FrameProcessed, FramePushed
-from pipecat.pipeline.worker import PipelineWorker
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.pipeline.worker_observer import WorkerObserver
+
+from voiceagent.settings import PIPELINE_SAMPLE_RATE
 
 
 class WatchingObserver(BaseObserver):
@@ -95,6 +98,33 @@ class WatchingWorkerObserver(WorkerObserver):
 
 class CallWorker(PipelineWorker):
     """pipecat's ``PipelineWorker`` with :class:`WatchingWorkerObserver` as its observer."""
+
+    @classmethod
+    def for_call(
+        cls,
+        pipeline: Pipeline,
+        *,
+        observers: list[BaseObserver],
+        name: str,
+        cancel_timeout_s: float,
+    ) -> CallWorker:
+        """The worker of one phone call: the pipeline rate, no idle end, no RTVI, no tracking."""
+        return cls(
+            pipeline,
+            params=PipelineParams(
+                audio_in_sample_rate=PIPELINE_SAMPLE_RATE,
+                audio_out_sample_rate=PIPELINE_SAMPLE_RATE,
+            ),
+            cancel_on_idle_timeout=False,
+            idle_timeout_secs=None,
+            enable_rtvi=False,
+            # No turn-tracking observer: nothing reads it, and it takes every frame of the call
+            # through a queue and a task of its own.
+            enable_turn_tracking=False,
+            cancel_timeout_secs=cancel_timeout_s,
+            observers=observers,
+            name=name,
+        )
 
     def __init__(self, *args: Any, observers: list[BaseObserver] | None = None, **kwargs: Any):
         """As ``PipelineWorker``; ``observers`` go to the watching proxy."""

@@ -25,7 +25,7 @@ from loguru import logger
 from pipecat.frames.frames import EndFrame, ErrorFrame, Frame
 from pipecat.observers.base_observer import BaseObserver
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
@@ -38,7 +38,7 @@ from voiceagent.server.media_inbound import (  # noqa: F401  (re-exported)
     ws_hard_cap,
 )
 from voiceagent.server.metrics import ServerMetrics
-from voiceagent.settings import PIPELINE_SAMPLE_RATE, Settings
+from voiceagent.settings import Settings
 from voiceagent.storage.archive import CallArchive
 from voiceagent.storage.recording import CallRecording
 from voiceagent.timeline.observer import TimelineObserver
@@ -212,21 +212,11 @@ class MediaCall:
             first, last = recorder_taps(self._recording, call.output, call.serializer)
             chain = [call.serializer, first, *processors, last, tap, call.output]
             observers.append(TimelineObserver(self._recording))
-        worker = CallWorker(
+        worker = CallWorker.for_call(
             Pipeline(chain),
-            params=PipelineParams(
-                audio_in_sample_rate=PIPELINE_SAMPLE_RATE,
-                audio_out_sample_rate=PIPELINE_SAMPLE_RATE,
-            ),
-            cancel_on_idle_timeout=False,
-            idle_timeout_secs=None,
-            enable_rtvi=False,
-            # No turn-tracking observer: nothing reads it, and it takes every frame of the call
-            # through a queue and a task of its own.
-            enable_turn_tracking=False,
-            cancel_timeout_secs=PIPELINE_CANCEL_TIMEOUT_S,
             observers=observers,
             name=f"call-{self._id}",
+            cancel_timeout_s=PIPELINE_CANCEL_TIMEOUT_S,
         )
         worker.add_event_handler("on_pipeline_started", self._on_pipeline_started)
         worker.add_event_handler("on_pipeline_error", self._on_pipeline_error)
