@@ -1,11 +1,12 @@
 """The answering machine's beep: a steady pure tone, found frame by frame in the caller's audio.
 
 Neither pipecat nor the other libraries here detect tones, and a beep is simple enough to find
-cheaply: each 20 ms frame is windowed and transformed (one real FFT of 512 points), and it is
-*tonal* when it is loud enough and nearly all of its power sits within a few bins of one peak
-inside the beep band. Speech never is (its power spreads over many harmonics and formants), nor
-are DTMF keys (two tones, each with half the power). A run of tonal frames at one frequency,
-at least ``min_beep_s`` long, is a beep; the detector reports when it qualifies and when it ends.
+cheaply: each caller frame (20–100 ms) is windowed and transformed (one real FFT of at least
+512 points), and it is *tonal* when it is loud enough and nearly all of its power sits within a
+few bins of one peak inside the beep band. Speech never is (its power spreads over many
+harmonics and formants), nor are DTMF keys (two tones, each with half the power). A run of tonal
+frames at one frequency, at least ``min_beep_s`` long, is a beep; the detector reports when it
+qualifies and when it ends.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Silero (pipecat's ``VADProcessor``) needs ``start_secs`` of confident speech plus its volume
 ramp: ≈ 300 ms from the caller's first sound to ``VADUserStartedSpeakingFrame``. That is too
 late to stop the agent's audio at a barge-in, or to hold a reply that would start over a caller
-who resumes. ``CallerVoiceProcessor`` also watches the energy of every 20 ms frame against an
+who resumes. ``CallerVoiceProcessor`` also watches the energy of every 20 ms of audio against an
 adaptive noise floor (``SoundOnset``, in 20 ms blocks) and pushes
 ``CallerSoundFrame(sounding=True)`` after ``onset_frames`` loud blocks (40 ms),
 ``sounding=False`` after ``release_frames`` quiet ones.

@@ -88,7 +88,7 @@ class AnsweringMachineDetector(FrameProcessor):
         """
         # Direct mode: every caller audio frame passes this stage (on inbound calls untouched);
         # its work per frame is a few arithmetic steps that never wait, so a queue and a task
-        # hop of its own per 20 ms frame would cost more than the stage.
+        # hop of its own per caller frame would cost more than the stage.
         kwargs.setdefault("enable_direct_mode", True)
         super().__init__(**kwargs)
         self._params = params or AnsweringMachineParams()

@@ -2,7 +2,7 @@
 
 pipecat's ``WorkerObserver`` hands every frame processed and every frame pushed, at every stage,
 to each observer through a queue and a task of the observer's own: for the caller's audio that
-is about ten queue hand-overs per 20 ms frame per call, although no observer of ours reads a
+was about ten queue hand-overs per caller audio frame per call, although no observer of ours reads a
 single audio frame. pipecat 1.14 has no way to say which frames an observer wants, so:
 
 - An observer that sets ``watched`` (a tuple of frame types, :class:`WatchingObserver`) is told

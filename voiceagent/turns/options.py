@@ -29,8 +29,8 @@ class VoiceActivity(_Options):
     min_volume: float = Field(0.6, ge=0.0, le=1.0, description="Silero's volume gate.")
     onset_ratio: float = Field(4.0, gt=1.0, description="Sound is this many times the floor.")
     onset_min_rms: float = Field(300.0, ge=0.0, description="Never sound below this PCM16 RMS.")
-    onset_frames: int = Field(2, ge=1, le=50, description="Loud 20 ms frames that start a sound.")
-    release_frames: int = Field(5, ge=1, le=100, description="Quiet frames that end a sound.")
+    onset_frames: int = Field(2, ge=1, le=50, description="Loud 20 ms blocks that start a sound.")
+    release_frames: int = Field(5, ge=1, le=100, description="Quiet 20 ms blocks that end a sound.")
     floor_rise: float = Field(0.002, gt=0.0, le=1.0, description="How fast the floor creeps up.")
 
 

@@ -85,7 +85,7 @@ class TwilioSerializer(FrameProcessor):
         **kwargs: Any,
     ) -> None:
         # Direct mode: a frame made from a Twilio message goes straight to the next stage from
-        # the socket reader's task; no queue and task switch of its own per 20 ms frame.
+        # the socket reader's task; no queue and task switch of its own per frame.
         kwargs.setdefault("enable_direct_mode", True)
         super().__init__(**kwargs)
         settings = settings or TransportSettings()
@@ -104,7 +104,7 @@ class TwilioSerializer(FrameProcessor):
         self._on_protocol_error = on_protocol_error
         self._callback_failed = False
         self._max_message_bytes = max_message_bytes
-        # "QQ": one 20 ms frame in, one out — no 100 ms bursts on the caller's audio (latency);
+        # "QQ": one caller frame in, one out — no 100 ms bursts on the caller's audio (latency);
         # telephone speech is band-limited to 4 kHz, so upsampling loses nothing audible.
         # Wideband at the pipeline rate passes through untouched.
         self._resampler = StreamResampler(line_format.rate, self.sample_rate, quality="QQ")
