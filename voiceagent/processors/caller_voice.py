@@ -51,10 +51,10 @@ class SoundOnset:
     longer frames), so ``onset_frames`` and ``release_frames`` keep their meaning in time.
     """
 
-    def __init__(self, options: VoiceActivity | None = None, *, sample_rate: int = 16000) -> None:
+    def __init__(self, options: VoiceActivity | None = None) -> None:
         self.options = options or VoiceActivity()
-        self.block = sample_rate // 50
         self._buf = np.zeros(0, dtype=np.float32)
+        self._energies = np.zeros(0, dtype=np.float32)
         self._floor = self.options.onset_min_rms / self.options.onset_ratio
         self._loud = 0
         self._quiet = 0
@@ -63,7 +63,7 @@ class SoundOnset:
         self.since_s = 0.0
         """With a change: how long before the end of the frame the new state began."""
 
-    def update(self, pcm16: bytes) -> bool | None:
+    def update(self, pcm16: bytes, sample_rate: int = 16000) -> bool | None:
         """Feed one frame; returns the new state when it changed, else None."""
         samples = np.frombuffer(pcm16, dtype="<i2")
         n = samples.size
@@ -73,15 +73,17 @@ class SoundOnset:
             self._buf = np.zeros(n, dtype=np.float32)
         buf = self._buf
         np.copyto(buf, samples, casting="unsafe")
-        block = self.block
-        if n < 2 * block or n % block:  # one block (or a frame that is not whole blocks)
+        block = sample_rate // 50
+        if block <= 0 or n < 2 * block or n % block:  # one block, or not whole blocks
             return self._judge(math.sqrt(float(np.dot(buf, buf)) / n), 0)
         blocks = buf.reshape(-1, block)
-        energies = np.einsum("ij,ij->i", blocks, blocks)
+        if self._energies.size != blocks.shape[0]:
+            self._energies = np.zeros(blocks.shape[0], dtype=np.float32)
+        energies = np.einsum("ij,ij->i", blocks, blocks, out=self._energies)
         change = None
-        last = len(energies) - 1
-        for i, energy in enumerate(energies.tolist()):
-            judged = self._judge(math.sqrt(energy / block), last - i)
+        last = energies.size - 1
+        for i in range(energies.size):
+            judged = self._judge(math.sqrt(float(energies[i]) / block), last - i)
             if judged is not None:
                 change = judged
         return change
@@ -149,9 +151,7 @@ class CallerVoiceProcessor(VADProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Run the VAD; announce the line turning loud or quiet."""
         if direction is FrameDirection.DOWNSTREAM and isinstance(frame, InputAudioRawFrame):
-            if frame.sample_rate // 50 != self.sound.block and frame.sample_rate:
-                self.sound.block = frame.sample_rate // 50
-            change = self.sound.update(frame.audio)
+            change = self.sound.update(frame.audio, frame.sample_rate)
             await super().process_frame(frame, direction)
             if change is not None:
                 await self.push_frame(CallerSoundFrame(sounding=change, since_s=self.sound.since_s))

@@ -73,8 +73,8 @@ class CallRecording:
         self._agent_pending: deque[tuple[float, bytes]] = deque()
         self._agent_started: dict[int, float] = {}
         self._tools_seen: set[tuple[str, str]] = set()
-        self._early: list[CallEvent] = []
         self._events: list[CallEvent] = []
+        """Events not yet handed to the storage thread (before the start: provider switches)."""
         self._ended_at: float | None = None
         self._end_reason = "ended"
         self._declared: str | None = None
@@ -145,8 +145,7 @@ class CallRecording:
             direction=params.get("Direction") or "inbound",
         )
         self._submit(writer.open, info)
-        self._submit(writer.write_events, list(self._early))
-        self._early.clear()
+        self.flush_events()  # what happened before the start, at 0 s
         self._flusher = asyncio.get_running_loop().create_task(
             self._flush_every(), name=f"recording-{self.call_sid}"
         )
@@ -269,8 +268,8 @@ class CallRecording:
         data = {"failed": failed, "serving": serving, "reason": reason}
         event = CallEvent("provider", self._at(), text=stage, data=data)
         if self._t0 is None and not self.closed:
-            if len(self._early) < MAX_EARLY_EVENTS:
-                self._early.append(event)  # written once the call starts, at 0 s
+            if len(self._events) < MAX_EARLY_EVENTS:
+                self._events.append(event)  # written once the call starts
             return
         self._event(event)
 
@@ -378,7 +377,7 @@ class CallRecording:
 
     def flush_events(self) -> None:
         """Hand the events kept so far to the storage thread (the archive's close calls this)."""
-        if self._events:
+        if self._events and self._t0 is not None:
             events, self._events = self._events, []
             self._submit(self._writer.write_events, events)
 
