@@ -35,10 +35,10 @@ from voiceagent.turns.conversation import Conversation, ToolExchange
 from voiceagent.turns.dtmf import KeypadEntry
 from voiceagent.turns.endpointing import EPS, Endpointer
 from voiceagent.turns.interruption import InterruptionJudge, Overlap, latest_transcripts
+from voiceagent.turns.keypad_rules import KeypadRules
 from voiceagent.turns.options import TurnTaking
 from voiceagent.turns.state import CommittedTurn, FalseInterruption, OpenUtterance, TurnStats
-from voiceagent.turns.text import normalize
-from voiceagent.turns.transcript import Transcript, TurnTranscript
+from voiceagent.turns.transcript import Transcript
 from voiceagent.turns.watchdog import Watchdog, WatchdogAction
 
 MAX_SOUND_LEAD_S = 0.8
@@ -49,7 +49,7 @@ REVISION_HORIZON_S = 6.0
 """A transcript without audio times revises the last turn only this soon after its commit."""
 
 
-class TurnEngine(CommitRules, BargeInRules):
+class TurnEngine(CommitRules, BargeInRules, KeypadRules):
     """The decision core of one call (see the module docstring)."""
 
     def __init__(
@@ -166,52 +166,6 @@ class TurnEngine(CommitRules, BargeInRules):
         self.utterance.sounds_unfinished = not complete
         self.utterance.end_of_turn_p = probability
         return self._finish(now, [])
-
-    def dtmf(self, now: float, digit: str) -> list[d.Decision]:
-        """A keypad digit: it stops the agent; a finished entry is handed to the bot."""
-        out: list[d.Decision] = []
-        if not self.options.dtmf.enabled:
-            return out
-        if self.agent_audible:
-            self._interrupt(now, "dtmf", out)
-        else:
-            self._cancel_pending_reply("dtmf", out)
-        self._cancel_speculation("dtmf", out)
-        self.watchdog.caller_active(said_words=True)
-        entry = self.keypad.press(digit, now)
-        if entry is not None:
-            self.stats.keypad_entries += 1
-            out.append(d.KeypadEntered(entry))
-        return self._finish(now, out)
-
-    def keypad_turn(self, now: float, digits: str) -> list[d.Decision]:
-        """The bot left a keypad entry to the LLM: it becomes a caller turn."""
-        out: list[d.Decision] = []
-        turn_id = self._next_id()
-        text = self.keypad.describe(digits)
-        self.conversation.add_user(turn_id, text)
-        gen = self._next_id()
-        out.append(
-            d.Commit(turn_id, text, "dtmf", gen, False, self.conversation.llm_context(), now)
-        )
-        self._agent_pending = True
-        self.stats.commits += 1
-        record = {"turn_id": turn_id, "text": text, "reason": "dtmf", "committed_at": now}
-        self.stats.turns.append(record)
-        self.last = CommittedTurn(
-            turn_id,
-            text,
-            normalize(text),
-            TurnTranscript(),
-            now,
-            now,
-            gen,
-            record,
-            regret_open=False,
-            keypad=True,
-        )
-        self.watchdog.reply_requested(now)
-        return self._finish(now, out)
 
     # ------------------------------------------------------------------ agent events
 
