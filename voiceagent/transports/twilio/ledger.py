@@ -15,6 +15,8 @@ barge-in) is different: the audio Twilio had not played is taken back to be sent
 (:meth:`PlaybackLedger.take_back`), and each mark after it is sent again under a new name
 (:meth:`PlaybackLedger.resend_mark`), so the echo the clear makes of the old name proves nothing
 while the turn goes on.
+
+:class:`PlayoutTap`: what the output tells about its playout (the call recorder listens).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
 
@@ -326,3 +329,19 @@ class PlaybackLedger:
                 heard = start + len(part)
             break
         return min(heard, len(full))
+
+
+class PlayoutTap(Protocol):
+    """Told what TwilioOutput sends (e.g. the call recorder). Must be cheap and never raise."""
+
+    def agent_audio(self, turn_id: int, audio: bytes, play_at: float) -> None:
+        """A 20 ms line-format frame of agent turn ``turn_id`` went out; plays from ``play_at``."""
+
+    def agent_cleared(self, at: float) -> None:
+        """A ``clear`` was sent at ``at`` (barge-in): Twilio drops what it had not played yet."""
+
+    def agent_paused(self, at: float, held_s: float) -> None:
+        """A soft ``clear`` was sent at ``at``: ``held_s`` of unplayed audio is sent again later."""
+
+    def agent_mark(self, name: str, at: float) -> None:
+        """Mark ``name`` was sent at ``at`` (Twilio echoes it once the audio before it played)."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from loguru import logger
 from pipecat.frames.frames import (
@@ -51,7 +50,7 @@ from voiceagent.frames import (
     PlaybackResumeFrame,
 )
 from voiceagent.settings import TransportSettings
-from voiceagent.transports.twilio.ledger import FRAME_S, PlaybackLedger, PlayoutPacer
+from voiceagent.transports.twilio.ledger import FRAME_S, PlaybackLedger, PlayoutPacer, PlayoutTap
 from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 from voiceagent.transports.twilio.outbound import MEDIA, TURN_END, OutboundQueue, OutTurn
 from voiceagent.transports.twilio.pacing import shared_tick
@@ -62,22 +61,6 @@ STOP_SAFETY_S = 0.5
 BOT_SPEAKING_EVERY = 50
 """Frames (1 s) between ``BotSpeakingFrame`` s: a heartbeat for pipecat's idle timeouts. Each
 one travels every stage both ways; nothing here needs it more often."""
-
-
-class PlayoutTap(Protocol):
-    """Told what TwilioOutput sends (e.g. the call recorder). Must be cheap and never raise."""
-
-    def agent_audio(self, turn_id: int, audio: bytes, play_at: float) -> None:
-        """A 20 ms line-format frame of agent turn ``turn_id`` went out; plays from ``play_at``."""
-
-    def agent_cleared(self, at: float) -> None:
-        """A ``clear`` was sent at ``at`` (barge-in): Twilio drops what it had not played yet."""
-
-    def agent_paused(self, at: float, held_s: float) -> None:
-        """A soft ``clear`` was sent at ``at``: ``held_s`` of unplayed audio is sent again later."""
-
-    def agent_mark(self, name: str, at: float) -> None:
-        """Mark ``name`` was sent at ``at`` (Twilio echoes it once the audio before it played)."""
 
 
 class TwilioOutput(FrameProcessor):
