@@ -184,70 +184,26 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
 
+_TIMES = (  # (figure, key): milliseconds, with the ratio voiceagent / pipecat
+    ("latency p50 (end of speech → agent heard)", "latency_p50_ms"),
+    ("latency p90", "latency_p90_ms"),
+    ("barge-in onset → agent silent p50", "barge_to_silent_p50_ms"),
+    ("agent silence a backchannel caused, p50", "backchannel_silence_p50_ms"),
+    ("keypad entry → agent heard p50", "keypad_reply_p50_ms"),
+)
+_COUNTS = (  # (figure, count key, out-of key)
+    ("barge-ins that stopped the agent", "barge_ins_stopped", "barge_ins"),
+    ("backchannels that cut the agent's audio", "backchannels_stopping_agent", "backchannels"),
+    ("keypad entries answered", "keypad_answered", "keypad_entries"),
+    ("keypad over the agent stopped it", "keypad_stopped_agent", "keypad_over_agent"),
+    ("replies started mid-sentence", "premature_replies", "premature_of"),
+)
+
+
 def print_table(va: dict[str, Any], pc: dict[str, Any], out=sys.stdout) -> None:
     """Both systems' figures and the ratios (voiceagent / pipecat)."""
-    rows = [
-        (
-            "latency p50 (end of speech → agent heard)",
-            _ms(va["latency_p50_ms"]),
-            _ms(pc["latency_p50_ms"]),
-            _ratio(va["latency_p50_ms"], pc["latency_p50_ms"]),
-        ),
-        (
-            "latency p90",
-            _ms(va["latency_p90_ms"]),
-            _ms(pc["latency_p90_ms"]),
-            _ratio(va["latency_p90_ms"], pc["latency_p90_ms"]),
-        ),
-        (
-            "barge-ins that stopped the agent",
-            f"{va['barge_ins_stopped']}/{va['barge_ins']}",
-            f"{pc['barge_ins_stopped']}/{pc['barge_ins']}",
-            "",
-        ),
-        (
-            "barge-in onset → agent silent p50",
-            _ms(va["barge_to_silent_p50_ms"]),
-            _ms(pc["barge_to_silent_p50_ms"]),
-            _ratio(va["barge_to_silent_p50_ms"], pc["barge_to_silent_p50_ms"]),
-        ),
-        (
-            "backchannels that cut the agent's audio",
-            f"{va['backchannels_stopping_agent']}/{va['backchannels']}",
-            f"{pc['backchannels_stopping_agent']}/{pc['backchannels']}",
-            "",
-        ),
-        (
-            "agent silence a backchannel caused, p50",
-            _ms(va["backchannel_silence_p50_ms"]),
-            _ms(pc["backchannel_silence_p50_ms"]),
-            _ratio(va["backchannel_silence_p50_ms"], pc["backchannel_silence_p50_ms"]),
-        ),
-        (
-            "keypad entries answered",
-            f"{va['keypad_answered']}/{va['keypad_entries']}",
-            f"{pc['keypad_answered']}/{pc['keypad_entries']}",
-            "",
-        ),
-        (
-            "keypad entry → agent heard p50",
-            _ms(va["keypad_reply_p50_ms"]),
-            _ms(pc["keypad_reply_p50_ms"]),
-            _ratio(va["keypad_reply_p50_ms"], pc["keypad_reply_p50_ms"]),
-        ),
-        (
-            "keypad over the agent stopped it",
-            f"{va['keypad_stopped_agent']}/{va['keypad_over_agent']}",
-            f"{pc['keypad_stopped_agent']}/{pc['keypad_over_agent']}",
-            "",
-        ),
-        (
-            "replies started mid-sentence",
-            f"{va['premature_replies']}/{va['premature_of']}",
-            f"{pc['premature_replies']}/{pc['premature_of']}",
-            "",
-        ),
-    ]
+    rows = [(name, _ms(va[k]), _ms(pc[k]), _ratio(va[k], pc[k])) for name, k in _TIMES]
+    rows += [(name, f"{va[n]}/{va[of]}", f"{pc[n]}/{pc[of]}", "") for name, n, of in _COUNTS]
     out.write(f"\n{'figure':<44} {'voiceagent':>12} {'pipecat 1.14':>13} {'ratio':>6}\n")
     for name, a, b, r in rows:
         out.write(f"{name:<44} {a:>12} {b:>13} {r:>6}\n")
