@@ -15,7 +15,9 @@ thread of the call's own. Here:
   future, two thread wake-ups, the loop's self-pipe, the GIL passed back and forth) cost a good
   part of the analysis' own CPU (``bench/caller_audio.py``).
 - :class:`SharedSileroVAD` is pipecat's analyzer otherwise: its volume gate, smoothing,
-  start/stop counting and model resets run unchanged (pipecat is pinned to 1.14).
+  start/stop counting and model resets run unchanged (pipecat is pinned to 1.14); the volume
+  it gates on is measured as a stream (:mod:`voiceagent.processors.loudness`) instead of
+  from scratch every window.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import onnxruntime
 from loguru import logger
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
+
+from voiceagent.processors.loudness import StreamLoudness
 
 BATCH_WAIT_S = 0.005
 """Longest a window waits for other calls' windows to join its batch."""
@@ -226,6 +230,7 @@ class SharedSileroVAD(SileroVADAnalyzer):
     def __init__(self, *, sample_rate: int | None = None, params: VADParams | None = None):
         VADAnalyzer.__init__(self, sample_rate=sample_rate, params=params)
         self._model = CallModel(silero_session())
+        self._volume_tracker = StreamLoudness()  # pipecat's re-measures 400 ms every window
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
         self._batched: np.ndarray | None = None
