@@ -1,7 +1,8 @@
 """One ``/v1/listen`` WebSocket: audio in, the segmenter's decisions carried out, messages out.
 
-Everything per frame is cheap and runs on the event loop (μ-law/resampling, one Silero window
-per 32 ms, the segmenter); decodes run in the recognizer's threads. Each result is sent
+Everything per frame is cheap and runs on the event loop (μ-law/resampling, the segmenter) but
+the Silero windows, which wait for the server's next batch (all streams' windows due together,
+one inference thread); decodes run in the recognizer's threads. Each result is sent
 ``delay_s`` after its decode finished (the extra recognition latency of a slow STT), in the
 order the decodes ran; ``SpeechStarted`` goes out at once (it comes from the detector, not
 from recognition).
@@ -126,7 +127,7 @@ class LiveConnection:
                         await self._close_stream()
                         break
                     deadline = loop.time() + self.idle_timeout_s
-                    self._on_audio(msg.data)
+                    await self._on_audio(msg.data)
                 elif msg.type == WSMsgType.TEXT:
                     deadline = loop.time() + self.idle_timeout_s
                     if await self._on_text(msg.data):
@@ -144,7 +145,7 @@ class LiveConnection:
 
     # -- input ---------------------------------------------------------------------------------
 
-    def _on_audio(self, data: bytes) -> None:
+    async def _on_audio(self, data: bytes) -> None:
         record = self.record
         if record.first_audio_at is None:
             record.first_audio_at = time.monotonic()
@@ -154,7 +155,7 @@ class LiveConnection:
         pcm = self.audio.to_pcm16k(data)
         if self.session.keeps_audio:
             self._buffer += pcm
-        for frame in self.detector.feed(pcm):
+        for frame in await self.detector.feed(pcm):
             self.session.observe(frame)
             self._carry_out(self.segmenter.on_frame(frame))
         if self.session.keeps_audio:

@@ -3,25 +3,24 @@
 ``AudioInput`` turns what the client declared (``encoding=linear16`` at any ``sample_rate``,
 or ``encoding=mulaw&sample_rate=8000``) into 16 kHz PCM16 with voiceagent's own μ-law table
 and stateful soxr resampler. ``SpeechDetector`` scores it with pipecat's bundled Silero VAD
-(``silero_vad.onnx``): one ONNX session for the whole server, one small recurrent state per
-stream. pipecat's ``SileroVADAnalyzer`` would load a session per stream (≈10 MB each), too
-much for the hundred streams of a load test, hence this thin wrapper; like pipecat's analyzer
-it resets the state every two seconds of clear non-speech (the model drifts in silence).
+(``silero_vad.onnx``) on voiceagent's shared session, the streams' windows batched: one small
+recurrent state per stream. pipecat's ``SileroVADAnalyzer`` would load a session per stream
+(≈10 MB each) and run each window alone, too much for the hundred streams of a load test;
+like pipecat's analyzer it resets the state every two seconds of clear non-speech (the model
+drifts in silence).
 """
 
 from __future__ import annotations
 
-import importlib.resources
-
 import numpy as np
 
 from bench.fakes.deepgram_live.segmenter import SpeechFrame
+from voiceagent.processors.silero import CallModel, SileroBatch, silero_session
 from voiceagent.transports.twilio.codec import StreamResampler, ulaw_to_pcm16
 
 RATE = 16000
 FRAME_SAMPLES = 512  # Silero's window at 16 kHz: 32 ms
 FRAME_S = FRAME_SAMPLES / RATE
-_CONTEXT = 64
 _VOICED = 0.5
 _RESET_AFTER_FRAMES = int(2.0 / FRAME_S)
 _RESET_QUIET = 0.1
@@ -67,24 +66,27 @@ class AudioInput:
 
 
 class SileroModel:
-    """pipecat's bundled Silero VAD, loaded once per server."""
+    """pipecat's bundled Silero VAD for the whole server: voiceagent's shared session, batched.
+
+    The windows of every stream that are due together run as one batch
+    (:class:`voiceagent.processors.silero.SileroBatch`, its own inference thread): the same
+    probabilities as a run per window (``tests/processors/test_silero.py``), at a fraction of
+    the CPU — a run per window and stream took most of a core at 60 load-test streams.
+    """
 
     def __init__(self) -> None:
-        import onnxruntime
+        self.session = silero_session()
+        self._batch: SileroBatch | None = None
 
-        path = importlib.resources.files("pipecat.audio.vad.data").joinpath("silero_vad.onnx")
-        options = onnxruntime.SessionOptions()
-        options.inter_op_num_threads = 1
-        options.intra_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(
-            str(path), providers=["CPUExecutionProvider"], sess_options=options
-        )
-        self._sr = np.array(RATE, dtype=np.int64)
+    def stream(self) -> CallModel:
+        """One stream's recurrent state and context."""
+        return CallModel(self.session)
 
-    def score(self, window: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
-        """Speech probability of one 64 + 512 sample window and the next recurrent state."""
-        out, next_state = self.session.run(None, {"input": window, "state": state, "sr": self._sr})
-        return float(out[0][0]), next_state
+    async def score(self, stream: CallModel, window: np.ndarray) -> float:
+        """Speech probability of one 512-sample window of ``stream``, in the next batch."""
+        if self._batch is None:  # made on the server's event loop
+            self._batch = SileroBatch(self.session)
+        return float(np.asarray(await self._batch.probability(stream, window, RATE)).flat[0])
 
 
 class SpeechDetector:
@@ -92,13 +94,9 @@ class SpeechDetector:
 
     def __init__(self, model: SileroModel) -> None:
         self._model = model
+        self._stream = model.stream()
         self._pending = np.zeros(0, dtype=np.float32)
         self._frames = 0
-        self._reset()
-
-    def _reset(self) -> None:
-        self._state = np.zeros((2, 1, 128), dtype=np.float32)
-        self._context = np.zeros((1, _CONTEXT), dtype=np.float32)
         self._since_reset = 0
         self._quiet = 0
 
@@ -107,34 +105,38 @@ class SpeechDetector:
         """End of the last scored frame."""
         return self._frames * FRAME_S
 
-    def feed(self, pcm16k: bytes) -> list[SpeechFrame]:
-        """Score every whole 32 ms frame the new audio completes."""
+    async def feed(self, pcm16k: bytes) -> list[SpeechFrame]:
+        """Score every whole 32 ms frame the new audio completes (batched with other streams)."""
+        return [
+            self._judge(await self._model.score(self._stream, window))
+            for window in self._windows(pcm16k)
+        ]
+
+    def feed_alone(self, pcm16k: bytes) -> list[SpeechFrame]:
+        """As :meth:`feed`, each window run on its own (no event loop needed)."""
+        return [self._judge(float(self._stream(w, RATE)[0][0])) for w in self._windows(pcm16k)]
+
+    def _windows(self, pcm16k: bytes) -> list[np.ndarray]:
         samples = np.frombuffer(pcm16k, dtype="<i2").astype(np.float32) * (1.0 / 32768.0)
         buffered = np.concatenate((self._pending, samples)) if self._pending.size else samples
         whole = len(buffered) // FRAME_SAMPLES
-        frames = []
-        for i in range(whole):
-            chunk = buffered[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES][None, :]
-            window = np.concatenate((self._context, chunk), axis=1)
-            probability, self._state = self._model.score(window, self._state)
-            self._context = window[:, -_CONTEXT:]
-            start = self._frames * FRAME_S
-            self._frames += 1
-            frames.append(SpeechFrame(start, start + FRAME_S, probability >= _VOICED))
-            self._maybe_reset(probability)
         self._pending = buffered[whole * FRAME_SAMPLES :].copy()
-        return frames
+        return [buffered[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES] for i in range(whole)]
 
-    def _maybe_reset(self, probability: float) -> None:
+    def _judge(self, probability: float) -> SpeechFrame:
+        start = self._frames * FRAME_S
+        self._frames += 1
         self._since_reset += 1
         self._quiet = self._quiet + 1 if probability < _RESET_QUIET else 0
         if self._since_reset >= _RESET_AFTER_FRAMES and self._quiet >= _RESET_QUIET_FRAMES:
-            self._reset()
+            self._stream.reset_states()  # the model drifts in silence, as pipecat's resets
+            self._since_reset = self._quiet = 0
+        return SpeechFrame(start, start + FRAME_S, probability >= _VOICED)
 
 
 def voiced_seconds(pcm: bytes, model: SileroModel, *, sample_rate: int = 8000) -> float:
     """Voiced audio in a PCM16 clip as this detector hears it (a scripted line's ``voiced_s``)."""
     detector = SpeechDetector(model)
     audio = AudioInput("linear16", sample_rate)
-    frames = detector.feed(audio.to_pcm16k(pcm) + audio.flush())
+    frames = detector.feed_alone(audio.to_pcm16k(pcm) + audio.flush())
     return sum(f.end - f.start for f in frames if f.voiced)
