@@ -176,6 +176,30 @@ def test_speculation_is_replaced_when_the_words_change():
     assert call.commits[0].speculative_hit
 
 
+def caller_pauses_mid_sentence(call: Call) -> None:
+    """Caller says "How much does a cleaning cost?" and, still talking, adds more (0-4 s);
+    the STT's interims settle on the question twice while the VAD still hears speech."""
+    call.starts_speaking(0.0, vad_at=0.3)
+    call.at(1.6)
+    call.partial("How much does a cleaning cost?", 0.0, 1.5)
+    call.at(1.9)
+    call.partial("How much does a cleaning cost?", 0.0, 1.5)
+    call.at(2.5)
+
+
+def test_by_default_no_llm_request_starts_while_the_caller_is_still_speaking():
+    call = Call()
+    caller_pauses_mid_sentence(call)
+    assert call.of(d.Speculate) == []  # stable, complete-sounding, but the caller is talking
+
+
+def test_speculation_while_speaking_is_an_option_and_starts_on_stable_words():
+    call = Call(speculation={"while_speaking": True})
+    caller_pauses_mid_sentence(call)
+    [spec] = call.of(d.Speculate)
+    assert spec.text == "How much does a cleaning cost?"
+
+
 def test_a_new_stt_window_begun_as_the_caller_resumed_is_new_speech_not_a_revision():
     # Whisper-like: windows without word times, each from its VAD start. "Great," is committed
     # at the comma; "thank you so much" is a new window that starts 0.1 s after the sound.
