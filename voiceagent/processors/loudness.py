@@ -88,6 +88,8 @@ class StreamLoudness:
             self._b, self._a = k_weighting(sample_rate)
             self._ring = np.zeros(math.ceil(WINDOW_S * sample_rate))
             self.reset()
+        if not audio:
+            return
         samples = np.frombuffer(audio, dtype=np.int16) * (1.0 / 32768.0)
         filtered, self._state = lfilter(self._b, self._a, samples, zi=self._state)
         squares = filtered * filtered

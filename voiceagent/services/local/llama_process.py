@@ -104,7 +104,12 @@ class LlamaProcess:
         Raises:
             TimeoutError: Not ready within ``timeout`` seconds.
         """
-        await asyncio.wait_for(self._ready.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            while not self.ready:
+                if self._ready.is_set():  # it died; the watchdog has yet to see it and clear this
+                    await asyncio.sleep(0.01)
+                else:
+                    await self._ready.wait()
 
     def recent_output(self) -> list[str]:
         """The server's last output lines (also logged at debug level)."""
