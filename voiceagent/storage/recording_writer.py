@@ -72,10 +72,6 @@ class RecordingWriter:
         except Exception as e:
             self.failed("storing the call", e)
 
-    def write_event(self, event: CallEvent) -> None:
-        """Store one event of the call (an error when its row could not be created)."""
-        self.write_events([event])
-
     def write_events(self, events: list[CallEvent]) -> None:
         """Store events of the call in order, in one transaction (errors: counted per event)."""
         if not events:
