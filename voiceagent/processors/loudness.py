@@ -26,6 +26,8 @@ from scipy.signal import lfilter
 
 WINDOW_S = 0.4
 """BS.1770's gating block, pipecat's ``VOLUME_WINDOW_SECS``."""
+_FULL_SCALE_SQUARED = 1.0 / 32768.0**2
+"""int16 units to full scale, for a mean square."""
 _ABSOLUTE_GATE_LUFS = -70.0
 _FLOOR_LUFS, _CEILING_LUFS = -110.0, -10.0
 """pipecat's normalization range (``calculate_audio_volume``)."""
@@ -56,7 +58,8 @@ class StreamLoudness:
     """Loudness of the last 400 ms of a mono int16 stream, 0 (quiet) … 1 (loud).
 
     Reads 0 until 400 ms have arrived, as pipecat's tracker; a new sample rate starts over.
-    Per update: one filter run over the new samples and a sum over the ring, no logging.
+    Per update: one filter run over the new samples (its output the only array made) and a
+    sum over the ring, no logging.
     """
 
     def __init__(self) -> None:
@@ -72,7 +75,7 @@ class StreamLoudness:
         """The loudness of the last 400 ms on pipecat's 0…1 scale."""
         if self._filled < len(self._ring) or not len(self._ring):
             return 0.0
-        mean_square = float(self._ring.sum()) / len(self._ring)
+        mean_square = float(self._ring.sum()) * _FULL_SCALE_SQUARED / len(self._ring)
         if mean_square <= 0.0:
             return 0.0
         lufs = -0.691 + 10.0 * math.log10(mean_square)
@@ -90,9 +93,12 @@ class StreamLoudness:
             self.reset()
         if not audio:
             return
-        samples = np.frombuffer(audio, dtype=np.int16) * (1.0 / 32768.0)
-        filtered, self._state = lfilter(self._b, self._a, samples, zi=self._state)
-        squares = filtered * filtered
+        # Filtered in int16 units (lfilter makes the one float copy; the filter is linear, so
+        # the full-scale factor is applied to the mean square when read), squared in place.
+        squares, self._state = lfilter(
+            self._b, self._a, np.frombuffer(audio, dtype=np.int16), zi=self._state
+        )
+        np.square(squares, out=squares)
         size = len(self._ring)
         if len(squares) >= size:
             self._ring[:] = squares[-size:]
