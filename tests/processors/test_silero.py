@@ -122,21 +122,30 @@ async def test_a_window_of_the_wrong_size_is_refused_before_it_joins_a_batch():
     assert batch.windows == 0
 
 
-async def test_the_batch_runs_off_the_event_loop_thread():
-    """Model inference never runs on the event loop: the batch goes to the inference thread."""
+async def test_three_calls_windows_are_one_run_on_the_loop_and_share_a_failure():
+    """The batch runs on the event loop, once for the windows due together; a failed run
+    fails each of its windows (each call's VAD then hears no speech), not the loop."""
     import threading
 
     session = silero_session()
     threads: list[threading.Thread] = []
+    broken = False
 
     class WatchedSession:
         def run(self, *args, **kwargs):
             threads.append(threading.current_thread())
+            if broken:
+                raise RuntimeError("onnx fell over")
             return session.run(*args, **kwargs)
 
     batch = SileroBatch(WatchedSession(), wait_s=0.0)  # type: ignore[arg-type]
     models = [CallModel(session) for _ in range(3)]
     window = np.zeros(512, np.float32)
     await asyncio.gather(*(batch.probability(m, window, RATE) for m in models))
-    assert batch.runs == 1 and len(threads) == 1
-    assert threads[0] is not threading.current_thread()
+    assert batch.runs == 1 and threads == [threading.current_thread()]
+    broken = True
+    results = await asyncio.gather(
+        *(batch.probability(m, window, RATE) for m in models), return_exceptions=True
+    )
+    assert [str(r) for r in results] == ["onnx fell over"] * 3
+    assert batch.runs == 1

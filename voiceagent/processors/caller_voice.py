@@ -141,6 +141,10 @@ class CallerVoiceProcessor(VADProcessor):
             **kwargs: Passed to pipecat's ``VADProcessor``.
         """
         options = options or VoiceActivity()
+        # Direct mode: the caller's audio is judged in the task that read it from the socket
+        # (the serializer and the recorder's tap before this stage are direct too): no queue
+        # and task switch of this stage's own per frame.
+        kwargs.setdefault("enable_direct_mode", True)
         super().__init__(
             vad_analyzer=vad_analyzer or silero_analyzer(options),
             speech_activity_period=_NO_ACTIVITY_FRAMES,
@@ -152,7 +156,14 @@ class CallerVoiceProcessor(VADProcessor):
         """Run the VAD; announce the line turning loud or quiet."""
         if direction is FrameDirection.DOWNSTREAM and isinstance(frame, InputAudioRawFrame):
             change = self.sound.update(frame.audio, frame.sample_rate)
-            await super().process_frame(frame, direction)
+            # As pipecat's VADProcessor: the audio goes on first, then the VAD judges it. Up to
+            # fifty times a second per call, so straight into the next stage's queue, without
+            # pipecat's per-frame machinery (process and push hooks, observers told of a frame
+            # none of ours watches, a trace line formatted for nothing), as the serializer's.
+            stage = self.next
+            if stage is not None:
+                await stage.queue_frame(frame)
+            await self._vad_controller.process_frame(frame)
             if change is not None:
                 await self.push_frame(CallerSoundFrame(sounding=change, since_s=self.sound.since_s))
             return

@@ -77,11 +77,16 @@ class CallerTap(_RecordingTap):
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Record the caller side, forward the frame."""
+        if direction is FrameDirection.DOWNSTREAM and isinstance(frame, InputAudioRawFrame):
+            self.recording.caller_audio(frame.audio, frame.sample_rate, frame.num_channels)
+            # Fifty times a second per call: straight into the next stage's queue, without
+            # pipecat's per-frame hooks and observers (none of ours watches caller audio).
+            stage = self.next
+            if stage is not None:
+                await stage.queue_frame(frame)
+                return
         await super().process_frame(frame, direction)
-        if isinstance(frame, InputAudioRawFrame):
-            if direction is FrameDirection.DOWNSTREAM:
-                self.recording.caller_audio(frame.audio, frame.sample_rate, frame.num_channels)
-        elif isinstance(frame, CallStartedFrame):
+        if isinstance(frame, CallStartedFrame):
             self.recording.start(
                 call_sid=frame.call_sid,
                 stream_sid=frame.stream_sid,

@@ -10,10 +10,13 @@ thread of the call's own. Here:
 - The windows of all calls that are due within ``BATCH_WAIT_S`` of each other go through the
   session as one batch (:class:`SileroBatch`): a batched run costs a fraction per window of
   separate runs and gives bit for bit the same probabilities (``tests/processors/test_silero.py``).
-  The batch runs on one inference thread (model inference never runs on the event loop), so
-  there is one thread hop per batch instead of one per call and 20 ms frame, whose hand-over (a
-  future, two thread wake-ups, the loop's self-pipe, the GIL passed back and forth) cost a good
-  part of the analysis' own CPU (``bench/caller_audio.py``).
+- The batch runs on the event loop, between two callbacks: ≈ 60 µs per window (0.5 ms for the
+  8 windows of a typical batch at 40 calls a worker, 1.8 ms for 32). pipecat hands each window
+  to a thread; so did this module, one hop per batch, until the hop itself (a future, two
+  thread wake-ups, the loop's self-pipe, the GIL passed back and forth) was measured at a
+  sixth of the caller audio chain's CPU (``bench/caller_audio.py --calls 40``: 227–250 →
+  196–198 µs per media message) and the thread bought no parallelism: ``voiceagent serve``
+  runs a worker per core, each core busy with its own loop.
 - :class:`SharedSileroVAD` is pipecat's analyzer otherwise: its volume gate, smoothing,
   start/stop counting and model resets run unchanged (pipecat is pinned to 1.14); the volume
   it gates on is measured as a stream (:mod:`voiceagent.processors.loudness`) instead of
@@ -25,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
 import numpy as np
@@ -142,8 +144,6 @@ class SileroBatch:
         self.windows = 0
         self._pending: list[tuple[CallModel, int, asyncio.Future[np.ndarray]]] = []
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
-        self._inference = ThreadPoolExecutor(1, thread_name_prefix="silero")
-        self._running: set[asyncio.Future[None]] = set()
 
     async def probability(self, model: CallModel, x: np.ndarray, sr: int) -> np.ndarray:
         """Run window ``x`` of ``model``'s call in the next batch; its speech probability.
@@ -166,40 +166,28 @@ class SileroBatch:
         return await future
 
     def _run(self) -> None:
-        """Hand the pending windows to the inference thread, one batch per sample rate."""
+        """Run the pending windows, one batch per sample rate, and answer their futures."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         pending = [p for p in self._pending if not p[2].done()]  # a call that ended
         self._pending = []
-        loop = asyncio.get_running_loop()
         for sr in {sr for _, sr, _ in pending}:
             group = [(m, f) for m, s, f in pending if s == sr]
             inputs = np.concatenate([m.row for m, _ in group])
             states = np.concatenate([m.state for m, _ in group], axis=1)
-            feed = {"input": inputs, "state": states, "sr": group[0][0].rate}
-            running = loop.run_in_executor(self._inference, self.session.run, None, feed)
-            self._running.add(running)
-            running.add_done_callback(lambda done, group=group: self._done(done, group))
-
-    def _done(
-        self,
-        running: asyncio.Future[list[np.ndarray]],
-        group: list[tuple[CallModel, asyncio.Future[np.ndarray]]],
-    ) -> None:
-        self._running.discard(running)
-        error = running.exception() if not running.cancelled() else asyncio.CancelledError()
-        if error is not None:
-            for _, future in group:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        out, state = running.result()
-        self.runs += 1
-        self.windows += len(group)
-        for i, (model, future) in enumerate(group):
-            model.advance(state[:, i : i + 1])
-            if not future.done():
+            try:
+                out, state = self.session.run(
+                    None, {"input": inputs, "state": states, "sr": group[0][0].rate}
+                )
+            except Exception as e:  # every window of the batch gets the error
+                for _, future in group:
+                    future.set_exception(e)
+                continue
+            self.runs += 1
+            self.windows += len(group)
+            for i, (model, future) in enumerate(group):
+                model.advance(state[:, i : i + 1])
                 future.set_result(out[i])
 
 
@@ -234,6 +222,7 @@ class SharedSileroVAD(SileroVADAnalyzer):
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
         self._batched: np.ndarray | None = None
+        self._batch: SileroBatch | None = None  # the loop's, found at the first window
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
         """Judge ``buffer`` (any length): one batched model run per window it completes."""
@@ -246,10 +235,11 @@ class SharedSileroVAD(SileroVADAnalyzer):
             head, buffer = buffer[:take], buffer[take:]
             window = np.frombuffer(self._vad_buffer + head, np.int16)
             samples = window.astype(np.float32) / 32768.0  # as pipecat's voice_confidence
+            batch = self._batch
+            if batch is None:
+                batch = self._batch = shared_batch()
             try:
-                self._batched = await shared_batch().probability(
-                    self._model, samples, self.sample_rate
-                )
+                self._batched = await batch.probability(self._model, samples, self.sample_rate)
             except Exception as e:  # as pipecat's: no speech in a window the model failed on
                 logger.error(f"Error analyzing audio with Silero VAD: {e}")
                 self._batched = np.zeros(1, dtype=np.float32)

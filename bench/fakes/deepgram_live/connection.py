@@ -2,7 +2,7 @@
 
 Everything per frame is cheap and runs on the event loop (μ-law/resampling, the segmenter) but
 the Silero windows, which wait for the server's next batch (all streams' windows due together,
-one inference thread); decodes run in the recognizer's threads. Each result is sent
+one run); decodes run in the recognizer's threads. Each result is sent
 ``delay_s`` after its decode finished (the extra recognition latency of a slow STT), in the
 order the decodes ran; ``SpeechStarted`` goes out at once (it comes from the detector, not
 from recognition).

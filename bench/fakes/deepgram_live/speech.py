@@ -69,7 +69,7 @@ class SileroModel:
     """pipecat's bundled Silero VAD for the whole server: voiceagent's shared session, batched.
 
     The windows of every stream that are due together run as one batch
-    (:class:`voiceagent.processors.silero.SileroBatch`, its own inference thread): the same
+    (:class:`voiceagent.processors.silero.SileroBatch`, on the event loop): the same
     probabilities as a run per window (``tests/processors/test_silero.py``), at a fraction of
     the CPU — a run per window and stream took most of a core at 60 load-test streams.
     """
