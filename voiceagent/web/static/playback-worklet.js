@@ -3,9 +3,10 @@
 // the server what the caller heard — and empties at once on `clear`.
 //
 // Messages in: {type: "audio", samples: Int16Array at the line rate}, {type: "mark", name},
-// {type: "clear"}. Messages out: {type: "mark", name} (played), {type: "cleared", droppedMs,
-// marks}, {type: "playing"} / {type: "idle"} (the agent became audible / went quiet), and every
-// 100 ms {type: "status", bufferedMs, playedMs, level, underruns}.
+// {type: "clear"}. Messages out: {type: "mark", name, playedMs} (played), {type: "cleared",
+// droppedMs, marks}, {type: "playing", playedMs} / {type: "idle", playedMs} (the agent became
+// audible / went quiet), and every 100 ms {type: "status", bufferedMs, playedMs, level,
+// underruns}. `playedMs` is the audio clock: how much agent audio had played when it was sent.
 //
 // After a start or an underrun, playback waits for `prebufferMs` of audio (or a mark: the end of
 // a segment) before it plays, so network jitter costs a short wait instead of crackles.
@@ -36,6 +37,10 @@ class PlaybackProcessor extends AudioWorkletProcessor {
 
   get buffered() {
     return this.written - this.played;
+  }
+
+  get playedMs() {
+    return (1000 * this.played) / sampleRate;
   }
 
   onMessage(message) {
@@ -69,7 +74,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     // Like Twilio: every mark still waiting is echoed at once (the server knows it proves nothing).
     const marks = this.marks.map((mark) => mark.name);
     this.marks = [];
-    for (const name of marks) this.port.postMessage({ type: "mark", name });
+    for (const name of marks) this.port.postMessage({ type: "mark", name, playedMs: this.playedMs });
     this.port.postMessage({
       type: "cleared",
       droppedMs: (1000 * dropped) / sampleRate,
@@ -80,14 +85,15 @@ class PlaybackProcessor extends AudioWorkletProcessor {
 
   echoPlayedMarks() {
     while (this.marks.length && this.marks[0].at <= this.played) {
-      this.port.postMessage({ type: "mark", name: this.marks.shift().name });
+      const name = this.marks.shift().name;
+      this.port.postMessage({ type: "mark", name, playedMs: this.playedMs });
     }
   }
 
   setPlaying(playing) {
     if (playing !== this.playing) {
       this.playing = playing;
-      this.port.postMessage({ type: playing ? "playing" : "idle" });
+      this.port.postMessage({ type: playing ? "playing" : "idle", playedMs: this.playedMs });
     }
   }
 
@@ -124,7 +130,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
       this.port.postMessage({
         type: "status",
         bufferedMs: (1000 * this.buffered) / sampleRate,
-        playedMs: (1000 * this.played) / sampleRate,
+        playedMs: this.playedMs,
         level: Math.sqrt(this.energy / Math.max(1, this.energyCount)),
         underruns: this.underruns,
       });
