@@ -174,13 +174,13 @@ class SileroBatch:
         self._pending = []
         for sr in {sr for _, sr, _ in pending}:
             group = [(m, f) for m, s, f in pending if s == sr]
-            inputs = np.concatenate([m.row for m, _ in group])
-            states = np.concatenate([m.state for m, _ in group], axis=1)
             try:
+                inputs = np.concatenate([m.row for m, _ in group])
+                states = np.concatenate([m.state for m, _ in group], axis=1)
                 out, state = self.session.run(
                     None, {"input": inputs, "state": states, "sr": group[0][0].rate}
                 )
-            except Exception as e:  # every window of the batch gets the error
+            except Exception as e:  # each window of the batch gets the error: none waits forever
                 for _, future in group:
                     future.set_exception(e)
                 continue

@@ -74,7 +74,8 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     // Like Twilio: every mark still waiting is echoed at once (the server knows it proves nothing).
     const marks = this.marks.map((mark) => mark.name);
     this.marks = [];
-    for (const name of marks) this.port.postMessage({ type: "mark", name, playedMs: this.playedMs });
+    const playedMs = this.playedMs;
+    for (const name of marks) this.port.postMessage({ type: "mark", name, playedMs });
     this.port.postMessage({
       type: "cleared",
       droppedMs: (1000 * dropped) / sampleRate,
