@@ -77,3 +77,20 @@ async def test_a_server_that_is_down_costs_one_log_line_and_the_call_goes_on():
         for turn in (1, 2):
             await p.push(ConversationUpdatedFrame(conversation.llm_context()))
             await until(lambda t=turn: llm._prefetcher.failures == t)
+
+
+async def test_a_conversation_update_after_the_call_was_cleaned_up_opens_no_session():
+    """The call ends (the LLM's cleanup closes the prefetcher); an update still in flight
+    arrives: no prefetch, and no HTTP session left for the garbage collector."""
+    conversation = Conversation()
+    conversation.add_agent_heard("Goodbye!")
+    async with FakeOpenAIServer() as server:
+        llm = local_llm(server.base_url)
+        async with LivePipeline(llm) as p:
+            await p.push(ConversationUpdatedFrame(conversation.llm_context()))
+            await until(lambda: llm._prefetcher.prefetches == 1)
+        prefetcher = llm._prefetcher
+        prefetcher.schedule(conversation.llm_context().messages)
+        await asyncio.sleep(0.05)
+    assert prefetcher._task is None and prefetcher._session is None
+    assert len(server.requests) == 1

@@ -57,11 +57,18 @@ class ContextPrefetcher:
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task | None = None
         self._next: list[dict[str, Any]] | None = None
+        self._closed = False
         self.prefetches = 0
         self.failures = 0
 
     def schedule(self, messages: list[dict[str, Any]]) -> None:
-        """Have the server evaluate ``messages`` (without the system prompt) soon."""
+        """Have the server evaluate ``messages`` (without the system prompt) soon.
+
+        Nothing once closed: a conversation update that reaches the LLM during or after the
+        call's cleanup would open a session nobody closes.
+        """
+        if self._closed:
+            return
         self._next = self._system + [m for m in messages if m.get("role") != "system"]
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -80,7 +87,8 @@ class ContextPrefetcher:
                     logger.warning(f"prefetching the conversation failed: {e!r}")
 
     async def close(self) -> None:
-        """Stop a running prefetch and close the HTTP session."""
+        """Stop a running prefetch and close the HTTP session; later schedules do nothing."""
+        self._closed = True
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
