@@ -22,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipecat.frames.frames import ControlFrame, Frame, SystemFrame
+from pipecat.frames.frames import ControlFrame, Frame, InputAudioRawFrame, SystemFrame
+from pipecat.processors.frame_processor import FrameProcessor
 
 _SPAN_KEY = "voiceagent.audio_span"
 
@@ -311,3 +312,19 @@ class ProviderSwitchedFrame(SystemFrame):
     failed: str = ""
     serving: str = ""
     reason: str = ""
+
+
+async def pass_caller_audio(processor: FrameProcessor, frame: InputAudioRawFrame) -> bool:
+    """Hand caller audio from ``processor`` straight to the next stage; False if there is none.
+
+    The caller's audio crosses the first stages fifty times a second per call (serializer,
+    recorder tap, voice stage). pipecat's ``push_frame`` runs push hooks, tells the observers
+    (none of ours watches caller audio) and formats a trace line for every push, trace logging
+    on or not; this queues the frame into the next stage as ``push_frame`` ends up doing,
+    without the rest. Every other frame goes the usual way.
+    """
+    stage = processor.next
+    if stage is None:
+        return False
+    await stage.queue_frame(frame)
+    return True

@@ -27,7 +27,7 @@ from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.processors.frame_processor import FrameDirection
 
-from voiceagent.frames import CallerSoundFrame
+from voiceagent.frames import CallerSoundFrame, pass_caller_audio
 from voiceagent.processors.silero import SharedSileroVAD, silero_session
 
 __all__ = [
@@ -156,13 +156,8 @@ class CallerVoiceProcessor(VADProcessor):
         """Run the VAD; announce the line turning loud or quiet."""
         if direction is FrameDirection.DOWNSTREAM and isinstance(frame, InputAudioRawFrame):
             change = self.sound.update(frame.audio, frame.sample_rate)
-            # As pipecat's VADProcessor: the audio goes on first, then the VAD judges it. Up to
-            # fifty times a second per call, so straight into the next stage's queue, without
-            # pipecat's per-frame machinery (process and push hooks, observers told of a frame
-            # none of ours watches, a trace line formatted for nothing), as the serializer's.
-            stage = self.next
-            if stage is not None:
-                await stage.queue_frame(frame)
+            # As pipecat's VADProcessor: the audio goes on first, then the VAD judges it.
+            await pass_caller_audio(self, frame)
             await self._vad_controller.process_frame(frame)
             if change is not None:
                 await self.push_frame(CallerSoundFrame(sounding=change, since_s=self.sound.since_s))

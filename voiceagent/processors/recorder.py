@@ -42,6 +42,7 @@ from voiceagent.frames import (
     ProviderSwitchedFrame,
     TurnMetricsFrame,
     UserTurnCommittedFrame,
+    pass_caller_audio,
 )
 from voiceagent.storage.recording import CallRecording
 
@@ -79,11 +80,7 @@ class CallerTap(_RecordingTap):
         """Record the caller side, forward the frame."""
         if direction is FrameDirection.DOWNSTREAM and isinstance(frame, InputAudioRawFrame):
             self.recording.caller_audio(frame.audio, frame.sample_rate, frame.num_channels)
-            # Fifty times a second per call: straight into the next stage's queue, without
-            # pipecat's per-frame hooks and observers (none of ours watches caller audio).
-            stage = self.next
-            if stage is not None:
-                await stage.queue_frame(frame)
+            if await pass_caller_audio(self, frame):
                 return
         await super().process_frame(frame, direction)
         if isinstance(frame, CallStartedFrame):

@@ -28,7 +28,12 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voiceagent.clock import DEFAULT_CLOCK, Clock
-from voiceagent.frames import CallEndedFrame, CallStartedFrame, PlaybackMarkFrame
+from voiceagent.frames import (
+    CallEndedFrame,
+    CallStartedFrame,
+    PlaybackMarkFrame,
+    pass_caller_audio,
+)
 from voiceagent.settings import TransportSettings
 from voiceagent.transports.twilio.codec import StreamResampler
 from voiceagent.transports.twilio.inbound_guard import InboundGuard
@@ -207,13 +212,7 @@ class TwilioSerializer(FrameProcessor):
         del gathered[:]
         if pcm:
             frame = InputAudioRawFrame(pcm, self.sample_rate, 1)
-            stage = self.next
-            if stage is not None:
-                # Up to fifty times a second per call: straight into the next stage's queue,
-                # without pipecat's per-push machinery (push hooks, observers, a trace line
-                # built for nothing). Every other frame goes the usual way.
-                await stage.queue_frame(frame)
-            else:
+            if not await pass_caller_audio(self, frame):
                 await self.queue_frame(frame)
 
     async def _on_event(self, message: Connected | Start | Dtmf | Mark | Stop) -> None:
