@@ -3,13 +3,15 @@
     .venv/bin/python bench/load.py --calls 20 --duration 40
     .venv/bin/python bench/load.py --calls 1,5,10,20,40 --duration 40 --json curve.json
     .venv/bin/python bench/load.py --calls 20 --duration 40 --profile-s 20
+    .venv/bin/python bench/load.py --calls 40 --duration 40 --line office:jitter_ms=30
 
 Three processes besides this one, as in production: the providers (``bench/fakes/providers.py``:
 a Deepgram-protocol host for live STT and streaming TTS, and an OpenAI-compatible SSE LLM, all
 on loopback), the server (``python -m voiceagent.cli serve``: the bundled receptionist with
 Deepgram STT/TTS and the OpenAI LLM pointed at the providers, fallbacks off, calls recorded
 into a temporary folder) and the callers (``bench/load_callers.py``: ``CallerEmulator``
-callers, each looping a three-turn call). For each level of ``--calls`` it prints caller end of
+callers, each looping a three-turn call, on a clean line or ``--line``'s phone-line condition:
+noise, echo, level, lost and late media). For each level of ``--calls`` it prints caller end of
 speech → first agent audio (p50/p90), turns answered, playback underruns per agent media
 message, calls closed by the server (by close code), the server's CPU (cores and % of a core
 per call, psutil) and RSS (idle, under load, per call, its trend), and whether the callers'
@@ -37,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psutil  # noqa: E402
 
 from bench.load_report import print_level, print_table, server_figures  # noqa: E402
+from voiceagent.emulator.conditions import parse_condition  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_SCRIPT = (
@@ -234,6 +237,7 @@ def run_level(calls: int, args: argparse.Namespace, lines: Path, run: Path) -> d
             [py, str(ROOT / "bench/load_callers.py"), "--url", f"ws://127.0.0.1:{port}/media"]
             + ["--lines", str(lines.parent), "--calls", str(calls)]
             + ["--duration", str(args.duration), "--ramp-s", str(args.ramp_s)]
+            + (["--line", args.line] if args.line else [])
             + ["--out", str(level / "callers.json")],
             level / "callers.log",
         )
@@ -273,6 +277,7 @@ def run_level(calls: int, args: argparse.Namespace, lines: Path, run: Path) -> d
             "healthz": health,
             "fakes_cpu_s": fakes_cpu,
             "stt_instrument": providers.get("instrument", ""),
+            "line": parse_condition(args.line).describe() if args.line else "clean line",
             "load_before": load_before,
             "load_after": load_after,
             "elsewhere": elsewhere,
@@ -296,6 +301,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=40.0, help="seconds of calling (40)")
     parser.add_argument("--ramp-s", type=float, default=5.0, help="spread of the callers' starts")
     parser.add_argument("--workers", type=int, default=None, help="voiceagent serve --workers")
+    parser.add_argument(
+        "--line", help="the callers' phone-line condition: office, lossy, street:jitter_ms=30, …"
+    )
     parser.add_argument("--max-calls", type=int, default=None, help="server admission limit")
     parser.add_argument("--no-admission", action="store_true", help="no busy answers at all")
     parser.add_argument("--no-storage", action="store_true", help="do not record calls")
@@ -309,6 +317,11 @@ def main() -> int:
     levels = [int(x) for x in args.calls.split(",") if x.strip()]
     if not levels or min(levels) < 1:
         parser.error("--calls needs positive integers")
+    if args.line:
+        try:
+            parse_condition(args.line)
+        except ValueError as e:
+            parser.error(f"--line: {e}")
     run = Path(tempfile.mkdtemp(prefix="voiceagent-load-"))
     print(f"preparing the caller lines (Piper, cached) in {run}", flush=True)
     lines = prepare_audio(run / "lines")

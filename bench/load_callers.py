@@ -1,20 +1,23 @@
 """The load benchmark's callers, in their own process: N Twilio callers, each looping one call.
 
     python bench/load_callers.py --url ws://127.0.0.1:P/media --lines DIR --calls N
-        --duration S [--ramp-s R] --out results.json
+        --duration S [--ramp-s R] [--line CONDITION] --out results.json
 
 Each caller is ``voiceagent.emulator.CallerEmulator`` (Twilio's protocol: 20 ms μ-law media in
 real time, mark echoes, playback like Twilio's buffer) placing the load script's call (every
 line of ``DIR/lines.json`` with its ``.pcm`` audio, PCM16 8 kHz) again and again until
 ``--duration`` is over; callers start evenly spread over ``--ramp-s``. A call in progress at the
-deadline is finished. The driver measures itself too: its CPU time, how late its media
-messages went out, and its event loop's lag (a 20 ms ticker).
+deadline is finished. ``--line`` puts every call on a phone-line condition
+(``voiceagent.emulator.conditions``: ``office``, ``lossy``, ``office:jitter_ms=40``, …), each
+caller with a noise and loss seed of its own. The driver measures itself too: its CPU time, how
+late its media messages went out, and its event loop's lag (a 20 ms ticker).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import resource
 import sys
@@ -27,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from loguru import logger  # noqa: E402
 
 from voiceagent.emulator.caller import CallerEmulator, CallReport  # noqa: E402
+from voiceagent.emulator.conditions import LineCondition, parse_condition  # noqa: E402
 from voiceagent.emulator.script import CallerLine  # noqa: E402
 
 CALL_TIMEOUT_S = 120.0
@@ -50,6 +54,8 @@ def summarize(report: CallReport, caller: int, started: float) -> dict[str, Any]
         "duration_s": report.duration_s,
         "latencies_ms": [t.latency_ms for t in report.turns],
         "media_received": report.media_received,
+        "clears": report.clears,
+        "agent_audio_s": [round(t.agent_audio_s, 2) for t in report.turns],
         "glitches": report.agent_glitches,
         "pauses": report.agent_pauses,
         "closed_by_server": report.closed_by_server,
@@ -75,16 +81,25 @@ class LagTicker:
 
 
 async def caller_loop(
-    n: int, args: argparse.Namespace, lines: list[CallerLine], deadline: float, out: list
+    n: int,
+    args: argparse.Namespace,
+    lines: list[CallerLine],
+    deadline: float,
+    out: list,
+    line: LineCondition | None = None,
 ) -> None:
     """One caller: place the call until the deadline (each call completes)."""
+    if line is not None:
+        line = dataclasses.replace(line, seed=line.seed + n)
     await asyncio.sleep(args.ramp_s * n / max(1, args.calls))
     while time.monotonic() < deadline:
         started = time.monotonic()
         emulator = CallerEmulator(args.url, custom_parameters={"From": f"+1555{n:07d}"})
         try:
             async with asyncio.timeout(CALL_TIMEOUT_S):
-                report = await emulator.run(lines, lead_in_s=0.5, tail_s=1.0, max_wait_reply_s=8.0)
+                report = await emulator.run(
+                    lines, lead_in_s=0.5, tail_s=1.0, max_wait_reply_s=8.0, condition=line
+                )
         except (RuntimeError, TimeoutError) as e:
             out.append({"caller": n, "started": started, "error": repr(e)})
             await asyncio.sleep(1.0)
@@ -97,13 +112,16 @@ async def caller_loop(
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Drive every caller; return the calls and the driver's own figures."""
     lines = load_lines(Path(args.lines))
+    line = parse_condition(args.line) if args.line else None
     begin_cpu = resource.getrusage(resource.RUSAGE_SELF)
     began = time.monotonic()
     deadline = began + args.duration
     calls: list[dict[str, Any]] = []
     ticker, stop = LagTicker(), asyncio.Event()
     lag = asyncio.create_task(ticker.run(stop))
-    await asyncio.gather(*(caller_loop(n, args, lines, deadline, calls) for n in range(args.calls)))
+    await asyncio.gather(
+        *(caller_loop(n, args, lines, deadline, calls, line) for n in range(args.calls))
+    )
     stop.set()
     await lag
     end_cpu = resource.getrusage(resource.RUSAGE_SELF)
@@ -130,6 +148,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, required=True)
     parser.add_argument("--duration", type=float, required=True)
     parser.add_argument("--ramp-s", type=float, default=5.0)
+    parser.add_argument("--line", help="phone-line condition of every call (default: clean)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     logger.remove()

@@ -126,6 +126,7 @@ def print_level(result: dict[str, Any]) -> None:
     s = result["server"]
     result["figures"] = c
     print(INSTRUMENT)
+    print(f"the callers' line: {result.get('line', 'clean line')}")
     print(
         f"load average before {result['load_before'][0]:.2f}, after "
         f"{result['load_after'][0]:.2f}; other busy processes: "

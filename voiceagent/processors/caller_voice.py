@@ -40,6 +40,10 @@ __all__ = [
 from voiceagent.turns.options import VoiceActivity
 
 _FRAME_S = 0.02
+_PRIMING_BLOCKS = 5
+"""The line's first 20 ms blocks that set its floor (and are never a sound)."""
+_DIGITAL_SILENCE_RMS = 2.0
+"""Quieter blocks are digital silence (μ-law's zero, resampled): no line yet to learn from."""
 _NO_ACTIVITY_FRAMES = 1e9
 """``speech_activity_period`` that never comes: no ``UserSpeakingFrame`` flood."""
 
@@ -56,6 +60,7 @@ class SoundOnset:
         self._buf = np.zeros(0, dtype=np.float32)
         self._energies = np.zeros(0, dtype=np.float32)
         self._floor = self.options.onset_min_rms / self.options.onset_ratio
+        self._priming = _PRIMING_BLOCKS
         self._loud = 0
         self._quiet = 0
         self.sounding = False
@@ -91,6 +96,15 @@ class SoundOnset:
     def _judge(self, rms: float, blocks_after: int) -> bool | None:
         o = self.options
         floor = self._floor
+        if self._priming and rms >= _DIGITAL_SILENCE_RMS:
+            # The line's first 100 ms (digital silence before it aside) set its floor
+            # until a quieter block comes: a line noisy from pickup is not the caller speaking
+            # (from the lowest floor, each burst of noise paused the greeting for the ≈ 1.5 s
+            # the floor took to creep up to it). The cost: a caller whose first sound of the
+            # call is speech turns the line loud at the next word, not this one.
+            self._priming -= 1
+            self._floor = max(floor, rms)
+            return None
         floor = rms if rms < floor else floor + (rms - floor) * o.floor_rise
         self._floor = floor
         if rms >= o.onset_min_rms and rms >= floor * o.onset_ratio:
