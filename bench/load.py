@@ -319,9 +319,17 @@ def main() -> int:
         parser.error("--calls needs positive integers")
     if args.line:
         try:
-            parse_condition(args.line)
+            line = parse_condition(args.line)
         except ValueError as e:
             parser.error(f"--line: {e}")
+        if line.echo_delay_ms is not None or line.noise == "babble":
+            print(
+                "note: the SCRIPTED STT gives out the script's lines in order, one per stretch of"
+                " speech its VAD hears: it takes the agent's echo or background voices for the"
+                " caller's next line, so turns answered and latency on this line measure the"
+                " instrument. For turn-taking there use `voiceagent eval --condition`.",
+                flush=True,
+            )
     run = Path(tempfile.mkdtemp(prefix="voiceagent-load-"))
     print(f"preparing the caller lines (Piper, cached) in {run}", flush=True)
     lines = prepare_audio(run / "lines")

@@ -9,7 +9,7 @@ line of ``DIR/lines.json`` with its ``.pcm`` audio, PCM16 8 kHz) again and again
 ``--duration`` is over; callers start evenly spread over ``--ramp-s``. A call in progress at the
 deadline is finished. ``--line`` puts every call on a phone-line condition
 (``voiceagent.emulator.conditions``: ``office``, ``lossy``, ``office:jitter_ms=40``, …), each
-caller with a noise and loss seed of its own. The driver measures itself too: its CPU time, how
+caller with one of 16 noise and loss seeds. The driver measures itself too: its CPU time, how
 late its media messages went out, and its event loop's lag (a 20 ms ticker).
 """
 
@@ -31,9 +31,12 @@ from loguru import logger  # noqa: E402
 
 from voiceagent.emulator.caller import CallerEmulator, CallReport  # noqa: E402
 from voiceagent.emulator.conditions import LineCondition, parse_condition  # noqa: E402
+from voiceagent.emulator.noise import noise_loop  # noqa: E402
 from voiceagent.emulator.script import CallerLine  # noqa: E402
 
 CALL_TIMEOUT_S = 120.0
+LINE_SEEDS = 16
+"""Distinct noise and loss seeds among the callers (each noise made before the calls start)."""
 TICK_S = 0.02
 
 
@@ -90,7 +93,7 @@ async def caller_loop(
 ) -> None:
     """One caller: place the call until the deadline (each call completes)."""
     if line is not None:
-        line = dataclasses.replace(line, seed=line.seed + n)
+        line = dataclasses.replace(line, seed=line.seed + n % LINE_SEEDS)
     await asyncio.sleep(args.ramp_s * n / max(1, args.calls))
     while time.monotonic() < deadline:
         started = time.monotonic()
@@ -113,6 +116,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Drive every caller; return the calls and the driver's own figures."""
     lines = load_lines(Path(args.lines))
     line = parse_condition(args.line) if args.line else None
+    if line is not None and line.noise is not None:  # 50–170 ms each: not during the ramp
+        for seed in range(line.seed, line.seed + min(LINE_SEEDS, args.calls)):
+            noise_loop(line.noise, seed)
     begin_cpu = resource.getrusage(resource.RUSAGE_SELF)
     began = time.monotonic()
     deadline = began + args.duration
