@@ -86,6 +86,7 @@ def caller_figures(result: dict[str, Any]) -> dict[str, Any]:
     turns = sum(len(c["latencies_ms"]) for c in served)
     media = sum(c["media_received"] for c in served)
     glitches = sum(c["glitches"] for c in served)
+    clears = [c.get("clears", 0) for c in served]
     closes = Counter(
         f"{c['close_code']} {c['close_reason'][:60]}".strip()
         for c in served
@@ -108,6 +109,8 @@ def caller_figures(result: dict[str, Any]) -> dict[str, Any]:
         "underruns": glitches,
         "underrun_share": glitches / media if media else 0.0,
         "closed_by_server": dict(closes),
+        "clears": sum(clears),
+        "calls_with_clears": sum(1 for n in clears if n),
         "driver_core": driver_core,
         "driver_late_share": late_share,
         "driver_late_max_ms": max((c["send_late_max_ms"] for c in placed), default=0.0),
@@ -146,6 +149,10 @@ def print_level(result: dict[str, Any]) -> None:
         f"({100 * c['underrun_share']:.3f} %)"
     )
     print(f"calls closed by the server: {c['closed_by_server'] or 'none'}")
+    print(
+        f"`clear`s the callers got (a pause at their sound, or a barge-in): {c['clears']} "
+        f"in {c['calls_with_clears']} of {c['calls_placed'] - c['calls_refused_busy']} calls"
+    )
     counts = metric_counts(result["metrics"])
     print(
         f"server /metrics (one worker): ended {dict(counts.get('calls_ended_total', {}))}, "
