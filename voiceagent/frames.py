@@ -72,6 +72,8 @@ class CallStartedFrame(SystemFrame):
     account_sid: str = ""
     custom_parameters: dict[str, str] = field(default_factory=dict)
     tracks: list[str] = field(default_factory=list)
+    agent_echo: Any = None
+    """The transport's record of the agent audio it plays (``AgentEcho``), for the voice stage."""
 
 
 @dataclass

@@ -27,8 +27,9 @@ from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.processors.frame_processor import FrameDirection
 
-from voiceagent.frames import CallerSoundFrame, pass_caller_audio
+from voiceagent.frames import CallerSoundFrame, CallStartedFrame, pass_caller_audio
 from voiceagent.processors.silero import SharedSileroVAD, silero_session
+from voiceagent.transports.twilio.echo import AgentEcho
 
 __all__ = [
     "CallerVoiceProcessor",
@@ -68,8 +69,19 @@ class SoundOnset:
         self.since_s = 0.0
         """With a change: how long before the end of the frame the new state began."""
 
-    def update(self, pcm16: bytes, sample_rate: int = 16000) -> bool | None:
-        """Feed one frame; returns the new state when it changed, else None."""
+    @property
+    def floor(self) -> float:
+        """The line's noise floor (PCM16 RMS): its quietest recent 20 ms, rising slowly."""
+        return self._floor
+
+    def update(
+        self, pcm16: bytes, sample_rate: int = 16000, muted: list[bool] | None = None
+    ) -> bool | None:
+        """Feed one frame; returns the new state when it changed, else None.
+
+        ``muted``: per 20 ms block, whether it was muted as the agent's echo: quiet, and no
+        word on the line's noise floor.
+        """
         samples = np.frombuffer(pcm16, dtype="<i2")
         n = samples.size
         if n == 0:
@@ -80,6 +92,8 @@ class SoundOnset:
         np.copyto(buf, samples, casting="unsafe")
         block = sample_rate // 50
         if block <= 0 or n < 2 * block or n % block:  # one block, or not whole blocks
+            if muted and all(muted):
+                return self._quiet_block(0)
             return self._judge(math.sqrt(float(np.dot(buf, buf)) / n), 0)
         blocks = buf.reshape(-1, block)
         if self._energies.size != blocks.shape[0]:
@@ -88,10 +102,24 @@ class SoundOnset:
         change = None
         last = energies.size - 1
         for i in range(energies.size):
-            judged = self._judge(math.sqrt(float(energies[i]) / block), last - i)
+            if muted is not None and i < len(muted) and muted[i]:
+                judged = self._quiet_block(last - i)  # the floor stays the line's own
+            else:
+                judged = self._judge(math.sqrt(float(energies[i]) / block), last - i)
             if judged is not None:
                 change = judged
         return change
+
+    def _quiet_block(self, blocks_after: int) -> bool | None:
+        """One quiet block (the floor is the caller's business): a sound ends after enough."""
+        o = self.options
+        self._quiet += 1
+        self._loud = 0
+        if self.sounding and self._quiet >= o.release_frames:
+            self.sounding = False
+            self.since_s = (o.release_frames + blocks_after) * _FRAME_S
+            return False
+        return None
 
     def _judge(self, rms: float, blocks_after: int) -> bool | None:
         o = self.options
@@ -115,14 +143,8 @@ class SoundOnset:
                 self.onsets += 1
                 self.since_s = (o.onset_frames + blocks_after) * _FRAME_S
                 return True
-        else:
-            self._quiet += 1
-            self._loud = 0
-            if self.sounding and self._quiet >= o.release_frames:
-                self.sounding = False
-                self.since_s = (o.release_frames + blocks_after) * _FRAME_S
-                return False
-        return None
+            return None
+        return self._quiet_block(blocks_after)
 
 
 def silero_analyzer(options: VoiceActivity) -> VADAnalyzer:
@@ -165,15 +187,61 @@ class CallerVoiceProcessor(VADProcessor):
             **kwargs,
         )
         self.sound = SoundOnset(options)
+        self.options = options
+        self.echo: AgentEcho | None = None
+        """The transport's agent audio (from ``CallStartedFrame``): its echo is muted."""
+        self._samples = np.zeros(0, dtype=np.float32)
+        self._energies = np.zeros(0, dtype=np.float32)
+        self._silence = b""
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        """Run the VAD; announce the line turning loud or quiet."""
+        """Mute the agent's echo; run the VAD; announce the line turning loud or quiet."""
         if direction is FrameDirection.DOWNSTREAM and isinstance(frame, InputAudioRawFrame):
-            change = self.sound.update(frame.audio, frame.sample_rate)
+            muted = self._mute_echo(frame) if self.echo is not None else None
+            change = self.sound.update(frame.audio, frame.sample_rate, muted)
             # As pipecat's VADProcessor: the audio goes on first, then the VAD judges it.
             await pass_caller_audio(self, frame)
             await self._vad_controller.process_frame(frame)
             if change is not None:
                 await self.push_frame(CallerSoundFrame(sounding=change, since_s=self.sound.since_s))
             return
+        if isinstance(frame, CallStartedFrame) and self.options.echo_suppression:
+            self.echo = frame.agent_echo
         await super().process_frame(frame, direction)
+
+    def _mute_echo(self, frame: InputAudioRawFrame) -> list[bool] | None:
+        """Replace the 20 ms blocks that carry only the agent's echo by silence (in the frame).
+
+        The VAD, the onset, the STT and the answering-machine detector after this stage hear
+        the silence; the recording (before it) keeps the line as it was. Returns which blocks
+        were muted (None: none).
+        """
+        echo = self.echo
+        if echo is None or not echo.agent_audible():
+            return None
+        audio = frame.audio
+        samples = np.frombuffer(audio, dtype="<i2")
+        block = frame.sample_rate // 50
+        if block <= 0 or samples.size % block:
+            return None
+        if self._samples.size != samples.size:
+            self._samples = np.zeros(samples.size, dtype=np.float32)
+            self._energies = np.zeros(samples.size // block, dtype=np.float32)
+        np.copyto(self._samples, samples, casting="unsafe")
+        blocks = self._samples.reshape(-1, block)
+        energies = np.einsum("ij,ij->i", blocks, blocks, out=self._energies)
+        muted = [echo.is_echo(math.sqrt(float(e) / block)) for e in energies]  # learns too
+        if not any(muted) or not echo.heard_over(self.sound.floor):
+            return None
+        if all(muted):
+            if len(self._silence) != len(audio):
+                self._silence = bytes(len(audio))
+            frame.audio = self._silence
+            return muted
+        out = bytearray(audio)
+        width = block * 2
+        for i, mute in enumerate(muted):
+            if mute:
+                out[i * width : (i + 1) * width] = bytes(width)
+        frame.audio = bytes(out)
+        return muted

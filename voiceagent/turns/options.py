@@ -32,6 +32,11 @@ class VoiceActivity(_Options):
     onset_frames: int = Field(2, ge=1, le=50, description="Loud 20 ms blocks that start a sound.")
     release_frames: int = Field(5, ge=1, le=100, description="Quiet 20 ms blocks that end a sound.")
     floor_rise: float = Field(0.002, gt=0.0, le=1.0, description="How fast the floor creeps up.")
+    echo_suppression: bool = Field(
+        True,
+        description="Mute caller audio that carries only the agent's own echo (a speakerphone) "
+        "before the VAD and the STT hear it (voiceagent.transports.twilio.echo).",
+    )
 
 
 class Endpointing(_Options):

@@ -50,6 +50,7 @@ from voiceagent.frames import (
     PlaybackResumeFrame,
 )
 from voiceagent.settings import TransportSettings
+from voiceagent.transports.twilio.echo import AgentEcho
 from voiceagent.transports.twilio.ledger import FRAME_S, PlaybackLedger, PlayoutPacer, PlayoutTap
 from voiceagent.transports.twilio.line_format import MULAW_8K, LineFormat
 from voiceagent.transports.twilio.outbound import MEDIA, TURN_END, OutboundQueue, OutTurn
@@ -104,6 +105,7 @@ class TwilioOutput(FrameProcessor):
         self._fences: list[int] = []
         self.playout_tap: PlayoutTap | None = None
         """Told each media frame as sent (with when it plays) and each clear."""
+        self.echo = AgentEcho(clock=clock, line_format=line_format)
 
     # -- wiring (called by the serializer / TwilioCall) -------------------------------------
 
@@ -233,6 +235,7 @@ class TwilioOutput(FrameProcessor):
                     pacer.on_sent(now)
                     out.note_sent(item)
                     self.frames_out += 1
+                    self.echo.agent_audio(payload, pacer.play_end - FRAME_S)
                     tap = self.playout_tap
                     if tap is not None:
                         tap.agent_audio(turn.turn_id, payload, pacer.play_end - FRAME_S)
@@ -342,6 +345,7 @@ class TwilioOutput(FrameProcessor):
             frames = math.ceil(buffered / FRAME_S - 1e-6)
             held = self._out.take_back(frames, str(self.pause_clears))
             self.pacer.on_clear(now)
+            self.echo.cleared(now)
             if self.playout_tap is not None:
                 self.playout_tap.agent_paused(now, held * FRAME_S)
 
@@ -354,6 +358,7 @@ class TwilioOutput(FrameProcessor):
                 if await self._send(clear_message(self.stream_sid)):
                     self.clears_sent += 1
                 self.ledger.on_clear(now)
+                self.echo.cleared(now)
                 if self.playout_tap is not None:
                     self.playout_tap.agent_cleared(now)
             self.pacer.on_clear(now)

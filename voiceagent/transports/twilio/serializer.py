@@ -269,6 +269,7 @@ class TwilioSerializer(FrameProcessor):
                 account_sid=start.account_sid,
                 custom_parameters=dict(start.custom_parameters),
                 tracks=list(start.tracks),
+                agent_echo=self.output.echo if self.output is not None else None,
             )
         )
         self.started.set()
