@@ -45,7 +45,7 @@ def play(
     judged = []
     for i in range(0, min(agent.size, line.size) - BLOCK + 1, BLOCK):
         chunk = np.clip(agent[i : i + BLOCK], -32768, 32767).astype("<i2").tobytes()
-        echo.agent_audio(pcm16_to_ulaw(chunk), clock.now())
+        echo.agent_audio(0, pcm16_to_ulaw(chunk), clock.now())
         clock.advance(BLOCK / RATE)
         level = rms(line[i : i + BLOCK])
         judged.append((level, echo.is_echo(level)))
@@ -93,10 +93,10 @@ def test_a_clear_takes_the_audio_that_never_played_out_of_the_reference():
     loud = pcm16_to_ulaw((np.ones(BLOCK) * 8000).astype("<i2").tobytes())
     quiet = pcm16_to_ulaw((np.ones(BLOCK) * 1000).astype("<i2").tobytes())
     now = clock.now()
-    echo.agent_audio(quiet, now - 0.02)  # played
+    echo.agent_audio(0, quiet, now - 0.02)  # played
     for k in range(10):  # sent ahead, to play over the next 200 ms
-        echo.agent_audio(loud, now + 0.02 * k + 0.02)
-    echo.cleared(now)  # barge-in: Twilio drops what it had not played
+        echo.agent_audio(0, loud, now + 0.02 * k + 0.02)
+    echo.agent_cleared(now)  # barge-in: Twilio drops what it had not played
     clock.advance(0.1)
     assert echo.reference()[0] < 1100
 
@@ -129,11 +129,11 @@ def test_the_voice_stage_mutes_the_echo_before_the_vad_and_the_stt_hear_it():
         return InputAudioRawFrame(tone.astype("<i2").tobytes(), 16000, 1)
 
     echo_level = frame(600.0)
-    stage._mute_echo(echo_level)
+    stage._mute_echo(echo_level, *stage.sound.energies(echo_level.audio, 16000))
     assert echo_level.audio == bytes(1280)
     caller = frame(4000.0)
     heard = caller.audio
-    stage._mute_echo(caller)
+    stage._mute_echo(caller, *stage.sound.energies(caller.audio, 16000))
     assert caller.audio == heard
 
 
@@ -161,7 +161,7 @@ def test_on_a_noisy_line_without_echo_nothing_is_muted():
     for caller in [0.0] * 25 + [2000.0] * 5:  # 1 s of noise under the agent; the caller talks
         frame = line(caller)
         heard = frame.audio
-        muted = stage._mute_echo(frame)
+        muted = stage._mute_echo(frame, *stage.sound.energies(frame.audio, 16000))
         assert frame.audio == heard and muted is None
         changes.append(stage.sound.update(frame.audio, 16000, muted))
     assert True in changes[25:27]
@@ -185,11 +185,11 @@ def test_muted_echo_leaves_the_onsets_noise_floor_the_lines_own():
     for i in range(0, agent.size - 2 * BLOCK + 1, 2 * BLOCK):  # 40 ms frames as they play
         for k in (0, BLOCK):
             chunk = np.clip(agent[i + k : i + k + BLOCK], -32768, 32767).astype("<i2").tobytes()
-            echo.agent_audio(pcm16_to_ulaw(chunk), clock.now())
+            echo.agent_audio(0, pcm16_to_ulaw(chunk), clock.now())
             clock.advance(BLOCK / RATE)
         pcm16k = np.repeat(back[i : i + 2 * BLOCK], 2).astype("<i2").tobytes()
         frame = InputAudioRawFrame(pcm16k, 16000, 1)
-        muted = stage._mute_echo(frame)
+        muted = stage._mute_echo(frame, *stage.sound.energies(frame.audio, 16000))
         muted_any = muted_any or bool(muted)
         stage.sound.update(frame.audio, 16000, muted)
     assert muted_any

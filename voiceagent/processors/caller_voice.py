@@ -74,36 +74,47 @@ class SoundOnset:
         """The line's noise floor (PCM16 RMS): its quietest recent 20 ms, rising slowly."""
         return self._floor
 
-    def update(
-        self, pcm16: bytes, sample_rate: int = 16000, muted: list[bool] | None = None
-    ) -> bool | None:
-        """Feed one frame; returns the new state when it changed, else None.
+    def energies(self, pcm16: bytes, sample_rate: int = 16000) -> tuple[np.ndarray, int]:
+        """Each 20 ms block's sum of squares, and the samples per block.
 
-        ``muted``: per 20 ms block, whether it was muted as the agent's echo: quiet, and no
-        word on the line's noise floor.
+        One block if the frame is not whole blocks. The array is this detector's own,
+        overwritten by the next call: nothing is allocated per frame.
         """
         samples = np.frombuffer(pcm16, dtype="<i2")
         n = samples.size
         if n == 0:
-            return None
+            return self._energies[:0], 1
         if self._buf.size != n:
             self._buf = np.zeros(n, dtype=np.float32)
         buf = self._buf
         np.copyto(buf, samples, casting="unsafe")
         block = sample_rate // 50
-        if block <= 0 or n < 2 * block or n % block:  # one block, or not whole blocks
-            if muted and all(muted):
-                return self._quiet_block(0)
-            return self._judge(math.sqrt(float(np.dot(buf, buf)) / n), 0)
-        blocks = buf.reshape(-1, block)
-        if self._energies.size != blocks.shape[0]:
-            self._energies = np.zeros(blocks.shape[0], dtype=np.float32)
-        energies = np.einsum("ij,ij->i", blocks, blocks, out=self._energies)
+        whole = block > 0 and n >= 2 * block and not n % block
+        count, size = (n // block, block) if whole else (1, n)
+        if self._energies.size != count:
+            self._energies = np.zeros(count, dtype=np.float32)
+        blocks = buf.reshape(count, size)
+        return np.einsum("ij,ij->i", blocks, blocks, out=self._energies), size
+
+    def update(
+        self, pcm16: bytes, sample_rate: int = 16000, muted: list[bool] | None = None
+    ) -> bool | None:
+        """Feed one frame; returns the new state when it changed, else None."""
+        return self.judge(*self.energies(pcm16, sample_rate), muted)
+
+    def judge(
+        self, energies: np.ndarray, block: int, muted: list[bool] | None = None
+    ) -> bool | None:
+        """Judge a frame's blocks (:meth:`energies`), in order; the change, if any.
+
+        ``muted``: per block, whether it was muted as the agent's echo: quiet, and no word on
+        the line's noise floor.
+        """
         change = None
         last = energies.size - 1
         for i in range(energies.size):
-            if muted is not None and i < len(muted) and muted[i]:
-                judged = self._quiet_block(last - i)  # the floor stays the line's own
+            if muted is not None and muted[i]:
+                judged = self._quiet_block(last - i)
             else:
                 judged = self._judge(math.sqrt(float(energies[i]) / block), last - i)
             if judged is not None:
@@ -187,61 +198,57 @@ class CallerVoiceProcessor(VADProcessor):
             **kwargs,
         )
         self.sound = SoundOnset(options)
-        self.options = options
         self.echo: AgentEcho | None = None
         """The transport's agent audio (from ``CallStartedFrame``): its echo is muted."""
-        self._samples = np.zeros(0, dtype=np.float32)
-        self._energies = np.zeros(0, dtype=np.float32)
+        self._muted: list[bool] = []
         self._silence = b""
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         """Mute the agent's echo; run the VAD; announce the line turning loud or quiet."""
         if direction is FrameDirection.DOWNSTREAM and isinstance(frame, InputAudioRawFrame):
-            muted = self._mute_echo(frame) if self.echo is not None else None
-            change = self.sound.update(frame.audio, frame.sample_rate, muted)
+            energies, block = self.sound.energies(frame.audio, frame.sample_rate)
+            muted = self._mute_echo(frame, energies, block) if self.echo is not None else None
+            change = self.sound.judge(energies, block, muted)
             # As pipecat's VADProcessor: the audio goes on first, then the VAD judges it.
             await pass_caller_audio(self, frame)
             await self._vad_controller.process_frame(frame)
             if change is not None:
                 await self.push_frame(CallerSoundFrame(sounding=change, since_s=self.sound.since_s))
             return
-        if isinstance(frame, CallStartedFrame) and self.options.echo_suppression:
+        if isinstance(frame, CallStartedFrame) and self.sound.options.echo_suppression:
             self.echo = frame.agent_echo
         await super().process_frame(frame, direction)
 
-    def _mute_echo(self, frame: InputAudioRawFrame) -> list[bool] | None:
+    def _mute_echo(
+        self, frame: InputAudioRawFrame, energies: np.ndarray, block: int
+    ) -> list[bool] | None:
         """Replace the 20 ms blocks that carry only the agent's echo by silence (in the frame).
 
         The VAD, the onset, the STT and the answering-machine detector after this stage hear
-        the silence; the recording (before it) keeps the line as it was. Returns which blocks
-        were muted (None: none).
+        the silence; the recording (before it) keeps the line as it was. ``energies`` and
+        ``block``: the frame's blocks (``SoundOnset.energies``). Returns which blocks were muted
+        (None: none; the list is reused from frame to frame).
         """
         echo = self.echo
         if echo is None or not echo.agent_audible():
             return None
         audio = frame.audio
-        samples = np.frombuffer(audio, dtype="<i2")
-        block = frame.sample_rate // 50
-        if block <= 0 or samples.size % block:
-            return None
-        if self._samples.size != samples.size:
-            self._samples = np.zeros(samples.size, dtype=np.float32)
-            self._energies = np.zeros(samples.size // block, dtype=np.float32)
-        np.copyto(self._samples, samples, casting="unsafe")
-        blocks = self._samples.reshape(-1, block)
-        energies = np.einsum("ij,ij->i", blocks, blocks, out=self._energies)
-        muted = [echo.is_echo(math.sqrt(float(e) / block)) for e in energies]  # learns too
+        if len(self._muted) != energies.size:
+            self._muted = [False] * energies.size
+        muted = self._muted
+        for i in range(energies.size):
+            muted[i] = echo.is_echo(math.sqrt(float(energies[i]) / block))  # learns too
         if not any(muted) or not echo.heard_over(self.sound.floor):
             return None
+        if len(self._silence) != len(audio):
+            self._silence = bytes(len(audio))
         if all(muted):
-            if len(self._silence) != len(audio):
-                self._silence = bytes(len(audio))
             frame.audio = self._silence
             return muted
         out = bytearray(audio)
-        width = block * 2
+        width = len(audio) // energies.size
         for i, mute in enumerate(muted):
             if mute:
-                out[i * width : (i + 1) * width] = bytes(width)
+                out[i * width : (i + 1) * width] = self._silence[:width]
         frame.audio = bytes(out)
         return muted

@@ -9,7 +9,7 @@
 - :class:`AgentTap` sits last: every caller turn and metric frame the stages pushed
   downstream has passed, and ``AgentHeardFrame`` (pushed upstream by TwilioOutput when an
   agent turn finished playing or was cut) reaches it first.
-- TwilioOutput's ``playout_tap`` reports each 20 ms of agent audio *as sent to Twilio* and
+- TwilioOutput's ``playout_taps`` report each 20 ms of agent audio *as sent to Twilio* and
   each ``clear`` (see :mod:`voiceagent.storage.recording`), so audio dropped on barge-in
   before it played is not recorded as heard.
 
@@ -163,7 +163,7 @@ def recorder_taps(
     ``serializer``'s estimate of the stream's start puts the call's timeline on the stream clock.
     """
     if output is not None:
-        output.playout_tap = recording
+        output.playout_taps.append(recording)
         recording.agent_line_format = output.line_format
     if serializer is not None:
         recording.stream_origin = lambda: serializer.stream_origin

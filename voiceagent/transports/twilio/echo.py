@@ -10,8 +10,8 @@ client's WebRTC echo canceller, which a phone call does not pass through (pipeca
 :class:`AgentEcho` does what the non-linear processor of a telephone echo canceller does, on
 20 ms levels:
 
-- TwilioOutput reports every 20 ms of agent audio it sends with the time it will play
-  (:meth:`AgentEcho.agent_audio`); a ``clear`` drops what had not played (:meth:`cleared`).
+- As one of TwilioOutput's playout taps it is told every 20 ms of agent audio sent, with the
+  time it will play (:meth:`AgentEcho.agent_audio`); a ``clear`` drops what had not played.
 - The reference for a caller block is the loudest agent block played in the last
   ``WINDOW_S``: the echo path's delay is not known, the window covers it (Geigel's detector).
 - While the agent is playing, the line's level against that reference is learned: the caller
@@ -68,7 +68,10 @@ class AgentEcho:
 
     def __init__(self, *, clock: Clock = DEFAULT_CLOCK, line_format: LineFormat = MULAW_8K):
         self._clock = clock
-        self._line_format = line_format
+        self._squares: np.ndarray | None = None
+        if line_format.sample_width == 1:
+            codes = np.frombuffer(line_format.to_pcm16(bytes(range(256))), dtype="<i2")
+            self._squares = codes.astype(np.float64) ** 2
         self._played: deque[tuple[float, float]] = deque()  # (play_at, rms), in play order
         self._ratios = np.zeros(RING_BLOCKS)
         self._seen = 0
@@ -79,19 +82,34 @@ class AgentEcho:
         self._reference = (0.0, 0.0)
         self.echo_blocks = 0
 
-    def agent_audio(self, audio: bytes, play_at: float) -> None:
-        """TwilioOutput sent one frame of agent audio (line format) that plays from ``play_at``."""
-        pcm = np.frombuffer(self._line_format.to_pcm16(audio), dtype="<i2").astype(np.float32)
-        if pcm.size:
-            self._played.append((play_at, math.sqrt(float(np.dot(pcm, pcm)) / pcm.size)))
+    # -- a PlayoutTap of TwilioOutput ------------------------------------------------------
+
+    def agent_audio(self, turn_id: int, audio: bytes, play_at: float) -> None:
+        """One frame of agent audio (line format) went out; it plays from ``play_at``."""
+        if self._squares is not None:  # μ-law: the squared level of each code, looked up
+            mean_square = float(self._squares[np.frombuffer(audio, dtype=np.uint8)].mean())
+        else:
+            pcm = np.frombuffer(audio, dtype="<i2").astype(np.float32)
+            mean_square = float(np.dot(pcm, pcm)) / pcm.size if pcm.size else math.nan
+        if mean_square == mean_square:  # not an empty frame
+            self._played.append((play_at, math.sqrt(mean_square)))
             self._reference_at = math.nan
 
-    def cleared(self, at: float) -> None:
-        """A ``clear`` at ``at``: the audio that had not started playing never played."""
+    def agent_cleared(self, at: float) -> None:
+        """A barge-in ``clear`` at ``at``: the audio that had not started playing never played."""
         played = self._played
         while played and played[-1][0] > at:
             played.pop()
         self._reference_at = math.nan
+
+    def agent_paused(self, at: float, held_s: float) -> None:
+        """A soft ``clear`` at ``at``: as a clear (the held audio is reported again when sent)."""
+        self.agent_cleared(at)
+
+    def agent_mark(self, name: str, at: float) -> None:
+        """Marks say nothing of levels."""
+
+    # -- the voice stage's questions ----------------------------------------------------------
 
     def agent_audible(self, now: float | None = None) -> bool:
         """Whether agent audio played within the last ``WINDOW_S`` (cheap: no caller work else)."""

@@ -103,9 +103,10 @@ class TwilioOutput(FrameProcessor):
         self._since_speaking_frame = 0
         self._sender_task: asyncio.Task | None = None
         self._fences: list[int] = []
-        self.playout_tap: PlayoutTap | None = None
-        """Told each media frame as sent (with when it plays) and each clear."""
         self.echo = AgentEcho(clock=clock, line_format=line_format)
+        self.playout_taps: list[PlayoutTap] = [self.echo]
+        """Told each media frame as sent (with when it plays) and each clear (the call's echo
+        record; the recorder adds itself)."""
 
     # -- wiring (called by the serializer / TwilioCall) -------------------------------------
 
@@ -235,17 +236,15 @@ class TwilioOutput(FrameProcessor):
                     pacer.on_sent(now)
                     out.note_sent(item)
                     self.frames_out += 1
-                    self.echo.agent_audio(payload, pacer.play_end - FRAME_S)
-                    tap = self.playout_tap
-                    if tap is not None:
+                    for tap in self.playout_taps:
                         tap.agent_audio(turn.turn_id, payload, pacer.play_end - FRAME_S)
                 else:
                     if not await self._send(mark_message(self.stream_sid, payload)):
                         continue
                     out.note_sent(item)
                     self.marks_sent += 1
-                    if self.playout_tap is not None:
-                        self.playout_tap.agent_mark(payload, now)
+                    for tap in self.playout_taps:
+                        tap.agent_mark(payload, now)
             if kind == MEDIA:
                 await self._on_media_sent(turn)
 
@@ -345,9 +344,8 @@ class TwilioOutput(FrameProcessor):
             frames = math.ceil(buffered / FRAME_S - 1e-6)
             held = self._out.take_back(frames, str(self.pause_clears))
             self.pacer.on_clear(now)
-            self.echo.cleared(now)
-            if self.playout_tap is not None:
-                self.playout_tap.agent_paused(now, held * FRAME_S)
+            for tap in self.playout_taps:
+                tap.agent_paused(now, held * FRAME_S)
 
     async def _interrupt(self) -> None:
         async with self._send_lock:
@@ -358,9 +356,8 @@ class TwilioOutput(FrameProcessor):
                 if await self._send(clear_message(self.stream_sid)):
                     self.clears_sent += 1
                 self.ledger.on_clear(now)
-                self.echo.cleared(now)
-                if self.playout_tap is not None:
-                    self.playout_tap.agent_cleared(now)
+                for tap in self.playout_taps:
+                    tap.agent_cleared(now)
             self.pacer.on_clear(now)
         self._out.current = None
         for turn in list(self._out.turns.values()):
